@@ -1,0 +1,41 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Everything else is set up from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export UV_CACHE_DIR ?= $(CURDIR)/.local/uv-cache
+
+.PHONY: demo test install system-deps lint bench sandbox clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[local,dev]'
+	@touch $(STAMP)
+
+# Optional system packages the tests use when they can: OpenSSH's sshd (a second, real SFTP server) and
+# Debian's Chromium (the UI screenshot test). Skipped quietly when apt or root is not available.
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: install
+	$(BIN)/fc-assets demo
+
+test: install system-deps
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check fc_assets fc_assets_tests bench
+	$(BIN)/ruff format --check fc_assets fc_assets_tests bench
+
+bench: install
+	$(BIN)/python -m bench
+
+sandbox: install
+	$(BIN)/fc-assets sandbox
+
+clean:
+	rm -rf $(VENV) .dagster_home .local

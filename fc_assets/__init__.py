@@ -1,0 +1,1 @@
+"""fc_assets: a Dagster code location that moves data between Fluent Commerce and a company's files."""

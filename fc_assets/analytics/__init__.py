@@ -1,0 +1,1 @@
+"""DuckDB assets over the lake."""

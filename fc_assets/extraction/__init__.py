@@ -1,0 +1,1 @@
+"""Fluent entities read through GraphQL into daily Parquet partitions."""

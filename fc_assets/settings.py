@@ -1,0 +1,65 @@
+"""Environment settings, read once, with defaults that point at the local stack (`make demo`).
+
+Production sets the environment variables listed in the README. Nothing here does I/O at import time;
+`get_settings()` reads the environment on first call and caches the result (tests call
+`get_settings.cache_clear()` after changing the environment).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCALHOST = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    # Fluent
+    fluent_base_url: str = Field(f"http://{LOCALHOST}:8099", alias="FLUENT_BASE_URL")
+    fluent_client_id: str = Field("fc-sandbox", alias="FLUENT_CLIENT_ID")
+    fluent_client_secret: SecretStr = Field(SecretStr("fc-sandbox-secret"), alias="FLUENT_CLIENT_SECRET")
+    fluent_username: str | None = Field(None, alias="FLUENT_USERNAME")
+    fluent_password: SecretStr | None = Field(None, alias="FLUENT_PASSWORD")
+    fluent_retailer_id: str = Field("1", alias="FLUENT_RETAILER_ID")
+    fluent_page_size: int = Field(100, alias="FC_FLUENT_PAGE_SIZE")
+    fluent_concurrency: int = Field(4, alias="FC_FLUENT_CONCURRENCY")
+    fluent_timeout_s: float = Field(30.0, alias="FC_FLUENT_TIMEOUT_S")
+    fluent_max_retries: int = Field(5, alias="FC_FLUENT_MAX_RETRIES")
+
+    # The lake (s3://bucket/prefix or file:///abs/path)
+    lake_uri: str = Field("s3://fc-lake/lake", alias="FC_LAKE_URI")
+    aws_endpoint_url: str | None = Field(f"http://{LOCALHOST}:9000", alias="AWS_ENDPOINT_URL")
+    aws_access_key_id: str = Field("testing", alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr = Field(SecretStr("testing"), alias="AWS_SECRET_ACCESS_KEY")
+    aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+
+    # SFTP
+    sftp_host: str = Field(LOCALHOST, alias="FC_SFTP_HOST")
+    sftp_port: int = Field(2222, alias="FC_SFTP_PORT")
+    sftp_username: str = Field("fc", alias="FC_SFTP_USERNAME")
+    sftp_password: SecretStr | None = Field(SecretStr("fc-sftp"), alias="FC_SFTP_PASSWORD")
+    sftp_key_path: str | None = Field(None, alias="FC_SFTP_KEY_PATH")
+    sftp_known_hosts: str | None = Field(None, alias="FC_SFTP_KNOWN_HOSTS")
+
+    # Extraction
+    extract_start_date: str = Field("2025-01-01", alias="FC_EXTRACT_START_DATE")
+    late_update_days: int = Field(3, alias="FC_LATE_UPDATE_DAYS")
+
+    # Ingestion
+    reject_threshold: float = Field(0.05, alias="FC_REJECT_THRESHOLD")
+    max_files_per_tick: int = Field(50, alias="FC_MAX_FILES_PER_TICK")
+    max_file_bytes: int = Field(2 * 1024**3, alias="FC_MAX_FILE_BYTES")
+
+    # Local stack ports (make demo)
+    sandbox_port: int = Field(8099, alias="FC_SANDBOX_PORT")
+    s3_port: int = Field(9000, alias="FC_S3_PORT")
+    dagster_port: int = Field(3000, alias="FC_DAGSTER_PORT")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
