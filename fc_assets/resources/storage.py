@@ -1,0 +1,201 @@
+"""The lake: one place that turns `FC_LAKE_URI` into a pyarrow FileSystem, S3 client and DuckDB connection.
+
+`s3://bucket/prefix` talks to S3 (or any S3-compatible endpoint via `AWS_ENDPOINT_URL`, e.g. moto in the demo
+and tests); `file:///abs/path` writes to a local directory. Writes of final objects go through
+`Lake.atomic_write`: bytes land under `<lake>/_tmp/` first and are moved onto the final key only after the
+writer closed cleanly, so a crash never leaves a half object where readers look.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import duckdb
+
+TMP_DIR = "_tmp"
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A lake root and the credentials to reach it. Paths passed in are relative to the root."""
+
+    uri: str
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    region: str = "us-east-1"
+
+    def __post_init__(self) -> None:
+        parsed = urlparse(self.uri)
+        if parsed.scheme not in ("s3", "file"):
+            raise ValueError(f"FC_LAKE_URI must start with s3:// or file://, got {self.uri!r}")
+        if parsed.scheme == "s3" and not parsed.netloc:
+            raise ValueError(f"FC_LAKE_URI has no bucket: {self.uri!r}")
+
+    @property
+    def scheme(self) -> str:
+        return urlparse(self.uri).scheme
+
+    @property
+    def bucket(self) -> str | None:
+        return urlparse(self.uri).netloc if self.scheme == "s3" else None
+
+    @property
+    def root(self) -> str:
+        """The root as a path of `self.fs` (`bucket/prefix` for S3, an absolute path for file://)."""
+        parsed = urlparse(self.uri)
+        if self.scheme == "s3":
+            return f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+        return str(pathlib.Path(parsed.path)).rstrip("/") or "/"
+
+    @cached_property
+    def fs(self) -> pafs.FileSystem:
+        if self.scheme == "file":
+            return pafs.LocalFileSystem()
+        kwargs: dict = {"region": self.region}
+        if self.access_key_id:
+            kwargs.update(access_key=self.access_key_id, secret_key=self.secret_access_key)
+        if self.endpoint_url:
+            ep = urlparse(self.endpoint_url)
+            kwargs.update(endpoint_override=ep.netloc, scheme=ep.scheme or "https")
+        return pafs.S3FileSystem(**kwargs)
+
+    def path(self, *parts: str) -> str:
+        """Filesystem path of a key under the root."""
+        rel = "/".join(p.strip("/") for p in parts if p)
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def uri_for(self, *parts: str) -> str:
+        """Human/engine-readable URI of a key (what metadata shows and DuckDB reads)."""
+        rel = "/".join(p.strip("/") for p in parts if p)
+        base = self.uri.rstrip("/")
+        return f"{base}/{rel}" if rel else base
+
+    def ensure_root(self) -> None:
+        """Create the bucket (S3) or directory (file://) when missing; harmless when it exists."""
+        if self.scheme == "file":
+            pathlib.Path(self.root).mkdir(parents=True, exist_ok=True)
+            return
+        import botocore.exceptions
+
+        s3 = self.s3_client()
+        try:
+            s3.head_bucket(Bucket=self.bucket)
+        except botocore.exceptions.ClientError:
+            s3.create_bucket(Bucket=self.bucket)
+
+    def s3_client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=self.region,
+        )
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+
+    def list_files(self, *parts: str) -> list[str]:
+        """Relative keys of all files below a directory (recursive; empty when it does not exist)."""
+        base = self.path(*parts)
+        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        return sorted(
+            i.path[len(self.root) + 1 :] for i in infos if i.type == pafs.FileType.File
+        )
+
+    def delete(self, *parts: str) -> None:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.fs.delete_file(self.path(*parts))
+
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.fs.open_input_stream(self.path(*parts)) as f:
+            return f.read()
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        with self.atomic_write(*parts) as out:
+            out.write(data)
+
+    @contextlib.contextmanager
+    def atomic_write(self, *parts: str) -> Iterator[pa.NativeFile]:
+        """Yield an output stream; the object appears at its key only if the block finishes."""
+        final = self.path(*parts)
+        tmp = self.path(TMP_DIR, f"{uuid.uuid4().hex}-{final.rsplit('/', 1)[-1]}")
+        if self.scheme == "file":
+            pathlib.Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(final).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                yield out
+            self.fs.move(tmp, final)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.delete_file(tmp)
+            raise
+
+    def read_parquet(self, *parts: str, columns: list[str] | None = None) -> pa.Table:
+        """Read one Parquet object or a directory of them (by path, which is safe with threads)."""
+        return pq.read_table(self.path(*parts), filesystem=self.fs, columns=columns)
+
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection that can read `self.uri_for(...)` URIs (httpfs loaded from its PyPI wheel,
+        so no download at run time)."""
+        import duckdb
+
+        con = duckdb.connect()
+        if self.scheme == "s3":
+            import duckdb_extension_httpfs
+
+            ext = (
+                pathlib.Path(duckdb_extension_httpfs.__file__).parent
+                / "extensions"
+                / f"v{duckdb.__version__}"
+                / "httpfs.duckdb_extension"
+            )
+            con.sql(f"LOAD '{ext}'")
+            opts = [f"REGION '{self.region}'"]
+            if self.access_key_id:
+                opts += [f"KEY_ID '{self.access_key_id}'", f"SECRET '{self.secret_access_key}'"]
+            if self.endpoint_url:
+                ep = urlparse(self.endpoint_url)
+                opts += [
+                    f"ENDPOINT '{ep.netloc}'",
+                    f"USE_SSL {'true' if ep.scheme == 'https' else 'false'}",
+                    "URL_STYLE 'path'",
+                ]
+            con.sql(f"CREATE SECRET lake (TYPE s3, {', '.join(opts)})")
+        return con
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake as a Dagster resource; secrets come from `EnvVar`s (see definitions.py)."""
+
+    uri: str
+    endpoint_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str = "us-east-1"
+
+    def get_lake(self) -> Lake:
+        return Lake(
+            uri=self.uri,
+            endpoint_url=self.endpoint_url or None,
+            access_key_id=self.access_key_id or None,
+            secret_access_key=self.secret_access_key or None,
+            region=self.region,
+        )
