@@ -1,7 +1,37 @@
-"""The one Definitions object of the fc_assets code location."""
+"""The one Definitions object of the fc_assets code location.
+
+Resources take their settings from the environment (see README "Configuration"); secrets are passed as
+`dg.EnvVar` when the variable is set, so they resolve at launch and never appear in the UI. Unset, every
+setting falls back to the local stack of `make demo`.
+"""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
-defs = dg.Definitions(assets=[], resources={})
+from fc_assets.resources.storage import LakeResource
+from fc_assets.settings import get_settings
+
+
+def secret(env_name: str, default: str | None) -> str | dg.EnvVar | None:
+    """`EnvVar(env_name)` when the variable is set, else the local-stack default."""
+    return dg.EnvVar(env_name) if os.environ.get(env_name) else default
+
+
+def lake_resource() -> LakeResource:
+    s = get_settings()
+    return LakeResource(
+        uri=s.lake_uri,
+        endpoint_url=s.aws_endpoint_url,
+        access_key_id=s.aws_access_key_id,
+        secret_access_key=secret("AWS_SECRET_ACCESS_KEY", s.aws_secret_access_key.get_secret_value()),
+        region=s.aws_region,
+    )
+
+
+defs = dg.Definitions(
+    assets=[],
+    resources={"lake": lake_resource()},
+)
