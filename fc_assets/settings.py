@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     extract_start_date: str = Field("2025-01-01", alias="FC_EXTRACT_START_DATE")
     late_update_days: int = Field(3, alias="FC_LATE_UPDATE_DAYS")
 
-    # Ingestion
+    # Ingestion: where feeds' files arrive (each feed has its own sub-prefix / sub-directory)
+    inbox_s3_uri: str = Field("s3://fc-inbox", alias="FC_INBOX_S3_URI")
+    sftp_inbox_dir: str = Field("inbox", alias="FC_SFTP_INBOX_DIR")
     reject_threshold: float = Field(0.05, alias="FC_REJECT_THRESHOLD")
     max_files_per_tick: int = Field(50, alias="FC_MAX_FILES_PER_TICK")
     max_file_bytes: int = Field(2 * 1024**3, alias="FC_MAX_FILE_BYTES")
