@@ -17,6 +17,10 @@ def _register() -> None:
 
     main.add_command(sandbox)
 
+    from fc_assets.local_stack.demo import demo
+
+    main.add_command(demo)
+
 
 _register()
 
