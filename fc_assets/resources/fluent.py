@@ -187,7 +187,7 @@ class FluentClient:
         self.stats = ClientStats()
         self._client_secret = client_secret
         self._password = password or None
-        self._secrets: set[str] = {s for s in (client_secret, password) if s}
+        self._secrets = frozenset(s for s in (client_secret, password) if s)  # replaced whole, never mutated
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -247,9 +247,9 @@ class FluentClient:
         body = self._parse_json(resp, require=False)
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
-            if not isinstance(errors, list):
-                errors = [{"message": str(errors)}]
-            first = self._redact(str(errors[0].get("message") if isinstance(errors[0], dict) else errors[0]))
+            errors = errors if isinstance(errors, list) else [errors]
+            errors = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
+            first = self._redact(str(errors[0].get("message")))
             err = FluentGraphQLError(errors, data=body.get("data"), status=resp.status_code, message_text=first)
             if err.retryable and resp.status_code < 400:
                 raise _RetryableAnswer(err, _retry_hint(errors))
@@ -399,11 +399,13 @@ class FluentClient:
     def search_events(self, **params: Any) -> Iterator[dict[str, Any]]:
         """Yield every event matching the filters of `GET /api/v4.1/event`, paging `start`/`count`/`hasMore`.
 
-        Filters are Fluent's query parameters (`name`, `from`, `to`, `eventStatus`, ...); dotted ones can be
-        given as `context={"entityRef": "X"}` or `**{"context.entityRef": "X"}`. None values are dropped.
+        Filters are Fluent's query parameters (`name`, `from_` for `from`, `to`, `eventStatus`, ...); dotted
+        ones as `context={"entityRef": "X"}` or `**{"context.entityRef": "X"}`. None values are dropped.
         `count` defaults to the client's page size. Fluent searches only the last 30 days unless `from` is set.
         """
         context = params.pop("context", None) or {}
+        if "from_" in params:
+            params["from"] = params.pop("from_")
         query = {k: v for k, v in params.items() if v is not None and v != ""}
         query.update({f"context.{k}": v for k, v in context.items() if v is not None})
         start = int(query.pop("start", 0))
@@ -463,7 +465,7 @@ class FluentClient:
             raise FluentAuthError(f"token response ({form['grant_type']} grant) has no access_token")
         lifetime = float(body.get("expires_in") or 3600)
         refresh = body.get("refresh_token") or None
-        self._secrets.update(s for s in (value, refresh) if s)
+        self._secrets = self._secrets | {s for s in (value, refresh) if s}
         buffer = min(TOKEN_REFRESH_BUFFER_S, lifetime / 10)
         return _Token(value, time.monotonic() + lifetime - buffer, refresh)
 
