@@ -1,0 +1,206 @@
+"""Sensor cursor logic, pure (no I/O): which listed files are new, which wait, and the next cursor.
+
+The cursor is a small JSON document (Dagster copies it into every tick row, dagster-notes §2.4):
+
+    {"v": 1, "mark": 1718000000.0, "tie_keys": ["3f9a…"], "recent": {"1717999990.0": "ab12…cd34…"},
+     "pending": {"inbox/a.csv": [1024, 1718000001.0]}, "pruned_on": "2025-06-01"}
+
+- `mark`: high-water mark, the largest last-modified time of an emitted file. It never regresses.
+- `tie_keys`: digests of `key@version` emitted at exactly `mark`. SFTP mtimes are whole seconds and S3's
+  LastModified too, so many files share the mark; "newer than the mark" alone would drop them
+  (connector-pitfalls §2 item 8, dagster-io/dagster#25310).
+- `recent`: digests emitted in the lookback window `[mark - lookback, mark)`, bucketed by mtime. Each tick
+  re-scans that window, so a file that shows up late with an older time (an S3 multipart upload carries
+  its *start* time; a client that preserves mtimes) is still found, and the digests keep it from repeating.
+- `pending`: files seen but held back (still growing, no marker yet, too large), keyed by path with the
+  size/mtime last observed. They are re-examined every tick whatever the mark, so holding never loses them.
+
+A digest is 12 hex characters of BLAKE2b over `key@version` (version = S3 ETag, or `mtime:size` on SFTP), so
+the cursor stays in the low kilobytes even for long file names, and a re-uploaded file with new content is a
+new digest (and a new run). Files over the per-tick limit are neither recorded nor held: they sort after
+everything emitted, so they stay "new" for the next tick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+CURSOR_VERSION = 1
+MAX_DIGESTS = 6000  # beyond this the oldest lookback buckets are dropped (the window shrinks, the mark holds)
+
+Stability = Literal["atomic", "size_stable", "marker"]
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """One file in a listing. `etag` is set for S3; SFTP files are versioned by mtime and size."""
+
+    key: str
+    mtime: float
+    size: int
+    etag: str | None = None
+
+    @property
+    def version(self) -> str:
+        if self.etag:
+            return self.etag.strip('"')
+        return f"{_num(self.mtime)}:{self.size}"
+
+    @property
+    def digest(self) -> str:
+        return version_digest(self.key, self.version)
+
+
+def version_digest(key: str, version: str) -> str:
+    return hashlib.blake2b(f"{key}@{version}".encode(), digest_size=6).hexdigest()
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+@dataclass
+class Cursor:
+    mark: float | None = None
+    tie_keys: list[str] = field(default_factory=list)
+    recent: dict[str, list[str]] = field(default_factory=dict)
+    pending: dict[str, list[float]] = field(default_factory=dict)
+    pruned_on: str | None = None
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Cursor:
+        if not raw:
+            return cls()
+        d = json.loads(raw)
+        if d.get("v") != CURSOR_VERSION:
+            raise ValueError(f"unknown sensor cursor version {d.get('v')!r}; reset the cursor deliberately")
+        recent = {k: _split(v) for k, v in (d.get("recent") or {}).items()}
+        return cls(
+            d.get("mark"),
+            list(d.get("tie_keys") or []),
+            recent,
+            dict(d.get("pending") or {}),
+            d.get("pruned_on"),
+        )
+
+    def dump(self) -> str:
+        d = {
+            "v": CURSOR_VERSION,
+            "mark": self.mark,
+            "tie_keys": sorted(self.tie_keys),
+            "recent": {k: "".join(sorted(v)) for k, v in sorted(self.recent.items())},
+            "pending": dict(sorted(self.pending.items())),
+        }
+        if self.pruned_on:
+            d["pruned_on"] = self.pruned_on
+        return json.dumps(d, separators=(",", ":"))
+
+    def seen(self) -> set[str]:
+        out = set(self.tie_keys)
+        for v in self.recent.values():
+            out.update(v)
+        return out
+
+
+def _split(s: str) -> list[str]:
+    return [s[i : i + 12] for i in range(0, len(s), 12)]
+
+
+@dataclass
+class Held:
+    file: ListedFile
+    reason: str
+
+
+@dataclass
+class TickPlan:
+    ready: list[ListedFile]
+    held: list[Held]
+    deferred: list[ListedFile]
+    cursor: Cursor
+
+    def skip_summary(self) -> str | None:
+        """One line for the tick's skip reason / log: what waits and why (nothing is silently dropped)."""
+        parts = []
+        if self.deferred:
+            parts.append(f"{len(self.deferred)} file(s) over the per-tick limit wait for the next tick")
+        for h in self.held[:10]:
+            parts.append(f"{h.file.key}: {h.reason}")
+        if len(self.held) > 10:
+            parts.append(f"… and {len(self.held) - 10} more held")
+        return "; ".join(parts) or None
+
+
+def plan_tick(
+    cursor: Cursor,
+    listing: Iterable[ListedFile],
+    *,
+    lookback_s: float = 600.0,
+    max_files: int = 50,
+    max_bytes: int | None = None,
+    stability: Stability = "atomic",
+    markers: set[str] | None = None,
+) -> TickPlan:
+    """Decide one tick. `markers` holds the keys whose completion marker exists (stability="marker")."""
+    files = {f.key: f for f in listing}  # a listing has each key once
+    seen = cursor.seen()
+    floor = None if cursor.mark is None else cursor.mark - lookback_s
+
+    def is_candidate(f: ListedFile) -> bool:
+        if f.digest in seen:
+            return False
+        return floor is None or f.mtime >= floor or f.key in cursor.pending
+
+    candidates = sorted((f for f in files.values() if is_candidate(f)), key=lambda f: (f.mtime, f.key))
+    ready: list[ListedFile] = []
+    held: list[Held] = []
+    deferred: list[ListedFile] = []
+    pending: dict[str, list[float]] = {}
+    for f in candidates:
+        reason = None
+        if max_bytes is not None and f.size > max_bytes:
+            reason = f"too large ({f.size} bytes > max {max_bytes}); raise FC_MAX_FILE_BYTES to take it"
+        elif stability == "marker" and f.key not in (markers or set()):
+            reason = "waiting for its completion marker"
+        elif stability == "size_stable":
+            prev = cursor.pending.get(f.key)
+            if f.size == 0:
+                reason = "empty so far"
+            elif prev is None or [float(prev[0]), float(prev[1])] != [float(f.size), float(f.mtime)]:
+                reason = "still being written (size/mtime not yet stable across two ticks)"
+        if reason:
+            held.append(Held(f, reason))
+            pending[f.key] = [f.size, f.mtime]
+        elif len(ready) < max_files:
+            ready.append(f)
+        else:
+            deferred.append(f)
+    return TickPlan(ready, held, deferred, _advance(cursor, ready, pending, lookback_s))
+
+
+def _advance(
+    cursor: Cursor, emitted: list[ListedFile], pending: dict[str, list[float]], lookback_s: float
+) -> Cursor:
+    buckets: dict[float, set[str]] = {float(k): set(v) for k, v in cursor.recent.items()}
+    if cursor.mark is not None:
+        buckets.setdefault(float(cursor.mark), set()).update(cursor.tie_keys)
+    for f in emitted:
+        buckets.setdefault(float(f.mtime), set()).add(f.digest)
+    marks = [m for m in (cursor.mark, *(f.mtime for f in emitted)) if m is not None]
+    mark = max(marks) if marks else None
+    if mark is None:
+        return Cursor(None, [], {}, pending, cursor.pruned_on)
+    floor = mark - lookback_s
+    kept = {t: d for t, d in buckets.items() if floor <= t < mark}
+    tie = sorted(buckets.get(mark, set()))
+    total = len(tie) + sum(len(d) for d in kept.values())
+    for t in sorted(kept):  # keep the cursor small: drop the oldest lookback buckets first
+        if total <= MAX_DIGESTS:
+            break
+        total -= len(kept.pop(t))
+    recent = {_num(t): sorted(d) for t, d in sorted(kept.items())}
+    return Cursor(mark, tie, recent, pending, cursor.pruned_on)
