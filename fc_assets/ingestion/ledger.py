@@ -1,0 +1,179 @@
+"""The processed-file ledger and the per-feed state, kept in the lake (they survive a lost Dagster instance).
+
+Layout under `<lake>/state/<feed>/`:
+
+    ledger/<file_id>.json    one entry per file version (path + etag/size/mtime + content hash), its stage,
+                             counts, Fluent job/batch ids, archive target and history of runs
+    state.json               the feed's state: watermark, last committed file, the file in flight, daily job
+    snapshot.parquet         last-sent rows + row hash (written by `delta.commit_snapshot`)
+    work/<file_id>/          accepted.parquet (validated rows), delta.parquet (what to send)
+
+Stages, in order (a rerun resumes after the last one recorded):
+
+    claimed → prepared → sending → confirmed → committed → archived
+
+- `prepared`: the file was downloaded, hashed, validated and its delta written; nothing was sent yet, so a
+  rerun may redo everything before it.
+- `sending`: each Fluent request is recorded right after it is accepted (batch id, event id, mutation
+  result) and *before* waiting on it; a rerun re-polls recorded batches instead of re-sending them.
+- `confirmed`: Fluent has finished with every request; per-row rejections are recorded.
+- `committed`: snapshot and watermark advanced (only now: a failed send never moves them).
+- `archived`: the source file sits in `processed/` or `error/`; the entry's `outcome` is final.
+
+Only one run per feed works at a time (Dagster pool, see assets.py); the ledger adds the guard that a file
+which reached `sending` must finish before another file of the same feed computes a delta, so snapshots
+are applied in the order Fluent saw the data (`FeedBusyError`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from fc_assets.ingestion.files import FileRef
+from fc_assets.resources.storage import Lake
+
+STAGES = ("claimed", "prepared", "sending", "confirmed", "committed", "archived")
+
+
+def stage_index(stage: str | None) -> int:
+    return STAGES.index(stage) if stage in STAGES else -1
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class FeedBusyError(RuntimeError):
+    """Another file of this feed is half-sent; finishing it first keeps snapshots in Fluent's order."""
+
+
+@dataclass
+class LedgerEntry:
+    file_id: str
+    feed: str
+    partition_key: str
+    location: str
+    key: str
+    version: str
+    size: int
+    mtime: float
+    etag: str | None = None
+    content_sha256: str | None = None
+    stage: str = "claimed"
+    outcome: str | None = None  # processed | error
+    counts: dict[str, int] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # what was sent to Fluent, in order
+    fluent_rejected_rows: list[int] = field(default_factory=list)
+    rejects_uri: str | None = None
+    archive_target: str | None = None
+    error: str | None = None
+    watermark: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, ref: FileRef) -> LedgerEntry:
+        return cls(
+            ref.file_id,
+            ref.feed,
+            ref.partition_key,
+            ref.location,
+            ref.key,
+            ref.version,
+            ref.size,
+            ref.mtime,
+            ref.etag,
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LedgerEntry:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def done(self) -> bool:
+        return self.stage == "archived"
+
+    def reached(self, stage: str) -> bool:
+        return stage_index(self.stage) >= stage_index(stage)
+
+
+@dataclass
+class FeedState:
+    watermark: str | None = None
+    last_file_id: str | None = None
+    inflight: dict[str, Any] | None = None  # {file_id, partition_key, key} of a file past "prepared"
+    job: dict[str, Any] | None = None  # {day, job_id}: the Batch API job reused across files
+    committed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeedState:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class Ledger:
+    """Reads and writes one feed's ledger entries and state (each write is atomic: temp object + move)."""
+
+    def __init__(self, lake: Lake, feed: str) -> None:
+        self.lake, self.feed = lake, feed
+
+    def rel(self, *parts: str) -> str:
+        return "/".join(("state", self.feed, *parts))
+
+    def work(self, file_id: str, name: str) -> str:
+        return self.rel("work", file_id, name)
+
+    # entries
+    def get(self, file_id: str) -> LedgerEntry | None:
+        path = self.rel("ledger", f"{file_id}.json")
+        if not self.lake.exists(path):
+            return None
+        return LedgerEntry.from_dict(json.loads(self.lake.read_bytes(path)))
+
+    def save(self, entry: LedgerEntry) -> None:
+        self.lake.write_bytes(
+            json.dumps(asdict(entry), indent=1).encode(), self.rel("ledger", f"{entry.file_id}.json")
+        )
+
+    def advance(self, entry: LedgerEntry, stage: str, run_id: str | None = None, **changes: Any) -> None:
+        """Record that `entry` reached `stage` (never moves backwards) and persist it."""
+        for k, v in changes.items():
+            setattr(entry, k, v)
+        if stage_index(stage) > stage_index(entry.stage):
+            entry.stage = stage
+        entry.history.append({"stage": stage, "at": now_iso(), "run_id": run_id})
+        self.save(entry)
+
+    def entries(self) -> list[LedgerEntry]:
+        out = []
+        for rel in self.lake.list_files(self.rel("ledger")):
+            if rel.endswith(".json"):
+                out.append(LedgerEntry.from_dict(json.loads(self.lake.read_bytes(rel))))
+        return sorted(out, key=lambda e: e.history[0]["at"] if e.history else "")
+
+    # feed state
+    def state(self) -> FeedState:
+        path = self.rel("state.json")
+        if not self.lake.exists(path):
+            return FeedState()
+        return FeedState.from_dict(json.loads(self.lake.read_bytes(path)))
+
+    def save_state(self, state: FeedState) -> None:
+        self.lake.write_bytes(json.dumps(asdict(state), indent=1).encode(), self.rel("state.json"))
+
+    def check_not_busy(self, file_id: str) -> FeedState:
+        """Raise `FeedBusyError` if another file of the feed is between `sending` and `committed`."""
+        state = self.state()
+        other = state.inflight
+        if other and other.get("file_id") != file_id:
+            entry = self.get(other["file_id"])
+            if entry is not None and entry.reached("sending") and not entry.reached("committed"):
+                raise FeedBusyError(
+                    f"feed {self.feed}: file {entry.key} (partition {entry.partition_key}) stopped at stage "
+                    f"'{entry.stage}' after sending to Fluent; re-execute its run first so its changes are "
+                    "committed before this file's delta is computed"
+                )
+        return state
