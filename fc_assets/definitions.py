@@ -11,6 +11,8 @@ import os
 
 import dagster as dg
 
+from fc_assets.extraction.definitions import extraction_definitions
+from fc_assets.resources.fluent import FluentResource
 from fc_assets.resources.storage import LakeResource
 from fc_assets.settings import get_settings
 
@@ -31,7 +33,10 @@ def lake_resource() -> LakeResource:
     )
 
 
-defs = dg.Definitions(
-    assets=[],
-    resources={"lake": lake_resource()},
+defs = dg.Definitions.merge(
+    dg.Definitions(
+        assets=[],
+        resources={"lake": lake_resource(), "fluent": FluentResource.from_env()},
+    ),
+    extraction_definitions(),
 )
