@@ -71,6 +71,7 @@ class LedgerEntry:
     archive_target: str | None = None
     error: str | None = None
     watermark: str | None = None
+    base_commit: int | None = None  # FeedState.committed when the delta was computed (stale if it moved)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -163,6 +164,14 @@ class Ledger:
 
     def save_state(self, state: FeedState) -> None:
         self.lake.write_bytes(json.dumps(asdict(state), indent=1).encode(), self.rel("state.json"))
+
+    def update_state(self, **changes: Any) -> FeedState:
+        """Read-modify-write of state.json (safe: one run per feed at a time, see module doc)."""
+        state = self.state()
+        for k, v in changes.items():
+            setattr(state, k, v)
+        self.save_state(state)
+        return state
 
     def check_not_busy(self, file_id: str) -> FeedState:
         """Raise `FeedBusyError` if another file of the feed is between `sending` and `committed`."""

@@ -1,0 +1,300 @@
+"""One file through the feed: claim → fetch/validate → delta → send → confirm → commit → archive.
+
+Plain functions (no Dagster context) so they are testable alone; `assets.py` calls `process_file` from the
+feed asset. Every stage is recorded in the ledger (`ledger.py`) before the next starts, and a rerun of the
+same file version resumes after the last recorded stage:
+
+| crash after …          | the rerun …                                                                  |
+|------------------------|------------------------------------------------------------------------------|
+| claim / prepare        | downloads and validates again (nothing was sent); a stale delta is redone     |
+| some batches posted    | posts only the chunks without a recorded batch id; adopts a batch that Fluent |
+|                        | created just before the crash (job batch list), then polls them all           |
+| send, before confirm   | polls the recorded batch ids; sends nothing                                  |
+| confirm, before commit | commits the snapshot/watermark (idempotent replace by key); sends nothing     |
+| commit, during archive | finishes the move (copy again if needed, verify, delete)                      |
+
+Crash injection for tests: `FC_CRASH_AT=<stage>` (see `senders.crash_point`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fc_assets.ingestion.delta import DeltaSpec, commit_snapshot, compute_delta
+from fc_assets.ingestion.files import FileLocation, FileRef
+from fc_assets.ingestion.ledger import Ledger, LedgerEntry
+from fc_assets.ingestion.senders import (
+    BatchInventorySender,
+    EventProductSender,
+    GraphQLLocationSender,
+    SendOutcome,
+    crash_point,
+)
+from fc_assets.ingestion.sources import SourceStore
+from fc_assets.resources.fluent import FluentClient
+from fc_assets.resources.storage import Lake
+
+
+@dataclass
+class ValidationSummary:
+    """What validation of one file produced (accepted rows are in the lake as Parquet with `_row`)."""
+
+    rows: int
+    accepted: int
+    rejected: int
+    failed: bool  # over the reject threshold, or unreadable: nothing is sent
+    reason: str | None = None
+    rejects_rel: str | None = None  # rejects CSV in the lake
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# (local file, file name, lake, where to write accepted rows, where to write rejects) → summary
+Validator = Callable[[Path, str, Lake, str, str], ValidationSummary]
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """What the ingestion flow needs to know about a feed (built from its declaration in feeds.py)."""
+
+    name: str
+    locations: tuple[FileLocation, ...]
+    columns: tuple[str, ...]
+    delta: DeltaSpec
+    sender: str  # batch_inventory | event_product | graphql_location
+    validate: Validator
+    reject_threshold: float = 0.05
+
+    def location(self, name: str) -> FileLocation:
+        for loc in self.locations:
+            if loc.name == name:
+                return loc
+        raise KeyError(f"feed {self.name} has no location {name!r} (has {[x.name for x in self.locations]})")
+
+
+@dataclass
+class PipelineEnv:
+    lake: Lake
+    sources: SourceStore
+    fluent: Callable[[], FluentClient]
+    run_id: str | None = None
+    log: Callable[[str], None] = print
+    batch_timeout_s: float = 300.0
+    batch_size: int = 5000
+
+
+@dataclass
+class FileResult:
+    entry: LedgerEntry
+    metadata: dict[str, Any]
+    check_passed: bool
+    resumed_from: str | None
+
+
+def make_sender(plan: FeedPlan, client: FluentClient, ledger: Ledger, env: PipelineEnv):
+    if plan.sender == "batch_inventory":
+        return BatchInventorySender(
+            client,
+            ledger,
+            batch_size=env.batch_size,
+            timeout_s=env.batch_timeout_s,
+            run_id=env.run_id,
+            log=env.log,
+        )
+    if plan.sender == "event_product":
+        return EventProductSender(client, ledger, run_id=env.run_id)
+    if plan.sender == "graphql_location":
+        return GraphQLLocationSender(client, ledger, run_id=env.run_id)
+    raise ValueError(f"unknown sender {plan.sender!r}")
+
+
+def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
+    started = time.monotonic()
+    lake, ledger = env.lake, Ledger(env.lake, plan.name)
+    location = plan.location(ref.location)
+    entry = ledger.get(ref.file_id)
+    resumed_from = entry.stage if entry else None
+    if entry is None:
+        entry = LedgerEntry.new(ref)
+        ledger.advance(entry, "claimed", env.run_id)
+    elif entry.done:
+        env.log(f"{ref.key}@{ref.version} was already processed ({entry.outcome}); nothing to do")
+        return _result(plan, entry, lake, started, resumed_from, outcome=None)
+    else:
+        env.log(f"resuming {ref.key}@{ref.version} after stage '{entry.stage}'")
+    crash_point("after_claim")
+
+    state = ledger.check_not_busy(ref.file_id)
+    accepted_rel = ledger.work(ref.file_id, "accepted.parquet")
+    delta_rel = ledger.work(ref.file_id, "delta.parquet")
+    stale = (
+        entry.reached("prepared") and not entry.reached("sending") and entry.base_commit != state.committed
+    )
+    if not entry.reached("prepared") or stale:
+        _prepare(
+            plan, ref, location, env, ledger, entry, accepted_rel, delta_rel, state.committed, state.watermark
+        )
+    crash_point("after_prepare")
+
+    outcome: SendOutcome | None = None
+    if entry.outcome != "error":
+        if not entry.reached("confirmed"):
+            ledger.update_state(
+                inflight={"file_id": ref.file_id, "partition_key": ref.partition_key, "key": ref.key}
+            )
+            delta = lake.read_parquet(delta_rel)
+            if delta.num_rows:
+                with env.fluent() as client:
+                    outcome = make_sender(plan, client, ledger, env).send(entry, delta)
+            else:
+                outcome = SendOutcome()
+            ledger.advance(
+                entry,
+                "confirmed",
+                env.run_id,
+                fluent_rejected_rows=sorted(outcome.rejected),
+                counts={**entry.counts, **_send_counts(outcome)},
+                error=_rejected_summary(outcome.rejected) or None,
+            )
+        crash_point("after_confirm")
+        if not entry.reached("committed"):
+            commit_snapshot(
+                lake,
+                plan.name,
+                plan.delta,
+                delta_rel=delta_rel,
+                columns=list(plan.columns),
+                failed_rows=entry.fluent_rejected_rows,
+            )
+            state = ledger.state()
+            ledger.update_state(
+                watermark=entry.watermark if entry.watermark is not None else state.watermark,
+                last_file_id=ref.file_id,
+                inflight=None,
+                committed=state.committed + 1,
+            )
+            ledger.advance(entry, "committed", env.run_id)
+        crash_point("after_commit")
+
+    final = entry.outcome or "processed"
+    if entry.archive_target is None:
+        entry.archive_target = env.sources.archive_target(location, ref, final)
+        ledger.save(entry)
+    rejects = (
+        lake.read_bytes(entry.rejects_uri) if entry.rejects_uri and lake.exists(entry.rejects_uri) else None
+    )
+    moved = env.sources.archive(location, ref, entry.archive_target, rejects, crash_hook=crash_point)
+    ledger.advance(entry, "archived", env.run_id, outcome=final, counts={**entry.counts, "archive": moved})
+    lake.delete(accepted_rel)
+    return _result(plan, entry, lake, started, resumed_from, outcome=outcome)
+
+
+def _prepare(
+    plan: FeedPlan,
+    ref: FileRef,
+    location: FileLocation,
+    env: PipelineEnv,
+    ledger: Ledger,
+    entry: LedgerEntry,
+    accepted_rel: str,
+    delta_rel: str,
+    committed: int,
+    watermark: str | None,
+) -> None:
+    rejects_rel = ledger.work(ref.file_id, "rejects.csv")
+    with env.sources.fetch(location, ref) as fetched:
+        summary = plan.validate(fetched.path, ref.name, env.lake, accepted_rel, rejects_rel)
+    counts = {"rows": summary.rows, "accepted": summary.accepted, "rejected": summary.rejected}
+    changes: dict[str, Any] = {
+        "content_sha256": fetched.sha256,
+        "base_commit": committed,
+        "rejects_uri": summary.rejects_rel if summary.rejected else None,
+    }
+    if summary.failed:
+        ledger.advance(
+            entry,
+            "prepared",
+            env.run_id,
+            outcome="error",
+            error=summary.reason,
+            counts={**counts, "changed": 0, "sent": 0},
+            **changes,
+        )
+        return
+    result = compute_delta(
+        env.lake,
+        plan.name,
+        plan.delta,
+        accepted_rel=accepted_rel,
+        delta_rel=delta_rel,
+        columns=list(plan.columns),
+        watermark=watermark,
+    )
+    ledger.advance(
+        entry,
+        "prepared",
+        env.run_id,
+        watermark=result.watermark,
+        counts={**counts, **result.as_metadata()},
+        **changes,
+    )
+
+
+def _send_counts(outcome: SendOutcome) -> dict[str, Any]:
+    return {
+        "sent": outcome.sent,
+        "fluent_requests": outcome.requests,
+        "fluent_rejected": len(outcome.rejected),
+        "fluent_retried_rows": outcome.retried,
+    }
+
+
+def _rejected_summary(rejected: dict[int, str]) -> str:
+    items = sorted(rejected.items())[:20]
+    return "; ".join(f"row {r}: {m}" for r, m in items) + (" …" if len(rejected) > 20 else "")
+
+
+def _result(
+    plan: FeedPlan,
+    entry: LedgerEntry,
+    lake: Lake,
+    started: float,
+    resumed_from: str | None,
+    outcome: SendOutcome | None,
+) -> FileResult:
+    c = entry.counts
+    batches = [r for r in entry.requests if r.get("kind") == "batch"]
+    md: dict[str, Any] = {
+        "file": f"{entry.location}:{entry.key}",
+        "version": entry.version,
+        "content_sha256": entry.content_sha256,
+        "outcome": entry.outcome,
+        "rows": c.get("rows", 0),
+        "accepted": c.get("accepted", 0),
+        "rejected": c.get("rejected", 0),
+        "changed": c.get("changed", 0),
+        "sent": c.get("sent", 0),
+        "batches": len(batches),
+        "fluent_rejected": c.get("fluent_rejected", 0),
+        "fluent_retried_rows": c.get("fluent_retried_rows", 0),
+        "duration_s": round(time.monotonic() - started, 3),
+        "archived_to": entry.archive_target,
+        "resumed_from_stage": resumed_from or "new",
+        "ledger": lake.uri_for(Ledger(lake, plan.name).rel("ledger", f"{entry.file_id}.json")),
+    }
+    if entry.rejects_uri:
+        md["rejects_uri"] = lake.uri_for(entry.rejects_uri)
+    if batches:
+        md["fluent_job_ids"] = ", ".join(sorted({b["job_id"] for b in batches}))
+        md["fluent_batch_ids"] = ", ".join(b["batch_id"] for b in batches if b.get("batch_id"))
+        closed = [b["closed_job"] for b in batches if b.get("closed_job")]
+        if closed:
+            md["fluent_closed_jobs_replaced"] = ", ".join(closed)
+    if entry.fluent_rejected_rows:
+        md["fluent_rejections"] = entry.error or ""
+    rows = c.get("rows", 0) or 0
+    passed = entry.outcome != "error" and (rows == 0 or c.get("rejected", 0) / rows <= plan.reject_threshold)
+    return FileResult(entry, md, passed, resumed_from)
