@@ -76,44 +76,65 @@ def write_table(lake: Lake, name: str, table: pa.Table) -> str:
 
 
 def stock_by_location_table(lake: Lake) -> pa.Table:
-    positions = dataset(lake, "inventory_positions",
-                        "NULL::VARCHAR AS id, NULL::VARCHAR AS location_ref, NULL::VARCHAR AS product_ref, "
-                        "NULL::BIGINT AS on_hand, NULL::TIMESTAMPTZ AS updated_on")
-    locations = dataset(lake, "locations",
-                        "NULL::VARCHAR AS id, NULL::VARCHAR AS ref, NULL::VARCHAR AS name, "
-                        "NULL::TIMESTAMPTZ AS updated_on")
+    positions = dataset(
+        lake,
+        "inventory_positions",
+        "NULL::VARCHAR AS id, NULL::VARCHAR AS location_ref, NULL::VARCHAR AS product_ref, "
+        "NULL::BIGINT AS on_hand, NULL::TIMESTAMPTZ AS updated_on",
+    )
+    locations = dataset(
+        lake,
+        "locations",
+        "NULL::VARCHAR AS id, NULL::VARCHAR AS ref, NULL::VARCHAR AS name, NULL::TIMESTAMPTZ AS updated_on",
+    )
     with utc_duckdb(lake) as con:
-        return con.sql(STOCK_BY_LOCATION_SQL.format(positions=positions, locations=locations)).to_arrow_table()
+        return con.sql(
+            STOCK_BY_LOCATION_SQL.format(positions=positions, locations=locations)
+        ).to_arrow_table()
 
 
 def daily_order_kpis_table(lake: Lake) -> pa.Table:
-    orders = dataset(lake, "orders",
-                     "NULL::VARCHAR AS id, NULL::TIMESTAMPTZ AS created_on, NULL::TIMESTAMPTZ AS updated_on, "
-                     "NULL::DOUBLE AS total_price, NULL::VARCHAR AS customer_ref, NULL::VARCHAR AS status, "
-                     "NULL::STRUCT(quantity BIGINT)[] AS items")
+    orders = dataset(
+        lake,
+        "orders",
+        "NULL::VARCHAR AS id, NULL::TIMESTAMPTZ AS created_on, NULL::TIMESTAMPTZ AS updated_on, "
+        "NULL::DOUBLE AS total_price, NULL::VARCHAR AS customer_ref, NULL::VARCHAR AS status, "
+        "NULL::STRUCT(quantity BIGINT)[] AS items",
+    )
     with utc_duckdb(lake) as con:
         return con.sql(DAILY_ORDER_KPIS_SQL.format(orders=orders)).to_arrow_table()
 
 
 def _result(uri: str, table: pa.Table) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": table.num_rows,
-        "uri": dg.MetadataValue.path(uri),
-        "preview": dg.MetadataValue.md(table.slice(0, 10).to_pandas().to_markdown(index=False)
-                                       if table.num_rows else "_no rows_"),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "uri": dg.MetadataValue.path(uri),
+            "preview": dg.MetadataValue.md(
+                table.slice(0, 10).to_pandas().to_markdown(index=False) if table.num_rows else "_no rows_"
+            ),
+        }
+    )
 
 
-@dg.asset(group_name=ANALYTICS_GROUP, deps=["inventory_positions", "locations"], kinds={"duckdb", "parquet"},
-          description="Current on-hand stock per location and product (latest version of each position).")
+@dg.asset(
+    group_name=ANALYTICS_GROUP,
+    deps=["inventory_positions", "locations"],
+    kinds={"duckdb", "parquet"},
+    description="Current on-hand stock per location and product (latest version of each position).",
+)
 def stock_by_location(lake: LakeResource) -> dg.MaterializeResult:
     store = lake.get_lake()
     table = stock_by_location_table(store)
     return _result(write_table(store, "stock_by_location", table), table)
 
 
-@dg.asset(group_name=ANALYTICS_GROUP, deps=["orders"], kinds={"duckdb", "parquet"},
-          description="Per order-creation day: orders, lines, units, revenue, average order value, customers.")
+@dg.asset(
+    group_name=ANALYTICS_GROUP,
+    deps=["orders"],
+    kinds={"duckdb", "parquet"},
+    description="Per order-creation day: orders, lines, units, revenue, average order value, customers.",
+)
 def daily_order_kpis(lake: LakeResource) -> dg.MaterializeResult:
     store = lake.get_lake()
     table = daily_order_kpis_table(store)
@@ -122,7 +143,11 @@ def daily_order_kpis(lake: LakeResource) -> dg.MaterializeResult:
 
 ANALYTICS_ASSETS: Sequence[dg.AssetsDefinition] = (stock_by_location, daily_order_kpis)
 
-analytics_job = dg.define_asset_job("analytics_daily", selection=dg.AssetSelection.groups(ANALYTICS_GROUP),
-                                    description="Recompute the DuckDB tables over the lake.")
-analytics_schedule = dg.ScheduleDefinition(name="analytics_daily_schedule", job=analytics_job,
-                                           cron_schedule="0 5 * * *", execution_timezone="UTC")
+analytics_job = dg.define_asset_job(
+    "analytics_daily",
+    selection=dg.AssetSelection.groups(ANALYTICS_GROUP),
+    description="Recompute the DuckDB tables over the lake.",
+)
+analytics_schedule = dg.ScheduleDefinition(
+    name="analytics_daily_schedule", job=analytics_job, cron_schedule="0 5 * * *", execution_timezone="UTC"
+)

@@ -9,7 +9,6 @@ client's own retries fail the step and the asset's `RetryPolicy` re-runs it late
 paging that cannot continue safely, auth) fails at once with `Failure(allow_retries=False)`.
 """
 
-
 from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
@@ -33,8 +32,9 @@ from fc_assets.resources.storage import LakeResource
 
 FLUENT_POOL = "fluent_api"
 SCHEMA_CHECK = "schema"
-RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL,
-                              jitter=dg.Jitter.PLUS_MINUS)
+RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 PREVIEW_COLUMNS = 8
 
 
@@ -63,11 +63,16 @@ def preview_markdown(table: pa.Table | None) -> str:
 
 
 def column_schema(spec: EntitySpec) -> dg.TableSchema:
-    return dg.TableSchema(columns=[
-        dg.TableColumn(c.name, str(c.arrow_type), constraints=dg.TableColumnConstraints(nullable=c.nullable,
-                                                                                       unique=c.name == spec.key))
-        for c in spec.columns
-    ])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                str(c.arrow_type),
+                constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.name == spec.key),
+            )
+            for c in spec.columns
+        ]
+    )
 
 
 def partition_metadata(result: PartitionResult) -> dict[str, Any]:
@@ -94,8 +99,9 @@ def check_result(spec: EntitySpec, report: ValidationReport, partitions: int) ->
     )
 
 
-def build_extraction_asset(spec: EntitySpec, start_date: str, *,
-                           retry_policy: dg.RetryPolicy | None = RETRY_POLICY) -> dg.AssetsDefinition:
+def build_extraction_asset(
+    spec: EntitySpec, start_date: str, *, retry_policy: dg.RetryPolicy | None = RETRY_POLICY
+) -> dg.AssetsDefinition:
     """The partitioned asset for one entity, with an in-asset blocking pandera check."""
     parts = partitions_def(spec.grain, start_date)
 
@@ -108,31 +114,49 @@ def build_extraction_asset(spec: EntitySpec, start_date: str, *,
         retry_policy=retry_policy,
         pool=FLUENT_POOL,
         kinds={"fluent", "parquet"},
-        check_specs=[dg.AssetCheckSpec(SCHEMA_CHECK, asset=spec.name, blocking=True,
-                                       description="pandera schema of every row group, key unique per "
-                                                   "partition, every row inside the queried window")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                SCHEMA_CHECK,
+                asset=spec.name,
+                blocking=True,
+                description="pandera schema of every row group, key unique per "
+                "partition, every row inside the queried window",
+            )
+        ],
         metadata={
             "dagster/column_schema": column_schema(spec),
             "lake_path": f"<FC_LAKE_URI>/{spec.lake_dir}/{spec.grain.layout}/{PART_FILE}",
             "graphql": ", ".join(s.query for s in spec.sources),
         },
     )
-    def _extract(context: AssetExecutionContext, fluent: FluentResource,
-                 lake: LakeResource) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    def _extract(
+        context: AssetExecutionContext, fluent: FluentResource, lake: LakeResource
+    ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
         tw = context.partition_time_window
         periods = list(Window.of(tw.start, tw.end).periods(spec.grain.step))
         keys = list(context.partition_keys)
         if len(keys) != len(periods):
-            raise dg.Failure(f"{len(keys)} partition keys but {len(periods)} {spec.grain.name} periods in {tw}",
-                             allow_retries=False)
+            raise dg.Failure(
+                f"{len(keys)} partition keys but {len(periods)} {spec.grain.name} periods in {tw}",
+                allow_retries=False,
+            )
         report = ValidationReport()
         store = lake.get_lake()
         with fluent.get_client() as client:
             before = client.stats_snapshot()
             try:
-                for key, result in zip(keys, extract_periods(spec, periods, client=client, lake=store,
-                                                             concurrency=fluent.concurrency,
-                                                             on_progress=context.log.info), strict=False):
+                for key, result in zip(
+                    keys,
+                    extract_periods(
+                        spec,
+                        periods,
+                        client=client,
+                        lake=store,
+                        concurrency=fluent.concurrency,
+                        on_progress=context.log.info,
+                    ),
+                    strict=False,
+                ):
                     context.add_asset_metadata(partition_metadata(result), partition_key=key)
                     report.merge(result.validation)
             except FluentError as exc:
@@ -146,6 +170,10 @@ def build_extraction_asset(spec: EntitySpec, start_date: str, *,
     return _extract
 
 
-def build_extraction_assets(entities: Sequence[EntitySpec] = ENTITIES, *, start_date: str,
-                            retry_policy: dg.RetryPolicy | None = RETRY_POLICY) -> list[dg.AssetsDefinition]:
+def build_extraction_assets(
+    entities: Sequence[EntitySpec] = ENTITIES,
+    *,
+    start_date: str,
+    retry_policy: dg.RetryPolicy | None = RETRY_POLICY,
+) -> list[dg.AssetsDefinition]:
     return [build_extraction_asset(e, start_date, retry_policy=retry_policy) for e in entities]

@@ -60,8 +60,11 @@ def nested(name: str, path: str, children: Sequence[Column], *, connection: bool
 
 def attributes_column(path: str = "attributes") -> Column:
     """Fluent's `[Attribute]` (`name`, `type`, `value: Json`), the same on every entity."""
-    return nested("attributes", path, [Column("name", "name"), Column("type", "type"),
-                                       Column("value", "value", json=True)])
+    return nested(
+        "attributes",
+        path,
+        [Column("name", "name"), Column("type", "type"), Column("value", "value", json=True)],
+    )
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
@@ -72,7 +75,9 @@ def _convert(column: Column) -> Callable[[Any], Any]:
     if column.children:
         element = _struct_builder(column.children)
         if column.connection:
-            return lambda conn: None if conn is None else [element(e["node"]) for e in conn.get("edges") or ()]
+            return lambda conn: (
+                None if conn is None else [element(e["node"]) for e in conn.get("edges") or ()]
+            )
         return lambda values: None if values is None else [element(v) for v in values if v is not None]
     if column.json:
         return lambda v: None if v is None else orjson.dumps(v).decode()
@@ -112,6 +117,8 @@ class BatchBuilder:
         self._getters = [_getter(c) for c in columns]
 
     def build(self, nodes: Sequence[dict[str, Any]]) -> pa.RecordBatch:
-        arrays = [pa.array([get(n) for n in nodes], type=f.type)
-                  for get, f in zip(self._getters, self.schema, strict=True)]
+        arrays = [
+            pa.array([get(n) for n in nodes], type=f.type)
+            for get, f in zip(self._getters, self.schema, strict=True)
+        ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -117,8 +117,9 @@ class EntitySpec:
             raise ValueError(f"{self.name}: checks on unknown columns {sorted(unknown)}")
         return pdv.DataFrameSchema(
             {
-                c.name: pdv.Column(pd.ArrowDtype(c.arrow_type), checks=checks.get(c.name, []),
-                                   nullable=c.nullable)
+                c.name: pdv.Column(
+                    pd.ArrowDtype(c.arrow_type), checks=checks.get(c.name, []), nullable=c.nullable
+                )
                 for c in self.columns
             },
             name=self.name,
@@ -130,7 +131,9 @@ class EntitySpec:
 # ---------------------------------------------------------------------------------------- building blocks
 
 
-def c(name: str, path: str, type: pa.DataType = STRING, *, required: bool = False, json: bool = False) -> Column:
+def c(
+    name: str, path: str, type: pa.DataType = STRING, *, required: bool = False, json: bool = False
+) -> Column:
     return Column(name, path, type, nullable=not required, json=json)
 
 
@@ -221,21 +224,26 @@ ORDERS = EntitySpec(
         c("delivery_postcode", "fulfilmentChoice.deliveryAddress.postcode"),
         c("delivery_country", "fulfilmentChoice.deliveryAddress.country"),
         attributes_column(),
-        nested("items", "items", [
-            c("id", "id"),
-            c("ref", "ref"),
-            c("status", "status"),
-            c("product_ref", "product.ref"),
-            c("product_name", "product.name"),
-            c("quantity", "quantity", INT),
-            c("price", "price", FLOAT),
-            c("paid_price", "paidPrice", FLOAT),
-            c("tax_price", "taxPrice", FLOAT),
-            c("total_price", "totalPrice", FLOAT),
-            c("currency", "currency"),
-            c("created_on", "createdOn", TIMESTAMP),
-            c("updated_on", "updatedOn", TIMESTAMP),
-        ], connection=True),
+        nested(
+            "items",
+            "items",
+            [
+                c("id", "id"),
+                c("ref", "ref"),
+                c("status", "status"),
+                c("product_ref", "product.ref"),
+                c("product_name", "product.name"),
+                c("quantity", "quantity", INT),
+                c("price", "price", FLOAT),
+                c("paid_price", "paidPrice", FLOAT),
+                c("tax_price", "taxPrice", FLOAT),
+                c("total_price", "totalPrice", FLOAT),
+                c("currency", "currency"),
+                c("created_on", "createdOn", TIMESTAMP),
+                c("updated_on", "updatedOn", TIMESTAMP),
+            ],
+            connection=True,
+        ),
     ),
     column_checks=(
         ("total_price", NON_NEGATIVE),
@@ -265,17 +273,22 @@ FULFILMENTS = EntitySpec(
         c("to_postcode", "toAddress.postcode"),
         c("to_country", "toAddress.country"),
         attributes_column(),
-        nested("items", "items", [
-            c("id", "id"),
-            c("ref", "ref"),
-            c("status", "status"),
-            c("order_item_id", "orderItem.id"),
-            c("order_item_ref", "orderItem.ref"),
-            c("product_ref", "orderItem.product.ref"),
-            c("requested_quantity", "requestedQuantity", INT),
-            c("filled_quantity", "filledQuantity", INT),
-            c("rejected_quantity", "rejectedQuantity", INT),
-        ], connection=True),
+        nested(
+            "items",
+            "items",
+            [
+                c("id", "id"),
+                c("ref", "ref"),
+                c("status", "status"),
+                c("order_item_id", "orderItem.id"),
+                c("order_item_ref", "orderItem.ref"),
+                c("product_ref", "orderItem.product.ref"),
+                c("requested_quantity", "requestedQuantity", INT),
+                c("filled_quantity", "filledQuantity", INT),
+                c("rejected_quantity", "rejectedQuantity", INT),
+            ],
+            connection=True,
+        ),
     ),
     column_checks=(
         ("items", each_item("filled_quantity", not_negative, ">= 0")),
@@ -350,8 +363,10 @@ PRODUCTS = EntitySpec(
     group="fluent_catalogue",
     description="Fluent standard and variant products by updatedOn (`type` tells them apart; "
     "variants carry `parent_ref`).",
-    sources=(Source("standard_products.graphql", "standardProducts"),
-             Source("variant_products.graphql", "variantProducts")),
+    sources=(
+        Source("standard_products.graphql", "standardProducts"),
+        Source("variant_products.graphql", "variantProducts"),
+    ),
     columns=_PRODUCT_COLUMNS,
     column_checks=(("prices", each_item("value", not_negative, ">= 0")),),
 )

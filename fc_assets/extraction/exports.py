@@ -69,17 +69,18 @@ class ExportTarget:
         return f"{entity}/{entity}-{partition_key}.{self.format}"
 
 
-def export_targets_from_env(environ: Mapping[str, str] | None = None,
-                            entities: Sequence[EntitySpec] = ENTITIES) -> dict[str, list[ExportTarget]]:
+def export_targets_from_env(
+    environ: Mapping[str, str] | None = None, entities: Sequence[EntitySpec] = ENTITIES
+) -> dict[str, list[ExportTarget]]:
     environ = os.environ if environ is None else environ
     known = {e.name.upper(): e.name for e in entities}
     targets: dict[str, list[ExportTarget]] = {}
     for var, value in environ.items():
         if not var.startswith(ENV_PREFIX) or not value.strip():
             continue
-        entity = known.get(var[len(ENV_PREFIX):])
+        entity = known.get(var[len(ENV_PREFIX) :])
         if entity is None:
-            raise ValueError(f"{var}: no extracted entity {var[len(ENV_PREFIX):].lower()!r}")
+            raise ValueError(f"{var}: no extracted entity {var[len(ENV_PREFIX) :].lower()!r}")
         targets[entity] = [ExportTarget.parse(t) for t in value.split(",") if t.strip()]
     return targets
 
@@ -94,8 +95,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _to_json_text(column: pa.Array) -> pa.Array:
-    return pa.array([None if v is None else orjson.dumps(v, default=_json_default, option=orjson.OPT_UTC_Z).decode()
-                     for v in column.to_pylist()], pa.string())
+    return pa.array(
+        [
+            None if v is None else orjson.dumps(v, default=_json_default, option=orjson.OPT_UTC_Z).decode()
+            for v in column.to_pylist()
+        ],
+        pa.string(),
+    )
 
 
 def write_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: IO[bytes]) -> int:
@@ -113,8 +119,12 @@ def write_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: IO[byte
 def write_jsonl(batches: Iterator[pa.RecordBatch], schema: pa.Schema, out: IO[bytes]) -> int:
     rows = 0
     for batch in batches:
-        out.write(b"".join(orjson.dumps(r, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
-                           for r in batch.to_pylist()))
+        out.write(
+            b"".join(
+                orjson.dumps(r, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
+                for r in batch.to_pylist()
+            )
+        )
         rows += batch.num_rows
     return rows
 
@@ -172,12 +182,18 @@ def writer_for(fmt: str, entity: str) -> Callable[[Iterator[pa.RecordBatch], pa.
 
 
 @contextlib.contextmanager
-def open_target(target: ExportTarget, name: str, lake: Lake,
-                sftp: SFTPResource | None) -> Iterator[tuple[IO[bytes], str]]:
+def open_target(
+    target: ExportTarget, name: str, lake: Lake, sftp: SFTPResource | None
+) -> Iterator[tuple[IO[bytes], str]]:
     """An output stream for `name` under the target that becomes visible only when the block succeeds."""
     if target.scheme == "s3":
-        outbox = Lake(target.uri.rstrip("/"), endpoint_url=lake.endpoint_url, access_key_id=lake.access_key_id,
-                      secret_access_key=lake.secret_access_key, region=lake.region)
+        outbox = Lake(
+            target.uri.rstrip("/"),
+            endpoint_url=lake.endpoint_url,
+            access_key_id=lake.access_key_id,
+            secret_access_key=lake.secret_access_key,
+            region=lake.region,
+        )
         with outbox.atomic_write(name) as out:
             yield out, outbox.uri_for(name)
         return
@@ -196,8 +212,14 @@ def open_target(target: ExportTarget, name: str, lake: Lake,
             raise
 
 
-def export_partition(spec: EntitySpec, partition_dir: str, partition_key: str, target: ExportTarget,
-                     lake: Lake, sftp: SFTPResource | None = None) -> dict[str, Any]:
+def export_partition(
+    spec: EntitySpec,
+    partition_dir: str,
+    partition_key: str,
+    target: ExportTarget,
+    lake: Lake,
+    sftp: SFTPResource | None = None,
+) -> dict[str, Any]:
     """Stream one extracted partition from the lake into one export file; returns metadata."""
     source = pq.ParquetFile(lake.path(spec.lake_dir, partition_dir, PART_FILE), filesystem=lake.fs)
     batches = source.iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False)
@@ -206,7 +228,9 @@ def export_partition(spec: EntitySpec, partition_dir: str, partition_key: str, t
     return {"rows": rows, "uri": uri, "format": target.format}
 
 
-def build_export_asset(spec: EntitySpec, targets: Sequence[ExportTarget], start_date: str) -> dg.AssetsDefinition:
+def build_export_asset(
+    spec: EntitySpec, targets: Sequence[ExportTarget], start_date: str
+) -> dg.AssetsDefinition:
     uses_sftp = any(t.scheme == "sftp" for t in targets)
 
     @dg.asset(
@@ -217,7 +241,8 @@ def build_export_asset(spec: EntitySpec, targets: Sequence[ExportTarget], start_
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={*(t.format for t in targets), *(t.scheme for t in targets)},
         required_resource_keys={"lake", "sftp"} if uses_sftp else {"lake"},
-        description=f"{spec.name} partitions as files: " + ", ".join(f"{t.format} -> {t.uri}" for t in targets),
+        description=f"{spec.name} partitions as files: "
+        + ", ".join(f"{t.format} -> {t.uri}" for t in targets),
     )
     def _export(context: AssetExecutionContext) -> dg.MaterializeResult:
         lake: LakeResource = context.resources.lake
@@ -227,16 +252,25 @@ def build_export_asset(spec: EntitySpec, targets: Sequence[ExportTarget], start_
         periods = list(Window.of(tw.start, tw.end).periods(spec.grain.step))
         total = 0
         for key, period in zip(context.partition_keys, periods, strict=True):
-            files = [export_partition(spec, spec.grain.partition_dir(period), key, t, store, sftp) for t in targets]
+            files = [
+                export_partition(spec, spec.grain.partition_dir(period), key, t, store, sftp) for t in targets
+            ]
             total += files[0]["rows"]
-            context.add_asset_metadata({"dagster/row_count": files[0]["rows"],
-                                        "files": dg.MetadataValue.json(files)}, partition_key=key)
+            context.add_asset_metadata(
+                {"dagster/row_count": files[0]["rows"], "files": dg.MetadataValue.json(files)},
+                partition_key=key,
+            )
         return dg.MaterializeResult(metadata={"run_rows": total})
 
     return _export
 
 
-def build_export_assets(targets_by_entity: Mapping[str, Sequence[ExportTarget]], start_date: str,
-                        entities: Sequence[EntitySpec] = ENTITIES) -> list[dg.AssetsDefinition]:
+def build_export_assets(
+    targets_by_entity: Mapping[str, Sequence[ExportTarget]],
+    start_date: str,
+    entities: Sequence[EntitySpec] = ENTITIES,
+) -> list[dg.AssetsDefinition]:
     by_name = {e.name: e for e in entities}
-    return [build_export_asset(by_name[name], targets, start_date) for name, targets in targets_by_entity.items()]
+    return [
+        build_export_asset(by_name[name], targets, start_date) for name, targets in targets_by_entity.items()
+    ]

@@ -106,18 +106,34 @@ class PartitionResult:
 
 def in_window(table: pa.Table | pa.RecordBatch, column: str, window: Window) -> pa.Array:
     ts = table.column(column)
-    return pc.and_(pc.greater_equal(ts, pa.scalar(window.start, ts.type)),
-                   pc.less(ts, pa.scalar(window.end, ts.type)))
+    return pc.and_(
+        pc.greater_equal(ts, pa.scalar(window.start, ts.type)), pc.less(ts, pa.scalar(window.end, ts.type))
+    )
 
 
-def stream_task(client: GraphQLPager, spec: EntitySpec, task: Task, builder: BatchBuilder, spool_dir: Path,
-                *, page_size: int | None, cancel: threading.Event) -> StreamResult:
+def stream_task(
+    client: GraphQLPager,
+    spec: EntitySpec,
+    task: Task,
+    builder: BatchBuilder,
+    spool_dir: Path,
+    *,
+    page_size: int | None,
+    cancel: threading.Event,
+) -> StreamResult:
     """Page one task into its spool, keeping only rows inside the task's half-open window."""
     result = StreamResult(Spool(spool_dir / f"task-{task.index:05d}.arrows", builder.schema))
     col = spec.updated_column
     try:
-        for nodes, requests in fetch_pages(client, spec, task.source, task.window, scope_value=task.scope_value,
-                                           page_size=page_size, cancel=cancel):
+        for nodes, requests in fetch_pages(
+            client,
+            spec,
+            task.source,
+            task.window,
+            scope_value=task.scope_value,
+            page_size=page_size,
+            cancel=cancel,
+        ):
             result.pages += 1
             result.requests += requests
             if not nodes:
@@ -132,7 +148,8 @@ def stream_task(client: GraphQLPager, spec: EntitySpec, task: Task, builder: Bat
                 if outside:
                     result.out_of_window += outside
                     result.out_of_window_sample = result.out_of_window_sample or str(
-                        batch.filter(pc.invert(pc.fill_null(keep, False))).column(spec.key)[0])
+                        batch.filter(pc.invert(pc.fill_null(keep, False))).column(spec.key)[0]
+                    )
                 batch = batch.filter(pc.fill_null(keep, False))
             result.spool.write(batch)
     finally:
@@ -140,8 +157,13 @@ def stream_task(client: GraphQLPager, spec: EntitySpec, task: Task, builder: Bat
     return result
 
 
-def plan_tasks(spec: EntitySpec, period: Window, scope_values: Sequence[dict[str, Any] | None],
-               concurrency: int, start_index: int = 0) -> list[Task]:
+def plan_tasks(
+    spec: EntitySpec,
+    period: Window,
+    scope_values: Sequence[dict[str, Any] | None],
+    concurrency: int,
+    start_index: int = 0,
+) -> list[Task]:
     """Tasks of one period in output order; sub-windows per (source, scope) so there are >= concurrency."""
     chains = len(spec.sources) * len(scope_values)
     parts = max(1, -(-concurrency // chains))
@@ -153,8 +175,9 @@ def plan_tasks(spec: EntitySpec, period: Window, scope_values: Sequence[dict[str
     return tasks
 
 
-def write_partition(lake: Lake, spec: EntitySpec, period: Window, streams: Sequence[StreamResult],
-                    report: ValidationReport) -> tuple[str, int, int, pa.Table | None]:
+def write_partition(
+    lake: Lake, spec: EntitySpec, period: Window, streams: Sequence[StreamResult], report: ValidationReport
+) -> tuple[str, int, int, pa.Table | None]:
     """Stream the spools, in order, into the period's object; validate each row group on the way."""
     key = f"{spec.lake_dir}/{spec.grain.partition_dir(period)}/{PART_FILE}"
     preview: list[pa.Table] = []
@@ -175,9 +198,16 @@ def write_partition(lake: Lake, spec: EntitySpec, period: Window, streams: Seque
     return key, size, writer.row_groups, preview[0] if preview else None
 
 
-def extract_periods(spec: EntitySpec, periods: Sequence[Window], *, client: GraphQLPager, lake: Lake,
-                    concurrency: int = 4, page_size: int | None = None,
-                    on_progress: Callable[[str], None] | None = None) -> Iterator[PartitionResult]:
+def extract_periods(
+    spec: EntitySpec,
+    periods: Sequence[Window],
+    *,
+    client: GraphQLPager,
+    lake: Lake,
+    concurrency: int = 4,
+    page_size: int | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> Iterator[PartitionResult]:
     """Extract `periods` (consecutive, in order), yielding each period's result once its object is written.
 
     Raises on the first error of any stream; periods already yielded stay written (they are complete),
@@ -186,7 +216,8 @@ def extract_periods(spec: EntitySpec, periods: Sequence[Window], *, client: Grap
     concurrency = max(1, concurrency)
     builder = BatchBuilder(spec.columns)
     scope_values: list[dict[str, Any] | None] = (
-        list_scope_values(client, spec.scope, page_size or 100) if spec.scope else [None])
+        list_scope_values(client, spec.scope, page_size or 100) if spec.scope else [None]
+    )
     cancel = threading.Event()
     plans: deque[tuple[Window, list[Task]]] = deque()
     next_index = 0
@@ -195,15 +226,21 @@ def extract_periods(spec: EntitySpec, periods: Sequence[Window], *, client: Grap
         next_index += len(tasks)
         plans.append((period, tasks))
 
-    with tempfile.TemporaryDirectory(prefix=f"fc-extract-{spec.name}-") as tmp, \
-            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"fluent-{spec.name}") as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"fc-extract-{spec.name}-") as tmp,
+        ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"fluent-{spec.name}") as pool,
+    ):
         spool_dir = Path(tmp)
         queued: deque[tuple[Window, list[Future[StreamResult]], float]] = deque()
 
         def submit_next() -> None:
             period, tasks = plans.popleft()
-            futures = [pool.submit(stream_task, client, spec, t, builder, spool_dir, page_size=page_size,
-                                   cancel=cancel) for t in tasks]
+            futures = [
+                pool.submit(
+                    stream_task, client, spec, t, builder, spool_dir, page_size=page_size, cancel=cancel
+                )
+                for t in tasks
+            ]
             queued.append((period, futures, time.monotonic()))
 
         try:
@@ -215,19 +252,32 @@ def extract_periods(spec: EntitySpec, periods: Sequence[Window], *, client: Grap
                 streams = [f.result() for f in futures]
                 report = ValidationReport()
                 for s in streams:
-                    report.add_failure("updated_on: inside the queried window", s.out_of_window,
-                                       key=s.out_of_window_sample)
+                    report.add_failure(
+                        "updated_on: inside the queried window", s.out_of_window, key=s.out_of_window_sample
+                    )
                 key, size, row_groups, preview = write_partition(lake, spec, period, streams, report)
                 for s in streams:
                     s.spool.delete()
                 result = PartitionResult(
-                    entity=spec.name, window=period, key=key, uri=lake.uri_for(key),
-                    rows=sum(s.spool.rows for s in streams), pages=sum(s.pages for s in streams),
-                    requests=sum(s.requests for s in streams), bytes=size, row_groups=row_groups,
-                    tasks=len(streams), boundary_rows=sum(s.boundary_rows for s in streams),
-                    duration_s=time.monotonic() - started, validation=report, preview=preview)
+                    entity=spec.name,
+                    window=period,
+                    key=key,
+                    uri=lake.uri_for(key),
+                    rows=sum(s.spool.rows for s in streams),
+                    pages=sum(s.pages for s in streams),
+                    requests=sum(s.requests for s in streams),
+                    bytes=size,
+                    row_groups=row_groups,
+                    tasks=len(streams),
+                    boundary_rows=sum(s.boundary_rows for s in streams),
+                    duration_s=time.monotonic() - started,
+                    validation=report,
+                    preview=preview,
+                )
                 if on_progress:
-                    on_progress(f"{spec.name} {period}: {result.rows} rows, {result.pages} pages -> {result.uri}")
+                    on_progress(
+                        f"{spec.name} {period}: {result.rows} rows, {result.pages} pages -> {result.uri}"
+                    )
                 yield result
         except BaseException:
             cancel.set()
@@ -235,4 +285,3 @@ def extract_periods(spec: EntitySpec, periods: Sequence[Window], *, client: Grap
                 for f in futures:
                     f.cancel()
             raise
-

@@ -29,8 +29,14 @@ class GraphQLPager(Protocol):
 
     retailer_id: str
 
-    def paginate(self, query: str, variables: dict[str, Any] | None = None, *,
-                 connection_path: str | None = None, page_size: int | None = None) -> Iterator[PageLike]: ...
+    def paginate(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        connection_path: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[PageLike]: ...
 
 
 class Cancelled(Exception):  # noqa: N818 - control flow: another stream failed, stop this one
@@ -42,8 +48,9 @@ def query_text(name: str) -> str:
     return load_query(name)
 
 
-def window_variables(spec: EntitySpec, window: Window, retailer_id: str,
-                     scope_value: dict[str, Any] | None = None) -> dict[str, Any]:
+def window_variables(
+    spec: EntitySpec, window: Window, retailer_id: str, scope_value: dict[str, Any] | None = None
+) -> dict[str, Any]:
     variables: dict[str, Any] = {"updated": window.date_range}
     if spec.retailer_scoped:
         variables["retailerId"] = [int(retailer_id)]
@@ -59,8 +66,9 @@ def window_variables(spec: EntitySpec, window: Window, retailer_id: str,
 def list_scope_values(client: GraphQLPager, scope: Scope, page_size: int) -> list[dict[str, Any]]:
     """The fan-out values (e.g. `[{"ref": "VC1"}, ...]`), sorted so task order is deterministic."""
     keys = set()
-    for page in client.paginate(query_text(scope.query), {}, connection_path=scope.connection_path,
-                                page_size=page_size):
+    for page in client.paginate(
+        query_text(scope.query), {}, connection_path=scope.connection_path, page_size=page_size
+    ):
         for node in page.nodes:
             value = node.get(scope.key_field)
             if value is None:
@@ -91,8 +99,12 @@ def complete_nested(client: GraphQLPager, conn: NestedConnection, nodes: list[di
         cursor = edges[-1].get("cursor") if edges else None
         if not cursor or node.get("id") is None:
             raise FluentPagingError(f"{where}: hasNextPage is true but there is no cursor or id to continue")
-        for page in client.paginate(follow_up, {"id": node["id"], after_var: cursor},
-                                    connection_path=conn.connection_path, page_size=conn.page_size):
+        for page in client.paginate(
+            follow_up,
+            {"id": node["id"], after_var: cursor},
+            connection_path=conn.connection_path,
+            page_size=conn.page_size,
+        ):
             edges.extend({"cursor": None, "node": n} for n in page.nodes)
             pages += 1
         nested["edges"] = edges
@@ -100,14 +112,22 @@ def complete_nested(client: GraphQLPager, conn: NestedConnection, nodes: list[di
     return pages
 
 
-def fetch_pages(client: GraphQLPager, spec: EntitySpec, source: Source, window: Window, *,
-                scope_value: dict[str, Any] | None = None, page_size: int | None = None,
-                cancel: threading.Event | None = None) -> Iterator[tuple[list[dict[str, Any]], int]]:
+def fetch_pages(
+    client: GraphQLPager,
+    spec: EntitySpec,
+    source: Source,
+    window: Window,
+    *,
+    scope_value: dict[str, Any] | None = None,
+    page_size: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[tuple[list[dict[str, Any]], int]]:
     """Yield `(nodes, requests)` per top-level page of `source` over `window` (inclusive query: the caller
     drops rows at `window.end`), nested connections completed; `requests` counts follow-up pages too."""
     variables = window_variables(spec, window, client.retailer_id, scope_value)
-    for page in client.paginate(query_text(source.query), variables, connection_path=source.connection_path,
-                                page_size=page_size):
+    for page in client.paginate(
+        query_text(source.query), variables, connection_path=source.connection_path, page_size=page_size
+    ):
         if cancel is not None and cancel.is_set():
             raise Cancelled
         requests = 1

@@ -51,8 +51,13 @@ class Spool:
 class RowGroupWriter:
     """Writes batches as row groups of `row_group_rows` rows to `sink` (left open: the caller owns it)."""
 
-    def __init__(self, sink: pa.NativeFile, schema: pa.Schema, row_group_rows: int,
-                 on_row_group: Callable[[pa.Table], None] | None = None) -> None:
+    def __init__(
+        self,
+        sink: pa.NativeFile,
+        schema: pa.Schema,
+        row_group_rows: int,
+        on_row_group: Callable[[pa.Table], None] | None = None,
+    ) -> None:
         self.schema = schema
         self.row_group_rows = max(1, row_group_rows)
         self.rows = 0

@@ -20,18 +20,27 @@ DAILY_MINUTE = 30
 LATE_UPDATES_HOUR = 4
 
 
-def group_selection(group: str, entities: Sequence[EntitySpec], extra: Sequence[str] = ()) -> dg.AssetSelection:
+def group_selection(
+    group: str, entities: Sequence[EntitySpec], extra: Sequence[str] = ()
+) -> dg.AssetSelection:
     names = [e.name for e in entities if e.group == group]
     return dg.AssetSelection.assets(*names, *extra)
 
 
-def daily_job(group: str, entities: Sequence[EntitySpec], extra: Sequence[str] = ()) -> UnresolvedAssetJobDefinition:
-    return dg.define_asset_job(f"{group}_daily", selection=group_selection(group, entities, extra),
-                               description=f"Extract the {group} entities for one day (or a range: one run).")
+def daily_job(
+    group: str, entities: Sequence[EntitySpec], extra: Sequence[str] = ()
+) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        f"{group}_daily",
+        selection=group_selection(group, entities, extra),
+        description=f"Extract the {group} entities for one day (or a range: one run).",
+    )
 
 
 def daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
-    return dg.build_schedule_from_partitioned_job(job, minute_of_hour=DAILY_MINUTE, name=f"{job.name}_schedule")
+    return dg.build_schedule_from_partitioned_job(
+        job, minute_of_hour=DAILY_MINUTE, name=f"{job.name}_schedule"
+    )
 
 
 def late_updates_range(scheduled: datetime, days: int) -> tuple[str, str]:
@@ -42,9 +51,13 @@ def late_updates_range(scheduled: datetime, days: int) -> tuple[str, str]:
 
 
 def late_updates_schedule(group: str, job: UnresolvedAssetJobDefinition, days: int) -> dg.ScheduleDefinition:
-    @dg.schedule(name=f"{group}_late_updates", job=job, cron_schedule=f"0 {LATE_UPDATES_HOUR} * * *",
-                 execution_timezone="UTC",
-                 description=f"Re-extract the last {days} days of {group} in one run (late updates).")
+    @dg.schedule(
+        name=f"{group}_late_updates",
+        job=job,
+        cron_schedule=f"0 {LATE_UPDATES_HOUR} * * *",
+        execution_timezone="UTC",
+        description=f"Re-extract the last {days} days of {group} in one run (late updates).",
+    )
     def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
         first, last = late_updates_range(context.scheduled_execution_time, days)
         yield dg.RunRequest(
@@ -55,9 +68,11 @@ def late_updates_schedule(group: str, job: UnresolvedAssetJobDefinition, days: i
     return _schedule
 
 
-def build_schedules(entities: Sequence[EntitySpec], late_update_days: int,
-                    extra_by_group: dict[str, Sequence[str]] | None = None,
-                    ) -> tuple[list[UnresolvedAssetJobDefinition], list[dg.ScheduleDefinition]]:
+def build_schedules(
+    entities: Sequence[EntitySpec],
+    late_update_days: int,
+    extra_by_group: dict[str, Sequence[str]] | None = None,
+) -> tuple[list[UnresolvedAssetJobDefinition], list[dg.ScheduleDefinition]]:
     """A daily job + schedule and a late-updates schedule per group (in declaration order)."""
     jobs, schedules = [], []
     for group in dict.fromkeys(e.group for e in entities):

@@ -45,8 +45,12 @@ class ValidationReport:
             keys = table.column(key)
             for row in cases.head(SAMPLE_SIZE - len(self.sample)).itertuples(index=False):
                 index = row.index if isinstance(row.index, int | np.integer) else None
-                self.add_sample(column=row.column, check=row.check, value=row.failure_case,
-                                key=keys[int(index)].as_py() if index is not None else None)
+                self.add_sample(
+                    column=row.column,
+                    check=row.check,
+                    value=row.failure_case,
+                    key=keys[int(index)].as_py() if index is not None else None,
+                )
 
     def add_failure(self, name: str, count: int, **sample: Any) -> None:
         if count:

@@ -39,8 +39,14 @@ class FakeFluent:
     def stats_snapshot(self) -> ClientStats:
         return ClientStats(pages=len(self.calls))
 
-    def paginate(self, query: str, variables: dict[str, Any] | None = None, *, connection_path: str | None = None,
-                 page_size: int | None = None) -> Iterator[Page]:
+    def paginate(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        connection_path: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Page]:
         variables = dict(variables or {})
         size = page_size or 100
         if connection_path and connection_path.endswith("ById.items"):
@@ -52,8 +58,9 @@ class FakeFluent:
         rows = [n for n in self.nodes[connection_path] if self._matches(n, variables)]
         yield from self._pages(connection_path, rows, 0, size, variables)
 
-    def _pages(self, path: str, rows: list[dict[str, Any]], start: int, size: int,
-               variables: dict[str, Any]) -> Iterator[Page]:
+    def _pages(
+        self, path: str, rows: list[dict[str, Any]], start: int, size: int, variables: dict[str, Any]
+    ) -> Iterator[Page]:
         number = 0
         while True:
             number += 1
@@ -62,10 +69,14 @@ class FakeFluent:
                 page_calls = sum(1 for p, _ in self.calls if p == path)
             if path in self.fail_after_pages and page_calls > self.fail_after_pages[path]:
                 raise FluentHTTPError("POST", "/graphql", 503, "injected", attempts=6)
-            chunk = rows[start: start + size]
-            edges = [{"cursor": str(start + i), "node": self._shape(n, variables)} for i, n in enumerate(chunk)]
+            chunk = rows[start : start + size]
+            edges = [
+                {"cursor": str(start + i), "node": self._shape(n, variables)} for i, n in enumerate(chunk)
+            ]
             has_next = start + size < len(rows)
-            yield Page(number, [e["node"] for e in edges], edges, has_next, edges[-1]["cursor"] if edges else None)
+            yield Page(
+                number, [e["node"] for e in edges], edges, has_next, edges[-1]["cursor"] if edges else None
+            )
             if not has_next:
                 return
             start += size
@@ -101,37 +112,77 @@ class FakeFluent:
         return not cat or (node.get("catalogue") or {}).get("ref") == cat["ref"]
 
 
-def make_orders(day: datetime, n: int, *, items: int = 2, midnight: int = 2, prefix: str = "O") -> list[dict[str, Any]]:
+def make_orders(
+    day: datetime, n: int, *, items: int = 2, midnight: int = 2, prefix: str = "O"
+) -> list[dict[str, Any]]:
     """`n` orders updated during `day` (the first `midnight` exactly at 00:00), each with `items` items."""
     orders = []
     for i in range(n):
         updated = day if i < midnight else day + timedelta(seconds=(i * 86399) // max(1, n))
-        orders.append({
-            "id": f"{prefix}{day:%m%d}-{i:05d}",
-            "ref": f"REF-{prefix}{day:%m%d}-{i}",
-            "type": "HD",
-            "status": "BOOKED",
-            "workflowRef": "ORDER::HD",
-            "workflowVersion": 1,
-            "createdOn": ts(updated - timedelta(hours=1)),
-            "updatedOn": ts(updated),
-            "totalPrice": 10.0 * (i % 7 + 1),
-            "totalTaxPrice": 1.0,
-            "retailer": {"id": "1", "ref": "R1"},
-            "customer": {"id": f"C{i}", "ref": f"CUST{i}", "firstName": "Ada", "lastName": "L",
-                         "primaryEmail": "ada@example.com", "primaryPhone": None},
-            "fulfilmentChoice": {"id": f"FC{i}", "ref": f"FC{i}", "type": "HD", "status": "CREATED",
-                                 "deliveryType": "STANDARD", "pickupLocationRef": None, "currency": "AUD",
-                                 "fulfilmentPrice": 5.0, "deliveryFirstName": "Ada", "deliveryLastName": "L",
-                                 "deliveryEmail": None,
-                                 "deliveryAddress": {"name": "Ada", "street": "1 Main St", "street2": None,
-                                                     "city": "Sydney", "state": "NSW", "postcode": "2000",
-                                                     "country": "AU"}},
-            "attributes": [{"name": "channel", "type": "STRING", "value": "web"},
-                           {"name": "meta", "type": "JSON", "value": {"a": 1}}],
-            "items": [{"id": f"{prefix}{day:%m%d}-{i:05d}-{k}", "ref": f"L{k}", "status": "ACTIVE",
-                       "quantity": k + 1, "price": 2.5, "paidPrice": 2.5, "taxPrice": 0.25, "totalPrice": 2.5 * (k + 1),
-                       "currency": "AUD", "createdOn": ts(updated), "updatedOn": ts(updated),
-                       "product": {"ref": f"SKU{k}", "name": f"Product {k}"}} for k in range(items)],
-        })
+        orders.append(
+            {
+                "id": f"{prefix}{day:%m%d}-{i:05d}",
+                "ref": f"REF-{prefix}{day:%m%d}-{i}",
+                "type": "HD",
+                "status": "BOOKED",
+                "workflowRef": "ORDER::HD",
+                "workflowVersion": 1,
+                "createdOn": ts(updated - timedelta(hours=1)),
+                "updatedOn": ts(updated),
+                "totalPrice": 10.0 * (i % 7 + 1),
+                "totalTaxPrice": 1.0,
+                "retailer": {"id": "1", "ref": "R1"},
+                "customer": {
+                    "id": f"C{i}",
+                    "ref": f"CUST{i}",
+                    "firstName": "Ada",
+                    "lastName": "L",
+                    "primaryEmail": "ada@example.com",
+                    "primaryPhone": None,
+                },
+                "fulfilmentChoice": {
+                    "id": f"FC{i}",
+                    "ref": f"FC{i}",
+                    "type": "HD",
+                    "status": "CREATED",
+                    "deliveryType": "STANDARD",
+                    "pickupLocationRef": None,
+                    "currency": "AUD",
+                    "fulfilmentPrice": 5.0,
+                    "deliveryFirstName": "Ada",
+                    "deliveryLastName": "L",
+                    "deliveryEmail": None,
+                    "deliveryAddress": {
+                        "name": "Ada",
+                        "street": "1 Main St",
+                        "street2": None,
+                        "city": "Sydney",
+                        "state": "NSW",
+                        "postcode": "2000",
+                        "country": "AU",
+                    },
+                },
+                "attributes": [
+                    {"name": "channel", "type": "STRING", "value": "web"},
+                    {"name": "meta", "type": "JSON", "value": {"a": 1}},
+                ],
+                "items": [
+                    {
+                        "id": f"{prefix}{day:%m%d}-{i:05d}-{k}",
+                        "ref": f"L{k}",
+                        "status": "ACTIVE",
+                        "quantity": k + 1,
+                        "price": 2.5,
+                        "paidPrice": 2.5,
+                        "taxPrice": 0.25,
+                        "totalPrice": 2.5 * (k + 1),
+                        "currency": "AUD",
+                        "createdOn": ts(updated),
+                        "updatedOn": ts(updated),
+                        "product": {"ref": f"SKU{k}", "name": f"Product {k}"},
+                    }
+                    for k in range(items)
+                ],
+            }
+        )
     return orders

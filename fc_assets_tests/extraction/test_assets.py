@@ -30,8 +30,9 @@ class FakeFluentResource(FluentResource):
 
 def resources(tmp_path, dataset: str) -> dict:
     return {
-        "fluent": FakeFluentResource(base_url="http://fake", client_id="x", client_secret="y", dataset=dataset,
-                                     concurrency=2),
+        "fluent": FakeFluentResource(
+            base_url="http://fake", client_id="x", client_secret="y", dataset=dataset, concurrency=2
+        ),
         "lake": LakeResource(uri=f"file://{tmp_path}/lake"),
     }
 
@@ -50,8 +51,9 @@ def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dic
 def test_one_partition(tmp_path, instance):
     FAKES["one"] = FakeFluent({"orders": make_orders(D1, 30) + make_orders(D1 + DAY, 7)})
     asset = build_extraction_asset(ORDERS, "2025-01-01")
-    result = dg.materialize([asset], resources=resources(tmp_path, "one"), partition_key="2025-03-01",
-                            instance=instance)
+    result = dg.materialize(
+        [asset], resources=resources(tmp_path, "one"), partition_key="2025-03-01", instance=instance
+    )
     assert result.success
     meta = materialization_metadata(result)["2025-03-01"]
     assert meta["dagster/row_count"].value == 30
@@ -66,9 +68,15 @@ def test_one_partition(tmp_path, instance):
 def test_range_is_one_run_with_one_object_and_metadata_per_day(tmp_path, instance):
     FAKES["range"] = FakeFluent({"orders": [o for d in range(5) for o in make_orders(D1 + d * DAY, 3 + d)]})
     asset = build_extraction_asset(ORDERS, "2025-01-01")
-    result = dg.materialize([asset], resources=resources(tmp_path, "range"), instance=instance,
-                            tags={"dagster/asset_partition_range_start": "2025-03-01",
-                                  "dagster/asset_partition_range_end": "2025-03-05"})
+    result = dg.materialize(
+        [asset],
+        resources=resources(tmp_path, "range"),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2025-03-01",
+            "dagster/asset_partition_range_end": "2025-03-05",
+        },
+    )
     assert result.success
     assert len(instance.get_runs()) == 1
     meta = materialization_metadata(result)
@@ -83,8 +91,13 @@ def test_failed_schema_check_blocks(tmp_path, instance):
     orders[1]["totalPrice"] = -3.0
     FAKES["bad"] = FakeFluent({"orders": orders})
     asset = build_extraction_asset(ORDERS, "2025-01-01", retry_policy=None)
-    result = dg.materialize([asset], resources=resources(tmp_path, "bad"), partition_key="2025-03-01",
-                            instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        [asset],
+        resources=resources(tmp_path, "bad"),
+        partition_key="2025-03-01",
+        instance=instance,
+        raise_on_error=False,
+    )
     assert not result.success
     [check] = result.get_asset_check_evaluations()
     assert not check.passed
@@ -94,9 +107,16 @@ def test_failed_schema_check_blocks(tmp_path, instance):
 
 def test_transient_error_is_retried_by_policy_then_fails_with_nothing_written(tmp_path, instance):
     FAKES["down"] = FakeFluent({"orders": make_orders(D1, 50)}, fail_after_pages={"orders": 0})
-    asset = build_extraction_asset(ORDERS, "2025-01-01", retry_policy=dg.RetryPolicy(max_retries=1, delay=0.01))
-    result = dg.materialize([asset], resources=resources(tmp_path, "down"), partition_key="2025-03-01",
-                            instance=instance, raise_on_error=False)
+    asset = build_extraction_asset(
+        ORDERS, "2025-01-01", retry_policy=dg.RetryPolicy(max_retries=1, delay=0.01)
+    )
+    result = dg.materialize(
+        [asset],
+        resources=resources(tmp_path, "down"),
+        partition_key="2025-03-01",
+        instance=instance,
+        raise_on_error=False,
+    )
     assert not result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retries) == 1
@@ -112,8 +132,15 @@ def test_non_transient_error_is_not_retried(tmp_path, instance):
             return shaped
 
     FAKES["broken"] = NoCursor({"orders": make_orders(D1, 3, items=60)})
-    asset = build_extraction_asset(ORDERS, "2025-01-01", retry_policy=dg.RetryPolicy(max_retries=2, delay=0.01))
-    result = dg.materialize([asset], resources=resources(tmp_path, "broken"), partition_key="2025-03-01",
-                            instance=instance, raise_on_error=False)
+    asset = build_extraction_asset(
+        ORDERS, "2025-01-01", retry_policy=dg.RetryPolicy(max_retries=2, delay=0.01)
+    )
+    result = dg.materialize(
+        [asset],
+        resources=resources(tmp_path, "broken"),
+        partition_key="2025-03-01",
+        instance=instance,
+        raise_on_error=False,
+    )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]

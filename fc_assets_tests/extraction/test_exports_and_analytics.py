@@ -40,14 +40,24 @@ def orders_lake(lake):
 
 
 def lake_resource(lake) -> LakeResource:
-    return LakeResource(uri=lake.uri, endpoint_url=lake.endpoint_url, access_key_id=lake.access_key_id,
-                        secret_access_key=lake.secret_access_key, region=lake.region)
+    return LakeResource(
+        uri=lake.uri,
+        endpoint_url=lake.endpoint_url,
+        access_key_id=lake.access_key_id,
+        secret_access_key=lake.secret_access_key,
+        region=lake.region,
+    )
 
 
 def test_export_targets_from_env():
-    env = {"FC_EXPORT_ORDERS": "csv:s3://out/fluent/, xml:sftp:///outbox", "FC_EXPORT_LOCATIONS": "", "OTHER": "x"}
-    assert export_targets_from_env(env) == {"orders": [ExportTarget("csv", "s3://out/fluent/"),
-                                                       ExportTarget("xml", "sftp:///outbox")]}
+    env = {
+        "FC_EXPORT_ORDERS": "csv:s3://out/fluent/, xml:sftp:///outbox",
+        "FC_EXPORT_LOCATIONS": "",
+        "OTHER": "x",
+    }
+    assert export_targets_from_env(env) == {
+        "orders": [ExportTarget("csv", "s3://out/fluent/"), ExportTarget("xml", "sftp:///outbox")]
+    }
     with pytest.raises(ValueError, match="parquet"):
         export_targets_from_env({"FC_EXPORT_ORDERS": "parquet:s3://x"})
     with pytest.raises(ValueError, match="no extracted entity"):
@@ -57,8 +67,12 @@ def test_export_targets_from_env():
 def test_exports_to_s3_in_three_formats(orders_lake, s3_server):
     outbox = s3_server.lake("outbox-exports", "out")
     target_uri = outbox.uri
-    results = {fmt: export_partition(ORDERS, "dt=2025-03-01", "2025-03-01", ExportTarget(fmt, target_uri),
-                                     orders_lake) for fmt in ("csv", "jsonl", "xml")}
+    results = {
+        fmt: export_partition(
+            ORDERS, "dt=2025-03-01", "2025-03-01", ExportTarget(fmt, target_uri), orders_lake
+        )
+        for fmt in ("csv", "jsonl", "xml")
+    }
     assert {r["rows"] for r in results.values()} == {12}
     assert sorted(outbox.list_files()) == [f"orders/orders-2025-03-01.{f}" for f in ("csv", "jsonl", "xml")]
 
@@ -73,15 +87,26 @@ def test_exports_to_s3_in_three_formats(orders_lake, s3_server):
 
 
 def test_export_asset_to_sftp(orders_lake, sftp_server, tmp_path):
-    sftp = SFTPResource(host=sftp_server.host, port=sftp_server.port, username=sftp_server.user,
-                        password=sftp_server.password, known_hosts=str(sftp_server.known_hosts))
+    sftp = SFTPResource(
+        host=sftp_server.host,
+        port=sftp_server.port,
+        username=sftp_server.user,
+        password=sftp_server.password,
+        known_hosts=str(sftp_server.known_hosts),
+    )
     asset = build_export_asset(ORDERS, [ExportTarget("jsonl", "sftp:///outbox/fluent")], "2025-01-01")
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        result = dg.materialize([asset], resources={"lake": lake_resource(orders_lake), "sftp": sftp},
-                                instance=instance, selection=[asset.key],
-                                tags={"dagster/asset_partition_range_start": "2025-03-01",
-                                      "dagster/asset_partition_range_end": "2025-03-02"})
+        result = dg.materialize(
+            [asset],
+            resources={"lake": lake_resource(orders_lake), "sftp": sftp},
+            instance=instance,
+            selection=[asset.key],
+            tags={
+                "dagster/asset_partition_range_start": "2025-03-01",
+                "dagster/asset_partition_range_end": "2025-03-02",
+            },
+        )
     assert result.success
     out = sftp_server.root / "outbox/fluent/orders"
     assert sorted(p.name for p in out.iterdir()) == ["orders-2025-03-01.jsonl", "orders-2025-03-02.jsonl"]
@@ -101,22 +126,45 @@ def test_duckdb_reads_the_entity_as_one_hive_dataset(orders_lake):
 
 def test_analytics_tables(orders_lake, tmp_path):
     def ip(i: int, loc: str, on_hand: int, updated: datetime) -> dict:
-        return {"id": f"IP{i}", "ref": f"P{i % 3}:{loc}", "type": "DEFAULT", "status": "ACTIVE",
-                "productRef": f"P{i % 3}", "locationRef": loc, "onHand": on_hand, "workflowRef": "IP",
-                "workflowVersion": 1, "createdOn": ts(D1), "updatedOn": ts(updated), "catalogue": {"ref": "DEFAULT:1"}}
+        return {
+            "id": f"IP{i}",
+            "ref": f"P{i % 3}:{loc}",
+            "type": "DEFAULT",
+            "status": "ACTIVE",
+            "productRef": f"P{i % 3}",
+            "locationRef": loc,
+            "onHand": on_hand,
+            "workflowRef": "IP",
+            "workflowVersion": 1,
+            "createdOn": ts(D1),
+            "updatedOn": ts(updated),
+            "catalogue": {"ref": "DEFAULT:1"},
+        }
 
     # IP0 is updated on both days: only its latest version (on hand 7) counts
     day1 = [ip(0, "L1", 3, D1), ip(1, "L1", 5, D1), ip(2, "L2", 11, D1)]
     day2 = [ip(0, "L1", 7, D1 + DAY)]
-    list(extract_periods(INVENTORY_POSITIONS, days(2), client=FakeFluent({"inventoryPositions": day1 + day2}),
-                         lake=orders_lake))
+    list(
+        extract_periods(
+            INVENTORY_POSITIONS,
+            days(2),
+            client=FakeFluent({"inventoryPositions": day1 + day2}),
+            lake=orders_lake,
+        )
+    )
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        result = dg.materialize([stock_by_location, daily_order_kpis], instance=instance,
-                                resources={"lake": lake_resource(orders_lake)})
+        result = dg.materialize(
+            [stock_by_location, daily_order_kpis],
+            instance=instance,
+            resources={"lake": lake_resource(orders_lake)},
+        )
     assert result.success
     stock = orders_lake.read_parquet("analytics/stock_by_location/part-0.parquet").to_pylist()
     assert [(r["location_ref"], r["product_ref"], r["on_hand"]) for r in stock] == [
-        ("L1", "P0", 7), ("L1", "P1", 5), ("L2", "P2", 11)]
+        ("L1", "P0", 7),
+        ("L1", "P1", 5),
+        ("L2", "P2", 11),
+    ]
     kpis = orders_lake.read_parquet("analytics/daily_order_kpis/part-0.parquet").to_pylist()
     assert sum(k["orders"] for k in kpis) == 17 and sum(k["units"] for k in kpis) == 12 * 6 + 5

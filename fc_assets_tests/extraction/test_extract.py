@@ -35,10 +35,14 @@ def test_midnight_edges_belong_to_the_day_they_start(file_lake):
     # 3 days, each with orders exactly at its midnight: the one at D2 00:00 is D2's, never D1's
     orders = make_orders(D1, 50) + make_orders(D1 + DAY, 40) + make_orders(D1 + 2 * DAY, 30)
     fake = FakeFluent({"orders": orders})
-    results = list(extract_periods(ORDERS, days(D1, 3), client=fake, lake=file_lake, concurrency=3, page_size=7))
+    results = list(
+        extract_periods(ORDERS, days(D1, 3), client=fake, lake=file_lake, concurrency=3, page_size=7)
+    )
 
     assert [r.rows for r in results] == [50, 40, 30]
-    assert results[0].boundary_rows == 2  # D2's midnight orders were returned by D1's inclusive query, dropped
+    assert (
+        results[0].boundary_rows == 2
+    )  # D2's midnight orders were returned by D1's inclusive query, dropped
     for r, day in zip(results, ["2025-03-01", "2025-03-02", "2025-03-03"], strict=True):
         assert r.key == f"fluent/orders/dt={day}/part-0.parquet"
         table = read(file_lake, r.key)
@@ -88,16 +92,30 @@ def test_columns_types_and_nested_values(file_lake):
 def test_parallel_streams_are_deterministic_and_complete(file_lake, tmp_path):
     orders = make_orders(D1, 997, items=1, midnight=5)
     serial_lake = Lake(f"file://{tmp_path}/serial")
-    [serial] = extract_periods(ORDERS, days(D1, 1), client=FakeFluent({"orders": orders}), lake=serial_lake,
-                               concurrency=1, page_size=50)
+    [serial] = extract_periods(
+        ORDERS,
+        days(D1, 1),
+        client=FakeFluent({"orders": orders}),
+        lake=serial_lake,
+        concurrency=1,
+        page_size=50,
+    )
     runs = []
     for _ in range(2):
-        [r] = extract_periods(ORDERS, days(D1, 1), client=FakeFluent({"orders": orders}), lake=file_lake,
-                              concurrency=4, page_size=50)
+        [r] = extract_periods(
+            ORDERS,
+            days(D1, 1),
+            client=FakeFluent({"orders": orders}),
+            lake=file_lake,
+            concurrency=4,
+            page_size=50,
+        )
         runs.append(read(file_lake, r.key))
     assert r.tasks == 4
     assert runs[0].equals(runs[1])  # same bytes-level content and order on re-run
-    assert sorted(runs[0].column("id").to_pylist()) == sorted(read(serial_lake, serial.key).column("id").to_pylist())
+    assert sorted(runs[0].column("id").to_pylist()) == sorted(
+        read(serial_lake, serial.key).column("id").to_pylist()
+    )
     assert r.validation.passed
 
 
@@ -115,7 +133,9 @@ def test_stream_failure_writes_nothing_for_that_day(file_lake):
     fake = FakeFluent({"orders": orders}, fail_after_pages={"orders": 9})
     got = []
     with pytest.raises(FluentHTTPError):
-        for r in extract_periods(ORDERS, days(D1, 2), client=fake, lake=file_lake, concurrency=2, page_size=50):
+        for r in extract_periods(
+            ORDERS, days(D1, 2), client=fake, lake=file_lake, concurrency=2, page_size=50
+        ):
             got.append(r)
     written = file_lake.list_files()
     assert all(w.endswith("part-0.parquet") for w in written)  # no _tmp objects
@@ -159,19 +179,36 @@ def test_rows_outside_the_queried_window_are_dropped_and_reported(file_lake):
             return True  # ignores the updatedOn filter
 
     orders = make_orders(D1, 10, midnight=0) + make_orders(D1 + 3 * DAY, 4, midnight=0, prefix="X")
-    [r] = extract_periods(ORDERS, days(D1, 1), client=Sloppy({"orders": orders}), lake=file_lake, concurrency=1)
+    [r] = extract_periods(
+        ORDERS, days(D1, 1), client=Sloppy({"orders": orders}), lake=file_lake, concurrency=1
+    )
     assert r.rows == 10
     assert r.validation.failures["updated_on: inside the queried window"] == 4
 
 
 def test_virtual_positions_are_read_per_catalogue(file_lake):
     def vp(i: int, cat: str) -> dict:
-        return {"id": f"VP{cat}{i}", "ref": f"VP{i}", "type": "DEFAULT", "status": "ACTIVE", "productRef": f"P{i}",
-                "groupRef": "G1", "quantity": i, "workflowRef": "VP", "workflowVersion": 1,
-                "createdOn": ts(D1), "updatedOn": ts(D1 + timedelta(minutes=i)), "catalogue": {"ref": cat}}
+        return {
+            "id": f"VP{cat}{i}",
+            "ref": f"VP{i}",
+            "type": "DEFAULT",
+            "status": "ACTIVE",
+            "productRef": f"P{i}",
+            "groupRef": "G1",
+            "quantity": i,
+            "workflowRef": "VP",
+            "workflowVersion": 1,
+            "createdOn": ts(D1),
+            "updatedOn": ts(D1 + timedelta(minutes=i)),
+            "catalogue": {"ref": cat},
+        }
 
-    fake = FakeFluent({"virtualCatalogues": [{"ref": "VC2"}, {"ref": "VC1"}],
-                       "virtualPositions": [vp(i, "VC1") for i in range(5)] + [vp(i, "VC2") for i in range(3)]})
+    fake = FakeFluent(
+        {
+            "virtualCatalogues": [{"ref": "VC2"}, {"ref": "VC1"}],
+            "virtualPositions": [vp(i, "VC1") for i in range(5)] + [vp(i, "VC2") for i in range(3)],
+        }
+    )
     [r] = extract_periods(VIRTUAL_POSITIONS, days(D1, 1), client=fake, lake=file_lake, concurrency=2)
     table = read(file_lake, r.key)
     assert table.column("catalogue_ref").to_pylist() == ["VC1"] * 5 + ["VC2"] * 3  # catalogue order, sorted

@@ -79,8 +79,9 @@ def _missing(columns: tuple[Column, ...], node: FieldNode, fragments, prefix: st
         elif col.children:
             element = target
             if col.connection:
-                element = _selections(_selections(target.selection_set, fragments)["edges"].selection_set,
-                                      fragments)["node"]
+                element = _selections(
+                    _selections(target.selection_set, fragments)["edges"].selection_set, fragments
+                )["node"]
             missing += _missing(col.children, element, fragments, prefix + col.path + ".")
     return missing
 
@@ -88,17 +89,25 @@ def _missing(columns: tuple[Column, ...], node: FieldNode, fragments, prefix: st
 @pytest.mark.parametrize("spec", ENTITIES, ids=lambda e: e.name)
 def test_every_column_is_selected_by_every_source(spec: EntitySpec):
     # with several sources (standard + variant products) a column may come from only some of them
-    missing_per_source = [set(_missing(spec.columns, *_node_selection(load_query(s.query), s.connection_path)))
-                          for s in spec.sources]
-    assert not set.intersection(*missing_per_source), f"no query selects {set.intersection(*missing_per_source)}"
+    missing_per_source = [
+        set(_missing(spec.columns, *_node_selection(load_query(s.query), s.connection_path)))
+        for s in spec.sources
+    ]
+    assert not set.intersection(*missing_per_source), (
+        f"no query selects {set.intersection(*missing_per_source)}"
+    )
     for conn in spec.nested:
         main, main_frags = _node_selection(load_query(spec.sources[0].query), spec.sources[0].connection_path)
         nested_node = _selections(
-            _selections(_selections(main.selection_set, main_frags)[conn.field].selection_set, main_frags)["edges"]
-            .selection_set, main_frags)["node"]
+            _selections(_selections(main.selection_set, main_frags)[conn.field].selection_set, main_frags)[
+                "edges"
+            ].selection_set,
+            main_frags,
+        )["node"]
         follow, follow_frags = _node_selection(load_query(conn.query), conn.connection_path)
         assert print_ast(_flatten(nested_node, main_frags)) == print_ast(_flatten(follow, follow_frags)), (
-            f"{conn.query} must select the same {conn.field} fields as {spec.sources[0].query}")
+            f"{conn.query} must select the same {conn.field} fields as {spec.sources[0].query}"
+        )
 
 
 def _flatten(node: FieldNode, fragments) -> FieldNode:
@@ -106,8 +115,17 @@ def _flatten(node: FieldNode, fragments) -> FieldNode:
     from graphql import SelectionSetNode
 
     fields = _selections(node.selection_set, fragments)
-    return FieldNode(name=node.name, alias=None, arguments=(), directives=(),
-                     selection_set=SelectionSetNode(selections=tuple(
-                         _flatten(f, fragments) if f.selection_set else FieldNode(
-                             name=f.name, alias=None, arguments=(), directives=(), selection_set=None)
-                         for f in fields.values())))
+    return FieldNode(
+        name=node.name,
+        alias=None,
+        arguments=(),
+        directives=(),
+        selection_set=SelectionSetNode(
+            selections=tuple(
+                _flatten(f, fragments)
+                if f.selection_set
+                else FieldNode(name=f.name, alias=None, arguments=(), directives=(), selection_set=None)
+                for f in fields.values()
+            )
+        ),
+    )

@@ -15,7 +15,10 @@ D1 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 def test_date_range_is_inclusive_on_the_window_bounds():
-    assert Window(D1, D1 + DAY).date_range == {"from": "2025-03-01T00:00:00.000Z", "to": "2025-03-02T00:00:00.000Z"}
+    assert Window(D1, D1 + DAY).date_range == {
+        "from": "2025-03-01T00:00:00.000Z",
+        "to": "2025-03-02T00:00:00.000Z",
+    }
 
 
 @pytest.mark.parametrize("parts", [1, 3, 4, 7])
@@ -43,12 +46,15 @@ def test_a_daily_and_a_late_updates_schedule_per_group():
     jobs, schedules = build_schedules(ENTITIES, late_update_days=3)
     groups = {e.group for e in ENTITIES}
     assert {j.name for j in jobs} == {f"{g}_daily" for g in groups}
-    assert {s.name for s in schedules} == {f"{g}_daily_schedule" for g in groups} | {f"{g}_late_updates" for g in groups}
+    assert {s.name for s in schedules} == {f"{g}_daily_schedule" for g in groups} | {
+        f"{g}_late_updates" for g in groups
+    }
 
     late = next(s for s in schedules if s.name == "fluent_orders_late_updates")
     with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance,
-                                        scheduled_execution_time=datetime(2025, 3, 10, 4, tzinfo=UTC))
+        ctx = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2025, 3, 10, 4, tzinfo=UTC)
+        )
         [request] = late.evaluate_tick(ctx).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2025-03-07"
     assert request.tags["dagster/asset_partition_range_end"] == "2025-03-09"
@@ -60,7 +66,8 @@ def test_definitions_schedule_yesterday():
 
     schedule = defs.get_schedule_def("fluent_orders_daily_schedule")
     with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance,
-                                        scheduled_execution_time=datetime(2025, 3, 10, 0, 30, tzinfo=UTC))
+        ctx = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2025, 3, 10, 0, 30, tzinfo=UTC)
+        )
         [request] = schedule.evaluate_tick(ctx).run_requests
     assert request.partition_key == (datetime(2025, 3, 10) - timedelta(days=1)).strftime("%Y-%m-%d")
