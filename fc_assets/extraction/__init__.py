@@ -1,1 +1,24 @@
-"""Fluent entities read through GraphQL into daily Parquet partitions."""
+"""Fluent entities read through GraphQL into daily Parquet partitions of the lake.
+
+    <FC_LAKE_URI>/fluent/<entity>/dt=YYYY-MM-DD/part-0.parquet      (hive layout: one dataset per entity)
+
+- `entities.py`   one `EntitySpec` per entity: queries, connection path, columns (Arrow types), checks
+- `queries/`      the GraphQL documents (validated against the real Fluent schema by the tests)
+- `columns.py`    GraphQL node -> Arrow record batch
+- `windows.py`    half-open `[start, end)` UTC windows; Fluent's inclusive DateRange; partition layout
+- `fetch.py`      paging a window, completing nested connections, fan-out per virtual catalogue
+- `extract.py`    parallel sub-window streams -> spools -> one object per day via `Lake.atomic_write`
+- `parquet_writer.py`, `validation.py`   streaming row groups; pandera per row group + partition checks
+- `assets.py`     the asset factory (daily partitions, single-run backfills, pool `fluent_api`, retries)
+- `schedules.py`  per group: daily job + schedule, late-updates re-run of the last `FC_LATE_UPDATE_DAYS`
+- `exports.py`    optional CSV/JSONL/XML copies to S3/SFTP outboxes (`FC_EXPORT_<ENTITY>`)
+- `definitions.py` what this package adds to the code location
+
+Decisions (details in the module docstrings):
+- Nested lists are `list<struct>` columns of their parent, not child tables (`entities.py`).
+- Window edges: query `{from: start, to: end}` inclusive, keep `updatedOn < end` (`windows.py`).
+- Speed: `FC_FLUENT_CONCURRENCY` streams, each its own cursor chain over a sub-window; output order is
+  task order, so it does not depend on thread timing (`extract.py`).
+- Complete or fail: an object is committed only after every stream of its day finished; nested
+  connections are paged to the end or the run fails.
+"""
