@@ -1,9 +1,10 @@
-"""Jobs and schedules per entity group: the daily run of yesterday's partition, and a late-updates re-run.
+"""Jobs and schedules per entity group: the run of the latest complete partition, and a late-updates re-run.
 
-- `<group>_daily` (00:30 UTC): the latest complete partition of every entity in the group.
-- `<group>_late_updates` (04:00 UTC): one single-run backfill over the last `FC_LATE_UPDATE_DAYS` complete
-  days, for updates that became visible to Fluent's search after the daily run read their window.
-  Re-materializing replaces those partitions, so nothing is duplicated.
+- `<group>_daily` job + `<group>_daily_schedule` (00:30 UTC): yesterday's partition of every entity of the
+  group. Entities switched to hourly partitions (`FC_EXTRACT_HOURLY`) get `<group>_hourly` (HH:30).
+- `<group>_late_updates` (04:00 UTC): one single-run backfill over the partitions of the last
+  `FC_LATE_UPDATE_DAYS` complete days, for updates that became visible to Fluent's search after the
+  regular run read their window. Re-materializing replaces those partitions, so nothing is duplicated.
 
 Schedules start STOPPED (turn them on per deployment in the UI or with `dagster schedule start`).
 """
@@ -14,54 +15,52 @@ from datetime import datetime, timedelta
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from fc_assets.extraction.assets import partitions_def
 from fc_assets.extraction.entities import EntitySpec
 
-DAILY_MINUTE = 30
+RUN_MINUTE = 30
 LATE_UPDATES_HOUR = 4
 
 
-def group_selection(
-    group: str, entities: Sequence[EntitySpec], extra: Sequence[str] = ()
-) -> dg.AssetSelection:
-    names = [e.name for e in entities if e.group == group]
-    return dg.AssetSelection.assets(*names, *extra)
-
-
-def daily_job(
-    group: str, entities: Sequence[EntitySpec], extra: Sequence[str] = ()
-) -> UnresolvedAssetJobDefinition:
+def group_job(group: str, grain: str, entities: Sequence[EntitySpec]) -> UnresolvedAssetJobDefinition:
+    names = [e.name for e in entities if e.group == group and e.grain.name == grain]
     return dg.define_asset_job(
-        f"{group}_daily",
-        selection=group_selection(group, entities, extra),
-        description=f"Extract the {group} entities for one day (or a range: one run).",
+        f"{group}_{grain}",
+        selection=dg.AssetSelection.assets(*names),
+        description=f"Extract {', '.join(names)} for one {grain} partition (or a range: one run).",
     )
 
 
-def daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
-    return dg.build_schedule_from_partitioned_job(
-        job, minute_of_hour=DAILY_MINUTE, name=f"{job.name}_schedule"
-    )
+def latest_partition_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    return dg.build_schedule_from_partitioned_job(job, minute_of_hour=RUN_MINUTE, name=f"{job.name}_schedule")
 
 
-def late_updates_range(scheduled: datetime, days: int) -> tuple[str, str]:
-    """The last `days` complete UTC days before `scheduled`: (first, last) partition keys."""
-    last = (scheduled - timedelta(days=1)).date()
-    first = last - timedelta(days=max(1, days) - 1)
-    return first.isoformat(), last.isoformat()
+def late_updates_range(
+    scheduled: datetime, days: int, parts: dg.TimeWindowPartitionsDefinition
+) -> tuple[str, str]:
+    """First and last partition keys of the last `days` complete UTC days before `scheduled`."""
+    end = scheduled.replace(hour=0, minute=0, second=0, microsecond=0)
+    keys = parts.get_partition_keys_in_time_window(dg.TimeWindow(end - timedelta(days=max(1, days)), end))
+    return keys[0], keys[-1]
 
 
-def late_updates_schedule(group: str, job: UnresolvedAssetJobDefinition, days: int) -> dg.ScheduleDefinition:
+def late_updates_schedule(
+    job: UnresolvedAssetJobDefinition, days: int, parts: dg.TimeWindowPartitionsDefinition
+) -> dg.ScheduleDefinition:
+    group = job.name.rsplit("_", 1)[0]
+    name = f"{group}_late_updates" if job.name.endswith("_daily") else f"{job.name}_late_updates"
+
     @dg.schedule(
-        name=f"{group}_late_updates",
+        name=name,
         job=job,
         cron_schedule=f"0 {LATE_UPDATES_HOUR} * * *",
         execution_timezone="UTC",
-        description=f"Re-extract the last {days} days of {group} in one run (late updates).",
+        description=f"Re-extract the last {days} days of {job.name} in one run (late updates).",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
-        first, last = late_updates_range(context.scheduled_execution_time, days)
+        first, last = late_updates_range(context.scheduled_execution_time, days, parts)
         yield dg.RunRequest(
-            run_key=f"{group}-late-{last}",
+            run_key=f"{name}-{last}",
             tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         )
 
@@ -69,14 +68,13 @@ def late_updates_schedule(group: str, job: UnresolvedAssetJobDefinition, days: i
 
 
 def build_schedules(
-    entities: Sequence[EntitySpec],
-    late_update_days: int,
-    extra_by_group: dict[str, Sequence[str]] | None = None,
+    entities: Sequence[EntitySpec], late_update_days: int, start_date: str
 ) -> tuple[list[UnresolvedAssetJobDefinition], list[dg.ScheduleDefinition]]:
-    """A daily job + schedule and a late-updates schedule per group (in declaration order)."""
+    """Per (group, grain), in declaration order: a job, its latest-partition schedule, a late-updates one."""
     jobs, schedules = [], []
-    for group in dict.fromkeys(e.group for e in entities):
-        job = daily_job(group, entities, (extra_by_group or {}).get(group, ()))
+    for group, grain in dict.fromkeys((e.group, e.grain) for e in entities):
+        job = group_job(group, grain.name, entities)
         jobs.append(job)
-        schedules += [daily_schedule(job), late_updates_schedule(group, job, late_update_days)]
+        parts = partitions_def(grain, start_date)
+        schedules += [latest_partition_schedule(job), late_updates_schedule(job, late_update_days, parts)]
     return jobs, schedules

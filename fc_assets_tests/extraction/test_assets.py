@@ -144,3 +144,25 @@ def test_non_transient_error_is_not_retried(tmp_path, instance):
     )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_hourly_grain_writes_hour_directories(tmp_path, instance):
+    import dataclasses
+
+    from fc_assets.extraction.windows import HOURLY
+
+    FAKES["hourly"] = FakeFluent({"orders": make_orders(D1, 48)})  # two orders at 00:00, then every 30 min
+    asset = build_extraction_asset(dataclasses.replace(ORDERS, grain=HOURLY), "2025-01-01")
+    result = dg.materialize(
+        [asset],
+        resources=resources(tmp_path, "hourly"),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2025-03-01-00:00",
+            "dagster/asset_partition_range_end": "2025-03-01-02:00",
+        },
+    )
+    assert result.success
+    rows = {k: m["rows"].value for k, m in materialization_metadata(result).items()}
+    assert rows == {"2025-03-01-00:00": 3, "2025-03-01-01:00": 2, "2025-03-01-02:00": 2}
+    assert (tmp_path / "lake/fluent/orders/dt=2025-03-01/hour=01/part-0.parquet").exists()

@@ -9,7 +9,7 @@ import pytest
 
 from fc_assets.extraction.entities import ENTITIES
 from fc_assets.extraction.schedules import build_schedules, late_updates_range
-from fc_assets.extraction.windows import DAY, HOUR, HOURLY, Window
+from fc_assets.extraction.windows import DAILY, DAY, HOUR, HOURLY, Window
 
 D1 = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -39,11 +39,16 @@ def test_periods_and_hourly_layout():
 
 
 def test_late_updates_range_is_the_last_n_complete_days():
-    assert late_updates_range(datetime(2025, 3, 10, 4, tzinfo=UTC), 3) == ("2025-03-07", "2025-03-09")
+    at = datetime(2025, 3, 10, 4, tzinfo=UTC)
+    assert late_updates_range(at, 3, DAILY.partitions_def("2025-01-01")) == ("2025-03-07", "2025-03-09")
+    assert late_updates_range(at, 1, HOURLY.partitions_def("2025-01-01")) == (
+        "2025-03-09-00:00",
+        "2025-03-09-23:00",
+    )
 
 
 def test_a_daily_and_a_late_updates_schedule_per_group():
-    jobs, schedules = build_schedules(ENTITIES, late_update_days=3)
+    jobs, schedules = build_schedules(ENTITIES, late_update_days=3, start_date="2025-01-01")
     groups = {e.group for e in ENTITIES}
     assert {j.name for j in jobs} == {f"{g}_daily" for g in groups}
     assert {s.name for s in schedules} == {f"{g}_daily_schedule" for g in groups} | {
@@ -58,7 +63,17 @@ def test_a_daily_and_a_late_updates_schedule_per_group():
         [request] = late.evaluate_tick(ctx).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2025-03-07"
     assert request.tags["dagster/asset_partition_range_end"] == "2025-03-09"
-    assert request.run_key == "fluent_orders-late-2025-03-09"
+    assert request.run_key == "fluent_orders_late_updates-2025-03-09"
+
+
+def test_hourly_is_a_setting():
+    from fc_assets.extraction.definitions import entities_from_env
+
+    entities = {e.name: e for e in entities_from_env({"FC_EXTRACT_HOURLY": "orders"})}
+    assert entities["orders"].grain == HOURLY and entities["fulfilments"].grain == DAILY
+    jobs, schedules = build_schedules(list(entities.values()), 2, "2025-01-01")
+    assert {"fluent_orders_daily", "fluent_orders_hourly"} <= {j.name for j in jobs}
+    assert "fluent_orders_hourly_late_updates" in {s.name for s in schedules}
 
 
 def test_definitions_schedule_yesterday():
