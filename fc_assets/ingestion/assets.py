@@ -1,0 +1,148 @@
+"""The feed asset factory: one asset per feed (`inventory_feed`, …), one dynamic partition per file version.
+
+Per feed `build_feed_definitions` returns the asset (with its blocking `rejects_under_threshold` check), a job
+selecting it and one sensor per source location. The asset is thin: it finds the file version of its
+partition (run config set by the sensor, else the tags of the partition's earlier runs), calls
+`pipeline.process_file`, and turns the outcome into materialization metadata and the check result.
+
+**One run per feed at a time** — what the TypeScript SDK does with a KV "distributed lock" (15-minute lease,
+check-then-set, no ownership check: connector-pitfalls §2 item 10) is Dagster's own machinery here: every
+feed asset runs in the pool `feed_<feed>` and the pool's limit is 1
+(`dagster instance concurrency set feed_inventory 1`, or `concurrency.pools` in dagster.yaml; tests call
+`set_feed_pool_limits`). Slots are claimed in the instance's event-log storage in one transaction, held for
+the whole step (the whole file: send → confirm → commit → archive is a single step), released when the step
+ends however it ends, and freed by run monitoring if a worker dies — so there is no lease to expire under a
+live holder and no way to release someone else's slot. Two sensors (S3 and SFTP) or a manual
+materialization racing on the same feed queue on the slot instead of interleaving sends. The ledger adds a
+second, data-level guard: a file half-sent blocks others of the feed until it is finished (`FeedBusyError`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from fc_assets.ingestion.files import FileRef, FileRefConfig
+from fc_assets.ingestion.ledger import FeedBusyError
+from fc_assets.ingestion.pipeline import FeedPlan, PipelineEnv, process_file
+from fc_assets.ingestion.senders import SendIncomplete
+from fc_assets.ingestion.sensors import build_file_sensor
+from fc_assets.ingestion.sources import SourceChanged, SourceStore
+from fc_assets.resources.fluent import FluentResource
+from fc_assets.resources.sftp import SFTPResource
+from fc_assets.resources.storage import LakeResource
+
+CHECK_NAME = "rejects_under_threshold"
+DEFAULT_BATCH_TIMEOUT_S = 600.0
+
+
+def pool_name(feed: str) -> str:
+    return f"feed_{feed}"
+
+
+def set_feed_pool_limits(instance: dg.DagsterInstance, feeds: list[str], limit: int = 1) -> None:
+    """Give each feed pool its limit (what `dagster instance concurrency set feed_<feed> 1` does)."""
+    for feed in feeds:
+        instance.event_log_storage.set_concurrency_slots(pool_name(feed), limit)
+
+
+class FeedRunConfig(FileRefConfig):
+    """The file version to process (set by the sensor) and how long to wait for Fluent's batches."""
+
+    batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S
+
+
+def resolve_file(context: dg.AssetExecutionContext, feed: str, config: FileRefConfig) -> FileRef:
+    if config.key:
+        return FileRef.from_config(feed, config)
+    # a manual materialization of an existing partition: take the file from that partition's sensor run
+    pk = context.partition_key
+    runs = context.instance.get_runs(
+        filters=dg.RunsFilter(tags={"dagster/partition": pk, "fc/feed": feed}), limit=1
+    )
+    ref = FileRef.from_tags(feed, dict(runs[0].tags)) if runs else None
+    if ref is None:
+        raise dg.Failure(
+            f"partition {pk} of feed {feed} has no file recorded; materialize it from its sensor run"
+        )
+    return ref
+
+
+def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
+    feed = plan.name
+    asset_name = f"{feed}_feed"
+    partitions = dg.DynamicPartitionsDefinition(name=f"{feed}_files")
+    check = dg.AssetCheckSpec(
+        CHECK_NAME,
+        asset=asset_name,
+        blocking=True,
+        description=f"Rejected rows stay at or below {plan.reject_threshold:.0%} of the file (else nothing is sent)",
+    )
+
+    @dg.asset(
+        name=asset_name,
+        partitions_def=partitions,
+        pool=pool_name(feed),
+        check_specs=[check],
+        group_name="ingestion",
+        kinds={"fluent", *(loc.kind for loc in plan.locations)},
+        description=f"Files of the `{feed}` feed sent to Fluent ({plan.sender}); one partition per file version.",
+    )
+    def _feed_asset(
+        context: dg.AssetExecutionContext,
+        config: FeedRunConfig,
+        lake: LakeResource,
+        fluent: FluentResource,
+        s3: S3Resource,
+        sftp: SFTPResource,
+    ) -> dg.MaterializeResult:
+        ref = resolve_file(context, feed, config)
+        env = PipelineEnv(
+            lake=lake.get_lake(),
+            sources=SourceStore(s3_client=s3.get_client(), sftp=sftp),
+            fluent=fluent.get_client,
+            run_id=context.run_id,
+            log=context.log.info,
+            batch_timeout_s=config.batch_timeout_s,
+        )
+        try:
+            result = process_file(plan, ref, env)
+        except SendIncomplete as e:
+            raise dg.Failure(str(e), metadata=e.metadata) from e
+        except (FeedBusyError, SourceChanged) as e:
+            raise dg.Failure(str(e)) from e
+        md = result.metadata
+        return dg.MaterializeResult(
+            metadata=md,
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=CHECK_NAME,
+                    passed=result.check_passed,
+                    metadata={
+                        "rows": md["rows"],
+                        "rejected": md["rejected"],
+                        "threshold": plan.reject_threshold,
+                        "rejects_uri": md.get("rejects_uri", ""),
+                    },
+                )
+            ],
+        )
+
+    job = dg.define_asset_job(
+        f"{asset_name}_job",
+        selection=[_feed_asset],
+        description=f"One file of the `{feed}` feed (launched by its sensors).",
+    )
+    several = len([loc for loc in plan.locations]) > len({loc.kind for loc in plan.locations})
+    sensors = [
+        build_file_sensor(
+            feed=feed,
+            asset_name=asset_name,
+            location=loc,
+            job=job,
+            partitions_def=partitions,
+            name=f"{loc.kind}_{feed}_{loc.name}_sensor" if several else None,
+        )
+        for loc in plan.locations
+    ]
+    return dg.Definitions(assets=[_feed_asset], jobs=[job], sensors=sensors)
