@@ -5,4 +5,5 @@ pytest_plugins = [
     "fc_assets_tests.fixtures.s3",
     "fc_assets_tests.fixtures.sftp",
     "fc_assets_tests.fixtures.dagster",
+    "fc_assets_tests.fixtures.sshd",
 ]

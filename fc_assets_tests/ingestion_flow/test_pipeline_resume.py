@@ -13,8 +13,9 @@ from fc_assets.ingestion.files import FileLocation, FileRef
 from fc_assets.ingestion.ledger import Ledger
 from fc_assets.ingestion.pipeline import PipelineEnv, process_file
 from fc_assets.ingestion.senders import CRASH_ENV, InjectedCrash, SendIncomplete
-from fc_assets.ingestion.sensors import list_s3
+from fc_assets.ingestion.sensors import list_s3, list_sftp
 from fc_assets.ingestion.sources import SourceStore
+from fc_assets.resources.sftp import SFTPResource
 from fc_assets_tests.ingestion_flow.fake_batch_api import FakeBatchApi
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv, inventory_plan
 
@@ -58,7 +59,7 @@ class World:
     def run(self, ref: FileRef):
         return process_file(self.plan, ref, self.env())
 
-    def keys(self, prefix: str = "inventory/") -> list[str]:
+    def objects(self, prefix: str = "inventory/") -> list[str]:
         return sorted(
             o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
         )
@@ -77,7 +78,7 @@ def test_happy_path_then_same_content_then_one_percent(world):
     r1 = world.run(world.drop("a.csv", ROWS))
     assert r1.metadata["sent"] == 200 and r1.metadata["batches"] == 1 and r1.check_passed
     assert world.fluent.qty() == {(s, loc): q for s, loc, q in ROWS}
-    assert world.keys() == [r1.entry.archive_target] and "/processed/" in r1.entry.archive_target
+    assert world.objects() == [r1.entry.archive_target] and "/processed/" in r1.entry.archive_target
     r2 = world.run(world.drop("b.csv", ROWS))  # same content, another file: nothing to send
     assert r2.metadata["sent"] == 0 and r2.metadata["changed"] == 0 and len(world.fluent.received) == 200
     changed = [(s, loc, q + 1000 if i % 100 == 7 else q) for i, (s, loc, q) in enumerate(ROWS)]
@@ -125,7 +126,9 @@ def test_crash_at_each_stage_then_rerun_is_exactly_once(world, stage, monkeypatc
     assert len(sent) == 100, f"double-count or loss after a crash at {stage}"
     assert len({(e["skuRef"], e["locationRef"]) for e in sent}) == 100
     assert world.fluent.qty() == {(s, loc): q for s, loc, q in changed}
-    assert world.keys() == sorted([result.entry.archive_target, *[k for k in world.keys() if "base" in k]])
+    assert world.objects() == sorted(
+        [result.entry.archive_target, *[k for k in world.objects() if "base" in k]]
+    )
     # and the snapshot moved: the same content again sends nothing
     again = world.run(world.drop("again.csv", changed))
     assert again.metadata["sent"] == 0 and len(world.fluent.received) == base + 100
@@ -174,7 +177,7 @@ def test_stuck_batch_times_out_then_rerun_polls_without_resending(world):
     with pytest.raises(SendIncomplete) as e:
         world.run(ref)
     assert e.value.metadata["batch_status"] == "RUNNING" and e.value.metadata["fluent_batch_id"]
-    assert world.keys() == ["inventory/a.csv"]  # not archived, snapshot not moved
+    assert world.objects() == ["inventory/a.csv"]  # not archived, snapshot not moved
     world.fluent.stuck = False
     r = world.run(ref)
     assert r.metadata["sent"] == 200 and len(world.fluent.received) == 200 and r.resumed_from == "sending"
@@ -188,7 +191,35 @@ def test_file_over_reject_threshold_goes_to_error_with_rejects(world):
     r = world.run(FileRef.of("inventory", world.location, f))
     assert not r.check_passed and r.entry.outcome == "error" and r.metadata["sent"] == 0
     assert world.fluent.received == []
-    keys = world.keys()
+    keys = world.objects()
     assert any("/error/" in k and k.endswith(".csv") and "rejects" not in k for k in keys)
     rejects = next(k for k in keys if k.endswith(".rejects.csv"))
     assert b"notanumber" in world.s3.get_object(Bucket=world.bucket, Key=rejects)["Body"].read()
+
+
+@pytest.mark.parametrize("server", ["sftp_server", "openssh_server"])
+def test_sftp_file_fetched_sent_and_archived_exactly_once(server, request, lake, monkeypatch):
+    srv = request.getfixturevalue(server)
+    auth = {"password": srv.password} if server == "sftp_server" else {"key_path": str(srv.key_path)}
+    sftp = SFTPResource(
+        host=srv.host, port=srv.port, username=srv.user, known_hosts=str(srv.known_hosts), **auth
+    )
+    rel = f"inbox{next(_n)}/inventory"
+    (srv.root / rel).mkdir(parents=True)
+    (srv.root / rel / "stock.csv").write_bytes(inventory_csv(ROWS))
+    location = FileLocation("sftp", "sftp", rel, glob="*.csv", stability="size_stable")
+    plan = inventory_plan((location,))
+    fluent = FakeBatchApi()
+    with sftp.session() as s:
+        (f,) = list_sftp(s, location)[0]
+    ref = FileRef.of("inventory", location, f)
+    env = PipelineEnv(lake, SourceStore(sftp=sftp), fluent.client, log=lambda m: None)
+    monkeypatch.setenv(CRASH_ENV, "during_archive")
+    with pytest.raises(InjectedCrash):
+        process_file(plan, ref, env)
+    monkeypatch.delenv(CRASH_ENV)
+    r = process_file(plan, ref, env)
+    assert len(fluent.received) == 200 and r.metadata["sent"] == 200
+    assert not (srv.root / rel / "stock.csv").exists()
+    assert (srv.root / r.entry.archive_target).read_bytes() == inventory_csv(ROWS)
+    assert r.entry.archive_target.startswith(f"{rel}/processed/")

@@ -250,3 +250,41 @@ def test_sftp_host_key_is_verified(sftp_server, tmp_path):
         pass
     with sftp_resource(sftp_server).session() as s:
         assert s.list_dir("does/not/exist") == []
+
+
+def test_sftp_sensor_against_openssh(openssh_server, dagster_instance, limits):
+    """The same sensor against OpenSSH's sshd (key authentication, its own host key)."""
+    rel = f"inbox{next(_n)}/inventory"
+    local = openssh_server.root / rel
+    local.mkdir(parents=True)
+    location = FileLocation("sftp", "sftp", rel, glob="*.csv", stability="size_stable")
+    sensor = build_file_sensor(
+        feed="test", asset_name="feed_asset", location=location, job=JOB, partitions_def=PARTS
+    )
+    sftp = SFTPResource(
+        host=openssh_server.host,
+        port=openssh_server.port,
+        username=openssh_server.user,
+        key_path=str(openssh_server.key_path),
+        known_hosts=str(openssh_server.known_hosts),
+    )
+    t = Ticker(sensor, dagster_instance, {"sftp": sftp})
+    mark = int(time.time()) - 50
+    for n in ["a.csv", "b.csv", "notes.txt"]:
+        (local / n).write_bytes(b"1,2\n")
+        os.utime(local / n, (mark, mark))
+    assert t.tick() == []
+    assert keys_of(t.tick()) == [f"{rel}/a.csv", f"{rel}/b.csv"]
+    (local / "c.csv").write_bytes(b"1,2\n")
+    os.utime(local / "c.csv", (mark, mark))
+    t.tick()
+    assert keys_of(t.tick()) == [f"{rel}/c.csv"] and t.tick() == []
+    wrong = SFTPResource(
+        host=openssh_server.host,
+        port=openssh_server.port,
+        username=openssh_server.user,
+        password="nope",
+        known_hosts=str(openssh_server.known_hosts),
+    )
+    with pytest.raises(SFTPConfigError), wrong.session():
+        pass
