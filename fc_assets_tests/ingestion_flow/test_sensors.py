@@ -288,3 +288,20 @@ def test_sftp_sensor_against_openssh(openssh_server, dagster_instance, limits):
     )
     with pytest.raises(SFTPConfigError), wrong.session():
         pass
+
+
+def test_old_partitions_are_pruned_once_a_day(s3_server, inbox, dagster_instance, limits):
+    bucket, s3 = inbox
+    t = s3_ticker(s3_server, dagster_instance, bucket)
+    dagster_instance.add_dynamic_partitions(
+        PARTS.name, ["2001-01-01_old.csv_deadbeef", "2999-01-01_new.csv_0"]
+    )
+    t.tick()
+    deletes = [
+        r for r in t.last.dynamic_partitions_requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+    ]
+    assert [list(r.partition_keys) for r in deletes] == [["2001-01-01_old.csv_deadbeef"]]
+    t.tick()  # already pruned today: no second listing of all partitions
+    assert not any(
+        isinstance(r, dg.DeleteDynamicPartitionsRequest) for r in t.last.dynamic_partitions_requests
+    )
