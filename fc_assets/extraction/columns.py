@@ -8,13 +8,13 @@ Pages are turned into Arrow record batches column by column, so nothing keeps th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 STRING = pa.string()
 INT = pa.int64()
@@ -71,54 +71,59 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
     return pa.schema([c.field for c in columns])
 
 
-def _convert(column: Column) -> Callable[[Any], Any]:
+def _values(
+    path: tuple[str, ...], nodes: Sequence[dict[str, Any] | None], cache: dict[tuple[str, ...], list[Any]]
+) -> list[Any]:
+    """The value at `path` of every node (None where a step is missing or null); prefixes shared by several
+    columns (`fulfilmentChoice.deliveryAddress.*`) are walked once per batch."""
+    if path in cache:
+        return cache[path]
+    parent = _values(path[:-1], nodes, cache) if len(path) > 1 else nodes
+    key = path[-1]
+    values = cache[path] = [None if v is None else v.get(key) for v in parent]
+    return values
+
+
+def _array(
+    column: Column,
+    nodes: Sequence[dict[str, Any] | None],
+    cache: dict[tuple[str, ...], list[Any]] | None = None,
+) -> pa.Array:
+    """One column for all nodes, built column-wise (nested elements of all nodes in one pass)."""
+    values = _values(tuple(column.path.split(".")), nodes, {} if cache is None else cache)
     if column.children:
-        element = _struct_builder(column.children)
-        if column.connection:
-            return lambda conn: (
-                None if conn is None else [element(e["node"]) for e in conn.get("edges") or ()]
-            )
-        return lambda values: None if values is None else [element(v) for v in values if v is not None]
+        mask = [v is None for v in values]
+        offsets, elements = [0], []
+        for v in values:
+            if v is not None:
+                if column.connection:
+                    elements.extend(e.get("node") for e in v.get("edges") or ())
+                else:
+                    elements.extend(v)
+            offsets.append(len(elements))
+        struct = pa.StructArray.from_arrays(
+            [_array(c, elements) for c in column.children],
+            fields=[c.field for c in column.children],
+            mask=pa.array([e is None for e in elements], pa.bool_()),
+        )
+        return pa.ListArray.from_arrays(
+            pa.array(offsets, pa.int32()), struct, type=column.arrow_type, mask=pa.array(mask, pa.bool_())
+        )
     if column.json:
-        return lambda v: None if v is None else orjson.dumps(v).decode()
+        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], STRING)
     if column.type == TIMESTAMP:
-        return lambda v: None if v is None else datetime.fromisoformat(v)
-    return lambda v: v
-
-
-def _getter(column: Column) -> Callable[[dict[str, Any]], Any]:
-    keys = column.path.split(".")
-    convert = _convert(column)
-    if len(keys) == 1:
-        key = keys[0]
-        return lambda node: convert(node.get(key))
-
-    def get(node: dict[str, Any]) -> Any:
-        value: Any = node
-        for key in keys:
-            if value is None:
-                return None
-            value = value.get(key)
-        return convert(value)
-
-    return get
-
-
-def _struct_builder(children: Sequence[Column]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    getters = [(c.name, _getter(c)) for c in children]
-    return lambda node: {name: get(node) for name, get in getters}
+        return pc.cast(pa.array(values, STRING), TIMESTAMP)
+    return pa.array(values, column.type)
 
 
 class BatchBuilder:
-    """Turns lists of GraphQL nodes into record batches of a fixed schema (getters compiled once)."""
+    """Turns lists of GraphQL nodes into record batches of a fixed schema, one column at a time (timestamps
+    are parsed by Arrow's ISO-8601 cast, nested lists of all nodes are built in one pass)."""
 
     def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = tuple(columns)
         self.schema = arrow_schema(columns)
-        self._getters = [_getter(c) for c in columns]
 
     def build(self, nodes: Sequence[dict[str, Any]]) -> pa.RecordBatch:
-        arrays = [
-            pa.array([get(n) for n in nodes], type=f.type)
-            for get, f in zip(self._getters, self.schema, strict=True)
-        ]
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        cache: dict[tuple[str, ...], list[Any]] = {}
+        return pa.RecordBatch.from_arrays([_array(c, nodes, cache) for c in self.columns], schema=self.schema)

@@ -185,7 +185,7 @@ def write_partition(
     def on_row_group(table: pa.Table) -> None:
         report.validate(spec.pandera_schema, table, spec.key)
         if not preview:
-            preview.append(table.slice(0, PREVIEW_ROWS))
+            preview.append(table.take(list(range(min(PREVIEW_ROWS, table.num_rows)))))  # a copy, not a view
 
     with lake.atomic_write(key) as out:
         writer = RowGroupWriter(out, spec.arrow_schema, spec.row_group_rows, on_row_group)
