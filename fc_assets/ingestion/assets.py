@@ -17,8 +17,6 @@ materialization racing on the same feed queue on the slot instead of interleavin
 second, data-level guard: a file half-sent blocks others of the feed until it is finished (`FeedBusyError`).
 """
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 

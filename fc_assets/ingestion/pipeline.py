@@ -204,7 +204,7 @@ def _prepare(
     committed: int,
     watermark: str | None,
 ) -> None:
-    rejects_rel = ledger.work(ref.file_id, "rejects.csv")
+    rejects_rel = f"rejects/{plan.name}/{ref.partition_key}.csv"
     with env.sources.fetch(location, ref) as fetched:
         summary = plan.validate(fetched.path, ref.name, env.lake, accepted_rel, rejects_rel)
     counts = {"rows": summary.rows, "accepted": summary.accepted, "rejected": summary.rejected}

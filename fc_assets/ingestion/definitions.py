@@ -1,0 +1,47 @@
+"""Everything ingestion contributes to the code location, merged into `fc_assets/definitions.py`: per feed
+of `FEEDS` the `<feed>_feed` asset (dynamic partition per file), its job and one sensor per inbox
+(`s3_inventory_sensor`, `sftp_inventory_sensor`, …). Resources used: `lake`, `fluent`, `s3`, `sftp`.
+Reads settings when called (at code-location load), not at import.
+
+Each feed asset runs in the pool `feed_<feed>`; give those pools a limit of 1 on the instance
+(`dagster instance concurrency set feed_inventory 1`, …, or `concurrency.pools` in dagster.yaml) so a feed
+never runs two files at once (see ingestion/assets.py).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from fc_assets.ingestion.assets import build_feed_definitions, pool_name
+from fc_assets.ingestion.feeds import FEEDS, Feed
+from fc_assets.ingestion.plans import plan_for
+from fc_assets.settings import get_settings
+
+
+def feed_pools(feeds: list[Feed] | None = None) -> list[str]:
+    return [pool_name(f.name) for f in (feeds or list(FEEDS.values()))]
+
+
+def s3_resource() -> S3Resource:
+    """The inbox S3 client (same endpoint/credentials settings as the lake)."""
+    import os
+
+    s = get_settings()
+    secret = (
+        dg.EnvVar("AWS_SECRET_ACCESS_KEY")
+        if os.environ.get("AWS_SECRET_ACCESS_KEY")
+        else s.aws_secret_access_key.get_secret_value()
+    )
+    return S3Resource(
+        endpoint_url=s.aws_endpoint_url,
+        region_name=s.aws_region,
+        aws_access_key_id=s.aws_access_key_id,
+        aws_secret_access_key=secret,
+    )
+
+
+def ingestion_definitions(feeds: list[Feed] | None = None) -> dg.Definitions:
+    return dg.Definitions.merge(
+        *(build_feed_definitions(plan_for(f)) for f in (feeds or list(FEEDS.values())))
+    )

@@ -1,0 +1,92 @@
+"""From a feed declaration (feeds.py) to what the ingestion flow runs: `plan_for(feed)`.
+
+`validate_into_lake` is the bridge to validation (validate.py): it streams the downloaded file through
+`validate_file`, writes the accepted rows (typed, with `_row`) as Parquet into the lake for the delta, and the
+rejects file to `<lake>/rejects/<feed>/<partition>.csv`. A file that cannot be read at all (`FileUnreadable`)
+is a failed validation with its reason in the rejects file, not a crashed run: it goes to `error/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from fc_assets.ingestion.feeds import Feed
+from fc_assets.ingestion.pipeline import FeedPlan, ValidationSummary
+from fc_assets.resources.storage import Lake
+
+
+def validate_into_lake(
+    feed: Feed, path: Path, name: str, lake: Lake, accepted_rel: str, rejects_rel: str
+) -> ValidationSummary:
+    from fc_assets.ingestion.rejects import RejectsWriter
+    from fc_assets.ingestion.unreadable import FileUnreadable
+    from fc_assets.ingestion.validate import validate_file
+
+    with tempfile.TemporaryDirectory(prefix="fc-rejects-") as tmp:
+        local_rejects = Path(tmp) / "rejects.csv"
+        writer = RejectsWriter(local_rejects)
+        try:
+            run = validate_file(feed, path, name=name, rejects_sink=writer)
+            with lake.atomic_write(accepted_rel) as out, pq.ParquetWriter(out, feed.arrow_schema) as pw:
+                for batch in run:
+                    pw.write_batch(batch)
+        except FileUnreadable as e:
+            writer.close()
+            buf = io.StringIO()
+            csv.writer(buf).writerows(
+                [
+                    ("row", "field", "value", "reason"),
+                    (e.row if e.row is not None else "", e.field or "_file", "", e.message),
+                ]
+            )
+            lake.write_bytes(buf.getvalue().encode(), rejects_rel)
+            return ValidationSummary(
+                0,
+                0,
+                0,
+                failed=True,
+                reason=f"unreadable: {e.message}",
+                rejects_rel=rejects_rel,
+                metadata={"unreadable": e.message},
+            )
+        finally:
+            writer.close()
+        report = run.report
+        if report.rejected:
+            lake.write_bytes(local_rejects.read_bytes(), rejects_rel)
+    reason = None
+    if report.failed:
+        reason = (
+            f"{report.rejected} of {report.rows} rows rejected ({report.reject_rate:.1%} > "
+            f"{report.threshold:.0%}); nothing sent"
+        )
+    md = {
+        k: v for k, v in report.as_metadata().items() if k in ("format", "reject_rate", "reasons", "seconds")
+    }
+    return ValidationSummary(
+        report.rows,
+        report.accepted,
+        report.rejected,
+        report.failed,
+        reason,
+        rejects_rel if report.rejected else None,
+        md,
+    )
+
+
+def plan_for(feed: Feed) -> FeedPlan:
+    return FeedPlan(
+        name=feed.name,
+        locations=feed.locations(),
+        columns=feed.columns,
+        delta=feed.delta_spec(),
+        sender=feed.sender,
+        validate=partial(validate_into_lake, feed),
+        reject_threshold=feed.threshold,
+    )
