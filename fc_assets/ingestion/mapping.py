@@ -1,0 +1,282 @@
+"""Declarative mapping: a feed's canonical fields and where each one's text comes from.
+
+A `Field` is declared once and drives three steps: mapping (this module: which source column, default,
+constant, transform), conversion (`conversions.py`: text → Arrow type, with a reason when the text is not
+a value of that type) and the rules of the pandera schema (`validate.py`: required, ranges, allowed
+values, lengths, patterns).
+
+Source columns are matched to a field by its name or one of its aliases, ignoring case and punctuation
+(`skuRef`, `SKU_REF`, `sku-ref` and a JSON `sku.ref` all match `sku_ref`). A required field with no
+matching column makes the file unreadable (the error names the field, the accepted names and the columns
+found). Every mapped value is trimmed and an empty value is null, whatever the format; text is otherwise
+kept exactly (leading zeros stay).
+
+Order of evaluation per field: `constant` (source ignored), else `compute(columns)` (a function over the
+source columns: `join`, or any vectorised custom function), else the matched column; then `transform`
+(a vectorised function of the text: `value_map`, `pandas_transform`, any `pa.Array -> pa.Array`); then
+`fallback` (another field's value) and `default` fill what is still empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fc_assets.ingestion.records import ERROR, RAW, ROW, TECHNICAL
+from fc_assets.ingestion.text_arrays import STRING, as_text, clean, constant
+from fc_assets.ingestion.unreadable import FileUnreadable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fc_assets.ingestion.readers import RawFile
+
+Kind = Literal["text", "code", "int", "decimal", "bool", "datetime", "time", "list"]
+
+ATTRIBUTE_TYPE = pa.struct([("name", STRING), ("type", STRING), ("value", STRING)])
+
+
+def normalise(name: str) -> str:
+    """The form column names are compared in: lower case, letters and digits only."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+class Columns:
+    """The source columns of one batch as cleaned text, looked up by any spelling of their name."""
+
+    def __init__(self, batch: pa.RecordBatch, index: dict[str, int]) -> None:
+        self._batch, self._index, self._cache = batch, index, {}
+
+    def __len__(self) -> int:
+        return self._batch.num_rows
+
+    def __contains__(self, name: str) -> bool:
+        return normalise(name) in self._index
+
+    def __getitem__(self, name: str) -> pa.Array:
+        """The column's text (nulls when the file has no such column)."""
+        key = normalise(name)
+        if key not in self._cache:
+            i = self._index.get(key)
+            self._cache[key] = constant(None, len(self)) if i is None else clean(as_text(self._batch.column(i)))
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One canonical field: its source (mapping) and its rules (conversion + pandera schema)."""
+
+    name: str
+    kind: Kind = "text"
+    aliases: tuple[str, ...] = ()
+    required: bool = False  # the column must exist (unless default/constant/compute) and never be empty
+    default: str | None = None  # used when the column is absent or the value empty
+    constant: str | None = None  # always this value
+    fallback: str | None = None  # another canonical field whose value fills an empty one
+    compute: Callable[[Columns], pa.Array] | None = None
+    transform: Callable[[pa.Array], pa.Array] | None = None
+    # rules
+    values: tuple[str, ...] = ()  # code: allowed values (compared after upper-casing)
+    pattern: str | None = None  # text/code: full-match regular expression
+    min: float | None = None  # int/decimal/time
+    max: float | None = None
+    max_length: int | None = None  # text/code, in characters
+    separator: str = "|"  # list: between items (a JSON array text is also accepted)
+    formats: tuple[str, ...] = ()  # datetime: strptime formats accepted besides ISO-8601
+    description: str = ""
+
+    @property
+    def needs_column(self) -> bool:
+        return self.required and self.default is None and self.constant is None and self.compute is None
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True)
+class AttributeColumns:
+    """Source columns that become Fluent attributes, `list<struct{name, type, value}>` in one field.
+
+    A column belongs here when its name starts with one of `prefixes` (case-insensitive; the attribute is
+    named by the rest, e.g. `attr_colour` → `colour`) or is listed in `columns` (named as in the file).
+    Empty values are left out of a row's list."""
+
+    prefixes: tuple[str, ...] = ("attr_", "attribute_", "attributes.")
+    columns: tuple[str, ...] = ()
+    type: str = "STRING"
+    field: str = "attributes"
+
+
+@dataclass
+class _Plan:
+    sources: dict[str, int | None]
+    attributes: list[tuple[str, int]] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+
+
+class FieldMapper:
+    """Maps a reader's raw batches (source columns) onto a feed's canonical text columns."""
+
+    def __init__(self, fields: Iterable[Field], attributes: AttributeColumns | None = None) -> None:
+        self.fields = tuple(fields)
+        self.attributes = attributes
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        names = [f.name for f in self.fields]
+        self.schema = pa.schema(
+            [(n, STRING) for n in names]
+            + ([(attributes.field, pa.list_(ATTRIBUTE_TYPE))] if attributes else [])
+            + [(ROW, pa.int64()), (ERROR, STRING), (RAW, STRING)]
+        )
+
+    def plan(self, columns: list[str], file: str, *, strict: bool) -> _Plan:
+        key = tuple(columns)
+        if key in self._plans:
+            return self._plans[key]
+        index: dict[str, int] = {}
+        clashes: dict[str, list[str]] = {}
+        for i, col in enumerate(columns):
+            if col in TECHNICAL:
+                continue
+            norm = normalise(col)
+            if norm in index:
+                clashes.setdefault(norm, [columns[index[norm]]]).append(col)
+            else:
+                index[norm] = i
+        sources: dict[str, int | None] = {}
+        for f in self.fields:
+            found = next((normalise(n) for n in f.names() if normalise(n) in index), None)
+            if found in clashes:
+                raise FileUnreadable(file, f"columns {clashes[found]} all match field {f.name}", field=f.name)
+            sources[f.name] = index[found] if found is not None else None
+        missing = [f for f in self.fields if f.needs_column and sources[f.name] is None]
+        if strict and missing:
+            wanted = "; ".join(f"{f.name} (as {' / '.join(f.names())})" for f in missing)
+            found_cols = [c for c in columns if c not in TECHNICAL]
+            raise FileUnreadable(
+                file, f"missing required column(s): {wanted}; columns found: {found_cols}", field=missing[0].name
+            )
+        attributes: list[tuple[str, int]] = []
+        if self.attributes:
+            used = {i for i in sources.values() if i is not None}
+            listed = {normalise(c) for c in self.attributes.columns}
+            prefixes = tuple(p.lower() for p in self.attributes.prefixes)
+            for i, col in enumerate(columns):
+                if i in used or col in TECHNICAL:
+                    continue
+                low = col.lower()
+                prefix = next((p for p in prefixes if low.startswith(p) and len(col) > len(p)), None)
+                if prefix is not None:
+                    attributes.append((col[len(prefix) :], i))
+                elif normalise(col) in listed:
+                    attributes.append((col, i))
+        plan = _Plan(sources, attributes, index)
+        if strict or not missing:  # a lenient plan (later JSON/XML chunks) is not cached for a strict check
+            self._plans[key] = plan
+        return plan
+
+    def map_batch(self, raw: pa.RecordBatch, plan: _Plan) -> pa.RecordBatch:
+        n = raw.num_rows
+        cols = Columns(raw, plan.index)
+        out: dict[str, pa.Array] = {}
+        for f in self.fields:
+            if f.constant is not None:
+                out[f.name] = constant(f.constant, n)
+                continue
+            if f.compute is not None:
+                arr = clean(as_text(f.compute(cols)))
+            else:
+                i = plan.sources[f.name]
+                arr = constant(None, n) if i is None else clean(as_text(raw.column(i)))
+            if f.transform is not None and arr.null_count < n:
+                arr = clean(as_text(f.transform(arr)))
+            out[f.name] = arr
+        for f in self.fields:
+            if f.fallback is not None and out[f.name].null_count:
+                out[f.name] = pc.coalesce(out[f.name], out[f.fallback])
+            if f.default is not None and out[f.name].null_count:
+                out[f.name] = pc.coalesce(out[f.name], pa.scalar(f.default, STRING))
+        arrays = list(out.values())
+        if self.attributes:
+            names = [name for name, _ in plan.attributes]
+            values = [cols[raw.schema.names[i]] for _, i in plan.attributes]
+            arrays.append(attribute_lists(names, values, n, self.attributes.type))
+        names = raw.schema.names
+        for tech, typ in ((ROW, pa.int64()), (ERROR, STRING), (RAW, STRING)):
+            arrays.append(raw.column(names.index(tech)) if tech in names else pa.nulls(n, typ))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def map_file(self, raw: RawFile) -> Iterator[pa.RecordBatch]:
+        """Mapped batches of a file. Columns known up front (CSV header, Parquet) are checked at once; for
+        JSON/XML the first chunk must have every required column (else the file is the wrong one), later
+        chunks may lack some (those rows are then rejected as missing the value)."""
+        if raw.columns is not None:
+            self.plan(raw.columns, raw.name, strict=True)
+        return self._map_batches(raw)
+
+    def _map_batches(self, raw: RawFile) -> Iterator[pa.RecordBatch]:
+        first = True
+        for batch in raw.batches:
+            yield self.map_batch(batch, self.plan(batch.schema.names, raw.name, strict=first))
+            first = False
+
+
+def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str) -> pa.ListArray:
+    """K text columns → per row the list of `{name, type, value}` for its non-empty values."""
+    k = len(values)
+    if k == 0:
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], ATTRIBUTE_TYPE))
+    order = np.arange(n * k).reshape(k, n).T.ravel()  # row-major over the stacked columns
+    vals = pa.concat_arrays(values).take(pa.array(order))
+    keep = pc.is_valid(vals)
+    counts = np.asarray(keep).reshape(n, k).sum(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    name_arr = pa.array(names, STRING).take(pa.array(np.tile(np.arange(k), n))).filter(keep)
+    kept = vals.filter(keep)
+    struct = pa.StructArray.from_arrays(
+        [name_arr, constant(type_, len(kept)), kept], fields=list(ATTRIBUTE_TYPE)
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets), struct)
+
+
+# ------------------------------------------------------------------ declarative helpers for Field(...)
+
+
+def join(*names: str, sep: str = " ") -> Callable[[Columns], pa.Array]:
+    """`compute=join("street", "street2", sep=", ")`: the non-empty columns joined."""
+
+    def _join(cols: Columns) -> pa.Array:
+        parts = [cols[n] for n in names]
+        return pc.binary_join_element_wise(*parts, pa.scalar(sep, STRING), null_handling="skip")
+
+    return _join
+
+
+def value_map(mapping: dict[str, str]) -> Callable[[pa.Array], pa.Array]:
+    """`transform=value_map({"Y": "true", "N": "false"})`: replace whole values (case-insensitive); others
+    pass through unchanged (so the rules still see, and reject, unknown ones)."""
+    keys = pa.array([k.upper() for k in mapping], STRING)
+    targets = pa.array(list(mapping.values()), STRING)
+
+    def _map(arr: pa.Array) -> pa.Array:
+        idx = pc.index_in(pc.utf8_upper(arr), value_set=keys)
+        return pc.coalesce(targets.take(idx), arr)
+
+    return _map
+
+
+def pandas_transform(fn: Callable[[pd.Series], pd.Series]) -> Callable[[pa.Array], pa.Array]:
+    """A custom vectorised pandas function as a transform (the Series is Arrow-backed; no row loop)."""
+
+    def _apply(arr: pa.Array) -> pa.Array:
+        import pandas as pd
+
+        result = fn(pd.Series(pd.arrays.ArrowExtensionArray(arr)))
+        return pa.array(result.array).cast(STRING)
+
+    return _apply

@@ -1,0 +1,349 @@
+"""Streaming readers: CSV, JSON, JSONL/NDJSON, XML and Parquet (each also gzipped) → Arrow record batches.
+
+Every reader yields batches of the file's own columns (text for CSV/JSON/XML, the stored types for
+Parquet) plus three technical columns: `_row` (the record's number, below), `_error` (why a record could
+not be parsed, else null) and `_raw` (that record's text). `read_file` then maps them onto the feed's
+canonical fields. Memory is bounded by the chunk size, never the file size: CSV is read by Arrow's
+streaming reader in blocks, JSON arrays by ijson, JSONL line by line, XML by lxml iterparse with elements
+cleared as they are done, Parquet by row batches.
+
+Row numbers (`_row`, what the rejects file reports), 1-based:
+
+- CSV: the data record's number, header excluded — the first record after the header is row 1. Blank
+  lines are not records, and a record whose quoted value spans several lines counts once, so with blank
+  lines or embedded newlines the row number is not the physical line number (it is what a spreadsheet
+  shows as "row − 1"). A record with the wrong number of fields is rejected with its row number.
+- JSONL: the physical line number (blank lines are skipped but counted), so a malformed line is reported
+  at the line an editor shows.
+- JSON array: the element's position in the array. XML: the record element's ordinal. Parquet: the row.
+
+Formats are detected from the extension (`.csv`/`.tsv`/`.txt`, `.json`, `.jsonl`/`.ndjson`, `.xml`,
+`.parquet`/`.pq`, each optionally `.gz`), falling back to the content (`PAR1`, `<`, `[`, `{`), and can be
+set per feed or per call. Gzip is recognised by its magic bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+import ijson
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from fc_assets.ingestion.records import ERROR, RAW, ROW, BatchBuilder, flatten, scalar_text
+from fc_assets.ingestion.streams import ByteSource, Source
+from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.xml_records import read_xml
+
+if TYPE_CHECKING:
+    from fc_assets.ingestion.feeds import Feed
+
+FORMATS = ("csv", "json", "jsonl", "xml", "parquet")
+EXTENSIONS = {
+    "csv": "csv", "tsv": "csv", "txt": "csv", "json": "json", "jsonl": "jsonl", "ndjson": "jsonl",
+    "xml": "xml", "parquet": "parquet", "pq": "parquet",
+}
+DELIMITERS = (",", ";", "|", "\t")
+BOM = b"\xef\xbb\xbf"
+DEFAULT_CHUNK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """How a feed's files are read (all optional: detected when not set)."""
+
+    format: str | None = None  # csv | json | jsonl | xml | parquet; None: from the extension/content
+    delimiter: str | None = None  # CSV; None: detected from the header line
+    encoding: str = "utf-8"  # CSV text encoding (a UTF-8 BOM is always accepted)
+    xml_record: str | None = None  # local name of the record element; None: the root's repeated child
+    json_records: str | None = None  # ijson prefix of the records (e.g. "inventory.item"); None: detected
+
+
+@dataclass
+class RawFile:
+    """A file opened for reading: its detected format, columns when known up front, and the batches."""
+
+    name: str
+    format: str
+    columns: list[str] | None
+    batches: Iterator[pa.RecordBatch]
+
+
+def detect_format(src: ByteSource, explicit: str | None = None) -> str:
+    if explicit:
+        fmt = EXTENSIONS.get(explicit.lower().lstrip("."), explicit.lower())
+        if fmt not in FORMATS:
+            raise FileUnreadable(src.name, f"unknown format {explicit!r} (known: {', '.join(FORMATS)})")
+        return fmt
+    ext = os.path.splitext(src.base_name)[1].lower().lstrip(".")
+    if ext in EXTENSIONS:
+        return EXTENSIONS[ext]
+    head = src.head.lstrip(BOM + b" \t\r\n")
+    if src.head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"<"):
+        return "xml"
+    if head.startswith(b"["):
+        return "json"
+    if head.startswith(b"{"):
+        first = head.split(b"\n", 1)[0]
+        try:
+            orjson.loads(first)
+            return "jsonl"
+        except orjson.JSONDecodeError:
+            return "json"
+    return "csv"
+
+
+def open_raw(
+    source: Source | ByteSource,
+    *,
+    name: str | None = None,
+    options: FormatOptions = FormatOptions(),
+    fmt: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> RawFile:
+    src = source if isinstance(source, ByteSource) else ByteSource(source, name)
+    fmt = detect_format(src, fmt or options.format)
+    if fmt == "csv":
+        columns, batches = _read_csv(src, options, chunk_rows)
+        return RawFile(src.name, fmt, columns, batches)
+    if fmt == "parquet":
+        return RawFile(src.name, fmt, None, _read_parquet(src, chunk_rows))
+    if fmt == "json":
+        return RawFile(src.name, fmt, None, _read_json(src, options.json_records, chunk_rows))
+    if fmt == "jsonl":
+        return RawFile(src.name, fmt, None, _read_jsonl(src, chunk_rows))
+    return RawFile(src.name, fmt, None, read_xml(src, options.xml_record, chunk_rows))
+
+
+def read_file(
+    feed: Feed,
+    source: str | os.PathLike | BinaryIO,
+    *,
+    name: str | None = None,
+    fmt: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """The file's records mapped onto the feed's canonical fields, as text (`feed.text_schema`), with
+    `_row`, `_error` and `_raw`. Nothing is validated or converted yet (see `validate.validate_file`)."""
+    raw = open_raw(source, name=name, options=feed.format_options, fmt=fmt, chunk_rows=chunk_rows)
+    return feed.mapper.map_file(raw)
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+
+
+def sniff_delimiter(header: str) -> str:
+    """The candidate that splits the header line most often (outside quotes); `,` on ties or none."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for ch in header:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def _csv_header(src: ByteSource, options: FormatOptions) -> tuple[list[str], str, int]:
+    """(column names, delimiter, block size) from the head of the file."""
+    head = src.head[len(BOM) :] if src.head.startswith(BOM) else src.head
+    text = head.decode(options.encoding, errors="replace")
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise FileUnreadable(src.name, "empty file: no header row")
+    delimiter = options.delimiter or ("\t" if src.base_name.lower().endswith(".tsv") else sniff_delimiter(first))
+    start = text.index(first)
+    header = next(csv.reader(io.StringIO(text[start:]), delimiter=delimiter))
+    # blocks of about chunk_rows records, from the sample's average record length
+    records = max(1, len(lines) - 1)
+    per_row = max(16, len(head) // records) if len(lines) > 2 else 256
+    return header, delimiter, per_row
+
+
+def _read_csv(src: ByteSource, options: FormatOptions, chunk_rows: int) -> tuple[list[str], Iterator]:
+    header, delimiter, per_row = _csv_header(src, options)
+    block = int(min(64 << 20, max(1 << 20, per_row * chunk_rows)))
+    return header, _csv_batches(src, options, header, delimiter, block)
+
+
+def _csv_batches(
+    src: ByteSource, options: FormatOptions, header: list[str], delimiter: str, block: int
+) -> Iterator[pa.RecordBatch]:
+    invalid: list[tuple[int, str, str]] = []  # (data row, reason, text) of records with a wrong field count
+
+    def on_invalid(row: pcsv.InvalidRow) -> str:
+        # Arrow numbers records from 1 with the header as 1 (blank lines not counted, single-threaded)
+        invalid.append(((row.number or 0) - 1, f"expected {row.expected_columns} fields, found {row.actual_columns}",
+                        row.text))
+        return "skip"
+
+    read = pcsv.ReadOptions(use_threads=False, block_size=block, encoding=options.encoding)
+    parse = pcsv.ParseOptions(
+        delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True, invalid_row_handler=on_invalid
+    )
+    convert = pcsv.ConvertOptions(
+        column_types={c: pa.string() for c in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
+    )
+    next_row = 1
+    with src.open() as stream:
+        try:
+            reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+            for batch in reader:
+                rows, bad, next_row = _number_rows(batch.num_rows, next_row, invalid)
+                yield _with_rows(batch, rows, bad)
+        except pa.ArrowInvalid as e:
+            raise FileUnreadable(src.name, f"CSV cannot be parsed: {e}") from e
+    if invalid:  # records with a wrong field count after the last good one
+        yield _with_rows(pa.RecordBatch.from_pylist([], pa.schema([(c, pa.string()) for c in header])),
+                         np.zeros(0, np.int64), sorted(invalid))
+        invalid.clear()
+
+
+def _number_rows(n: int, next_row: int, invalid: list[tuple[int, str, str]]):
+    """Row numbers of a batch of n good records starting at next_row, skipping the invalid ones."""
+    if not invalid:
+        return np.arange(next_row, next_row + n, dtype=np.int64), [], next_row + n
+    skipped = {r for r, _, _ in invalid}
+    end = next_row + n
+    while True:
+        k = sum(1 for r in skipped if next_row <= r < end)
+        if end == next_row + n + k:
+            break
+        end = next_row + n + k
+    rows = np.array([r for r in range(next_row, end) if r not in skipped], dtype=np.int64)
+    bad = sorted(x for x in invalid if next_row <= x[0] < end)
+    invalid[:] = [x for x in invalid if x[0] >= end]
+    return rows, bad, end
+
+
+def _with_rows(batch: pa.RecordBatch, rows: np.ndarray, bad: list[tuple[int, str, str]]) -> pa.RecordBatch:
+    n = batch.num_rows
+    arrays = [*batch.columns, pa.array(rows, pa.int64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())]
+    out = pa.RecordBatch.from_arrays(arrays, names=[*batch.schema.names, ROW, ERROR, RAW])
+    if not bad:
+        return out
+    extra = {c: pa.nulls(len(bad), pa.string()) for c in batch.schema.names}
+    extra[ROW] = pa.array([b[0] for b in bad], pa.int64())
+    extra[ERROR] = pa.array([b[1] for b in bad], pa.string())
+    extra[RAW] = pa.array([b[2][:1000] for b in bad], pa.string())
+    errors = pa.RecordBatch.from_arrays(list(extra.values()), schema=out.schema)
+    return pa.Table.from_batches([out, errors]).combine_chunks().to_batches()[0]
+
+
+# --------------------------------------------------------------------------------------- JSON, JSONL
+
+
+def _records_prefix(src: ByteSource, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    head = src.head.lstrip(BOM + b" \t\r\n")
+    if head.startswith(b"["):
+        return "item"
+    if head.startswith(b"{"):  # an object holding the records: the first array of objects at its top level
+        try:
+            for prefix, event, _ in ijson.parse(io.BytesIO(src.head.lstrip(BOM))):
+                if event == "start_array" and prefix and "." not in prefix:
+                    return f"{prefix}.item"
+        except ijson.JSONError:
+            pass
+    raise FileUnreadable(src.name, "JSON is neither an array of records nor an object holding one "
+                                   "(set the feed's json_records to the records' path)")
+
+
+def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    prefix = _records_prefix(src, explicit)
+    builder = BatchBuilder(chunk_rows)
+    n = 0
+    with src.open() as stream:
+        if src.head.startswith(BOM):
+            stream.read(len(BOM))
+        try:
+            for value in ijson.items(stream, prefix, use_float=False):
+                n += 1
+                full = (
+                    builder.add(n, flatten(value)) if isinstance(value, dict)
+                    else builder.add_error(n, "record is not a JSON object", scalar_text(value) or "null")
+                )
+                if full:
+                    yield builder.flush()
+        except ijson.JSONError as e:
+            raise FileUnreadable(src.name, f"invalid JSON after record {n}: {e}", row=n + 1) from e
+    if len(builder):
+        yield builder.flush()
+
+
+def _read_jsonl(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    builder = BatchBuilder(chunk_rows)
+    line_no = 0
+    carry = b""
+    with src.open() as stream:
+        while True:
+            block = stream.read(1 << 20)
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop() if block else b""
+            for line in lines:
+                line_no += 1
+                if line_no == 1 and line.startswith(BOM):
+                    line = line[len(BOM) :]
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    value = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    full = builder.add_error(line_no, f"malformed JSON: {e}", line.decode("utf-8", "replace"))
+                else:
+                    full = (
+                        builder.add(line_no, flatten(value)) if isinstance(value, dict)
+                        else builder.add_error(line_no, "line is not a JSON object", line.decode("utf-8", "replace"))
+                    )
+                if full:
+                    yield builder.flush()
+            if not block:
+                break
+    if len(builder):
+        yield builder.flush()
+
+
+# -------------------------------------------------------------------------------------------- Parquet
+
+
+def _flatten_structs(table: pa.Table) -> pa.Table:
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    return table
+
+
+def _read_parquet(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet as pq
+
+    with src.random_access() as target:
+        try:
+            pf = pq.ParquetFile(target)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise FileUnreadable(src.name, f"not a readable Parquet file: {e}") from e
+        # threads off when reading a Python file object (pyarrow 26 aborted at exit otherwise; design §6)
+        threads = isinstance(target, str)
+        next_row = 1
+        try:
+            for batch in pf.iter_batches(batch_size=chunk_rows, use_threads=threads):
+                table = _flatten_structs(pa.Table.from_batches([batch]))
+                n = table.num_rows
+                table = table.append_column(ROW, pa.array(np.arange(next_row, next_row + n), pa.int64()))
+                table = table.append_column(ERROR, pa.nulls(n, pa.string()))
+                table = table.append_column(RAW, pa.nulls(n, pa.string()))
+                next_row += n
+                yield from table.combine_chunks().to_batches(max_chunksize=max(n, 1))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise FileUnreadable(src.name, f"Parquet cannot be read: {e}", row=next_row) from e

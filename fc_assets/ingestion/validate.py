@@ -1,0 +1,378 @@
+"""Validation of a feed's files: per chunk, text → typed columns → the feed's pandera schema → accepted
+rows (typed, `Feed.arrow_schema`) and rejected rows (the rejects file), with totals in a report.
+
+Per chunk, all vectorised:
+
+1. records that could not be parsed at all (`_error`: a malformed JSONL line, a CSV record with the wrong
+   field count) are rejected as a whole (`field` = `_record`);
+2. each field's text is converted to its type (`conversions.py`); text that is not a value of the type is
+   a rejected cell with the reason (`12abc` → "not a whole number"); never coerced;
+3. the typed chunk, as Arrow-backed pandas columns (`pd.ArrowDtype`, no copy to objects), is validated by
+   the feed's pandera `DataFrameSchema` with `lazy=True` — required values, ranges, allowed values,
+   lengths, patterns and the feed's row rules — and `failure_cases` become rejected cells (a cell already
+   rejected by conversion is not reported twice);
+4. rows without a rejected cell are accepted; `prices` are folded from their flat columns.
+
+A rejected row never stops the others. The file fails (`ValidationReport.failed`) when more than the
+feed's threshold of its rows are rejected (default 5 %, settings `FC_REJECT_THRESHOLD`); a file with no
+rows does not fail. Whole-file problems raise `FileUnreadable` instead (see unreadable.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pdv
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fc_assets.ingestion.conversions import ARROW_TYPES, convert
+from fc_assets.ingestion.feeds import Feed, get_feed
+from fc_assets.ingestion.mapping import Field
+from fc_assets.ingestion.nested import fold_prices
+from fc_assets.ingestion.readers import open_raw
+from fc_assets.ingestion.records import ERROR, RAW, ROW
+from fc_assets.ingestion.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
+
+DEFAULT_CHUNK_ROWS = 262_144  # pandera's per-call overhead (~10 ms) is ~5 % of a chunk this size
+SAMPLE_SIZE = 20
+MISSING = "required value is missing"
+
+
+# ---------------------------------------------------------------------------------- pandera schema
+
+
+def _range_error(lo: float | None, hi: float | None) -> str:
+    fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    if lo is not None and hi is not None:
+        return f"must be between {fmt(lo)} and {fmt(hi)}"
+    return f"must be at least {fmt(lo)}" if lo is not None else f"must be at most {fmt(hi)}"
+
+
+def _minutes_ok(s: pd.Series) -> pd.Series:
+    return (s - (s // 100) * 100) < 60
+
+
+def rule_error(rule_field: str, reason: str) -> str:
+    """The pandera error text of a row rule (unique per field, so a failure maps back to its rule)."""
+    return f"{rule_field}: {reason}"
+
+
+def build_schema(feed: Feed) -> pdv.DataFrameSchema:
+    """The feed's pandera schema over its typed, flat columns (Arrow-backed dtypes)."""
+    columns: dict[str, pdv.Column] = {}
+    for f in feed.fields:
+        checks: list[pdv.Check] = []
+        if f.kind in ("int", "decimal", "time") and (f.min is not None or f.max is not None):
+            error = _range_error(f.min, f.max)
+            if f.min is not None and f.max is not None:
+                checks.append(pdv.Check.in_range(f.min, f.max, error=error))
+            elif f.min is not None:
+                checks.append(pdv.Check.ge(f.min, error=error))
+            else:
+                checks.append(pdv.Check.le(f.max, error=error))
+        if f.kind == "time":
+            checks.append(pdv.Check(_minutes_ok, error="minutes must be 00..59"))
+        if f.values:
+            checks.append(pdv.Check.isin(list(f.values), error=f"must be one of {', '.join(f.values)}"))
+        if f.pattern:
+            checks.append(pdv.Check.str_matches(f"^(?:{f.pattern})$", error=f"must match {f.pattern}"))
+        if f.max_length:
+            checks.append(pdv.Check.str_length(max_value=f.max_length,
+                                               error=f"longer than {f.max_length} characters"))
+        columns[f.name] = pdv.Column(pd.ArrowDtype(ARROW_TYPES[f.kind]), checks=checks, nullable=not f.required)
+    if feed.attributes:
+        columns[feed.attributes.field] = pdv.Column(
+            pd.ArrowDtype(feed.text_schema.field(feed.attributes.field).type), nullable=True
+        )
+    rules = [pdv.Check(r.check, error=rule_error(r.field, r.reason)) for r in feed.rules]
+    return pdv.DataFrameSchema(columns, checks=rules, name=feed.name, strict=True, coerce=False)
+
+
+# ------------------------------------------------------------------------------------------ a chunk
+
+
+@dataclass
+class ChunkResult:
+    accepted: pa.RecordBatch
+    rejects: pa.Table
+    rows: int
+    rejected: int
+    reasons: Counter[str]
+
+
+class ChunkValidator:
+    """Validates mapped chunks (`read_file` output) of one feed."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.schema = feed.schema
+        self.field_order = pa.array([RECORD_FIELD, *(f.name for f in feed.fields)], pa.string())
+        self.rule_fields = {rule_error(r.field, r.reason): r.field for r in feed.rules}
+        self.rule_reasons = {rule_error(r.field, r.reason): r.reason for r in feed.rules}
+        self.placeholders = {f.name: _placeholder(f) for f in feed.fields}
+        self.typed_schema = pa.schema(
+            [(f.name, ARROW_TYPES[f.kind]) for f in feed.fields]
+            + ([feed.text_schema.field(feed.attributes.field)] if feed.attributes else [])
+        )
+
+    def run(self, mapped: pa.RecordBatch) -> ChunkResult:
+        n = mapped.num_rows
+        pieces: list[pa.Table] = []
+        reasons: Counter[str] = Counter()
+        if mapped.column(ERROR).null_count < n:  # 1. records that could not be parsed
+            broken = pc.is_valid(mapped.column(ERROR))
+            bad = mapped.filter(broken)
+            pieces.append(reject_table(bad.column(ROW), RECORD_FIELD, bad.column(RAW), bad.column(ERROR)))
+            reasons.update(f"{RECORD_FIELD}: {r}" for r in _reason_keys(bad.column(ERROR)))
+            mapped = mapped.filter(pc.invert(broken))
+        m = mapped.num_rows
+        rows = mapped.column(ROW)
+        rejected = np.zeros(m, bool)
+        failed_cells: dict[str, np.ndarray] = {}
+        typed: list[pa.Array] = []
+        for f in self.feed.fields:  # 2. conversion
+            text = mapped.column(f.name)
+            result = convert(f, text, self.feed.timezone)
+            typed.append(result.values)
+            for mask, reason in result.failures:
+                if mask.any():
+                    idx = pa.array(np.flatnonzero(mask))
+                    pieces.append(reject_table(rows.take(idx), f.name, text.take(idx), reason))
+                    reasons[f"{f.name}: {reason}"] += len(idx)
+                    failed_cells[f.name] = failed_cells.get(f.name, np.zeros(m, bool)) | mask
+                    rejected |= mask
+        if self.feed.attributes:
+            typed.append(mapped.column(self.feed.attributes.field))
+        batch = pa.RecordBatch.from_arrays(typed, schema=self.typed_schema)
+        cases = self._pandera(batch, failed_cells, rejected)  # 3. the schema
+        if cases is not None:
+            for (column, reason), group in cases.groupby(["column", "reason"], sort=False):
+                idx_np = group["index"].to_numpy(np.int64)
+                idx = pa.array(idx_np)
+                pieces.append(reject_table(rows.take(idx), column, mapped.column(column).take(idx), reason))
+                reasons[f"{column}: {reason}"] += len(idx_np)
+                rejected[idx_np] = True
+        keep = pa.array(~rejected)
+        accepted = self._shape(batch.filter(keep), rows.filter(keep))  # 4. accepted rows, Fluent's shape
+        rejects = pa.concat_tables(pieces) if pieces else REJECT_SCHEMA.empty_table()
+        if len(pieces) > 1:  # by row, then in the feed's field order
+            order = pc.index_in(rejects.column("field"), value_set=self.field_order)
+            rejects = rejects.append_column("_order", order).sort_by(
+                [("row", "ascending"), ("_order", "ascending")]).drop_columns(["_order"])
+        return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons)
+
+    def _pandera(
+        self, batch: pa.RecordBatch, failed_cells: dict[str, np.ndarray], converted_badly: np.ndarray
+    ) -> pd.DataFrame | None:
+        """pandera's failure cases as (index = position in the chunk, column, reason), or None.
+
+        A cell that failed conversion is null, and already rejected. In a required column pandera would
+        report it again — and building pandera's failure report costs ~10x a passing check, on every
+        chunk of a file with a few bad values — so in the frame pandera sees, such cells hold a neutral
+        in-range value, and findings on those cells (or row rules on those rows) are dropped."""
+        for i, f in enumerate(self.feed.fields):
+            if f.required and f.name in failed_cells:
+                placeholder = pa.scalar(self.placeholders[f.name], batch.schema.field(i).type)
+                patched = pc.if_else(pa.array(failed_cells[f.name]), placeholder, batch.column(i))
+                batch = batch.set_column(i, batch.schema.field(i), patched)
+        frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
+        try:
+            self.schema.validate(frame, lazy=True, inplace=True)
+            return None
+        except pdv.errors.SchemaErrors as e:
+            cases = self._cases(e.failure_cases)
+        index = cases["index"].to_numpy(np.int64)
+        drop = np.zeros(len(cases), bool)
+        for column, cells in failed_cells.items():
+            drop |= (cases["column"] == column).to_numpy() & cells[index]
+        drop |= cases["is_rule"].to_numpy() & converted_badly[index]
+        return cases[~drop]
+
+    def _cases(self, cases: pd.DataFrame) -> pd.DataFrame:
+        if cases["index"].isna().any():  # a schema-level failure (dtype, missing column) is a bug here
+            raise RuntimeError(f"feed {self.feed.name}: schema error not tied to rows:\n{cases.head()}")
+        check = cases["check"].astype(str)
+        rule_field = check.map(self.rule_fields)
+        is_rule = rule_field.notna().to_numpy()
+        # a row rule fails every column of the row in pandera's report: keep the rule's own field
+        keep = ~is_rule | (cases["column"] == rule_field).to_numpy()
+        reason = np.where(is_rule, check.map(self.rule_reasons), check.where(check != "not_nullable", MISSING))
+        out = pd.DataFrame({
+            "index": cases["index"].astype(np.int64), "column": cases["column"].astype(str), "reason": reason,
+            "is_rule": is_rule,
+        })[keep]
+        return out.drop_duplicates(["index", "column", "reason"])
+
+    def _shape(self, batch: pa.RecordBatch, rows: pa.Array) -> pa.RecordBatch:
+        schema = self.feed.arrow_schema
+        arrays = {name: batch.column(name) for name in batch.schema.names}
+        if self.feed.prices:
+            arrays["prices"] = fold_prices(batch, self.feed.prices)
+        arrays[ROW] = rows
+        return pa.RecordBatch.from_arrays([arrays[name] for name in schema.names], schema=schema)
+
+
+def _placeholder(f: Field) -> Any:
+    """A value of the field's type that passes its checks (stands in for a cell rejected by conversion)."""
+    if f.kind in ("int", "time"):
+        return int(f.min if f.min is not None else (f.max if f.max is not None and f.max < 0 else 0))
+    if f.kind == "decimal":
+        return float(f.min if f.min is not None else (f.max if f.max is not None and f.max < 0 else 0))
+    if f.kind == "bool":
+        return False
+    if f.kind == "datetime":
+        return 0
+    return None
+
+
+def _reason_keys(errors: pa.Array) -> list[str]:
+    """Histogram keys for parse errors: the message up to its first colon (details vary per line)."""
+    return [e.split(":", 1)[0] for e in errors.to_pylist()]
+
+
+# ------------------------------------------------------------------------------------------- a file
+
+
+@dataclass
+class ValidationReport:
+    """Totals of one validated file (what the asset check and `check-file` report)."""
+
+    feed: str
+    file: str
+    format: str | None = None
+    threshold: float = 0.05
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    sample: list[dict[str, Any]] = field(default_factory=list)  # the first SAMPLE_SIZE reject lines
+    rejects_path: str | None = None
+    seconds: float = 0.0
+    complete: bool = False  # the whole file was read
+
+    @property
+    def reject_rate(self) -> float:
+        return self.rejected / self.rows if self.rows else 0.0
+
+    @property
+    def failed(self) -> bool:
+        """More than `threshold` of the rows were rejected (nothing of the file should be sent)."""
+        return self.rows > 0 and self.rejected > self.threshold * self.rows
+
+    def add(self, chunk: ChunkResult) -> None:
+        self.rows += chunk.rows
+        self.accepted += chunk.accepted.num_rows
+        self.rejected += chunk.rejected
+        self.reasons.update(chunk.reasons)
+        if len(self.sample) < SAMPLE_SIZE and chunk.rejects.num_rows:
+            self.sample.extend(chunk.rejects.slice(0, SAMPLE_SIZE - len(self.sample)).to_pylist())
+
+    def summary(self) -> dict[str, Any]:
+        """The `check-file` JSON line."""
+        return {
+            "feed": self.feed, "path": self.file, "format": self.format, "rows": self.rows,
+            "accepted": self.accepted, "rejected": self.rejected, "rejects_path": self.rejects_path,
+            "seconds": round(self.seconds, 3), "failed": self.failed,
+            "reasons": dict(self.reasons.most_common()),
+        }
+
+    def as_metadata(self) -> dict[str, Any]:
+        """Plain JSON-able values for Dagster metadata / an asset check result."""
+        return {
+            "feed": self.feed, "file": self.file, "format": self.format, "rows": self.rows,
+            "accepted": self.accepted, "rejected": self.rejected, "reject_rate": round(self.reject_rate, 6),
+            "threshold": self.threshold, "failed": self.failed, "reasons": dict(self.reasons.most_common(50)),
+            "sample": self.sample, "rejects_path": self.rejects_path, "seconds": round(self.seconds, 3),
+        }
+
+
+class ValidationRun(Iterator[pa.RecordBatch]):
+    """The accepted batches of one file; `report` holds the totals (final once iteration ends)."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        source: str | os.PathLike | BinaryIO,
+        *,
+        name: str | None,
+        fmt: str | None,
+        rejects_sink: RejectsWriter | None,
+        chunk_rows: int,
+        report: ValidationReport | None,
+    ) -> None:
+        self._started = time.perf_counter()
+        raw = open_raw(source, name=name, options=feed.format_options, fmt=fmt, chunk_rows=chunk_rows)
+        self.report = report or ValidationReport(feed.name, raw.name, threshold=feed.threshold)
+        self.report.format = raw.format
+        if rejects_sink is not None:
+            self.report.rejects_path = rejects_sink.path
+        self._batches = feed.mapper.map_file(raw)
+        self._validator = ChunkValidator(feed)
+        self._rejects = rejects_sink
+        self._it = self._run()
+
+    def __next__(self) -> pa.RecordBatch:
+        return next(self._it)
+
+    def __iter__(self) -> ValidationRun:
+        return self
+
+    def _run(self) -> Iterator[pa.RecordBatch]:
+        for mapped in self._batches:
+            chunk = self._validator.run(mapped)
+            self.report.add(chunk)
+            if self._rejects is not None:
+                self._rejects.write(chunk.rejects)
+            self.report.seconds = time.perf_counter() - self._started
+            if chunk.accepted.num_rows:
+                yield chunk.accepted
+        self.report.seconds = time.perf_counter() - self._started
+        self.report.complete = True
+
+
+def validate_file(
+    feed: Feed,
+    source: str | os.PathLike | BinaryIO,
+    *,
+    name: str | None = None,
+    fmt: str | None = None,
+    rejects_sink: RejectsWriter | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    report: ValidationReport | None = None,
+) -> ValidationRun:
+    """Accepted rows of the file, typed (`feed.arrow_schema`), batch by batch; rejected rows go to
+    `rejects_sink`; totals accumulate in the returned iterator's `.report` (or the `report` given).
+    Raises `FileUnreadable` (at once or during iteration) when the file as a whole cannot be read."""
+    return ValidationRun(feed, source, name=name, fmt=fmt, rejects_sink=rejects_sink, chunk_rows=chunk_rows,
+                         report=report)
+
+
+def check_file(
+    feed_name: str,
+    path: str | os.PathLike,
+    rejects_path: str | os.PathLike | None = None,
+    *,
+    fmt: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Callable[[ValidationReport], None] | None = None,
+) -> ValidationReport:
+    """Parse and validate a file exactly as the pipeline does, discarding the accepted rows."""
+    feed = get_feed(feed_name)
+    writer = RejectsWriter(rejects_path) if rejects_path is not None else None
+    try:
+        run = validate_file(feed, path, fmt=fmt, rejects_sink=writer, chunk_rows=chunk_rows)
+        for _ in run:
+            if progress is not None:
+                progress(run.report)
+        return run.report
+    finally:
+        if writer is not None:
+            writer.close()
