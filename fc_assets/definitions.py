@@ -12,7 +12,9 @@ import os
 import dagster as dg
 
 from fc_assets.extraction.definitions import extraction_definitions
+from fc_assets.ingestion.definitions import ingestion_definitions, s3_resource
 from fc_assets.resources.fluent import FluentResource
+from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import LakeResource
 from fc_assets.settings import get_settings
 
@@ -36,7 +38,9 @@ def lake_resource() -> LakeResource:
 defs = dg.Definitions.merge(
     dg.Definitions(
         assets=[],
-        resources={"lake": lake_resource(), "fluent": FluentResource.from_env()},
+        resources={"lake": lake_resource(), "fluent": FluentResource.from_env(), "s3": s3_resource(),
+                   "sftp": SFTPResource.from_settings()},
     ),
     extraction_definitions(),
+    ingestion_definitions(),
 )
