@@ -21,6 +21,10 @@ def _register() -> None:
 
     main.add_command(demo)
 
+    from fc_assets.ingestion.check_file import check_file
+
+    main.add_command(check_file)
+
 
 _register()
 

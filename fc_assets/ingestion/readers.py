@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
@@ -53,6 +54,7 @@ EXTENSIONS = {
 DELIMITERS = (",", ";", "|", "\t")
 BOM = b"\xef\xbb\xbf"
 DEFAULT_CHUNK_ROWS = 65_536
+CSV_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -112,16 +114,29 @@ def open_raw(
 ) -> RawFile:
     src = source if isinstance(source, ByteSource) else ByteSource(source, name)
     fmt = detect_format(src, fmt or options.format)
+    columns: list[str] | None = None
     if fmt == "csv":
         columns, batches = _read_csv(src, options, chunk_rows)
-        return RawFile(src.name, fmt, columns, batches)
-    if fmt == "parquet":
-        return RawFile(src.name, fmt, None, _read_parquet(src, chunk_rows))
-    if fmt == "json":
-        return RawFile(src.name, fmt, None, _read_json(src, options.json_records, chunk_rows))
-    if fmt == "jsonl":
-        return RawFile(src.name, fmt, None, _read_jsonl(src, chunk_rows))
-    return RawFile(src.name, fmt, None, read_xml(src, options.xml_record, chunk_rows))
+    elif fmt == "parquet":
+        batches = _read_parquet(src, chunk_rows)
+    elif fmt == "json":
+        batches = _read_json(src, options.json_records, chunk_rows)
+    elif fmt == "jsonl":
+        batches = _read_jsonl(src, chunk_rows)
+    else:
+        batches = read_xml(src, options.xml_record, chunk_rows)
+    return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches))
+
+
+def _guard(name: str, fmt: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Low-level failures while reading (a truncated gzip stream, bytes that are not text) as
+    `FileUnreadable` naming the file."""
+    try:
+        yield from batches
+    except FileUnreadable:
+        raise
+    except (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as e:
+        raise FileUnreadable(name, f"{fmt.upper()} cannot be read: {e}") from e
 
 
 def read_file(
@@ -155,7 +170,7 @@ def sniff_delimiter(header: str) -> str:
 
 
 def _csv_header(src: ByteSource, options: FormatOptions) -> tuple[list[str], str, int]:
-    """(column names, delimiter, block size) from the head of the file."""
+    """(column names, delimiter, longest line in the head) from the head of the file."""
     head = src.head[len(BOM) :] if src.head.startswith(BOM) else src.head
     text = head.decode(options.encoding, errors="replace")
     lines = text.splitlines()
@@ -165,16 +180,35 @@ def _csv_header(src: ByteSource, options: FormatOptions) -> tuple[list[str], str
     delimiter = options.delimiter or ("\t" if src.base_name.lower().endswith(".tsv") else sniff_delimiter(first))
     start = text.index(first)
     header = next(csv.reader(io.StringIO(text[start:]), delimiter=delimiter))
-    # blocks of about chunk_rows records, from the sample's average record length
-    records = max(1, len(lines) - 1)
-    per_row = max(16, len(head) // records) if len(lines) > 2 else 256
-    return header, delimiter, per_row
+    return header, delimiter, max(len(line) for line in lines)
 
 
 def _read_csv(src: ByteSource, options: FormatOptions, chunk_rows: int) -> tuple[list[str], Iterator]:
-    header, delimiter, per_row = _csv_header(src, options)
-    block = int(min(64 << 20, max(1 << 20, per_row * chunk_rows)))
-    return header, _csv_batches(src, options, header, delimiter, block)
+    header, delimiter, longest = _csv_header(src, options)
+    # Arrow's streaming reader reads up to 32 blocks ahead of the parser, so the block size bounds memory
+    # (32 x 2 MiB); small blocks are then joined into chunks of chunk_rows rows.
+    block = max(CSV_BLOCK_BYTES, 16 * longest)
+    return header, _coalesce(_csv_batches(src, options, header, delimiter, block), chunk_rows)
+
+
+def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches joined (one copy) into batches of at least chunk_rows rows (the last may be smaller)."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= chunk_rows:
+            yield _join(pending)
+            pending, rows = [], 0
+    if pending:
+        yield _join(pending)
+
+
+def _join(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches(max_chunksize=None)[0]
 
 
 def _csv_batches(

@@ -20,6 +20,7 @@ rows does not fail. Whole-file problems raise `FileUnreadable` instead (see unre
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections import Counter
@@ -37,6 +38,7 @@ from fc_assets.ingestion.conversions import ARROW_TYPES, convert
 from fc_assets.ingestion.feeds import Feed, get_feed
 from fc_assets.ingestion.mapping import Field
 from fc_assets.ingestion.nested import fold_prices
+from fc_assets.ingestion.prefetch import prefetch
 from fc_assets.ingestion.readers import open_raw
 from fc_assets.ingestion.records import ERROR, RAW, ROW
 from fc_assets.ingestion.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
@@ -314,7 +316,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         self.report.format = raw.format
         if rejects_sink is not None:
             self.report.rejects_path = rejects_sink.path
-        self._batches = feed.mapper.map_file(raw)
+        self._batches = prefetch(feed.mapper.map_file(raw))
         self._validator = ChunkValidator(feed)
         self._rejects = rejects_sink
         self._it = self._run()
@@ -328,6 +330,10 @@ class ValidationRun(Iterator[pa.RecordBatch]):
     def _run(self) -> Iterator[pa.RecordBatch]:
         for mapped in self._batches:
             chunk = self._validator.run(mapped)
+            del mapped
+            # pandas/pandera leave reference cycles holding a chunk's frames; collected young they cost
+            # ~0.3 ms, left to the automatic GC they kept ~100 MB more alive on a 10M-row file
+            gc.collect(1)
             self.report.add(chunk)
             if self._rejects is not None:
                 self._rejects.write(chunk.rejects)

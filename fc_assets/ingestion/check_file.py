@@ -1,0 +1,74 @@
+"""`fc-assets check-file FEED PATH [--rejects OUT.csv]`: parse and validate a file exactly as the
+pipeline would, without sending anything, and print one JSON line on stdout:
+
+    {"feed", "path", "format", "rows", "accepted", "rejected", "rejects_path", "seconds", "failed", "reasons"}
+
+`failed` says whether the rejected share is over the feed's threshold. Exit status: 0 when the file could
+be read (even with rejected rows, even when `failed`, unless `--strict`: then 3); 2 with one line on
+stderr naming the file (and row/field when known) when the file as a whole is unreadable or unsafe, or
+the feed is unknown. While a long file is read, progress goes to stderr when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+FORMAT_CHOICES = ("csv", "json", "jsonl", "xml", "parquet")
+PROGRESS_EVERY_S = 1.0
+
+
+class _Progress:
+    """Rows so far on one stderr line, at most once a second (only on a terminal)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.last, self.shown = name, time.monotonic(), False
+
+    def __call__(self, report) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last, self.shown = now, True
+            click.echo(f"\r{self.name}: {report.rows:,} rows, {report.rejected:,} rejected …", err=True, nl=False)
+
+    def done(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"fc-assets check-file: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command("check-file")
+@click.argument("feed")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the rejected rows here (CSV: row, field, value, reason).")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default=None,
+              help="Read as this format instead of detecting it from the extension.")
+@click.option("--strict", is_flag=True, help="Exit 3 when the rejected share is over the feed's threshold.")
+def check_file(feed: str, path: str, rejects_path: str | None, fmt: str | None, strict: bool) -> None:
+    """Validate PATH as a file of FEED and print the totals as one JSON line."""
+    from fc_assets.ingestion.feeds import FEEDS
+    from fc_assets.ingestion.unreadable import FileUnreadable
+    from fc_assets.ingestion.validate import check_file as run_check
+
+    if feed not in FEEDS:
+        _fail(f"unknown feed {feed!r} (feeds: {', '.join(sorted(FEEDS))})")
+    progress = _Progress(path) if sys.stderr.isatty() else None
+    try:
+        report = run_check(feed, path, rejects_path, fmt=fmt, progress=progress)
+    except FileUnreadable as e:
+        if progress:
+            progress.done()
+        _fail(str(e))
+        return
+    if progress:
+        progress.done()
+    click.echo(json.dumps(report.summary(), ensure_ascii=False))
+    if strict and report.failed:
+        sys.exit(3)
