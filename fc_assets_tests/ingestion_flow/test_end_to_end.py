@@ -7,17 +7,9 @@ import pytest
 
 from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.ingestion.senders import CRASH_ENV
-from fc_assets.resources.fluent import FluentResource
-from fc_assets_tests.ingestion_flow.fake_batch_api import FakeBatchApi
+from fc_assets_tests.ingestion_flow.fake_batch_api import FAKES, FakeBatchApi, FakeFluentResource
 from fc_assets_tests.ingestion_flow.flow import Flow, failure_metadata, metadata
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
-
-FAKES: dict[str, FakeBatchApi] = {}
-
-
-class FakeFluentResource(FluentResource):
-    def get_client(self):
-        return FAKES[self.client_id].client()
 
 
 @pytest.fixture
@@ -125,3 +117,43 @@ def test_too_many_rejects_fails_the_check_and_moves_file_to_error(flow):
     assert md["rejects_uri"].endswith(".csv") and flow.lake.exists(
         md["rejects_uri"].split(flow.lake.uri + "/")[1]
     )
+
+
+def test_two_runs_of_one_feed_are_serialized_by_the_pool(flow):
+    """Two run workers (separate processes, one shared instance) start together on two files of the same
+    feed; the pool `feed_inventory` (limit 1) makes the second wait, so their sends never interleave."""
+    import multiprocessing
+
+    from fc_assets.ingestion.ledger import Ledger
+    from fc_assets_tests.ingestion_flow.concurrency_worker import run_partition
+
+    flow.put_s3("a.csv", inventory_csv(ROWS[:50]))
+    flow.put_s3("b.csv", inventory_csv([(s, loc, q + 1) for s, loc, q in ROWS[:50]]))
+    reqs = flow.tick("s3")
+    assert len(reqs) == 2
+    lake = flow.lake
+    common = {
+        "inbox": f"{flow.bucket}/inventory/",
+        "lake_uri": lake.uri,
+        "endpoint": lake.endpoint_url,
+        "instance_ref": flow.instance.get_ref(),
+        "fake_fluent": "slow-4",
+    }
+    jobs = [
+        {**common, "partition_key": r.partition_key, "run_config": r.run_config, "tags": r.tags} for r in reqs
+    ]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        assert pool.map_async(run_partition, jobs).get(timeout=120) == [True, True]
+    spans = []
+    for e in Ledger(lake, "inventory").entries():
+        at = {h["stage"]: h["at"] for h in e.history}
+        spans.append((at["claimed"], at["archived"]))
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert a1 < b0, f"runs of one feed overlapped: {spans}"
+    waited = [
+        ev
+        for run in flow.instance.get_runs()
+        for ev in flow.instance.all_logs(run.run_id)
+        if ev.dagster_event and "blocked by limit for pool feed_inventory" in (ev.dagster_event.message or "")
+    ]
+    assert waited, "the second run should have waited for the feed_inventory slot"
