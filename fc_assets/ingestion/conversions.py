@@ -12,7 +12,7 @@ Rules per kind (the text is already trimmed; empty is null = missing, which the 
   optional `Z`/`±hh:mm` offset), or one of the field's strptime `formats` (matched exactly, round-trip
   checked so `31/02/2025` is not silently March 3rd). A value without an offset is local time in the
   feed's declared time zone (default UTC) — never the machine's — and the result is UTC.
-- `time`: military `HHMM`, `HMM` or `HH:MM` → int (e.g. 800, 1830); range rules in the schema.
+- `time`: military `HHMM` (`0`, `800`, `1830`) or `HH:MM` → int; range and minutes in the schema.
 - `code`: upper-cased text (allowed values are a schema rule). `text`: unchanged.
 - `list`: items split on the field's separator (trimmed, empties dropped), or a JSON array text.
 """
@@ -43,7 +43,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 
 _INT = r"^-?[0-9]+$"
 _DECIMAL = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
-_TIME = r"^[0-9]{1,2}:?[0-9]{2}$"
+_TIME = r"^([0-9]{1,4}|[0-9]{1,2}:[0-9]{2})$"
 _ISO = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$"

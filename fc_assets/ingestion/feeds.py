@@ -277,12 +277,20 @@ DAYS = (("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "th
 
 
 def _day_fields() -> tuple[Field, ...]:
+    """`mon_start` … `sun_end`; also found as `monday_open`, or nested `openingSchedule.monStart` (JSON/XML)."""
     out = []
     for short, long in DAYS:
         for part, synonym in (("start", "open"), ("end", "close")):
-            aliases = (f"{short}_{synonym}", f"{long}_{part}", f"{long}_{synonym}")
+            names = (f"{short}_{part}", f"{short}_{synonym}", f"{long}_{part}", f"{long}_{synonym}")
+            aliases = names[1:] + tuple(f"{p}.{n}" for p in ("opening_schedule", "opening_hours") for n in names)
             out.append(Field(f"{short}_{part}", "time", aliases=aliases, min=0, max=2359))
     return tuple(out)
+
+
+def _address(name: str, *aliases: str, **kw: Any) -> Field:
+    """An address field, also found nested as `address.<name>` / `primaryAddress.<name>` (JSON/XML)."""
+    nested = tuple(f"{p}.{n}" for p in ("address", "primary_address") for n in (name, *aliases))
+    return Field(name, aliases=(*aliases, *nested), **kw)
 
 
 def _opens_before_close(day: str) -> Callable[[pd.DataFrame], pd.Series]:
@@ -309,19 +317,21 @@ def locations_feed(name: str = "locations", **kwargs: Any) -> Feed:
             Field("name", aliases=("location_name", "store_name"), required=True, max_length=REF_LENGTH),
             Field("support_phone", aliases=("phone", "support_phone_number", "telephone"), max_length=REF_LENGTH),
             Field("default_carrier", aliases=("carrier",), max_length=REF_LENGTH),
-            Field("company_name", aliases=("company",), max_length=REF_LENGTH),
-            Field("street", aliases=("address", "address1", "address_line1", "street1"), max_length=REF_LENGTH),
-            Field("street2", aliases=("address2", "address_line2"), max_length=REF_LENGTH),
-            Field("city", aliases=("town",), max_length=REF_LENGTH),
-            Field("state", aliases=("province", "county"), max_length=REF_LENGTH),
-            Field("postcode", aliases=("postal_code", "zip", "zip_code", "zipcode"), max_length=REF_LENGTH),
-            Field("region", max_length=REF_LENGTH),
-            Field("country", "code", aliases=("country_code",), max_length=REF_LENGTH),
-            Field("email", aliases=("email_address",), pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+"),
-            Field("time_zone", aliases=("timezone", "tz"), max_length=REF_LENGTH),
-            Field("latitude", "decimal", aliases=("lat",), required=True, min=-90, max=90),
-            Field("longitude", "decimal", aliases=("lng", "lon", "long"), required=True, min=-180, max=180),
-            Field("all_hours", "bool", aliases=("open_24_hours", "open_24h", "always_open"), default="false"),
+            _address("company_name", "company", max_length=REF_LENGTH),
+            _address("street", "address", "address1", "address_line1", "street1", max_length=REF_LENGTH),
+            _address("street2", "address2", "address_line2", max_length=REF_LENGTH),
+            _address("city", "town", max_length=REF_LENGTH),
+            _address("state", "province", "county", max_length=REF_LENGTH),
+            _address("postcode", "postal_code", "zip", "zip_code", max_length=REF_LENGTH),
+            _address("region", max_length=REF_LENGTH),
+            Field("country", "code", aliases=("country_code", "address.country", "primary_address.country"),
+                  max_length=REF_LENGTH),
+            _address("email", "email_address", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+"),
+            _address("time_zone", "timezone", "tz", max_length=REF_LENGTH),
+            _address("latitude", "lat", kind="decimal", required=True, min=-90, max=90),
+            _address("longitude", "lng", "lon", "long", kind="decimal", required=True, min=-180, max=180),
+            Field("all_hours", "bool", default="false", aliases=(
+                "open_24_hours", "open_24h", "always_open", "opening_schedule.all_hours", "opening_hours.all_hours")),
             *_day_fields(),
             Field("networks", "list", aliases=("network_refs", "network")),
         ),

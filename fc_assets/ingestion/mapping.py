@@ -6,7 +6,10 @@ a value of that type) and the rules of the pandera schema (`validate.py`: requir
 values, lengths, patterns).
 
 Source columns are matched to a field by its name or one of its aliases, ignoring case and punctuation
-(`skuRef`, `SKU_REF`, `sku-ref` and a JSON `sku.ref` all match `sku_ref`). A required field with no
+(`skuRef`, `SKU_REF`, `sku-ref` and a JSON `sku.ref` all match `sku_ref`); when several match (an XML
+attribute `location` in some records, a nested `<Location><Ref>` in others), a row takes the first
+non-empty one in the order of the field's names. Two columns that differ only in case or punctuation
+are ambiguous and refused. A required field with no
 matching column makes the file unreadable (the error names the field, the accepted names and the columns
 found). Every mapped value is trimmed and an empty value is null, whatever the format; text is otherwise
 kept exactly (leading zeros stay).
@@ -115,7 +118,7 @@ class AttributeColumns:
 
 @dataclass
 class _Plan:
-    sources: dict[str, int | None]
+    sources: dict[str, list[int]]  # field → matching source columns, in the order of the field's names
     attributes: list[tuple[str, int]] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
 
@@ -148,13 +151,14 @@ class FieldMapper:
                 clashes.setdefault(norm, [columns[index[norm]]]).append(col)
             else:
                 index[norm] = i
-        sources: dict[str, int | None] = {}
+        sources: dict[str, list[int]] = {}
         for f in self.fields:
-            found = next((normalise(n) for n in f.names() if normalise(n) in index), None)
-            if found in clashes:
-                raise FileUnreadable(file, f"columns {clashes[found]} all match field {f.name}", field=f.name)
-            sources[f.name] = index[found] if found is not None else None
-        missing = [f for f in self.fields if f.needs_column and sources[f.name] is None]
+            found = list(dict.fromkeys(normalise(n) for n in f.names() if normalise(n) in index))
+            for key in found:
+                if key in clashes:
+                    raise FileUnreadable(file, f"columns {clashes[key]} all match field {f.name}", field=f.name)
+            sources[f.name] = [index[key] for key in found]
+        missing = [f for f in self.fields if f.needs_column and not sources[f.name]]
         if strict and missing:
             wanted = "; ".join(f"{f.name} (as {' / '.join(f.names())})" for f in missing)
             found_cols = [c for c in columns if c not in TECHNICAL]
@@ -163,7 +167,7 @@ class FieldMapper:
             )
         attributes: list[tuple[str, int]] = []
         if self.attributes:
-            used = {i for i in sources.values() if i is not None}
+            used = {i for found in sources.values() for i in found}
             listed = {normalise(c) for c in self.attributes.columns}
             prefixes = tuple(p.lower() for p in self.attributes.prefixes)
             for i, col in enumerate(columns):
@@ -190,9 +194,9 @@ class FieldMapper:
                 continue
             if f.compute is not None:
                 arr = clean(as_text(f.compute(cols)))
-            else:
-                i = plan.sources[f.name]
-                arr = constant(None, n) if i is None else clean(as_text(raw.column(i)))
+            else:  # the first non-empty of the matching columns (JSON/XML records may use either)
+                found = [clean(as_text(raw.column(i))) for i in plan.sources[f.name]]
+                arr = found[0] if len(found) == 1 else pc.coalesce(*found) if found else constant(None, n)
             if f.transform is not None and arr.null_count < n:
                 arr = clean(as_text(f.transform(arr)))
             out[f.name] = arr

@@ -192,15 +192,17 @@ def _read_csv(src: ByteSource, options: FormatOptions, chunk_rows: int) -> tuple
 
 
 def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    """Batches joined (one copy) into batches of at least chunk_rows rows (the last may be smaller)."""
+    """Batches re-cut (one copy) into batches of exactly chunk_rows rows (the last may be smaller)."""
     pending: list[pa.RecordBatch] = []
     rows = 0
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
-        if rows >= chunk_rows:
-            yield _join(pending)
-            pending, rows = [], 0
+        while rows >= chunk_rows:
+            joined = _join(pending)
+            yield joined.slice(0, chunk_rows)
+            rest = joined.slice(chunk_rows)
+            pending, rows = ([rest] if rest.num_rows else []), rest.num_rows
     if pending:
         yield _join(pending)
 
@@ -371,13 +373,18 @@ def _read_parquet(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         threads = isinstance(target, str)
         next_row = 1
         try:
-            for batch in pf.iter_batches(batch_size=chunk_rows, use_threads=threads):
+            batches = pf.iter_batches(batch_size=chunk_rows, use_threads=threads)
+            if pf.metadata.num_rows == 0:  # still one (empty) batch, so its columns are checked
+                batches = iter([pa.RecordBatch.from_pylist([], schema=pf.schema_arrow)])
+            for batch in batches:
                 table = _flatten_structs(pa.Table.from_batches([batch]))
                 n = table.num_rows
                 table = table.append_column(ROW, pa.array(np.arange(next_row, next_row + n), pa.int64()))
                 table = table.append_column(ERROR, pa.nulls(n, pa.string()))
                 table = table.append_column(RAW, pa.nulls(n, pa.string()))
                 next_row += n
-                yield from table.combine_chunks().to_batches(max_chunksize=max(n, 1))
+                combined = table.combine_chunks()
+                yield from combined.to_batches(max_chunksize=max(n, 1)) if n else [
+                    pa.RecordBatch.from_pylist([], schema=combined.schema)]
         except (pa.ArrowInvalid, OSError) as e:
             raise FileUnreadable(src.name, f"Parquet cannot be read: {e}", row=next_row) from e

@@ -3,7 +3,7 @@
 `row` is the record's number as defined in readers.py (CSV: data record, header excluded; JSONL: line).
 `field` is the canonical field (or `_record` when the record itself could not be parsed: a malformed
 JSONL line, a CSV record with the wrong number of fields). `value` is the field's text as mapped (trimmed;
-empty when missing), cut at 1,000 characters. Lines are ordered by row, then by the feed's field order.
+empty when missing), cut at 1,000 characters. Lines are ordered by row, then by the feed's field order, then by reason.
 
 Reject tables are built from vectorised masks per chunk and written with Arrow's CSV writer (RFC 4180
 quoting, so values with commas, quotes or newlines survive), never row by row in Python.

@@ -154,7 +154,7 @@ class ChunkValidator:
         if self.feed.attributes:
             typed.append(mapped.column(self.feed.attributes.field))
         batch = pa.RecordBatch.from_arrays(typed, schema=self.typed_schema)
-        cases = self._pandera(batch, failed_cells, rejected)  # 3. the schema
+        cases = self._pandera(batch, failed_cells)  # 3. the schema
         if cases is not None:
             for (column, reason), group in cases.groupby(["column", "reason"], sort=False):
                 idx_np = group["index"].to_numpy(np.int64)
@@ -165,26 +165,27 @@ class ChunkValidator:
         keep = pa.array(~rejected)
         accepted = self._shape(batch.filter(keep), rows.filter(keep))  # 4. accepted rows, Fluent's shape
         rejects = pa.concat_tables(pieces) if pieces else REJECT_SCHEMA.empty_table()
-        if len(pieces) > 1:  # by row, then in the feed's field order
+        if len(pieces) > 1:  # by row, then in the feed's field order, then by reason
             order = pc.index_in(rejects.column("field"), value_set=self.field_order)
             rejects = rejects.append_column("_order", order).sort_by(
-                [("row", "ascending"), ("_order", "ascending")]).drop_columns(["_order"])
+                [("row", "ascending"), ("_order", "ascending"), ("reason", "ascending")]).drop_columns(["_order"])
         return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons)
 
-    def _pandera(
-        self, batch: pa.RecordBatch, failed_cells: dict[str, np.ndarray], converted_badly: np.ndarray
-    ) -> pd.DataFrame | None:
+    def _pandera(self, batch: pa.RecordBatch, failed_cells: dict[str, np.ndarray]) -> pd.DataFrame | None:
         """pandera's failure cases as (index = position in the chunk, column, reason), or None.
 
         A cell that failed conversion is null, and already rejected. In a required column pandera would
         report it again — and building pandera's failure report costs ~10x a passing check, on every
         chunk of a file with a few bad values — so in the frame pandera sees, such cells hold a neutral
-        in-range value, and findings on those cells (or row rules on those rows) are dropped."""
+        in-range value, and findings on those cells (and row rules on those rows, which may have seen the
+        stand-in) are dropped. Cells of optional fields stay null, as if empty."""
+        patched_rows = np.zeros(batch.num_rows, bool)
         for i, f in enumerate(self.feed.fields):
             if f.required and f.name in failed_cells:
                 placeholder = pa.scalar(self.placeholders[f.name], batch.schema.field(i).type)
                 patched = pc.if_else(pa.array(failed_cells[f.name]), placeholder, batch.column(i))
                 batch = batch.set_column(i, batch.schema.field(i), patched)
+                patched_rows |= failed_cells[f.name]
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
         try:
             self.schema.validate(frame, lazy=True, inplace=True)
@@ -195,7 +196,7 @@ class ChunkValidator:
         drop = np.zeros(len(cases), bool)
         for column, cells in failed_cells.items():
             drop |= (cases["column"] == column).to_numpy() & cells[index]
-        drop |= cases["is_rule"].to_numpy() & converted_badly[index]
+        drop |= cases["is_rule"].to_numpy() & patched_rows[index]
         return cases[~drop]
 
     def _cases(self, cases: pd.DataFrame) -> pd.DataFrame:
@@ -204,13 +205,14 @@ class ChunkValidator:
         check = cases["check"].astype(str)
         rule_field = check.map(self.rule_fields)
         is_rule = rule_field.notna().to_numpy()
-        # a row rule fails every column of the row in pandera's report: keep the rule's own field
-        keep = ~is_rule | (cases["column"] == rule_field).to_numpy()
-        reason = np.where(is_rule, check.map(self.rule_reasons), check.where(check != "not_nullable", MISSING))
+        # a row rule is reported by pandera once per non-null column of a failing row: one case per row,
+        # on the rule's own field
         out = pd.DataFrame({
-            "index": cases["index"].astype(np.int64), "column": cases["column"].astype(str), "reason": reason,
+            "index": cases["index"].astype(np.int64).to_numpy(),
+            "column": np.where(is_rule, rule_field, cases["column"].astype(str)),
+            "reason": np.where(is_rule, check.map(self.rule_reasons), check.where(check != "not_nullable", MISSING)),
             "is_rule": is_rule,
-        })[keep]
+        })
         return out.drop_duplicates(["index", "column", "reason"])
 
     def _shape(self, batch: pa.RecordBatch, rows: pa.Array) -> pa.RecordBatch:

@@ -6,9 +6,9 @@ entities (`SYSTEM "file:///etc/passwd"`) live — so such a file fails in millis
 lxml then runs with `resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False` as a second
 line of defence.
 
-Records: by default every child of the root element with the local name of the first child (so
-`<inventory><item/>…</inventory>` yields the `item` elements); a feed can name the record element instead
-(`xml_record="Item"`), which then matches at any depth outside another record. Elements are cleared as soon
+Records: by default the root's repeated child (`<inventory><meta/><item/><item/>…</inventory>` yields the
+`item` elements; see `read_xml`); a feed can name the record element instead (`xml_record="Item"`), which
+then matches at any depth outside another record. Elements are cleared as soon
 as their record is converted, so memory is bounded by one record, not the document.
 
 Fields of a record, by local name (namespaces allowed and ignored): its attributes, its child elements'
@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from lxml import etree
 
 from fc_assets.ingestion.records import BatchBuilder
@@ -33,23 +34,21 @@ from fc_assets.ingestion.unreadable import FileUnreadable
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
 
 
 def check_prolog(head: bytes, name: str) -> None:
-    """Refuse a DOCTYPE with entity declarations (or one too large to inspect) before parsing."""
+    """Refuse a DOCTYPE with entity declarations — or a prolog too long to inspect — before parsing."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: inspect it as ASCII-compatible bytes
         head = head.decode("utf-16", errors="ignore").encode("utf-8", errors="ignore")
+    head = _COMMENT.sub(b"", head)  # an unterminated comment hides the root below, which is refused
     doctype = _DOCTYPE.search(head)
-    if doctype is None:
-        return
-    root = _ROOT_START.search(head, doctype.end())
-    # The root start pattern can match inside the DOCTYPE (`<!ENTITY` does not, `<x` in a comment could),
-    # so look for entity declarations anywhere up to the root and refuse if the root is not in sight.
+    root = _ROOT_START.search(head, doctype.end() if doctype else 0)
     if root is None:
-        raise FileUnreadable(name, "XML DOCTYPE too large to inspect (over 256 KiB); refused")
-    if _ENTITY.search(head, doctype.end()) is not None:
+        raise FileUnreadable(name, "XML prolog too large to inspect (no root element in the first 256 KiB)")
+    if doctype is not None and _ENTITY.search(head, doctype.end()) is not None:
         raise FileUnreadable(
-            name, "XML DOCTYPE declares entities (entity expansion / external entities are refused)"
+            name, "XML DOCTYPE declares entities: refused (entity expansion and external entities are unsafe)"
         )
 
 
@@ -85,44 +84,69 @@ def element_fields(el: etree._Element, prefix: str, out: dict[str, str | None]) 
             out[key] = child.text or ""
 
 
-def read_xml(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator:
-    """Record batches of text columns (plus `_row` = the record's ordinal, 1-based)."""
+def read_xml(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of text columns (plus `_row` = the record's ordinal, 1-based).
+
+    Without a declared record name, the records are the root's children with the first local name that
+    occurs twice in a row (so a leading `<Metadata>` block is skipped); a root with a single child
+    yields that child as the one record."""
     check_prolog(src.head, src.name)
     builder = BatchBuilder(chunk_rows)
+    auto, established = record is None, record is not None
+    pending: tuple[str, dict[str, str | None]] | None = None  # auto: a depth-2 element not yet confirmed
     n = 0
+
+    def emit(fields: dict[str, str | None]) -> bool:
+        nonlocal n
+        n += 1
+        return builder.add(n, fields)
+
     with src.open() as stream:
         context = etree.iterparse(
             stream, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
             huge_tree=False, remove_comments=True, remove_pis=True,
         )
-        depth, current, auto = 0, None, record is None
+        depth, current = 0, None
         try:
             for event, el in context:
                 if event == "start":
                     depth += 1
                     if current is None:
                         local = _local(el.tag)
-                        if auto and record is None and depth == 2:
-                            record = local
-                        if local == record and (depth == 2 or not auto):
+                        if (auto and depth == 2 and (not established or local == record)) or (
+                            not auto and local == record
+                        ):
                             current = el
                     continue
                 depth -= 1
+                full = False
                 if el is current:
-                    n += 1
+                    current = None
                     fields: dict[str, str | None] = {}
                     element_fields(el, "", fields)
-                    current = None
-                    if builder.add(n, fields):
-                        yield builder.flush()
-                if current is None and depth >= 1:
+                    local = _local(el.tag)
+                    if established:
+                        full = emit(fields)
+                    elif pending is not None and pending[0] == local:
+                        record, established = local, True
+                        emit(pending[1])
+                        full = emit(fields)
+                        pending = None
+                    else:
+                        pending = (local, fields)
+                if current is None and depth >= 1:  # done with it: free it and its earlier siblings
                     el.clear(keep_tail=False)
                     parent = el.getparent()
                     if parent is not None:
                         while el.getprevious() is not None:
                             del parent[0]
+                if full:
+                    yield builder.flush()
         except etree.XMLSyntaxError as e:
             line = e.position[0] if e.position else getattr(e, "lineno", None)
-            raise FileUnreadable(src.name, f"XML syntax error at line {line}: {e.msg}", row=n + 1) from e
+            row = n + (2 if pending is not None else 1)
+            raise FileUnreadable(src.name, f"XML syntax error at line {line}: {e.msg}", row=row) from e
+    if pending is not None:  # a single record under the root
+        emit(pending[1])
     if len(builder):
         yield builder.flush()
