@@ -483,37 +483,63 @@ class GraphQLLocationSender:
         )
 
 
+ADDRESS_FIELDS = {
+    "company_name": "companyName",
+    "street": "street",
+    "street2": "street2",
+    "city": "city",
+    "state": "state",
+    "postcode": "postcode",
+    "region": "region",
+    "country": "country",
+    "email": "email",
+    "time_zone": "timeZone",
+}
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _schedule(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"allHours": bool(row.get("all_hours") or False)}
+    for d in DAYS:
+        for part in ("start", "end"):
+            v = row.get(f"{d}_{part}")
+            out[f"{d}{part.capitalize()}"] = int(v) if v is not None else 0
+    return out
+
+
 def location_input(
     row: dict[str, Any], existing: dict[str, Any] | None, retailer_id: str
 ) -> tuple[str, dict[str, Any]]:
-    """Canonical location row → (`createLocation`, CreateLocationInput) or (`updateLocation`, UpdateLocationInput)."""
-    address = {
-        k: row.get(k) for k in ("street", "city", "state", "postcode", "country", "timeZone") if row.get(k)
+    """A canonical `locations` row (feeds.py) → (`createLocation`, CreateLocationInput) when the ref is new,
+    else (`updateLocation`, UpdateLocationInput) with the ids of the existing address and schedule.
+    `networks` are refs in the file but `NetworkId` needs ids, so they are not sent (documented gap)."""
+    address = {gql: row[col] for col, gql in ADDRESS_FIELDS.items() if row.get(col) is not None}
+    coords = {k: float(row[k]) for k in ("latitude", "longitude") if row.get(k) is not None}
+    common = {
+        "name": row.get("name"),
+        "type": row.get("type"),
+        "supportPhoneNumber": row.get("support_phone"),
+        "defaultCarrier": row.get("default_carrier"),
     }
-    lat, lon = row.get("latitude"), row.get("longitude")
     if existing is None:
-        return "createLocation", {
+        inp = {
             "ref": row["ref"],
-            "type": row.get("type") or "STORE",
-            "name": row.get("name") or row["ref"],
+            **{k: v for k, v in common.items() if v is not None},
             "retailer": {"id": retailer_id},
             "primaryAddress": {
                 "ref": row["ref"],
-                "latitude": float(lat or 0),
-                "longitude": float(lon or 0),
+                "latitude": coords.get("latitude", 0.0),
+                "longitude": coords.get("longitude", 0.0),
                 **address,
             },
-            "openingSchedule": {"allHours": True, **{f"{d}{p}": 0 for d in DAYS for p in ("Start", "End")}},
+            "openingSchedule": _schedule(row),
         }
-    upd: dict[str, Any] = {"id": existing["id"], "name": row.get("name"), "type": row.get("type")}
-    if existing.get("primaryAddress", {}) and existing["primaryAddress"].get("id"):
-        upd["primaryAddress"] = {
-            "id": existing["primaryAddress"]["id"],
-            **address,
-            **({"latitude": float(lat)} if lat is not None else {}),
-            **({"longitude": float(lon)} if lon is not None else {}),
-        }
+        inp.setdefault("type", "STORE")
+        inp.setdefault("name", row["ref"])
+        return "createLocation", inp
+    upd: dict[str, Any] = {"id": existing["id"], "status": row.get("status"), **common}
+    if (existing.get("primaryAddress") or {}).get("id"):
+        upd["primaryAddress"] = {"id": existing["primaryAddress"]["id"], **address, **coords}
+    if (existing.get("openingSchedule") or {}).get("id"):
+        upd["openingSchedule"] = {"id": existing["openingSchedule"]["id"], **_schedule(row)}
     return "updateLocation", {k: v for k, v in upd.items() if v is not None}
-
-
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
