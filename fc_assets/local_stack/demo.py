@@ -9,7 +9,6 @@ same environment variables a deployment would set. Ctrl-C (or SIGTERM) stops eve
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -144,6 +143,59 @@ def start_stack(root: Path, *, ports: dict[str, int], seed: int, echo=click.echo
         raise
 
 
+REPO = {"repositoryLocationName": "fc_assets", "repositoryName": "__repository__"}
+
+
+def dagster_graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    r = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30.0)
+    r.raise_for_status()
+    body = r.json()
+    if body.get("errors"):
+        raise RuntimeError(f"Dagster GraphQL error: {body['errors'][0].get('message')}")
+    return body["data"]
+
+
+def turn_on_automation(url: str) -> list[str]:
+    """Start every sensor and schedule (what a user would click in the UI); state persists in DAGSTER_HOME."""
+    data = dagster_graphql(url, """query($r: RepositorySelector!) {
+      repositoryOrError(repositorySelector: $r) { ... on Repository {
+        sensors { name sensorState { status } } schedules { name scheduleState { status } } } } }""", {"r": REPO})
+    repo = data["repositoryOrError"]
+    started = []
+    for sensor in repo.get("sensors", []):
+        if sensor["sensorState"]["status"] != "RUNNING":
+            dagster_graphql(url, "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
+                            {"s": {**REPO, "sensorName": sensor["name"]}})
+        started.append(sensor["name"])
+    for sched in repo.get("schedules", []):
+        if sched["scheduleState"]["status"] != "RUNNING":
+            dagster_graphql(url, "mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) { __typename } }",
+                            {"s": {**REPO, "scheduleName": sched["name"]}})
+        started.append(sched["name"])
+    return started
+
+
+def launch_first_extracts(url: str) -> list[str]:
+    """One run per daily extraction job for yesterday (UTC), so Parquet lands in the lake at once."""
+    from datetime import UTC, datetime, timedelta
+
+    day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    data = dagster_graphql(url, """query($r: RepositorySelector!) {
+      repositoryOrError(repositorySelector: $r) { ... on Repository { jobs { name } } } }""", {"r": REPO})
+    launched = []
+    for job in data["repositoryOrError"]["jobs"]:
+        if not job["name"].endswith("_daily"):
+            continue
+        params = {"selector": {**REPO, "jobName": job["name"]}, "runConfigData": {},
+                  "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day},
+                                                 {"key": "fc_assets/started_by", "value": "demo"}]}}
+        res = dagster_graphql(url, """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+          __typename ... on PythonError { message } } }""", {"p": params})
+        if res["launchRun"]["__typename"] == "LaunchRunSuccess":
+            launched.append(f"{job['name']} [{day}]")
+    return launched
+
+
 def prepare_buckets(info: StackInfo) -> None:
     import boto3
 
@@ -189,11 +241,14 @@ def demo(ctx: click.Context, seed: int, no_samples: bool) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     info, started = start_stack(root, ports=default_ports(), seed=seed)
     try:
+        click.echo(f"  sensors and schedules on: {len(turn_on_automation(info.dagster_url))}")
         if not no_samples:
             from fc_assets.local_stack.samples import drop_samples
 
             for line in drop_samples(info):
                 click.echo(f"  dropped {line}")
+            for line in launch_first_extracts(info.dagster_url):
+                click.echo(f"  launched {line}")
         click.echo(WHAT_TO_TRY.format(**asdict(info)))
         while not stop["flag"] and all(p.proc and p.proc.poll() is None for p in started):
             time.sleep(0.5)
