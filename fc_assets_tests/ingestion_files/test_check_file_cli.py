@@ -1,0 +1,107 @@
+"""`fc-assets check-file`, run as the real console command: output, exit codes, stderr lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fc_assets_tests.ingestion_files.corpus import INVENTORY_REJECTS, billion_laughs, inventory_csv
+from fc_assets_tests.ingestion_files.helpers import parse_rejects
+
+FC_ASSETS = str(Path(sys.executable).parent / "fc-assets")
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """Every scenario launched at once (each command pays ~2 s of imports), results by name."""
+    d = tmp_path_factory.mktemp("check-file")
+    (d / "stock.csv").write_bytes(inventory_csv(";", bom=True, crlf=True))
+    (d / "wrong.csv").write_bytes(b"sku,quantity\n1,2\n")
+    (d / "lol.xml").write_bytes(billion_laughs())
+    ok_rows = b"sku,location,qty\n" + b"".join(f"S{i},L,{i}\n".encode() for i in range(99)) + b"bad,L,x\n"
+    (d / "ok.csv.gz").write_bytes(__import__("gzip").compress(ok_rows))
+    scenarios = {
+        "ok": ["inventory", str(d / "stock.csv"), "--rejects", str(d / "out" / "rejects.csv")],
+        "missing_column": ["inventory", str(d / "wrong.csv")],
+        "billion_laughs": ["inventory", str(d / "lol.xml")],
+        "unknown_feed": ["nope", str(d / "stock.csv")],
+        "no_file": ["inventory", str(d / "absent.csv")],
+        "strict_failed": ["inventory", str(d / "stock.csv"), "--strict"],
+        "strict_passed": ["inventory", str(d / "ok.csv.gz"), "--strict"],
+    }
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    procs = {
+        name: subprocess.Popen([FC_ASSETS, "check-file", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+        for name, args in scenarios.items()
+    }
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=180)
+        results[name] = (proc.returncode, out, err)
+    return d, results
+
+
+def test_a_readable_file_prints_one_json_line_and_exits_0(cli):
+    d, results = cli
+    code, out, err = results["ok"]
+    assert code == 0, err
+    assert err == ""  # stderr is not a terminal: no progress
+    lines = out.splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert {k: summary[k] for k in ("feed", "path", "format", "rows", "accepted", "rejected", "rejects_path",
+                                    "failed")} == {
+        "feed": "inventory", "path": str(d / "stock.csv"), "format": "csv", "rows": 11, "accepted": 4,
+        "rejected": 7, "rejects_path": str(d / "out" / "rejects.csv"), "failed": True}
+    assert isinstance(summary["seconds"], float)
+    assert parse_rejects((d / "out" / "rejects.csv").read_bytes()) == INVENTORY_REJECTS
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("missing_column", ["wrong.csv: field location_ref: missing required column", "'sku', 'quantity'"]),
+        ("billion_laughs", ["lol.xml: XML DOCTYPE declares entities"]),
+        ("unknown_feed", ["unknown feed 'nope' (feeds: inventory, locations, products)"]),
+        ("no_file", ["absent.csv: cannot open: No such file or directory"]),
+    ],
+)
+def test_unreadable_files_exit_2_with_one_clear_line(cli, scenario, expected):
+    _, results = cli
+    code, out, err = results[scenario]
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("fc-assets check-file: ")
+    for part in expected:
+        assert part in err
+
+
+def test_strict_exits_3_only_over_the_threshold(cli):
+    _, results = cli
+    code, out, _ = results["strict_failed"]
+    assert code == 3 and json.loads(out)["failed"] is True
+    code, out, err = results["strict_passed"]
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["rows"], summary["rejected"], summary["failed"], summary["rejects_path"]) == (100, 1, False, None)
+
+
+def test_progress_goes_to_a_terminal_at_most_once_a_second(monkeypatch, capsys):
+    from fc_assets.ingestion import check_file as command
+    from fc_assets.ingestion.validate import ValidationReport
+
+    progress = command._Progress("big.csv")
+    report = ValidationReport("inventory", "big.csv", rows=1_000_000, rejected=12)
+    progress(report)  # within the first second: nothing
+    monkeypatch.setattr(command, "PROGRESS_EVERY_S", 0.0)
+    progress(report)
+    progress.done()
+    err = capsys.readouterr().err
+    assert err == "\rbig.csv: 1,000,000 rows, 12 rejected …\n"
