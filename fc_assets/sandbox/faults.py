@@ -1,0 +1,99 @@
+"""Injected faults: the state behind `POST/GET/DELETE /_sandbox/faults` and the `--latency-ms`... flags.
+
+Keys (a POST merges them into the current faults; `null` removes one):
+
+| key | effect |
+|---|---|
+| `latency_ms: int` | added to every request except `/health` and `/_sandbox/*` |
+| `rate_limit: {"count": N, "retry_after": s}` | the next N API requests answer 429 with `Retry-After: s` |
+| `server_errors: {"count": N, "status": 503}` | the next N API requests answer that status |
+| `drop_connections: N` | the next N API requests: the connection is closed with no response |
+| `expire_tokens: true` | every token issued so far expires now (an action, not kept) |
+| `stuck_cursor: true` | connections return the page ending at `after` again, `hasNextPage` true |
+| `stuck_batches: true` | new batches stay RUNNING forever |
+| `reject_entities: {"skuRefs": [...], "rate": 0.1}` | those batch entities (and that share, seeded) fail |
+| `paths: [prefix, ...]` | counted faults (429, 5xx, drops) hit only paths with these prefixes |
+
+Without `paths`, counted faults hit every API path except `/oauth/token` (and never `/health` or
+`/_sandbox`). A request consumes one count of the first counted fault that applies, in the order
+drop → 429 → 5xx.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+KNOWN = {"latency_ms", "rate_limit", "server_errors", "drop_connections", "expire_tokens", "stuck_cursor",
+         "stuck_batches", "reject_entities", "paths"}
+UNCOUNTED_BY_DEFAULT = ("/oauth/token",)
+
+
+class FaultError(ValueError):
+    """A faults document the sandbox does not understand (answered with 400)."""
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    def merge(self, patch: dict[str, Any]) -> None:
+        if not isinstance(patch, dict):
+            raise FaultError("faults must be a JSON object")
+        unknown = set(patch) - KNOWN
+        if unknown:
+            raise FaultError(f"unknown fault(s): {sorted(unknown)}; known: {sorted(KNOWN)}")
+        for key, value in patch.items():
+            if key == "expire_tokens":
+                continue  # an action: the caller performs it
+            if value is None or value is False:
+                self.state.pop(key, None)
+                continue
+            if key == "rate_limit":
+                value = {"count": int(value.get("count", 1)), "retry_after": value.get("retry_after", 1)}
+            elif key == "server_errors":
+                value = {"count": int(value.get("count", 1)), "status": int(value.get("status", 503))}
+            elif key in ("latency_ms", "drop_connections"):
+                value = int(value)
+            elif key == "paths":
+                value = [str(p) for p in value]
+            elif key == "reject_entities":
+                value = {"skuRefs": list(value.get("skuRefs") or []), "rate": float(value.get("rate") or 0)}
+            self.state[key] = value
+
+    def clear(self) -> None:
+        self.state = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(self.state)
+
+    @property
+    def latency_s(self) -> float:
+        return self.state.get("latency_ms", 0) / 1000
+
+    def flag(self, name: str) -> bool:
+        return bool(self.state.get(name))
+
+    def _counted_applies(self, path: str) -> bool:
+        prefixes = self.state.get("paths")
+        if prefixes:
+            return any(path.startswith(p) for p in prefixes)
+        return not path.startswith(UNCOUNTED_BY_DEFAULT)
+
+    def take(self, path: str) -> tuple[str, Any] | None:
+        """Consume one count of the counted fault that hits this request: ("drop", None), ("429", retry
+        after) or ("5xx", status); None when no counted fault applies."""
+        if not self._counted_applies(path):
+            return None
+        if self.state.get("drop_connections", 0) > 0:
+            self.state["drop_connections"] -= 1
+            return "drop", None
+        rate = self.state.get("rate_limit")
+        if rate and rate["count"] > 0:
+            rate["count"] -= 1
+            return "429", rate["retry_after"]
+        errors = self.state.get("server_errors")
+        if errors and errors["count"] > 0:
+            errors["count"] -= 1
+            return "5xx", errors["status"]
+        return None
