@@ -57,12 +57,13 @@ class FieldPlan:
     """One response key of a selection set on one object type, and how to complete its value."""
 
     __slots__ = ("key", "name", "resolve", "args", "kind", "return_type", "non_null", "nodes", "object_type",
-                 "sub", "subs", "row")
+                 "sub", "subs", "row", "owner")
 
     def __init__(self, key: str, name: str, resolve: Callable[..., Any] | None, args: dict[str, Any], kind: int,
                  return_type: Any, non_null: bool, nodes: tuple[FieldNode, ...], object_type: Any = None) -> None:
         self.key, self.name, self.resolve, self.args, self.kind = key, name, resolve, args, kind
         self.return_type, self.non_null, self.nodes, self.object_type = return_type, non_null, nodes, object_type
+        self.owner = ""  # name of the object type the field belongs to (for error messages)
         self.sub: list[Any] | None = None  # plan of the (concrete) object type, made on first use
         self.subs: dict[str, list[Any]] = {}  # plans per runtime type of an abstract type
         # what the hot loop unpacks (a tuple is faster to unpack than attributes are to read)
@@ -192,8 +193,9 @@ class Execution:
                 kind, object_type = LIST_OF_OBJECTS, inner.of_type
             else:
                 kind = OTHER
-            plan.append(FieldPlan(key, name, fdef.resolve, args, kind, rtype, non_null, tuple(field_nodes),
-                                  object_type).row)
+            fp = FieldPlan(key, name, fdef.resolve, args, kind, rtype, non_null, tuple(field_nodes), object_type)
+            fp.owner = runtime.name
+            plan.append(fp.row)
         self.plans[cache_key] = plan
         return plan
 
@@ -220,7 +222,7 @@ class Execution:
                     info = Info(self.context, Path(None, key, runtime.name)) if root_level else self.info
                     value = resolve(source, info, **args)
                 except Exception as exc:  # a field error: recorded, the field is null
-                    self.errors.append(located_error(exc, f.nodes, path_list((path, key))))
+                    self.errors.append(located_error(exc, list(f.nodes), path_list((path, key))))
                     if non_null:
                         raise _Null from None
                     out[key] = None
@@ -280,15 +282,15 @@ class Execution:
 
     def _null_error(self, runtime: GraphQLObjectType, f: FieldPlan, path: tuple) -> None:
         self.errors.append(GraphQLError(f"Cannot return null for non-nullable field {runtime.name}.{f.name}.",
-                                        f.nodes, path=path_list(path)))
+                                        list(f.nodes), path=path_list(path)))
 
     def complete(self, rtype: Any, f: FieldPlan, value: Any, path: tuple) -> Any:
         """The general completion (non-null wrappers, lists of lists, abstract types, leaves)."""
         if isinstance(rtype, GraphQLNonNull):
             done = self.complete(rtype.of_type, f, value, path)
             if done is None:
-                self.errors.append(GraphQLError(f"Cannot return null for non-nullable field {f.name}.", f.nodes,
-                                                path=path_list(path)))
+                self.errors.append(GraphQLError(f"Cannot return null for non-nullable field {f.owner}.{f.name}.",
+                                                list(f.nodes), path=path_list(path)))
                 raise _Null
             return done
         if value is None:
