@@ -45,9 +45,10 @@ def set_feed_pool_limits(instance: dg.DagsterInstance, feeds: list[str], limit: 
 
 
 class FeedRunConfig(FileRefConfig):
-    """The file version to process (set by the sensor) and how long to wait for Fluent's batches."""
+    """The file version to process (set by the sensor), how long to wait for Fluent's batches and their size."""
 
     batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S
+    batch_size: int = 5000  # entities per Batch API request (Fluent's maximum is 5,000)
 
 
 def resolve_file(context: dg.AssetExecutionContext, feed: str, config: FileRefConfig) -> FileRef:
@@ -102,6 +103,7 @@ def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
             run_id=context.run_id,
             log=context.log.info,
             batch_timeout_s=config.batch_timeout_s,
+            batch_size=config.batch_size,
         )
         try:
             result = process_file(plan, ref, env)

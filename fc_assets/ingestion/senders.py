@@ -340,7 +340,9 @@ class BatchInventorySender:
 
 
 def product_event(row: dict[str, Any], retailer_id: str, catalogue_ref: str) -> dict[str, Any]:
+    """A canonical `products` row (feeds.py) as an UPSERT_PRODUCT event: the record is the attributes."""
     attrs = {k: v for k, v in row.items() if not k.startswith("_") and v is not None}
+    catalogue_ref = row.get("catalogue_ref") or catalogue_ref
     return {
         "name": "UPSERT_PRODUCT",
         "entityType": "PRODUCT",
@@ -374,7 +376,12 @@ class EventProductSender:
 
     def send(self, entry: LedgerEntry, delta: pa.Table) -> SendOutcome:
         progress = _Progress(self.ledger, entry, self.run_id)
-        rows = [r for r in _rows(delta) if r.get("_op") != "delete"]
+        # standard products before their variants (a variant event needs its standard product to exist);
+        # Fluent has no product delete event, so rows gone from the file are not sent
+        rows = sorted(
+            (r for r in _rows(delta) if r.get("_op") != "delete"),
+            key=lambda r: (str(r.get("type") or "STANDARD").upper() == "VARIANT", r["_row"]),
+        )
         for i, row in enumerate(rows):
             req = progress.find(kind="event", row=row["_row"])
             if req is not None:

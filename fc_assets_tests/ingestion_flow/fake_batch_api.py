@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from fc_assets.resources.fluent import FluentClient, FluentResource
+from fc_assets.resources.fluent import FluentClient
 
 
 class FakeBatchApi:
@@ -61,9 +61,7 @@ class FakeBatchApi:
             self.jobs[jid] = {"jobId": jid, "status": "OPEN", "name": body.get("name"), "batch": []}
             return httpx.Response(200, json={"id": jid})
         if parts[2] == "job" and len(parts) == 4 and request.method == "GET":
-            # a job made by another process's fake (concurrency test) is taken as open
-            job = self.jobs.setdefault(parts[3], {"jobId": parts[3], "status": "OPEN", "batch": []})
-            return httpx.Response(200, json=job)
+            return httpx.Response(200, json=self.jobs[parts[3]])
         if parts[2] == "job" and parts[4] == "batch" and request.method == "POST":
             self.posts += 1
             if self.posts == self.close_jobs_at_post:
@@ -105,18 +103,3 @@ class FakeBatchApi:
                 },
             )
         return httpx.Response(404, json={"message": f"no route {request.method} {path}"})
-
-
-FAKES: dict[str, FakeBatchApi] = {}
-
-
-class FakeFluentResource(FluentResource):
-    """A `FluentResource` whose clients talk to the `FakeBatchApi` registered under `client_id` (one per
-    process: a worker process gets its own, with `polls_to_complete` from the name, e.g. "slow-4")."""
-
-    def get_client(self) -> FluentClient:
-        fake = FAKES.get(self.client_id)
-        if fake is None:
-            fake = FAKES[self.client_id] = FakeBatchApi()
-            fake.polls_to_complete = int(self.client_id.rsplit("-", 1)[-1]) if "-" in self.client_id else 1
-        return fake.client()

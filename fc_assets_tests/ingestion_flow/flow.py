@@ -155,3 +155,59 @@ def failure_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
                 **{k: v.value for k, v in md.items()},
             }
     return {}
+
+
+# --------------------------------------------------------------------------------------------- sandbox
+
+
+def sandbox_fluent(sandbox) -> FluentResource:
+    return FluentResource(
+        base_url=sandbox.base_url,
+        client_id="fc-sandbox",
+        client_secret="fc-sandbox-secret",
+        retailer_id="1",
+        max_retries=2,
+    )
+
+
+class Received:
+    """What the sandbox received since this object was made (the sandbox is shared by the session)."""
+
+    def __init__(self, admin) -> None:
+        self.admin = admin
+        got = admin.received()
+        self.batches0, self.events0, self.mutations0 = (
+            len(got["batches"]),
+            len(got["events"]),
+            len(got["mutations"]),
+        )
+
+    def batches(self) -> list[dict[str, Any]]:
+        return self.admin.received()["batches"][self.batches0 :]
+
+    def entities(self) -> list[dict[str, Any]]:
+        return [e for b in self.batches() for e in b["entities"]]
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.admin.received()["events"][self.events0 :]
+
+    def mutations(self) -> list[dict[str, Any]]:
+        return self.admin.received()["mutations"][self.mutations0 :]
+
+
+ON_HAND = """query OnHand($skus: [String!], $first: Int, $after: String) {
+  inventoryPositions(productRef: $skus, first: $first, after: $after) {
+    edges { cursor node { productRef locationRef onHand } }
+    pageInfo { hasNextPage }
+  }
+}"""
+
+
+def on_hand(fluent: FluentResource, skus: list[str]) -> dict[tuple[str, str], int]:
+    """Fluent's view (GraphQL `inventoryPositions`) of the stock of these SKUs."""
+    out: dict[tuple[str, str], int] = {}
+    with fluent.get_client() as client:
+        for i in range(0, len(skus), 200):
+            for node in client.iter_nodes(ON_HAND, {"skus": skus[i : i + 200]}):
+                out[(node["productRef"], node["locationRef"])] = node["onHand"]
+    return out
