@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from fc_assets.sandbox.datetimes import iso_ms, parse_iso_ms
 from fc_assets.sandbox.faults import FaultError
+from fc_assets.sandbox.table import MAX_MS
 
 ENTITY_TABLES = {
     "products": ("standard_products", "variant_products"),
@@ -90,8 +91,8 @@ def admin_routes(state: Any) -> list[Route]:
         if entity not in ENTITY_TABLES:
             return json({"message": f"unknown entity {q.get('entity')!r}; one of {sorted(ENTITY_TABLES)}"}, 400)
         try:
-            lo = parse_iso_ms(q["from"]) if q.get("from") else -(2**62) >> 22
-            hi = parse_iso_ms(q["to"]) if q.get("to") else (2**62) >> 22
+            lo = parse_iso_ms(q["from"]) if q.get("from") else 0
+            hi = parse_iso_ms(q["to"]) if q.get("to") else MAX_MS
         except ValueError as exc:
             return json({"message": str(exc)}, 400)
         ids: list[str] = []

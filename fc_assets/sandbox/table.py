@@ -24,7 +24,13 @@ import numpy as np
 ROW_BITS = 22
 ROW_MASK = (1 << ROW_BITS) - 1
 MAX_ROWS = 1 << ROW_BITS  # 4,194,304 rows of one kind
+MAX_MS = (1 << (63 - ROW_BITS)) - 1  # the latest sortable updatedOn: 2039-09-07 (int64 key)
 CHUNK = 4096
+
+
+def clamp(ms: int) -> int:
+    """A date bound within what the int64 sort key can hold (1970 .. MAX_MS)."""
+    return min(max(ms, 0), MAX_MS)
 
 
 class CursorError(ValueError):
@@ -179,8 +185,8 @@ class Table:
     def rows_updated_between(self, lo_ms: int, hi_ms: int) -> np.ndarray:
         """Rows with lo <= updatedOn < hi (half-open; the admin `counts` answer), in connection order."""
         keys = self._keys()
-        a = np.searchsorted(keys, lo_ms << ROW_BITS, "left")
-        b = np.searchsorted(keys, hi_ms << ROW_BITS, "left")
+        a = np.searchsorted(keys, clamp(lo_ms) << ROW_BITS, "left")
+        b = np.searchsorted(keys, clamp(hi_ms) << ROW_BITS, "left")
         return keys[a:b] & ROW_MASK
 
     # ----------------------------------------------------------------------------------------- paging
@@ -224,9 +230,9 @@ class Table:
         lo, hi = 0, len(keys)
         if updated is not None:
             if updated[0] is not None:
-                lo = int(np.searchsorted(keys, updated[0] << ROW_BITS, "left"))
+                lo = int(np.searchsorted(keys, clamp(updated[0]) << ROW_BITS, "left"))
             if updated[1] is not None:
-                hi = int(np.searchsorted(keys, (updated[1] << ROW_BITS) | ROW_MASK, "right"))
+                hi = int(np.searchsorted(keys, (clamp(updated[1]) << ROW_BITS) | ROW_MASK, "right"))
         range_lo, range_hi = lo, hi
         if after is not None:
             k = self._key_of_cursor(after)

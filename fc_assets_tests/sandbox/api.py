@@ -26,10 +26,10 @@ class Api:
         return {"Authorization": f"Bearer {self.token}"}
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
-        return self.http.get(path, headers=self.headers, **kw)
+        return self.http.get(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
-        return self.http.post(path, headers=self.headers, **kw)
+        return self.http.post(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
 
     def gql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The response body of POST /graphql (asserts HTTP 200)."""
