@@ -85,7 +85,9 @@ class Field:
     compute: Callable[[Columns], pa.Array] | None = None
     transform: Callable[[pa.Array], pa.Array] | None = None
     # rules
-    values: tuple[str, ...] = ()  # code: allowed values (compared after upper-casing)
+    values: tuple[str, ...] | Callable[[], Iterable[str]] = ()  # allowed values (codes: upper case); a
+    # callable is evaluated when the schema is first built (e.g. the IANA time zone names)
+    values_error: str | None = None  # the reject reason for a value not allowed (default lists them)
     pattern: str | None = None  # text/code: full-match regular expression
     min: float | None = None  # int/decimal/time
     max: float | None = None

@@ -35,9 +35,33 @@ def with_validity(arr: pa.Array, keep: pa.Array | np.ndarray) -> pa.Array:
     return pc.if_else(keep, arr, pa.scalar(None, arr.type))
 
 
+_ASCII_SPACE = np.zeros(256, bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def _offsets(arr: pa.Array) -> np.ndarray:
+    return np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
+
+
+def _edge_space(arr: pa.Array) -> bool:
+    """Whether any value of an ASCII string array starts or ends with whitespace (reads 2 bytes a value)."""
+    data = arr.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    offsets = _offsets(arr)
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    data_np = np.frombuffer(data, np.uint8)
+    return bool(_ASCII_SPACE[data_np[starts[filled]]].any() or _ASCII_SPACE[data_np[ends[filled] - 1]].any())
+
+
 def trim(arr: pa.Array) -> pa.Array:
-    """Whitespace trimmed from both ends (Unicode whitespace, with an ASCII fast path)."""
-    return pc.ascii_trim_whitespace(arr) if is_ascii(arr) else pc.utf8_trim_whitespace(arr)
+    """Whitespace trimmed from both ends (Unicode whitespace; ASCII columns without any are not copied)."""
+    if not pa.types.is_string(arr.type):
+        return pc.utf8_trim_whitespace(arr)
+    if is_ascii(arr):
+        return pc.ascii_trim_whitespace(arr) if _edge_space(arr) else arr
+    return pc.utf8_trim_whitespace(arr)
 
 
 def upper(arr: pa.Array) -> pa.Array:
@@ -46,10 +70,14 @@ def upper(arr: pa.Array) -> pa.Array:
 
 def null_empty(arr: pa.Array) -> pa.Array:
     """Empty strings become null (a missing value, whatever the format wrote)."""
-    lengths = pc.binary_length(arr)
-    if arr.null_count == len(arr) or pc.min(lengths).as_py() != 0:
+    if arr.null_count == len(arr):
         return arr
-    return with_validity(arr, pc.greater(lengths, ZERO32))
+    if pa.types.is_string(arr.type) and arr.null_count == 0:
+        if not (np.diff(_offsets(arr)) == 0).any():
+            return arr
+    elif pc.min(pc.binary_length(arr)).as_py() != 0:
+        return arr
+    return with_validity(arr, pc.greater(pc.binary_length(arr), ZERO32))
 
 
 def clean(arr: pa.Array) -> pa.Array:

@@ -36,30 +36,18 @@ import pyarrow.compute as pc
 
 from fc_assets.ingestion.conversions import ARROW_TYPES, convert
 from fc_assets.ingestion.feeds import Feed, get_feed
-from fc_assets.ingestion.mapping import Field
 from fc_assets.ingestion.nested import fold_prices
 from fc_assets.ingestion.prefetch import prefetch
 from fc_assets.ingestion.readers import open_raw
 from fc_assets.ingestion.records import ERROR, RAW, ROW
 from fc_assets.ingestion.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
+from fc_assets.ingestion.rules import MISSING, column_rules
 
 DEFAULT_CHUNK_ROWS = 262_144  # pandera's per-call overhead (~10 ms) is ~5 % of a chunk this size
 SAMPLE_SIZE = 20
-MISSING = "required value is missing"
 
 
 # ---------------------------------------------------------------------------------- pandera schema
-
-
-def _range_error(lo: float | None, hi: float | None) -> str:
-    fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
-    if lo is not None and hi is not None:
-        return f"must be between {fmt(lo)} and {fmt(hi)}"
-    return f"must be at least {fmt(lo)}" if lo is not None else f"must be at most {fmt(hi)}"
-
-
-def _minutes_ok(s: pd.Series) -> pd.Series:
-    return (s - (s // 100) * 100) < 60
 
 
 def rule_error(rule_field: str, reason: str) -> str:
@@ -68,27 +56,11 @@ def rule_error(rule_field: str, reason: str) -> str:
 
 
 def build_schema(feed: Feed) -> pdv.DataFrameSchema:
-    """The feed's pandera schema over its typed, flat columns (Arrow-backed dtypes)."""
+    """The feed's pandera schema over its typed, flat columns (Arrow-backed dtypes): every field's rules
+    (rules.py) as column checks, and the feed's row rules as DataFrame checks."""
     columns: dict[str, pdv.Column] = {}
     for f in feed.fields:
-        checks: list[pdv.Check] = []
-        if f.kind in ("int", "decimal", "time") and (f.min is not None or f.max is not None):
-            error = _range_error(f.min, f.max)
-            if f.min is not None and f.max is not None:
-                checks.append(pdv.Check.in_range(f.min, f.max, error=error))
-            elif f.min is not None:
-                checks.append(pdv.Check.ge(f.min, error=error))
-            else:
-                checks.append(pdv.Check.le(f.max, error=error))
-        if f.kind == "time":
-            checks.append(pdv.Check(_minutes_ok, error="minutes must be 00..59"))
-        if f.values:
-            checks.append(pdv.Check.isin(list(f.values), error=f"must be one of {', '.join(f.values)}"))
-        if f.pattern:
-            checks.append(pdv.Check.str_matches(f"^(?:{f.pattern})$", error=f"must match {f.pattern}"))
-        if f.max_length:
-            checks.append(pdv.Check.str_length(max_value=f.max_length,
-                                               error=f"longer than {f.max_length} characters"))
+        checks = [r.check for r in column_rules(f) if r.check is not None]
         columns[f.name] = pdv.Column(pd.ArrowDtype(ARROW_TYPES[f.kind]), checks=checks, nullable=not f.required)
     if feed.attributes:
         columns[feed.attributes.field] = pdv.Column(
@@ -116,10 +88,10 @@ class ChunkValidator:
     def __init__(self, feed: Feed) -> None:
         self.feed = feed
         self.schema = feed.schema
+        self.rules = {f.name: column_rules(f) for f in feed.fields}
         self.field_order = pa.array([RECORD_FIELD, *(f.name for f in feed.fields)], pa.string())
         self.rule_fields = {rule_error(r.field, r.reason): r.field for r in feed.rules}
         self.rule_reasons = {rule_error(r.field, r.reason): r.reason for r in feed.rules}
-        self.placeholders = {f.name: _placeholder(f) for f in feed.fields}
         self.typed_schema = pa.schema(
             [(f.name, ARROW_TYPES[f.kind]) for f in feed.fields]
             + ([feed.text_schema.field(feed.attributes.field)] if feed.attributes else [])
@@ -137,81 +109,69 @@ class ChunkValidator:
             mapped = mapped.filter(pc.invert(broken))
         m = mapped.num_rows
         rows = mapped.column(ROW)
+
+        def reject(positions: np.ndarray, field: str, reason: str) -> None:
+            idx = pa.array(positions)
+            pieces.append(reject_table(rows.take(idx), field, mapped.column(field).take(idx), reason))
+            reasons[f"{field}: {reason}"] += len(positions)
+
         rejected = np.zeros(m, bool)
-        failed_cells: dict[str, np.ndarray] = {}
         typed: list[pa.Array] = []
-        for f in self.feed.fields:  # 2. conversion
-            text = mapped.column(f.name)
-            result = convert(f, text, self.feed.timezone)
+        for f in self.feed.fields:  # 2. conversion, then the field's rules as Arrow masks
+            result = convert(f, mapped.column(f.name), self.feed.timezone)
             typed.append(result.values)
+            unconverted = np.zeros(m, bool)
             for mask, reason in result.failures:
                 if mask.any():
-                    idx = pa.array(np.flatnonzero(mask))
-                    pieces.append(reject_table(rows.take(idx), f.name, text.take(idx), reason))
-                    reasons[f"{f.name}: {reason}"] += len(idx)
-                    failed_cells[f.name] = failed_cells.get(f.name, np.zeros(m, bool)) | mask
+                    reject(np.flatnonzero(mask), f.name, reason)
+                    unconverted |= mask
+            for rule in self.rules[f.name]:
+                mask = _mask(rule.failing(result.values)) & ~unconverted  # (an unconverted cell is null)
+                if mask.any():
+                    reject(np.flatnonzero(mask), f.name, rule.reason)
                     rejected |= mask
+            rejected |= unconverted
         if self.feed.attributes:
             typed.append(mapped.column(self.feed.attributes.field))
         batch = pa.RecordBatch.from_arrays(typed, schema=self.typed_schema)
-        cases = self._pandera(batch, failed_cells)  # 3. the schema
+        passed = np.flatnonzero(~rejected)
+        clean = batch.filter(pa.array(~rejected)) if rejected.any() else batch
+        cases = self._pandera(clean)  # 3. the pandera schema over the rows that passed (+ row rules)
         if cases is not None:
             for (column, reason), group in cases.groupby(["column", "reason"], sort=False):
-                idx_np = group["index"].to_numpy(np.int64)
-                idx = pa.array(idx_np)
-                pieces.append(reject_table(rows.take(idx), column, mapped.column(column).take(idx), reason))
-                reasons[f"{column}: {reason}"] += len(idx_np)
-                rejected[idx_np] = True
-        keep = pa.array(~rejected)
-        accepted = self._shape(batch.filter(keep), rows.filter(keep))  # 4. accepted rows, Fluent's shape
+                positions = passed[group["index"].to_numpy(np.int64)]
+                reject(positions, column, reason)
+                rejected[positions] = True
+            clean = batch.filter(pa.array(~rejected))
+        accepted_rows = rows.filter(pa.array(~rejected)) if rejected.any() else rows
+        accepted = self._shape(clean, accepted_rows)  # 4. Fluent's shape
         rejects = pa.concat_tables(pieces) if pieces else REJECT_SCHEMA.empty_table()
         if len(pieces) > 1:  # by row, then in the feed's field order, then by reason
             order = pc.index_in(rejects.column("field"), value_set=self.field_order)
             rejects = rejects.append_column("_order", order).sort_by(
-                [("row", "ascending"), ("_order", "ascending"), ("reason", "ascending")]).drop_columns(["_order"])
+                [("row", "ascending"), ("_order", "ascending"), ("reason", "ascending")]
+            ).drop_columns(["_order"])
         return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons)
 
-    def _pandera(self, batch: pa.RecordBatch, failed_cells: dict[str, np.ndarray]) -> pd.DataFrame | None:
-        """pandera's failure cases as (index = position in the chunk, column, reason), or None.
-
-        A cell that failed conversion is null, and already rejected. In a required column pandera would
-        report it again — and building pandera's failure report costs ~10x a passing check, on every
-        chunk of a file with a few bad values — so in the frame pandera sees, such cells hold a neutral
-        in-range value, and findings on those cells (and row rules on those rows, which may have seen the
-        stand-in) are dropped. Cells of optional fields stay null, as if empty."""
-        patched_rows = np.zeros(batch.num_rows, bool)
-        for i, f in enumerate(self.feed.fields):
-            if f.required and f.name in failed_cells:
-                placeholder = pa.scalar(self.placeholders[f.name], batch.schema.field(i).type)
-                patched = pc.if_else(pa.array(failed_cells[f.name]), placeholder, batch.column(i))
-                batch = batch.set_column(i, batch.schema.field(i), patched)
-                patched_rows |= failed_cells[f.name]
+    def _pandera(self, batch: pa.RecordBatch) -> pd.DataFrame | None:
+        """pandera's failure cases (index = position in `batch`, column, reason), or None when it passes."""
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
         try:
             self.schema.validate(frame, lazy=True, inplace=True)
             return None
         except pdv.errors.SchemaErrors as e:
-            cases = self._cases(e.failure_cases)
-        index = cases["index"].to_numpy(np.int64)
-        drop = np.zeros(len(cases), bool)
-        for column, cells in failed_cells.items():
-            drop |= (cases["column"] == column).to_numpy() & cells[index]
-        drop |= cases["is_rule"].to_numpy() & patched_rows[index]
-        return cases[~drop]
-
-    def _cases(self, cases: pd.DataFrame) -> pd.DataFrame:
+            cases = e.failure_cases
         if cases["index"].isna().any():  # a schema-level failure (dtype, missing column) is a bug here
             raise RuntimeError(f"feed {self.feed.name}: schema error not tied to rows:\n{cases.head()}")
         check = cases["check"].astype(str)
         rule_field = check.map(self.rule_fields)
         is_rule = rule_field.notna().to_numpy()
-        # a row rule is reported by pandera once per non-null column of a failing row: one case per row,
+        # pandera reports a row rule once per non-null column of a failing row: keep one case per row,
         # on the rule's own field
         out = pd.DataFrame({
             "index": cases["index"].astype(np.int64).to_numpy(),
             "column": np.where(is_rule, rule_field, cases["column"].astype(str)),
             "reason": np.where(is_rule, check.map(self.rule_reasons), check.where(check != "not_nullable", MISSING)),
-            "is_rule": is_rule,
         })
         return out.drop_duplicates(["index", "column", "reason"])
 
@@ -224,17 +184,8 @@ class ChunkValidator:
         return pa.RecordBatch.from_arrays([arrays[name] for name in schema.names], schema=schema)
 
 
-def _placeholder(f: Field) -> Any:
-    """A value of the field's type that passes its checks (stands in for a cell rejected by conversion)."""
-    if f.kind in ("int", "time"):
-        return int(f.min if f.min is not None else (f.max if f.max is not None and f.max < 0 else 0))
-    if f.kind == "decimal":
-        return float(f.min if f.min is not None else (f.max if f.max is not None and f.max < 0 else 0))
-    if f.kind == "bool":
-        return False
-    if f.kind == "datetime":
-        return 0
-    return None
+def _mask(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, pa.scalar(False)).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _reason_keys(errors: pa.Array) -> list[str]:

@@ -1,0 +1,108 @@
+"""A field's rules, declared once (`Field` in mapping.py) and run two ways from the same object:
+
+- as Arrow compute masks over a whole chunk (`ColumnRule.failing`) — a few vectorised kernels per rule,
+  which find the rejected cells of a chunk;
+- as the checks of the feed's pandera `DataFrameSchema` (`ColumnRule.check`), which validates every
+  chunk's rows that passed, plus the feed's row rules.
+
+Why both: pandera's own check calls are fast, but building its failure report for a chunk with a few
+bad values costs ~10x a passing validation (measured: a 10M-row file with 0.5 % garbage spent 2 s in
+pandera's error path alone), while the Arrow masks cost the same whatever they find. The two run the same
+declarations with the same reasons, and a test holds them to the same verdicts on the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pdv
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fc_assets.ingestion.mapping import Field
+
+MISSING = "required value is missing"
+MINUTES = "minutes must be 00..59"
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    field: str
+    reason: str
+    failing: Callable[[pa.Array], pa.Array]  # True where the rule fails; null values never fail
+    check: pdv.Check | None  # the same rule in the pandera schema (None: nullability, a Column flag)
+
+
+def _number(value: float, typ: pa.DataType) -> pa.Scalar:
+    return pa.scalar(int(value) if pa.types.is_integer(typ) else float(value), typ)
+
+
+def range_error(lo: float | None, hi: float | None) -> str:
+    def fmt(v: float | None) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    if lo is not None and hi is not None:
+        return f"must be between {fmt(lo)} and {fmt(hi)}"
+    return f"must be at least {fmt(lo)}" if lo is not None else f"must be at most {fmt(hi)}"
+
+
+def _minutes_ok(s: pd.Series) -> pd.Series:
+    return (s - (s // 100) * 100) < 60
+
+
+def allowed_values(f: Field) -> tuple[str, ...]:
+    return tuple(f.values() if callable(f.values) else f.values)
+
+
+def column_rules(f: Field) -> list[ColumnRule]:
+    """The rules of one field, in the order their reasons are reported."""
+    rules: list[ColumnRule] = []
+    if f.required:
+        rules.append(ColumnRule(f.name, MISSING, pc.is_null, None))
+    if f.kind in ("int", "decimal", "time") and (f.min is not None or f.max is not None):
+        lo, hi, reason = f.min, f.max, range_error(f.min, f.max)
+
+        def out_of_range(v: pa.Array, lo: float | None = lo, hi: float | None = hi) -> pa.Array:
+            below = pc.less(v, _number(lo, v.type)) if lo is not None else None
+            above = pc.greater(v, _number(hi, v.type)) if hi is not None else None
+            return pc.or_kleene(below, above) if below is not None and above is not None else below or above
+
+        if lo is not None and hi is not None:
+            check = pdv.Check.in_range(lo, hi, error=reason)
+        else:
+            check = pdv.Check.ge(lo, error=reason) if lo is not None else pdv.Check.le(hi, error=reason)
+        rules.append(ColumnRule(f.name, reason, out_of_range, check))
+    if f.kind == "time":
+
+        def bad_minutes(v: pa.Array) -> pa.Array:
+            hundred = pa.scalar(100, v.type)
+            minutes = pc.subtract(v, pc.multiply(pc.divide(v, hundred), hundred))
+            return pc.greater_equal(minutes, pa.scalar(60, v.type))
+
+        rules.append(ColumnRule(f.name, MINUTES, bad_minutes, pdv.Check(_minutes_ok, error=MINUTES)))
+    if f.values:
+        values = allowed_values(f)
+        reason = f.values_error or f"must be one of {', '.join(values)}"
+        value_set = pa.array(values, pa.string())
+
+        def not_allowed(v: pa.Array, value_set: pa.Array = value_set) -> pa.Array:
+            return pc.and_(pc.is_valid(v), pc.invert(pc.is_in(v, value_set=value_set)))
+
+        rules.append(ColumnRule(f.name, reason, not_allowed, pdv.Check.isin(list(values), error=reason)))
+    if f.pattern:
+        full, reason = f"^(?:{f.pattern})$", f"must match {f.pattern}"
+
+        def mismatch(v: pa.Array, full: str = full) -> pa.Array:
+            return pc.invert(pc.match_substring_regex(v, full))
+
+        rules.append(ColumnRule(f.name, reason, mismatch, pdv.Check.str_matches(full, error=reason)))
+    if f.max_length:
+        limit, reason = f.max_length, f"longer than {f.max_length} characters"
+
+        def too_long(v: pa.Array, limit: int = limit) -> pa.Array:
+            return pc.greater(pc.utf8_length(v), pa.scalar(limit, pa.int32()))
+
+        rules.append(ColumnRule(f.name, reason, too_long, pdv.Check.str_length(max_value=limit, error=reason)))
+    return rules
