@@ -1,0 +1,82 @@
+"""Injected faults through the admin API, as a client observes them."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from fc_assets_tests.sandbox.api import get_token
+
+ME = "{ me { ref } }"
+
+
+def test_rate_limit_answers_429_with_retry_after_for_the_next_n_api_requests(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(rate_limit={"count": 2, "retry_after": 3})
+    assert get_token(api.base_url).status_code == 200  # /oauth/token is not counted by default
+    assert httpx.get(f"{api.base_url}/health").status_code == 200
+    for _ in range(2):
+        r = api.post("/graphql", json={"query": ME})
+        assert r.status_code == 429 and r.headers["Retry-After"] == "3"
+    assert api.post("/graphql", json={"query": ME}).status_code == 200
+    assert sandbox_clean.admin.faults()["rate_limit"]["count"] == 0
+
+
+def test_server_errors_answer_the_status_for_the_next_n_requests(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(server_errors={"count": 3, "status": 502})
+    statuses = [api.get("/api/v4.1/event").status_code for _ in range(4)]
+    assert statuses == [502, 502, 502, 200]
+    received = sandbox_clean.admin.received()["requests"]
+    assert received["GET /api/v4.1/event"] == 4  # faulted requests were received too
+
+
+def test_paths_limit_counted_faults_to_some_prefixes(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(server_errors={"count": 1, "status": 503}, paths=["/api/"])
+    assert api.post("/graphql", json={"query": ME}).status_code == 200
+    assert api.get("/api/v4.1/event").status_code == 503
+    sandbox_clean.admin.set_faults(server_errors={"count": 1, "status": 500}, paths=["/oauth/token"])
+    assert get_token(api.base_url).status_code == 500
+
+
+def test_latency_is_added_to_api_requests_but_not_to_health_or_admin(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(latency_ms=300)
+    started = time.perf_counter()
+    assert api.post("/graphql", json={"query": ME}).status_code == 200
+    assert time.perf_counter() - started >= 0.3
+    started = time.perf_counter()
+    httpx.get(f"{api.base_url}/health")
+    sandbox_clean.admin.faults()
+    assert time.perf_counter() - started < 0.25
+
+
+def test_dropped_connections_get_no_response(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(drop_connections=1)
+    with pytest.raises(httpx.TransportError):
+        api.post("/graphql", json={"query": ME})
+    assert api.post("/graphql", json={"query": ME}).status_code == 200
+
+
+def test_stuck_cursor_repeats_the_cursor_with_has_next_page_true(api, sandbox_clean):
+    query = ("query($a: String) { locations(first: 5, after: $a) { edges { cursor } "
+             "pageInfo { hasNextPage } } }")
+    sandbox_clean.admin.set_faults(stuck_cursor=True)
+    first = api.data(query)["locations"]
+    cursor = first["edges"][-1]["cursor"]
+    for _ in range(3):
+        again = api.data(query, {"a": cursor})["locations"]
+        assert again["edges"][-1]["cursor"] == cursor and again["pageInfo"]["hasNextPage"] is True
+    sandbox_clean.admin.clear_faults()
+    assert api.data(query, {"a": cursor})["locations"]["edges"][-1]["cursor"] != cursor
+
+
+def test_faults_endpoint_merges_shows_clears_and_refuses_unknown_keys(sandbox_clean):
+    admin = sandbox_clean.admin
+    admin.set_faults(latency_ms=5)
+    admin.set_faults(stuck_batches=True)
+    assert admin.faults() == {"latency_ms": 5, "stuck_batches": True}
+    admin.set_faults(latency_ms=None)
+    assert admin.faults() == {"stuck_batches": True}
+    assert httpx.post(f"{sandbox_clean.base_url}/_sandbox/faults", json={"explode": 1}).status_code == 400
+    admin.clear_faults()
+    assert admin.faults() == {}
