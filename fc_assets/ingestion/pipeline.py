@@ -244,11 +244,13 @@ def _prepare(
 
 
 def _send_counts(outcome: SendOutcome) -> dict[str, Any]:
+    extra = {f"fluent_{k}": v for k, v in outcome.ids.items() if isinstance(v, int)}  # e.g. created/updated
     return {
         "sent": outcome.sent,
         "fluent_requests": outcome.requests,
         "fluent_rejected": len(outcome.rejected),
         "fluent_retried_rows": outcome.retried,
+        **extra,
     }
 
 
@@ -278,8 +280,10 @@ def _result(
         "changed": c.get("changed", 0),
         "sent": c.get("sent", 0),
         "batches": len(batches),
+        "fluent_requests": c.get("fluent_requests", 0),
         "fluent_rejected": c.get("fluent_rejected", 0),
         "fluent_retried_rows": c.get("fluent_retried_rows", 0),
+        **{k: v for k, v in c.items() if k in ("fluent_created", "fluent_updated")},
         "duration_s": round(time.monotonic() - started, 3),
         "archived_to": entry.archive_target,
         "resumed_from_stage": resumed_from or "new",

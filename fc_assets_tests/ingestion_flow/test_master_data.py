@@ -1,0 +1,118 @@
+"""Products (Event API) and locations (GraphQL mutations) end to end against the sandbox: sent once, visible
+in Fluent, a re-run is an update or nothing — never a storm of "already exists" errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from fc_assets.ingestion.feeds import locations_feed, products_feed
+from fc_assets.ingestion.senders import CRASH_ENV
+from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, sandbox_fluent
+
+
+def make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch) -> Flow:
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+    f = Flow(
+        feed,
+        instance=dagster_instance,
+        lake=lake,
+        s3_endpoint=s3_server.endpoint_url,
+        sftp_server=sftp_server,
+        fluent=sandbox_fluent(sandbox),
+    )
+    f.received = Received(sandbox.admin)
+    return f
+
+
+def run_file(flow: Flow, name: str, body: bytes) -> dict:
+    flow.put_s3(name, body)
+    (req,) = flow.tick("s3")
+    result = flow.execute(req)
+    assert result.success, result.all_events
+    return metadata(result)
+
+
+PRODUCTS = (
+    "ref,type,name,parent_ref,price,currency,gtin,attr_colour\n"
+    "MD-STD-1,STANDARD,Shirt,,19.99,AUD,12345678,\n"
+    "MD-VAR-1,VARIANT,Shirt red,MD-STD-1,21.50,AUD,12345679,red\n"  # variant listed before its sibling standard
+    "MD-STD-2,STANDARD,Trousers,,49.00,AUD,12345680,\n"
+)
+
+PRODUCT_QUERY = """query P($refs: [String!]) { standardProducts(ref: $refs, first: 10) { edges { node { ref name
+  prices { type currency value } } } } variantProducts(ref: $refs, first: 10) { edges { node { ref name } } } }"""
+
+
+def test_products_as_upsert_events(
+    dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    flow = make_flow(
+        products_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+    md = run_file(flow, "products-1.csv", PRODUCTS.encode())
+    assert md["sent"] == 3 and md["fluent_rejected"] == 0
+    events = flow.received.events()
+    assert [e["name"] for e in events] == ["UPSERT_PRODUCT"] * 3
+    assert all(e["eventStatus"] == "COMPLETE" for e in events)
+    with flow.resources["fluent"].get_client() as client:
+        data = client.graphql(PRODUCT_QUERY, {"refs": ["MD-STD-1", "MD-STD-2", "MD-VAR-1"]})
+    assert {e["node"]["ref"] for e in data["standardProducts"]["edges"]} == {"MD-STD-1", "MD-STD-2"}
+    assert [e["node"]["ref"] for e in data["variantProducts"]["edges"]] == ["MD-VAR-1"]
+    # the same file again: nothing; one product renamed: one event, an update
+    assert run_file(flow, "products-2.csv", PRODUCTS.encode())["sent"] == 0
+    md3 = run_file(flow, "products-3.csv", PRODUCTS.replace("Trousers", "Chinos").encode())
+    assert md3["sent"] == 1 and len(flow.received.events()) == 4
+
+
+LOCATIONS = (
+    "ref,name,type,latitude,longitude,street,city,postcode,country,mon_open,mon_close\n"
+    "MD-LOC-1,Store One,STORE,-33.86,151.20,1 George St,Sydney,2000,AU,900,1700\n"
+    "MD-LOC-2,Store Two,STORE,-37.81,144.96,2 Collins St,Melbourne,3000,AU,800,1800\n"
+    "MD-LOC-3,Warehouse,WAREHOUSE,-27.47,153.02,3 Queen St,Brisbane,4000,AU,,\n"
+)
+
+
+def test_locations_upserted_with_alias_batched_mutations(
+    dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    flow = make_flow(
+        locations_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+    md = run_file(flow, "locations-1.csv", LOCATIONS.encode())
+    assert (
+        md["sent"] == 3 and md["fluent_rejected"] == 0 and md["fluent_requests"] == 1
+    )  # one aliased request
+    muts = flow.received.mutations()
+    assert [m["name"] for m in muts] == ["createLocation"] * 3 and all(m["ok"] for m in muts)
+
+    md2 = run_file(flow, "locations-2.csv", LOCATIONS.replace("Store Two", "Store 2").encode())
+    assert md2["sent"] == 1 and [m["name"] for m in flow.received.mutations()[3:]] == ["updateLocation"]
+
+    # the feed's snapshot is lost: the whole file goes again — as updates, without a single error
+    flow.lake.delete("state/locations/snapshot.parquet")
+    md3 = run_file(flow, "locations-3.csv", LOCATIONS.encode())
+    again = flow.received.mutations()[4:]
+    assert md3["sent"] == 3 and md3["fluent_rejected"] == 0
+    assert [m["name"] for m in again] == ["updateLocation"] * 3 and all(m["ok"] for m in again)
+    with flow.resources["fluent"].get_client() as client:
+        loc = client.graphql(
+            'query { location(ref: "MD-LOC-2") { name primaryAddress { ... on StoreAddress { city } } } }'
+        )
+    assert loc["location"]["name"] == "Store Two"
+
+
+@pytest.mark.parametrize("stage", ["mid_send", "after_send"])
+def test_crash_while_sending_locations_never_creates_twice(
+    stage, dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    flow = make_flow(
+        locations_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+    flow.put_s3("locations.csv", LOCATIONS.encode())
+    (req,) = flow.tick("s3")
+    monkeypatch.setenv(CRASH_ENV, stage)
+    assert not flow.execute(req).success
+    monkeypatch.delenv(CRASH_ENV)
+    assert flow.execute(req).success
+    muts = flow.received.mutations()
+    assert [m["name"] for m in muts].count("createLocation") == 3 and all(m["ok"] for m in muts)
