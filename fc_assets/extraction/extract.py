@@ -1,7 +1,7 @@
 """Extract an entity for a run of consecutive periods (days): parallel sub-window streams, one object each.
 
-Each period `[start, end)` becomes tasks = sources x scope values x sub-windows (at least `concurrency`
-tasks per period). A thread pool of `concurrency` streams pages every task — each task is its own cursor
+Each period `[start, end)` becomes tasks = sources x scope values x sub-windows (enough sub-windows for
+about 2 x `concurrency` tasks in the run: 8 for one day, 1 per day for a long backfill). A thread pool of `concurrency` streams pages every task — each task is its own cursor
 chain — into a local spool file; the main thread takes the periods in order and, once all tasks of a
 period are done, streams their spools *in task order* (source, scope, time) into
 `<lake>/fluent/<entity>/dt=<day>/part-0.parquet` through `Lake.atomic_write`. So:
@@ -157,16 +157,29 @@ def stream_task(
     return result
 
 
+OVERSPLIT = 2
+"""Tasks per stream a run aims for: more, smaller cursor chains even out uneven sub-windows (the run ends
+when its longest chain ends); fewer save the partial last page of each chain."""
+
+
+def sub_windows_per_period(concurrency: int, chains_per_period: int, periods: int) -> int:
+    """How many sub-windows each period is split into so the run has ~`OVERSPLIT x concurrency` chains.
+
+    A single day with 4 streams becomes 8 sub-windows; a 90-day backfill is one chain per day (days run in
+    parallel), so empty or small days do not cost several requests each.
+    """
+    chains = chains_per_period * periods
+    return max(1, -(-OVERSPLIT * concurrency // chains))
+
+
 def plan_tasks(
     spec: EntitySpec,
     period: Window,
     scope_values: Sequence[dict[str, Any] | None],
-    concurrency: int,
+    parts: int,
     start_index: int = 0,
 ) -> list[Task]:
-    """Tasks of one period in output order; sub-windows per (source, scope) so there are >= concurrency."""
-    chains = len(spec.sources) * len(scope_values)
-    parts = max(1, -(-concurrency // chains))
+    """Tasks of one period in output order: (source, scope value, sub-window)."""
     tasks: list[Task] = []
     for source in spec.sources:
         for scope_value in scope_values:
@@ -221,8 +234,9 @@ def extract_periods(
     cancel = threading.Event()
     plans: deque[tuple[Window, list[Task]]] = deque()
     next_index = 0
+    parts = sub_windows_per_period(concurrency, len(spec.sources) * len(scope_values), len(periods))
     for period in periods:
-        tasks = plan_tasks(spec, period, scope_values, concurrency, next_index)
+        tasks = plan_tasks(spec, period, scope_values, parts, next_index)
         next_index += len(tasks)
         plans.append((period, tasks))
 
