@@ -222,7 +222,10 @@ class FieldMapper:
         JSON/XML the first chunk must have every required column (else the file is the wrong one), later
         chunks may lack some (those rows are then rejected as missing the value)."""
         if raw.columns is not None:
-            self.plan(raw.columns, raw.name, strict=True)
+            plan = self.plan(raw.columns, raw.name, strict=True)
+            if not any(f.compute for f in self.fields):  # computed fields may read any column
+                used = {i for found in plan.sources.values() for i in found} | {i for _, i in plan.attributes}
+                raw.only([raw.columns[i] for i in sorted(used)])
         return self._map_batches(raw)
 
     def _map_batches(self, raw: RawFile) -> Iterator[pa.RecordBatch]:

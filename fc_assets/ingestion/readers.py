@@ -29,7 +29,7 @@ import io
 import os
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
 import ijson
@@ -76,6 +76,13 @@ class RawFile:
     format: str
     columns: list[str] | None
     batches: Iterator[pa.RecordBatch]
+    selection: list[str] = field(default_factory=list, repr=False)
+
+    def only(self, columns: list[str]) -> None:
+        """Parse only these of `columns` (before iterating). A CSV's other columns are then skipped by the
+        parser instead of being converted to text — most of the work for a wide file."""
+        if self.columns is not None:
+            self.selection[:] = [c for c in self.columns if c in set(columns)]
 
 
 def detect_format(src: ByteSource, explicit: str | None = None) -> str:
@@ -115,8 +122,9 @@ def open_raw(
     src = source if isinstance(source, ByteSource) else ByteSource(source, name)
     fmt = detect_format(src, fmt or options.format)
     columns: list[str] | None = None
+    selection: list[str] = []
     if fmt == "csv":
-        columns, batches = _read_csv(src, options, chunk_rows)
+        columns, batches = _read_csv(src, options, chunk_rows, selection)
     elif fmt == "parquet":
         batches = _read_parquet(src, chunk_rows)
     elif fmt == "json":
@@ -125,7 +133,7 @@ def open_raw(
         batches = _read_jsonl(src, chunk_rows)
     else:
         batches = read_xml(src, options.xml_record, chunk_rows)
-    return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches))
+    return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches), selection)
 
 
 def _guard(name: str, fmt: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -183,12 +191,14 @@ def _csv_header(src: ByteSource, options: FormatOptions) -> tuple[list[str], str
     return header, delimiter, max(len(line) for line in lines)
 
 
-def _read_csv(src: ByteSource, options: FormatOptions, chunk_rows: int) -> tuple[list[str], Iterator]:
+def _read_csv(
+    src: ByteSource, options: FormatOptions, chunk_rows: int, selection: list[str]
+) -> tuple[list[str], Iterator]:
     header, delimiter, longest = _csv_header(src, options)
     # Arrow's streaming reader reads up to 32 blocks ahead of the parser, so the block size bounds memory
-    # (32 x 2 MiB); small blocks are then joined into chunks of chunk_rows rows.
+    # (32 x 1 MiB); small blocks are then joined into chunks of chunk_rows rows.
     block = max(CSV_BLOCK_BYTES, 16 * longest)
-    return header, _coalesce(_csv_batches(src, options, header, delimiter, block), chunk_rows)
+    return header, _coalesce(_csv_batches(src, options, header, delimiter, block, selection), chunk_rows)
 
 
 def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
@@ -214,8 +224,9 @@ def _join(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 
 
 def _csv_batches(
-    src: ByteSource, options: FormatOptions, header: list[str], delimiter: str, block: int
+    src: ByteSource, options: FormatOptions, header: list[str], delimiter: str, block: int, selection: list[str]
 ) -> Iterator[pa.RecordBatch]:
+    columns = list(selection) or header
     invalid: list[tuple[int, str, str]] = []  # (data row, reason, text) of records with a wrong field count
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
@@ -229,7 +240,8 @@ def _csv_batches(
         delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True, invalid_row_handler=on_invalid
     )
     convert = pcsv.ConvertOptions(
-        column_types={c: pa.string() for c in header}, strings_can_be_null=False, quoted_strings_can_be_null=False
+        column_types={c: pa.string() for c in header}, include_columns=columns, strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
     )
     next_row = 1
     with src.open() as stream:
@@ -241,7 +253,7 @@ def _csv_batches(
         except pa.ArrowInvalid as e:
             raise FileUnreadable(src.name, f"CSV cannot be parsed: {e}") from e
     if invalid:  # records with a wrong field count after the last good one
-        yield _with_rows(pa.RecordBatch.from_pylist([], pa.schema([(c, pa.string()) for c in header])),
+        yield _with_rows(pa.RecordBatch.from_pylist([], pa.schema([(c, pa.string()) for c in columns])),
                          np.zeros(0, np.int64), sorted(invalid))
         invalid.clear()
 

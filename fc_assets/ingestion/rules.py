@@ -102,6 +102,8 @@ def column_rules(f: Field) -> list[ColumnRule]:
         limit, reason = f.max_length, f"longer than {f.max_length} characters"
 
         def too_long(v: pa.Array, limit: int = limit) -> pa.Array:
+            if (pc.max(pc.binary_length(v)).as_py() or 0) <= limit:  # bytes >= characters: none too long
+                return pa.nulls(len(v), pa.bool_())
             return pc.greater(pc.utf8_length(v), pa.scalar(limit, pa.int32()))
 
         rules.append(ColumnRule(f.name, reason, too_long, pdv.Check.str_length(max_value=limit, error=reason)))

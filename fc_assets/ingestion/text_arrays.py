@@ -35,33 +35,13 @@ def with_validity(arr: pa.Array, keep: pa.Array | np.ndarray) -> pa.Array:
     return pc.if_else(keep, arr, pa.scalar(None, arr.type))
 
 
-_ASCII_SPACE = np.zeros(256, bool)
-_ASCII_SPACE[[9, 10, 11, 12, 13, 32]] = True
-
-
 def _offsets(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
 
 
-def _edge_space(arr: pa.Array) -> bool:
-    """Whether any value of an ASCII string array starts or ends with whitespace (reads 2 bytes a value)."""
-    data = arr.buffers()[2]
-    if data is None or data.size == 0:
-        return False
-    offsets = _offsets(arr)
-    starts, ends = offsets[:-1], offsets[1:]
-    filled = ends > starts
-    data_np = np.frombuffer(data, np.uint8)
-    return bool(_ASCII_SPACE[data_np[starts[filled]]].any() or _ASCII_SPACE[data_np[ends[filled] - 1]].any())
-
-
 def trim(arr: pa.Array) -> pa.Array:
-    """Whitespace trimmed from both ends (Unicode whitespace; ASCII columns without any are not copied)."""
-    if not pa.types.is_string(arr.type):
-        return pc.utf8_trim_whitespace(arr)
-    if is_ascii(arr):
-        return pc.ascii_trim_whitespace(arr) if _edge_space(arr) else arr
-    return pc.utf8_trim_whitespace(arr)
+    """Whitespace trimmed from both ends (Unicode whitespace, with an ASCII fast path)."""
+    return pc.ascii_trim_whitespace(arr) if is_ascii(arr) else pc.utf8_trim_whitespace(arr)
 
 
 def upper(arr: pa.Array) -> pa.Array:

@@ -126,7 +126,10 @@ class ChunkValidator:
                     reject(np.flatnonzero(mask), f.name, reason)
                     unconverted |= mask
             for rule in self.rules[f.name]:
-                mask = _mask(rule.failing(result.values)) & ~unconverted  # (an unconverted cell is null)
+                failing = rule.failing(result.values)
+                if not pc.any(failing).as_py():
+                    continue
+                mask = _mask(failing) & ~unconverted  # (an unconverted cell is null)
                 if mask.any():
                     reject(np.flatnonzero(mask), f.name, rule.reason)
                     rejected |= mask

@@ -101,7 +101,7 @@ def test_locations_upserted_with_alias_batched_mutations(
     assert loc["location"]["name"] == "Store Two"
 
 
-@pytest.mark.parametrize("stage", ["mid_send", "after_send"])
+@pytest.mark.parametrize("stage", ["after_send"])
 def test_crash_while_sending_locations_never_creates_twice(
     stage, dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
 ):
