@@ -467,6 +467,8 @@ class FluentClient:
         refresh = body.get("refresh_token") or None
         self._secrets = self._secrets | {s for s in (value, refresh) if s}
         buffer = min(TOKEN_REFRESH_BUFFER_S, lifetime / 10)
+        logger.debug("token obtained with the %s grant; expires in %.0f s%s", form["grant_type"], lifetime,
+                     ", refresh token held" if refresh else "")
         return _Token(value, time.monotonic() + lifetime - buffer, refresh)
 
     def _token_answer(self, resp: httpx.Response, grant: str) -> dict[str, Any]:

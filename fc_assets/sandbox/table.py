@@ -257,7 +257,7 @@ class Table:
         if last is not None:
             rows = rows[-last:] if last else []
         has_prev = self._any_before(keys, range_lo, lo, match)
-        return Page(rows, [self.cursor(r) for r in rows], has_next, has_prev)
+        return Page(rows, [self.cursor(r) for r in rows], has_next or stuck, has_prev)
 
     def _matcher(
         self,

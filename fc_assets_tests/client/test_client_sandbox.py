@@ -1,0 +1,236 @@
+"""Acceptance tests of the Fluent client against the real sandbox over HTTP (loopback).
+
+The session `sandbox` serves most tests; `big_sandbox` is a dedicated server (25,000 inventory positions,
+2 s tokens, its own secret and password) for the volume, token-expiry and secret-hygiene tests. Every count
+is checked against the sandbox's own answers (`admin.counts`, `admin.received`), not only the client's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fc_assets.resources.fluent import (
+    FluentAuthError,
+    FluentClient,
+    FluentJobClosedError,
+    FluentPagingError,
+    FluentTimeoutError,
+)
+from fc_assets.sandbox.runner import SandboxServer
+
+POSITIONS = """
+query Positions($first: Int, $after: String) {
+  inventoryPositions(first: $first, after: $after) {
+    edges { cursor node { id ref productRef locationRef onHand } }
+    pageInfo { hasNextPage }
+  }
+}"""
+
+TWO_ROOTS = """
+query TwoRoots($locFirst: Int, $first: Int, $cursor: String) {
+  locations(first: $locFirst) { edges { cursor node { id ref } } pageInfo { hasNextPage } }
+  inventoryPositions(first: $first, after: $cursor) { edges { cursor node { id } } pageInfo { hasNextPage } }
+}"""
+
+ME = "query { me { ref type } }"
+BIG_SECRET = "big-client-secret-7f3a"
+BIG_PASSWORD = "big-password-91c2"
+
+
+def client_for(sb: SandboxServer, **kw) -> FluentClient:
+    opts = {"backoff_base": 0.05, "backoff_max": 0.2, "max_retries": 4, "timeout": 10.0}
+    opts.update(kw)
+    secret = opts.pop("client_secret", "fc-sandbox-secret")
+    return FluentClient(sb.base_url, "fc-sandbox", secret, **opts)
+
+
+def graphql_requests(sb: SandboxServer) -> int:
+    return sb.admin.received()["requests"].get("POST /graphql", 0)
+
+
+@pytest.fixture(scope="module")
+def big_sandbox() -> Iterator[SandboxServer]:
+    args = ["--inventory-positions", "25000", "--orders", "10", "--virtual-positions", "10", "--token-ttl", "2",
+            "--client-secret", BIG_SECRET, "--password", BIG_PASSWORD]
+    with SandboxServer(args, seed=7) as server:
+        yield server
+
+
+def test_all_three_grants(sandbox, caplog):
+    caplog.set_level(logging.DEBUG, logger="fc_assets.fluent")
+    with client_for(sandbox) as client:
+        assert client.graphql(ME)["me"]["type"] == "API"  # client_credentials
+        client._invalidate(client._token.value)  # as if it expired: the refresh_token grant is used first
+        assert client.graphql(ME)["me"]["type"] == "API"
+    with client_for(sandbox, username="sandbox", password="sandbox") as client:
+        assert client.graphql(ME)["me"] == {"ref": "sandbox", "type": "ADMIN"}  # password
+    grants = [r.getMessage() for r in caplog.records if "token obtained" in r.getMessage()]
+    assert [g.split(" grant")[0].rsplit(" ", 1)[1] for g in grants] == [
+        "client_credentials", "refresh_token", "password"]
+    with pytest.raises(FluentAuthError, match="invalid_grant Bad credentials"):
+        client_for(sandbox, username="sandbox", password="wrong").graphql(ME)
+
+
+def test_token_expiry_in_the_middle_of_paging(sandbox_clean):
+    sb = sandbox_clean
+    expected = sb.admin.counts("inventory_positions")["count"]
+    with client_for(sb) as client:
+        pages = client.paginate(POSITIONS, page_size=200)
+        ids = [n["id"] for n in next(pages).nodes]
+        sb.admin.set_faults(expire_tokens=True)  # access and refresh tokens both die server-side
+        ids += [n["id"] for p in pages for n in p.nodes]
+    assert len(ids) == len(set(ids)) == expected
+    assert client.stats.reauths == 1 and client.stats.token_requests == 3  # first, refresh refused, fallback
+
+
+def test_tokens_renewed_before_expiry_while_paging_25k_nodes(big_sandbox):
+    """25,000 nodes, exact count, while 2 s tokens expire several times under the paging."""
+    sb = big_sandbox
+    expected = sb.admin.counts("inventory_positions")
+    before = sb.admin.received()["requests"]
+    started = time.monotonic()
+    with client_for(sb, client_secret=BIG_SECRET) as client:
+        seen: list[str] = []
+        for page in client.paginate(POSITIONS, page_size=250):
+            seen.extend(n["id"] for n in page.nodes)
+            time.sleep(0.02)  # a consumer writing Parquet: stretches the crawl over several token lifetimes
+    elapsed = time.monotonic() - started
+    after = sb.admin.received()["requests"]
+    assert expected["count"] == 25_000 and seen == expected["ids"]
+    assert client.stats.pages == 100 == after["POST /graphql"] - before.get("POST /graphql", 0)
+    assert client.stats.retries == 0 and client.stats.reauths == 0  # renewed ahead of expiry, never a 401
+    renewals = after["POST /oauth/token"] - before.get("POST /oauth/token", 0)
+    assert renewals == client.stats.token_requests >= 1 + int(elapsed // 2)
+    assert elapsed < 20
+
+
+def test_429_retry_after_is_honoured(sandbox_clean):
+    sb = sandbox_clean
+    with client_for(sb) as client:
+        client.graphql(ME)
+        sb.admin.set_faults(rate_limit={"count": 1, "retry_after": 1}, paths=["/graphql"])
+        started = time.monotonic()
+        assert client.graphql(ME)["me"]["ref"] == "fc-sandbox"
+        waited = time.monotonic() - started
+    assert waited >= 1.0 and client.stats.retries == 1 and client.stats.wait_seconds >= 1.0
+
+
+def test_5xx_burst_recovered_and_pages_counted(sandbox_clean):
+    sb = sandbox_clean
+    expected = sb.admin.counts("inventory_positions")["count"]
+    with client_for(sb) as client:
+        client.graphql(ME)
+        before = graphql_requests(sb)
+        sb.admin.set_faults(server_errors={"count": 3, "status": 503}, drop_connections=1, paths=["/graphql"])
+        nodes = list(client.iter_nodes(POSITIONS, page_size=500))
+    assert len({n["id"] for n in nodes}) == len(nodes) == expected
+    assert client.stats.pages == 4 and client.stats.retries == 4  # 3 x 503 + 1 dropped connection
+    assert graphql_requests(sb) - before == client.stats.pages + client.stats.retries
+
+
+def test_timeout_is_a_clear_error_and_posts_are_not_resent(sandbox_clean):
+    sb = sandbox_clean
+    with client_for(sb, timeout=0.3, max_retries=1) as client:
+        client.graphql(ME)
+        sb.admin.set_faults(latency_ms=800)
+        started = time.monotonic()
+        with pytest.raises(FluentTimeoutError) as query_err:
+            client.graphql(ME)
+        assert query_err.value.attempts == 2 and time.monotonic() - started < 3  # a query is retried once
+        posts_before = sb.admin.received()["requests"].get("POST /api/v4.1/job", 0)
+        with pytest.raises(FluentTimeoutError) as post_err:
+            client.create_job("timeout-probe")
+    assert post_err.value.attempts == 1 and post_err.value.request_sent
+    assert "POST /api/v4.1/job" in str(post_err.value) and "may have processed" in str(post_err.value)
+    assert sb.admin.received()["requests"]["POST /api/v4.1/job"] == posts_before + 1  # sent once, not repeated
+
+
+def test_non_advancing_cursor_raises(sandbox_clean):
+    sandbox_clean.admin.set_faults(stuck_cursor=True)
+    with client_for(sandbox_clean) as client, pytest.raises(FluentPagingError, match="did not advance") as info:
+        list(client.paginate(POSITIONS, page_size=100))
+    assert info.value.page == 2
+
+
+def test_two_root_connections_page_only_the_one_asked_for(sandbox):
+    expected = sandbox.admin.counts("inventory_positions")["count"]
+    with client_for(sandbox) as client:
+        pages = list(client.paginate(TWO_ROOTS, {"locFirst": 5}, connection_path="inventoryPositions",
+                                     page_size=300))
+    ids = [n["id"] for p in pages for n in p.nodes]
+    assert len(ids) == len(set(ids)) == expected and len(pages) == -(-expected // 300)
+
+
+def test_batch_complete_with_per_entity_errors(sandbox_clean):
+    sb = sandbox_clean
+    with client_for(sb) as client:
+        positions = next(client.paginate(POSITIONS, page_size=3)).nodes
+        sb.admin.set_faults(reject_entities={"skuRefs": [positions[1]["productRef"]]})
+        entities = [{"skuRef": p["productRef"], "locationRef": p["locationRef"], "qty": 77 + i,
+                     "type": "LAST_ON_HAND", "status": "ACTIVE"} for i, p in enumerate(positions)]
+        entities[2]["qty"] = "not a number"
+        job = client.create_job("inventory-test", meta={"preprocessing": "skip"})
+        batch_id = client.send_batch(job, entities)
+        batch = client.wait_for_batch(job, batch_id, timeout=10, poll_initial=0.05)
+        refreshed = client.graphql(
+            "query($refs: [String!]) { inventoryPositions(productRef: $refs, first: 10) "
+            "{ edges { node { locationRef onHand } } } }", {"refs": [positions[0]["productRef"]]})
+    assert batch["status"] == "COMPLETE" and batch["count"] == 3 and batch["total"] == 2
+    assert {(r["entityIndex"], r["code"]) for r in batch["results"]} == {(1, "REJECTED"), (2, "INVALID_ENTITY")}
+    on_hand = {e["node"]["locationRef"]: e["node"]["onHand"] for e in refreshed["inventoryPositions"]["edges"]}
+    assert on_hand[positions[0]["locationRef"]] == 77  # the accepted entity is visible through GraphQL
+
+
+def test_batch_to_a_closed_job(sandbox_clean):
+    sb = sandbox_clean
+    with client_for(sb) as client:
+        job = client.create_job("closing-job")
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
+        sb.admin.set_clock(tomorrow.isoformat())
+        assert client.get_job(job)["status"] == "CLOSED"
+        with pytest.raises(FluentJobClosedError) as info:
+            client.send_batch(job, [{"skuRef": "S", "locationRef": "L", "qty": 1}])
+    assert info.value.job_id == job and info.value.status == 400
+
+
+def test_events_posted_and_found_again(sandbox_clean):
+    ref = f"ORDER-{time.time_ns()}"
+    with client_for(sandbox_clean, page_size=2) as client:
+        answer = client.post_event({"name": "OrderNote", "entityType": "ORDER", "entityRef": ref,
+                                    "attributes": {"note": "hello"}})
+        for i in range(4):
+            client.post_event({"name": "OrderNote", "entityType": "ORDER", "entityRef": ref,
+                               "attributes": {"n": i}}, mode="sync" if i == 0 else "async")
+        pages_before = client.stats.pages
+        found = list(client.search_events(name="OrderNote", context={"entityRef": ref}))
+    assert len(found) == 5 and answer["id"] in {e["id"] for e in found}
+    assert all(e["context"]["entityRef"] == ref and e["retailerId"] == "1" for e in found)
+    assert client.stats.pages - pages_before == 3  # 2 + 2 + 1, paged by start/count/hasMore
+
+
+def test_secrets_absent_from_logs_reprs_errors_and_metadata(big_sandbox, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
+    sb = big_sandbox
+    texts: list[str] = []
+    tokens: set[str] = set()
+    with client_for(sb, client_secret=BIG_SECRET, username="sandbox", password=BIG_PASSWORD) as client:
+        client.graphql(ME)
+        tokens |= {client._token.value, client._token.refresh_token}
+        sb.admin.set_faults(expire_tokens=True)
+        client.graphql(ME)  # 401 -> refresh refused -> password grant
+        tokens |= {client._token.value, client._token.refresh_token}
+        texts += [repr(client), str(client.stats.as_metadata())]
+    for bad in (client_for(sb, client_secret="wrong-secret-55", username="sandbox", password=BIG_PASSWORD),
+                client_for(sb, client_secret=BIG_SECRET, username="sandbox", password="wrong-pass-66")):
+        with pytest.raises(FluentAuthError) as info:
+            bad.graphql(ME)
+        texts += [str(info.value), repr(info.value), repr(bad)]
+    texts.append(caplog.text)
+    assert "token obtained" in caplog.text and "401" in caplog.text
+    for secret in (BIG_SECRET, BIG_PASSWORD, "wrong-secret-55", "wrong-pass-66", *tokens):
+        assert secret and not any(secret in t for t in texts), secret
