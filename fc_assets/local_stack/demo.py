@@ -67,8 +67,7 @@ def write_dagster_home(home: Path) -> None:
     (home / "dagster.yaml").write_text(
         "# written by `fc-assets demo`; production uses deploy/dagster.yaml\n"
         "telemetry:\n  enabled: false\n"
-        "run_queue:\n  max_concurrent_runs: 4\n"
-        "concurrency:\n  pools:\n    default_limit: 1\n"
+        "concurrency:\n  runs:\n    max_concurrent_runs: 4\n  pools:\n    default_limit: 1\n"
     )
     nux = home / ".nux"
     nux.mkdir(exist_ok=True)
