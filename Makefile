@@ -31,8 +31,11 @@ lint: install
 	$(BIN)/ruff check fc_assets fc_assets_tests bench
 	$(BIN)/ruff format --check fc_assets fc_assets_tests bench
 
+# Benchmarks (minutes; not part of `make test`): each prints what it measured against a baseline of the same run.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python bench/sandbox_bench.py
+	$(BIN)/python bench/extraction_bench.py
+	$(BIN)/python bench/check_file_bench.py
 
 sandbox: install
 	$(BIN)/fc-assets sandbox

@@ -19,11 +19,13 @@ import click
 import httpx
 
 from fc_assets.local_stack.process import ServerProcess, port_open, python_module
-from fc_assets.local_stack.s3_server import s3_server
+from fc_assets.local_stack.s3_server import load_buckets, s3_server, save_buckets
 from fc_assets.local_stack.sftp_server import sftp_server
 
 DEMO_BUCKET = "fc-lake"
 INBOX_BUCKET = "fc-inbox"
+S3_SAVE_DIR = "s3-objects"
+"""Where the demo keeps the S3 server's objects between runs (under .local/demo/)."""
 
 
 @dataclass
@@ -121,6 +123,9 @@ def start_stack(root: Path, *, ports: dict[str, int], seed: int, echo=click.echo
         ):
             started.append(proc.start())
             echo(f"  {proc.name:<16} up  ({time.monotonic() - t0:4.1f} s)")
+        restored = load_buckets(info.s3_endpoint, state / S3_SAVE_DIR)
+        if restored:
+            echo(f"  s3 objects restored from the last run: {restored}")
         prepare_buckets(info)
         state.mkdir(parents=True, exist_ok=True)
         (state / "stack.json").write_text(json.dumps(asdict(info), indent=2))
@@ -207,8 +212,20 @@ def prepare_buckets(info: StackInfo) -> None:
             s3.create_bucket(Bucket=bucket)
 
 
-def stop_all(started: list[ServerProcess]) -> None:
-    for proc in reversed(started):
+def stop_all(started: list[ServerProcess], info: StackInfo | None = None, echo=click.echo) -> None:
+    """Stop Dagster first (nothing writes any more), save the S3 server's objects, then stop the rest."""
+    rest = list(started)
+    if rest and rest[-1].name == "dagster dev":
+        rest.pop().stop()
+    s3 = next((p for p in rest if p.name.startswith("s3") and p.proc and p.proc.poll() is None), None)
+    if info is not None and s3 is not None:
+        try:
+            saved = save_buckets(info.s3_endpoint, [DEMO_BUCKET, INBOX_BUCKET], Path(info.home).parent
+                                 / ".local" / "demo" / S3_SAVE_DIR)
+            echo(f"  s3 objects saved for the next start: {saved}")
+        except Exception as e:  # never block the shutdown on it
+            echo(f"  s3 objects not saved: {e}", err=True)
+    for proc in reversed(rest):
         proc.stop()
 
 
@@ -256,7 +273,7 @@ def demo(ctx: click.Context, seed: int, no_samples: bool) -> None:
             click.echo(f"stopping: {', '.join(dead)} exited (logs in .local/demo/logs/)", err=True)
     finally:
         click.echo("Stopping the demo stack ...")
-        stop_all(started)
+        stop_all(started, info)
         click.echo("Stopped.")
 
 

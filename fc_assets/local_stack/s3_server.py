@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -19,3 +21,45 @@ def s3_server(host: str = "127.0.0.1", port: int = 9000, *, log_path: Path | Non
         "s3 (moto)", python_module("moto.server", "-H", host, "-p", str(port)), ready, log_path=log_path,
         env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"},
     )
+
+
+def save_buckets(endpoint: str, buckets: list[str], directory: Path) -> int:
+    """Copy every object of `buckets` into `directory/<bucket>/<quoted key>` (replacing an older copy whole).
+
+    moto keeps its state in memory; the demo saves it on shutdown and loads it on the next start, so the
+    lake and inboxes survive a restart the way the Dagster instance does. Returns the object count.
+    """
+    s3 = _client(endpoint)
+    fresh = directory.with_name(directory.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    count = 0
+    for bucket in buckets:
+        (fresh / bucket).mkdir(parents=True)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.download_file(bucket, obj["Key"], str(fresh / bucket / quote(obj["Key"], safe="")))
+                count += 1
+    shutil.rmtree(directory, ignore_errors=True)
+    fresh.rename(directory)
+    return count
+
+
+def load_buckets(endpoint: str, directory: Path) -> int:
+    """Create the buckets saved by `save_buckets` and upload their objects; returns the object count."""
+    if not directory.is_dir():
+        return 0
+    s3 = _client(endpoint)
+    count = 0
+    for bucket_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
+        s3.create_bucket(Bucket=bucket_dir.name)
+        for path in sorted(bucket_dir.iterdir()):
+            s3.upload_file(str(path), bucket_dir.name, unquote(path.name))
+            count += 1
+    return count
+
+
+def _client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                        region_name="us-east-1")

@@ -9,6 +9,7 @@ Tour shows those).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,7 +56,49 @@ def _wait(predicate, timeout: float, what: str, interval: float = 1.0):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
-def test_demo_stack_runs_sensors_and_ui(tmp_path):
+class Demo:
+    """`fc-assets demo` as a user runs it, in its own session, output to a file."""
+
+    def __init__(self, home: Path, env: dict[str, str], out: Path) -> None:
+        self.home, self.out = home, out
+        self.log = out.open("wb")
+        self.proc = subprocess.Popen([str(Path(sys.executable).with_name("fc-assets")), "demo"], cwd=home, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.out.read_text()
+
+    def wait_up(self) -> float:
+        """Waits for the stack; returns the seconds until the Dagster UI answered (from the demo's output)."""
+        _wait(lambda: "demo is up" in self.text() or self.proc.poll() is not None, 150, "the demo to come up")
+        assert "demo is up" in self.text(), self.text()[-3000:]
+        match = re.search(r"dagster dev\s+up\s+\(\s*([\d.]+) s\)", self.text())
+        return float(match.group(1))
+
+    def stop(self) -> None:
+        """Ctrl-C, then: exit 0, "Stopped.", no process of ours left, every port closed."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            self.log.close()
+        assert self.proc.returncode == 0, self.text()[-3000:]
+        assert "Stopped." in self.text()
+        time.sleep(1)
+        assert _our_processes(str(self.home)) == []
+
+
+def _lake_keys(info: StackInfo) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=info.s3_endpoint, aws_access_key_id="testing",
+                      aws_secret_access_key="testing", region_name="us-east-1")
+    return [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket="fc-lake")
+            for o in p.get("Contents", [])]
+
+
+def test_demo_stack_runs_sensors_and_ui_and_starts_again(tmp_path):
     home = tmp_path / "demo"
     home.mkdir()
     shutil.copy(ROOT / "workspace.yaml", home / "workspace.yaml")
@@ -64,15 +107,10 @@ def test_demo_stack_runs_sensors_and_ui(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUENT_", "FC_", "AWS_"))}
     env.update({k: str(v) for k, v in ports.items()})
     env["FC_DEMO_MARKER"] = str(home)  # lets the test find every process the demo started
-    log = (tmp_path / "demo.out").open("wb")
-    fc_assets = Path(sys.executable).with_name("fc-assets")
-    t0 = time.monotonic()
-    demo = subprocess.Popen([str(fc_assets), "demo"], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    out = tmp_path / "demo.out"
+
+    demo = Demo(home, env, tmp_path / "demo.out")
     try:
-        _wait(lambda: "demo is up" in out.read_text(), 150, "the demo to come up")
-        startup_s = time.monotonic() - t0
+        ui_s = demo.wait_up()
         info = StackInfo.load(home / ".local" / "demo")
         url = info.dagster_url
 
@@ -85,30 +123,26 @@ def test_demo_stack_runs_sensors_and_ui(tmp_path):
         done = _wait(finished_sensor_runs, 240, "the first four sensor-driven runs", interval=2)
         statuses = {r["runId"]: r["status"] for r in done}
         assert all(s == "SUCCESS" for s in statuses.values()), statuses
-
-        s3 = boto3.client("s3", endpoint_url=info.s3_endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
-        keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket="fc-lake")
-                for o in p.get("Contents", [])]
+        keys = _lake_keys(info)
         assert any(k.endswith(".parquet") for k in keys), keys[:20]
 
         _screenshots(url, tmp_path)
-        assert startup_s < 150
+        assert ui_s < 60, f"the Dagster UI took {ui_s} s to come up"
     finally:
-        demo.send_signal(signal.SIGINT)
-        try:
-            demo.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(demo.pid, signal.SIGKILL)
-            raise
-        finally:
-            log.close()
-    assert demo.returncode == 0, out.read_text()[-3000:]
-    assert "Stopped." in out.read_text()
-    time.sleep(1)
-    assert _our_processes(str(home)) == []
+        demo.stop()
     for port in ports.values():
         assert not port_open("127.0.0.1", port), f"port {port} still open after the demo stopped"
+
+    # the second start reuses the venv and the state: the Dagster instance's runs and the lake's objects
+    again = Demo(home, env, tmp_path / "demo-again.out")
+    try:
+        assert again.wait_up() < 60
+        assert "s3 objects restored from the last run" in again.text()
+        assert set(keys) <= set(_lake_keys(info))
+        runs = {r["runId"] for r in dagster_graphql(url, RUNS)["runsOrError"]["results"]}
+        assert set(statuses) <= runs
+    finally:
+        again.stop()
 
 
 def _screenshots(url: str, tmp_path: Path) -> None:
