@@ -36,9 +36,11 @@ class ValidationReport:
     def validate(self, schema: pdv.DataFrameSchema, table: pa.Table, key: str) -> None:
         self.rows += table.num_rows
         self._key_hashes.append(pd.util.hash_array(np.asarray(table.column(key).to_pylist(), dtype=object)))
+        frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # Arrow-backed: views of the row group's buffers
         try:
-            schema.validate(table.to_pandas(types_mapper=pd.ArrowDtype), lazy=True)
+            schema.validate(frame, lazy=True, inplace=True)  # no copy: the copy would get the cycle too
         except pdv.errors.SchemaErrors as exc:
+            _drop_accessor_cycle(exc.data)
             cases = exc.failure_cases
             for (column, check), n in cases.groupby(["column", "check"], dropna=False).size().items():
                 self.failures[f"{column}: {check}"] += int(n)
@@ -51,6 +53,8 @@ class ValidationReport:
                     value=row.failure_case,
                     key=keys[int(index)].as_py() if index is not None else None,
                 )
+        finally:
+            _drop_accessor_cycle(frame)
 
     def add_failure(self, name: str, count: int, **sample: Any) -> None:
         if count:
@@ -82,6 +86,22 @@ class ValidationReport:
         self.failures.update(other.failures)
         for case in other.sample:
             self.add_sample(**case)
+
+
+def _drop_accessor_cycle(frame: Any) -> None:
+    """Break the reference cycle pandera leaves on a validated frame, so the frame dies with its last name.
+
+    pandas caches an accessor on first use (`frame.pandera`, set by `schema.validate`) in the frame's
+    `__dict__`, and the accessor holds the frame: a cycle that only the cyclic GC frees, and that rarely runs a
+    full collection. Until it did, every validated row group's frame, its cached columns and so the row
+    group's Arrow buffers stayed alive: peak memory grew by one row group (~8 MB per 10k orders) per row
+    group written.
+    """
+    if isinstance(frame, pd.DataFrame | pd.Series):
+        vars(frame).pop("pandera", None)
+        cache = vars(frame).get("_item_cache")
+        if isinstance(cache, dict):
+            cache.clear()
 
 
 def _plain(value: Any) -> Any:
