@@ -7,10 +7,11 @@ period are done, streams their spools *in task order* (source, scope, time) into
 `<lake>/fluent/<entity>/dt=<day>/part-0.parquet` through `Lake.atomic_write`. So:
 
 - speed: up to `concurrency` requests in flight, also across the day boundary of a multi-day run (tasks of
-  later periods are queued while earlier ones finish), so the wall time approaches
-  `pages x latency / concurrency`;
+  later periods are queued while earlier ones finish), and each chain is pipelined (`fetch.prefetch`: page
+  k+1 is requested while page k is converted), so the wall time approaches `pages x latency / concurrency`;
 - deterministic output: row order depends on the task order and the API's order, not on thread timing;
-- bounded memory: a stream holds one page; the writer holds one row group; spools are on local disk;
+- bounded memory: a stream holds at most 3 pages (converting, queued, being fetched); the writer holds one
+  row group (freed as soon as it is written, see `validation._drop_accessor_cycle`); spools are on disk;
 - complete or fail: any stream's error cancels the others and propagates before the period's object is
   committed, so the object either covers the whole period or is not written (no `_tmp` leftover);
 - window edges: each task queries its sub-window inclusively and keeps `start <= updatedOn < end`; the row
