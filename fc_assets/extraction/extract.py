@@ -1,7 +1,8 @@
 """Extract an entity for a run of consecutive periods (days): parallel sub-window streams, one object each.
 
 Each period `[start, end)` becomes tasks = sources x scope values x sub-windows (enough sub-windows for
-about 2 x `concurrency` tasks in the run: 8 for one day, 1 per day for a long backfill). A thread pool of `concurrency` streams pages every task — each task is its own cursor
+about 2 x `concurrency` tasks in the run: 8 for one day, 1 per day for a long backfill, whose last
+`concurrency` days get `concurrency` each so the run ends on short chains: `tail_parts`). A thread pool of `concurrency` streams pages every task — each task is its own cursor
 chain — into a local spool file; the main thread takes the periods in order and, once all tasks of a
 period are done, streams their spools *in task order* (source, scope, time) into
 `<lake>/fluent/<entity>/dt=<day>/part-0.parquet` through `Lake.atomic_write`. So:
@@ -180,6 +181,20 @@ def sub_windows_per_period(concurrency: int, chains_per_period: int, periods: in
     return max(1, -(-OVERSPLIT * concurrency // chains))
 
 
+def tail_parts(concurrency: int, parts: int, index: int, periods: int) -> int:
+    """Sub-windows of the period at `index`: the last `concurrency` periods of a multi-period run are split
+    into at least `concurrency` parts, so the run ends on short chains instead of whole days.
+
+    Chains cannot be balanced up front (their lengths are unknown), so with one chain per day some streams
+    run out of work while others still page a whole day: in a 30-day run on 4 streams that idled two
+    streams for ~6 of ~55 pages each. Short chains at the end shrink that tail to a page or two, for about
+    one extra (partial) page per split day.
+    """
+    if periods > 1 and index >= periods - concurrency:
+        return max(parts, concurrency)
+    return parts
+
+
 def plan_tasks(
     spec: EntitySpec,
     period: Window,
@@ -243,8 +258,10 @@ def extract_periods(
     plans: deque[tuple[Window, list[Task]]] = deque()
     next_index = 0
     parts = sub_windows_per_period(concurrency, len(spec.sources) * len(scope_values), len(periods))
-    for period in periods:
-        tasks = plan_tasks(spec, period, scope_values, parts, next_index)
+    for i, period in enumerate(periods):
+        tasks = plan_tasks(
+            spec, period, scope_values, tail_parts(concurrency, parts, i, len(periods)), next_index
+        )
         next_index += len(tasks)
         plans.append((period, tasks))
 

@@ -214,3 +214,17 @@ def test_virtual_positions_are_read_per_catalogue(file_lake):
     table = read(file_lake, r.key)
     assert table.column("catalogue_ref").to_pylist() == ["VC1"] * 5 + ["VC2"] * 3  # catalogue order, sorted
     assert {v["catalogue"]["ref"] for p, v in fake.calls if p == "virtualPositions"} == {"VC1", "VC2"}
+
+
+def test_a_multi_day_run_ends_on_short_chains(file_lake):
+    # 10 days on 4 streams: one chain per day, but the last 4 days in 4 sub-windows each (a short tail)
+    orders = [o for d in range(10) for o in make_orders(D1 + d * DAY, 60, prefix=f"D{d}")]
+    results = list(
+        extract_periods(
+            ORDERS, days(D1, 10), client=FakeFluent({"orders": orders}), lake=file_lake, concurrency=4
+        )
+    )
+    assert [r.tasks for r in results] == [1] * 6 + [4] * 4
+    assert [r.rows for r in results] == [60] * 10
+    all_ids = [i for r in results for i in read(file_lake, r.key).column("id").to_pylist()]
+    assert sorted(all_ids) == sorted(o["id"] for o in orders)
