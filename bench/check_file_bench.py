@@ -108,8 +108,12 @@ def main() -> None:
     streaming = best(BARE, args.repeat, str(big), "open_csv")
     check = best(CHECK, args.repeat, str(big), rejects)
     started = time.perf_counter()
-    cli = subprocess.run([str(Path(sys.executable).parent / "fc-assets"), "check-file", "inventory", str(big)],
-                         check=True, capture_output=True, text=True)
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "fc-assets"), "check-file", "inventory", str(big)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     cli_seconds = time.perf_counter() - started
     cli_out = json.loads(cli.stdout)
     rss_small = child(CHECK, str(small), rejects)["maxrss_mb"]
@@ -137,17 +141,29 @@ def main() -> None:
         f"peak_rss_mb_{args.rows}": round(rss_big, 1),
         "rss_ratio": round(rss_big / rss_small, 3),
     }
-    print(f"rows {rows:,} ({result['file_mb']} MB), accepted {check['accepted']:,}, rejected {check['rejected']:,}")
-    print(f"check-file: {check['seconds']:.2f} s = {rate / 1e6:.2f} M rows/s = {rate * 60 / 1e6:.0f} M rows/min "
-          f"(target >= 60 M rows/min)")
-    print(f"bare pyarrow.csv.read_csv: {read_csv['seconds']:.2f} s; streaming text read: "
-          f"{streaming['seconds']:.2f} s")
-    print(f"ratio to read_csv: {result['ratio_to_read_csv']:.0%} (target >= 40 %); "
-          f"to the streaming text read: {result['ratio_to_streaming_text']:.0%}")
-    print(f"fc-assets check-file (console command, imports included): {cli_seconds:.2f} s wall, "
-          f"{cli_out['seconds']:.2f} s reported")
-    print(f"peak RSS: {rss_small:.0f} MB ({args.small_rows:,} rows) vs {rss_big:.0f} MB ({args.rows:,} rows) "
-          f"= {result['rss_ratio']:.2f}x (target <= 1.3x)")
+    print(
+        f"rows {rows:,} ({result['file_mb']} MB), accepted {check['accepted']:,}, rejected {check['rejected']:,}"
+    )
+    print(
+        f"check-file: {check['seconds']:.2f} s = {rate / 1e6:.2f} M rows/s = {rate * 60 / 1e6:.0f} M rows/min "
+        f"(target >= 60 M rows/min)"
+    )
+    print(
+        f"bare pyarrow.csv.read_csv: {read_csv['seconds']:.2f} s; streaming text read: "
+        f"{streaming['seconds']:.2f} s"
+    )
+    print(
+        f"ratio to read_csv: {result['ratio_to_read_csv']:.0%} (target >= 40 %); "
+        f"to the streaming text read: {result['ratio_to_streaming_text']:.0%}"
+    )
+    print(
+        f"fc-assets check-file (console command, imports included): {cli_seconds:.2f} s wall, "
+        f"{cli_out['seconds']:.2f} s reported"
+    )
+    print(
+        f"peak RSS: {rss_small:.0f} MB ({args.small_rows:,} rows) vs {rss_big:.0f} MB ({args.rows:,} rows) "
+        f"= {result['rss_ratio']:.2f}x (target <= 1.3x)"
+    )
     print(json.dumps(result))
 
 

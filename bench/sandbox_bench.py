@@ -26,9 +26,11 @@ sys.path.insert(0, str(ROOT))
 from fc_assets.sandbox.runner import SandboxServer  # noqa: E402
 
 ORDERS_QUERY = (ROOT / "fc_assets" / "extraction" / "queries" / "orders.graphql").read_text()
-POSITIONS_QUERY = ("query($first: Int, $after: String) { inventoryPositions(first: $first, after: $after) "
-                   "{ edges { cursor node { id ref productRef locationRef onHand updatedOn catalogue { ref } } } "
-                   "pageInfo { hasNextPage } } }")
+POSITIONS_QUERY = (
+    "query($first: Int, $after: String) { inventoryPositions(first: $first, after: $after) "
+    "{ edges { cursor node { id ref productRef locationRef onHand updatedOn catalogue { ref } } } "
+    "pageInfo { hasNextPage } } }"
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -54,16 +56,28 @@ def report(name: str, ms: list[float]) -> float:
 def http_pages(sb: SandboxServer, pages: int) -> None:
     print("== 1. a page of 100 orders with items over HTTP (one keep-alive client)")
     with httpx.Client(base_url=sb.base_url, timeout=30) as http:
-        token = http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "fc-sandbox",
-                                                 "client_secret": "fc-sandbox-secret"}).json()["access_token"]
+        token = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "fc-sandbox",
+                "client_secret": "fc-sandbox-secret",
+            },
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         health = report("GET /health (baseline)", timed(lambda: http.get("/health"), pages))
         cursor: list[str | None] = [None]
         sizes: list[int] = []
 
         def page() -> None:
-            r = http.post("/graphql", headers=headers, json={"query": ORDERS_QUERY, "variables": {
-                "first": 100, "after": cursor[0], "itemsFirst": 50}})
+            r = http.post(
+                "/graphql",
+                headers=headers,
+                json={
+                    "query": ORDERS_QUERY,
+                    "variables": {"first": 100, "after": cursor[0], "itemsFirst": 50},
+                },
+            )
             body = r.json()
             conn = body["data"]["orders"]
             sizes.append(len(r.content))
@@ -71,7 +85,9 @@ def http_pages(sb: SandboxServer, pages: int) -> None:
 
         page()  # warm-up: parse/validate cache
         p50 = report("POST /graphql orders(first: 100) + items", timed(page, pages))
-        print(f"  page size {statistics.median(sizes) / 1024:.0f} KiB; page / health round trip = {p50 / health:.1f}x")
+        print(
+            f"  page size {statistics.median(sizes) / 1024:.0f} KiB; page / health round trip = {p50 / health:.1f}x"
+        )
 
 
 def in_process(pages: int) -> None:
@@ -91,34 +107,49 @@ def in_process(pages: int) -> None:
     service.run(body, ctx)
     fast = report("fast executor (sandbox)", timed(lambda: service.run(body, ctx), pages))
     doc = parse(ORDERS_QUERY)
-    ref = report("graphql-core execute (reference)", timed(
-        lambda: execute(service.schema, doc, variable_values=body["variables"], context_value=ctx),
-        max(5, pages // 10)))
+    ref = report(
+        "graphql-core execute (reference)",
+        timed(
+            lambda: execute(service.schema, doc, variable_values=body["variables"], context_value=ctx),
+            max(5, pages // 10),
+        ),
+    )
     print(f"  graphql-core / fast executor = {ref / fast:.1f}x")
 
 
 def crawl(sb: SandboxServer) -> None:
     print("== 3. crawling a 25,000-node connection (inventory positions)")
     with httpx.Client(base_url=sb.base_url, timeout=30) as http:
-        token = http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "fc-sandbox",
-                                                 "client_secret": "fc-sandbox-secret"}).json()["access_token"]
+        token = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "fc-sandbox",
+                "client_secret": "fc-sandbox-secret",
+            },
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         for first in (500, 100):
             after, nodes, times = None, 0, []
             started = time.perf_counter()
             while True:
                 t = time.perf_counter()
-                conn = http.post("/graphql", headers=headers, json={"query": POSITIONS_QUERY, "variables": {
-                    "first": first, "after": after}}).json()["data"]["inventoryPositions"]
+                conn = http.post(
+                    "/graphql",
+                    headers=headers,
+                    json={"query": POSITIONS_QUERY, "variables": {"first": first, "after": after}},
+                ).json()["data"]["inventoryPositions"]
                 times.append((time.perf_counter() - t) * 1000)
                 nodes += len(conn["edges"])
                 if not conn["pageInfo"]["hasNextPage"]:
                     break
                 after = conn["edges"][-1]["cursor"]
             total = time.perf_counter() - started
-            print(f"  first={first:<4} {nodes} nodes in {len(times)} pages, {total:.2f} s: "
-                  f"{len(times) / total:.0f} pages/s, {nodes / total:,.0f} nodes/s, "
-                  f"p50 {statistics.median(times):.1f} ms/page, p95 {pct(times, 0.95):.1f} ms/page")
+            print(
+                f"  first={first:<4} {nodes} nodes in {len(times)} pages, {total:.2f} s: "
+                f"{len(times) / total:.0f} pages/s, {nodes / total:,.0f} nodes/s, "
+                f"p50 {statistics.median(times):.1f} ms/page, p95 {pct(times, 0.95):.1f} ms/page"
+            )
 
 
 def startup(orders: int) -> None:
@@ -131,7 +162,9 @@ def startup(orders: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     pages = 50 if args.quick else 300

@@ -38,8 +38,12 @@ def lake_resource() -> LakeResource:
 defs = dg.Definitions.merge(
     dg.Definitions(
         assets=[],
-        resources={"lake": lake_resource(), "fluent": FluentResource.from_env(), "s3": s3_resource(),
-                   "sftp": SFTPResource.from_settings()},
+        resources={
+            "lake": lake_resource(),
+            "fluent": FluentResource.from_env(),
+            "s3": s3_resource(),
+            "sftp": SFTPResource.from_settings(),
+        },
     ),
     extraction_definitions(),
     ingestion_definitions(),

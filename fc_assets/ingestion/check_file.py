@@ -31,7 +31,9 @@ class _Progress:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY_S:
             self.last, self.shown = now, True
-            click.echo(f"\r{self.name}: {report.rows:,} rows, {report.rejected:,} rejected …", err=True, nl=False)
+            click.echo(
+                f"\r{self.name}: {report.rows:,} rows, {report.rejected:,} rejected …", err=True, nl=False
+            )
 
     def done(self) -> None:
         if self.shown:
@@ -46,10 +48,20 @@ def _fail(message: str, code: int = 2) -> None:
 @click.command("check-file")
 @click.argument("feed")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the rejected rows here (CSV: row, field, value, reason).")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default=None,
-              help="Read as this format instead of detecting it from the extension.")
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the rejected rows here (CSV: row, field, value, reason).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    default=None,
+    help="Read as this format instead of detecting it from the extension.",
+)
 @click.option("--strict", is_flag=True, help="Exit 3 when the rejected share is over the feed's threshold.")
 def check_file(feed: str, path: str, rejects_path: str | None, fmt: str | None, strict: bool) -> None:
     """Validate PATH as a file of FEED and print the totals as one JSON line."""

@@ -137,7 +137,9 @@ def _to_int(text: pa.Array, present: np.ndarray) -> Converted:
         too_long[long_rows[significant.to_numpy() > MAX_DIGITS]] = True
         ok &= ~too_long
     values = pc.cast(with_validity(text, ok), pa.int64()) if ok.any() else pa.nulls(len(text), pa.int64())
-    return Converted(values, [(present & ~ok & ~too_long, "not a whole number"), (too_long, "number too large")])
+    return Converted(
+        values, [(present & ~ok & ~too_long, "not a whole number"), (too_long, "number too large")]
+    )
 
 
 def _to_datetime(text: pa.Array, present: np.ndarray, formats: tuple[str, ...], tz: str) -> Converted:
@@ -186,7 +188,9 @@ def _to_list(text: pa.Array, separator: str) -> pa.Array:
             except orjson.JSONDecodeError:
                 continue
             if isinstance(value, list):
-                py[i] = [v if isinstance(v, str) else orjson.dumps(v).decode() for v in value if v is not None]
+                py[i] = [
+                    v if isinstance(v, str) else orjson.dumps(v).decode() for v in value if v is not None
+                ]
         items = pa.array(py, pa.list_(STRING))
     flat = trim(pc.list_flatten(items))
     keep = pc.fill_null(pc.greater(pc.binary_length(flat), pa.scalar(0, pa.int32())), pa.scalar(False))

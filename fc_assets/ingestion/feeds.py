@@ -60,7 +60,9 @@ class Inbox:
     kind: Literal["s3", "sftp"]
     path: str | None = None  # S3: "bucket/prefix/"; SFTP: directory
     glob: str = "*"
-    stability: Literal["atomic", "size_stable", "marker"] | None = None  # None: atomic on S3, size_stable on SFTP
+    stability: Literal["atomic", "size_stable", "marker"] | None = (
+        None  # None: atomic on S3, size_stable on SFTP
+    )
     name: str | None = None  # None: the kind
 
 
@@ -71,7 +73,9 @@ class Delta:
     strategy: Strategy = "hash"
     timestamp_column: str | None = None  # strategy "timestamp"
     change_column: str | None = None  # strategy "change_column"
-    send_disappeared: bool = False  # rows in the last snapshot but not in this file are sent as deletes (qty 0)
+    send_disappeared: bool = (
+        False  # rows in the last snapshot but not in this file are sent as deletes (qty 0)
+    )
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,13 @@ class Feed:
         from fc_assets.ingestion.delta import DeltaSpec
 
         d = self.delta
-        return DeltaSpec(keys=self.keys, strategy=d.strategy, timestamp_column=d.timestamp_column,
-                         change_column=d.change_column, send_disappeared=d.send_disappeared)
+        return DeltaSpec(
+            keys=self.keys,
+            strategy=d.strategy,
+            timestamp_column=d.timestamp_column,
+            change_column=d.change_column,
+            send_disappeared=d.send_disappeared,
+        )
 
     def locations(self) -> tuple[FileLocation, ...]:
         """The inboxes as the sensors' `FileLocation`s (default paths from the settings)."""
@@ -175,8 +184,15 @@ class Feed:
             else:
                 default = f"{s.sftp_inbox_dir.rstrip('/')}/{self.name}"
             stability = box.stability or ("atomic" if box.kind == "s3" else "size_stable")
-            out.append(FileLocation(name=box.name or box.kind, kind=box.kind, path=box.path or default,
-                                    glob=box.glob, stability=stability))
+            out.append(
+                FileLocation(
+                    name=box.name or box.kind,
+                    kind=box.kind,
+                    path=box.path or default,
+                    glob=box.glob,
+                    stability=stability,
+                )
+            )
         return tuple(out)
 
 
@@ -199,14 +215,30 @@ def inventory_feed(
     return Feed(
         name=name,
         fields=(
-            Field("sku_ref", aliases=("sku", "sku_id", "sku_code", "product_ref", "item_code"), required=True,
-                  max_length=REF_LENGTH),
-            Field("location_ref", aliases=("location", "location_id", "location_code", "store", "store_ref"),
-                  required=True, max_length=REF_LENGTH),
-            Field("qty", "int", aliases=("quantity", "on_hand", "stock", "stock_on_hand"), required=True,
-                  min=0, max=INT32_MAX),
+            Field(
+                "sku_ref",
+                aliases=("sku", "sku_id", "sku_code", "product_ref", "item_code"),
+                required=True,
+                max_length=REF_LENGTH,
+            ),
+            Field(
+                "location_ref",
+                aliases=("location", "location_id", "location_code", "store", "store_ref"),
+                required=True,
+                max_length=REF_LENGTH,
+            ),
+            Field(
+                "qty",
+                "int",
+                aliases=("quantity", "on_hand", "stock", "stock_on_hand"),
+                required=True,
+                min=0,
+                max=INT32_MAX,
+            ),
             Field("status", "code", aliases=("stock_status", "inventory_status"), values=statuses),
-            Field("expected_on", "datetime", aliases=("expected_date", "expected", "eta"), formats=date_formats),
+            Field(
+                "expected_on", "datetime", aliases=("expected_date", "expected", "eta"), formats=date_formats
+            ),
             Field("condition", aliases=("stock_condition",), max_length=REF_LENGTH),
         ),
         keys=("sku_ref", "location_ref"),
@@ -238,19 +270,27 @@ def products_feed(name: str = "products", *, list_separator: str = "|", **kwargs
         name=name,
         fields=(
             Field("ref", aliases=("product_ref", "sku", "code"), required=True, max_length=REF_LENGTH),
-            Field("type", "code", aliases=("product_type",), default="STANDARD", values=("STANDARD", "VARIANT")),
+            Field(
+                "type", "code", aliases=("product_type",), default="STANDARD", values=("STANDARD", "VARIANT")
+            ),
             Field("status", "code", aliases=("product_status",), default="ACTIVE", max_length=REF_LENGTH),
             Field("name", aliases=("title", "product_name"), required=True, max_length=REF_LENGTH),
             Field("summary", aliases=("description", "short_description")),
             Field("gtin", aliases=("ean", "upc", "barcode"), pattern=r"[0-9]{8,14}"),
             Field("catalogue_ref", aliases=("catalogue", "catalog_ref", "catalog")),
             Field("parent_ref", aliases=("parent", "parent_sku", "standard_product_ref", "style_ref")),
-            Field("categories", "list", aliases=("category_refs", "category", "category_ref"),
-                  separator=list_separator),
+            Field(
+                "categories",
+                "list",
+                aliases=("category_refs", "category", "category_ref"),
+                separator=list_separator,
+            ),
             Field("price", "decimal", aliases=("default_price", "price_value"), min=0),
             Field("currency", "code", aliases=("price_currency", "default_currency"), pattern=currency),
             Field("special_price", "decimal", aliases=("sale_price",), min=0),
-            Field("special_currency", "code", aliases=("sale_currency",), pattern=currency, fallback="currency"),
+            Field(
+                "special_currency", "code", aliases=("sale_currency",), pattern=currency, fallback="currency"
+            ),
             Field("tax_country", "code", aliases=("tax_country_code",), pattern=r"[A-Z]{2}"),
             Field("tax_group", aliases=("tax_class",), max_length=REF_LENGTH),
             Field("tax_tariff", max_length=REF_LENGTH),
@@ -260,10 +300,16 @@ def products_feed(name: str = "products", *, list_separator: str = "|", **kwargs
         rules=(
             RowRule("parent_ref", "required for a VARIANT product", _variant_has_parent),
             RowRule("currency", "required when price is set", _price_has_currency("price", "currency")),
-            RowRule("special_currency", "required when special_price is set",
-                    _price_has_currency("special_price", "special_currency")),
+            RowRule(
+                "special_currency",
+                "required when special_price is set",
+                _price_has_currency("special_price", "special_currency"),
+            ),
         ),
-        prices=(PriceColumns("DEFAULT", "price", "currency"), PriceColumns("SPECIAL", "special_price", "special_currency")),
+        prices=(
+            PriceColumns("DEFAULT", "price", "currency"),
+            PriceColumns("SPECIAL", "special_price", "special_currency"),
+        ),
         attributes=AttributeColumns(),
         description="Standard and variant products → Fluent Event API (UPSERT_PRODUCT).",
         **kwargs,
@@ -272,8 +318,15 @@ def products_feed(name: str = "products", *, list_separator: str = "|", **kwargs
 
 # ------------------------------------------------------------------------------------------ locations
 
-DAYS = (("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "thursday"),
-        ("fri", "friday"), ("sat", "saturday"), ("sun", "sunday"))
+DAYS = (
+    ("mon", "monday"),
+    ("tue", "tuesday"),
+    ("wed", "wednesday"),
+    ("thu", "thursday"),
+    ("fri", "friday"),
+    ("sat", "saturday"),
+    ("sun", "sunday"),
+)
 
 
 def _day_fields() -> tuple[Field, ...]:
@@ -282,7 +335,9 @@ def _day_fields() -> tuple[Field, ...]:
     for short, long in DAYS:
         for part, synonym in (("start", "open"), ("end", "close")):
             names = (f"{short}_{part}", f"{short}_{synonym}", f"{long}_{part}", f"{long}_{synonym}")
-            aliases = names[1:] + tuple(f"{p}.{n}" for p in ("opening_schedule", "opening_hours") for n in names)
+            aliases = names[1:] + tuple(
+                f"{p}.{n}" for p in ("opening_schedule", "opening_hours") for n in names
+            )
             out.append(Field(f"{short}_{part}", "time", aliases=aliases, min=0, max=2359))
     return tuple(out)
 
@@ -310,12 +365,18 @@ def locations_feed(name: str = "locations", **kwargs: Any) -> Feed:
     return Feed(
         name=name,
         fields=(
-            Field("ref", aliases=("location_ref", "location_code", "store_code", "code"), required=True,
-                  max_length=REF_LENGTH),
+            Field(
+                "ref",
+                aliases=("location_ref", "location_code", "store_code", "code"),
+                required=True,
+                max_length=REF_LENGTH,
+            ),
             Field("type", "code", aliases=("location_type",), default="STORE", max_length=REF_LENGTH),
             Field("status", "code", aliases=("location_status",), default="ACTIVE", max_length=REF_LENGTH),
             Field("name", aliases=("location_name", "store_name"), required=True, max_length=REF_LENGTH),
-            Field("support_phone", aliases=("phone", "support_phone_number", "telephone"), max_length=REF_LENGTH),
+            Field(
+                "support_phone", aliases=("phone", "support_phone_number", "telephone"), max_length=REF_LENGTH
+            ),
             Field("default_carrier", aliases=("carrier",), max_length=REF_LENGTH),
             _address("company_name", "company", max_length=REF_LENGTH),
             _address("street", "address", "address1", "address_line1", "street1", max_length=REF_LENGTH),
@@ -324,14 +385,30 @@ def locations_feed(name: str = "locations", **kwargs: Any) -> Feed:
             _address("state", "province", "county", max_length=REF_LENGTH),
             _address("postcode", "postal_code", "zip", "zip_code", max_length=REF_LENGTH),
             _address("region", max_length=REF_LENGTH),
-            Field("country", "code", aliases=("country_code", "address.country", "primary_address.country"),
-                  max_length=REF_LENGTH),
+            Field(
+                "country",
+                "code",
+                aliases=("country_code", "address.country", "primary_address.country"),
+                max_length=REF_LENGTH,
+            ),
             _address("email", "email_address", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+"),
-            _address("time_zone", "timezone", "tz", values=_time_zones, values_error="not an IANA time zone name"),
+            _address(
+                "time_zone", "timezone", "tz", values=_time_zones, values_error="not an IANA time zone name"
+            ),
             _address("latitude", "lat", kind="decimal", required=True, min=-90, max=90),
             _address("longitude", "lng", "lon", "long", kind="decimal", required=True, min=-180, max=180),
-            Field("all_hours", "bool", default="false", aliases=(
-                "open_24_hours", "open_24h", "always_open", "opening_schedule.all_hours", "opening_hours.all_hours")),
+            Field(
+                "all_hours",
+                "bool",
+                default="false",
+                aliases=(
+                    "open_24_hours",
+                    "open_24h",
+                    "always_open",
+                    "opening_schedule.all_hours",
+                    "opening_hours.all_hours",
+                ),
+            ),
             *_day_fields(),
             Field("networks", "list", aliases=("network_refs", "network")),
         ),
@@ -357,5 +434,16 @@ def feed_names() -> list[str]:
     return sorted(FEEDS)
 
 
-__all__ = ["FEEDS", "Delta", "Feed", "Inbox", "PriceColumns", "RowRule", "feed_names", "get_feed",
-           "inventory_feed", "locations_feed", "products_feed"]
+__all__ = [
+    "FEEDS",
+    "Delta",
+    "Feed",
+    "Inbox",
+    "PriceColumns",
+    "RowRule",
+    "feed_names",
+    "get_feed",
+    "inventory_feed",
+    "locations_feed",
+    "products_feed",
+]

@@ -67,7 +67,9 @@ class Columns:
         key = normalise(name)
         if key not in self._cache:
             i = self._index.get(key)
-            self._cache[key] = constant(None, len(self)) if i is None else clean(as_text(self._batch.column(i)))
+            self._cache[key] = (
+                constant(None, len(self)) if i is None else clean(as_text(self._batch.column(i)))
+            )
         return self._cache[key]
 
 
@@ -158,14 +160,18 @@ class FieldMapper:
             found = list(dict.fromkeys(normalise(n) for n in f.names() if normalise(n) in index))
             for key in found:
                 if key in clashes:
-                    raise FileUnreadable(file, f"columns {clashes[key]} all match field {f.name}", field=f.name)
+                    raise FileUnreadable(
+                        file, f"columns {clashes[key]} all match field {f.name}", field=f.name
+                    )
             sources[f.name] = [index[key] for key in found]
         missing = [f for f in self.fields if f.needs_column and not sources[f.name]]
         if strict and missing:
             wanted = "; ".join(f"{f.name} (as {' / '.join(f.names())})" for f in missing)
             found_cols = [c for c in columns if c not in TECHNICAL]
             raise FileUnreadable(
-                file, f"missing required column(s): {wanted}; columns found: {found_cols}", field=missing[0].name
+                file,
+                f"missing required column(s): {wanted}; columns found: {found_cols}",
+                field=missing[0].name,
             )
         attributes: list[tuple[str, int]] = []
         if self.attributes:

@@ -48,8 +48,15 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "json", "jsonl", "xml", "parquet")
 EXTENSIONS = {
-    "csv": "csv", "tsv": "csv", "txt": "csv", "json": "json", "jsonl": "jsonl", "ndjson": "jsonl",
-    "xml": "xml", "parquet": "parquet", "pq": "parquet",
+    "csv": "csv",
+    "tsv": "csv",
+    "txt": "csv",
+    "json": "json",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "xml": "xml",
+    "parquet": "parquet",
+    "pq": "parquet",
 }
 DELIMITERS = (",", ";", "|", "\t")
 BOM = b"\xef\xbb\xbf"
@@ -185,7 +192,9 @@ def _csv_header(src: ByteSource, options: FormatOptions) -> tuple[list[str], str
     first = next((line for line in lines if line.strip()), None)
     if first is None:
         raise FileUnreadable(src.name, "empty file: no header row")
-    delimiter = options.delimiter or ("\t" if src.base_name.lower().endswith(".tsv") else sniff_delimiter(first))
+    delimiter = options.delimiter or (
+        "\t" if src.base_name.lower().endswith(".tsv") else sniff_delimiter(first)
+    )
     start = text.index(first)
     header = next(csv.reader(io.StringIO(text[start:]), delimiter=delimiter))
     return header, delimiter, max(len(line) for line in lines)
@@ -224,15 +233,25 @@ def _join(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 
 
 def _csv_batches(
-    src: ByteSource, options: FormatOptions, header: list[str], delimiter: str, block: int, selection: list[str]
+    src: ByteSource,
+    options: FormatOptions,
+    header: list[str],
+    delimiter: str,
+    block: int,
+    selection: list[str],
 ) -> Iterator[pa.RecordBatch]:
     columns = list(selection) or header
     invalid: list[tuple[int, str, str]] = []  # (data row, reason, text) of records with a wrong field count
 
     def on_invalid(row: pcsv.InvalidRow) -> str:
         # Arrow numbers records from 1 with the header as 1 (blank lines not counted, single-threaded)
-        invalid.append(((row.number or 0) - 1, f"expected {row.expected_columns} fields, found {row.actual_columns}",
-                        row.text))
+        invalid.append(
+            (
+                (row.number or 0) - 1,
+                f"expected {row.expected_columns} fields, found {row.actual_columns}",
+                row.text,
+            )
+        )
         return "skip"
 
     read = pcsv.ReadOptions(use_threads=False, block_size=block, encoding=options.encoding)
@@ -240,7 +259,9 @@ def _csv_batches(
         delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True, invalid_row_handler=on_invalid
     )
     convert = pcsv.ConvertOptions(
-        column_types={c: pa.string() for c in header}, include_columns=columns, strings_can_be_null=False,
+        column_types={c: pa.string() for c in header},
+        include_columns=columns,
+        strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
     next_row = 1
@@ -253,8 +274,11 @@ def _csv_batches(
         except pa.ArrowInvalid as e:
             raise FileUnreadable(src.name, f"CSV cannot be parsed: {e}") from e
     if invalid:  # records with a wrong field count after the last good one
-        yield _with_rows(pa.RecordBatch.from_pylist([], pa.schema([(c, pa.string()) for c in columns])),
-                         np.zeros(0, np.int64), sorted(invalid))
+        yield _with_rows(
+            pa.RecordBatch.from_pylist([], pa.schema([(c, pa.string()) for c in columns])),
+            np.zeros(0, np.int64),
+            sorted(invalid),
+        )
         invalid.clear()
 
 
@@ -305,8 +329,11 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
                     return f"{prefix}.item"
         except ijson.JSONError:
             pass
-    raise FileUnreadable(src.name, "JSON is neither an array of records nor an object holding one "
-                                   "(set the feed's json_records to the records' path)")
+    raise FileUnreadable(
+        src.name,
+        "JSON is neither an array of records nor an object holding one "
+        "(set the feed's json_records to the records' path)",
+    )
 
 
 def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
@@ -320,7 +347,8 @@ def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterat
             for value in ijson.items(stream, prefix, use_float=False):
                 n += 1
                 full = (
-                    builder.add(n, flatten(value)) if isinstance(value, dict)
+                    builder.add(n, flatten(value))
+                    if isinstance(value, dict)
                     else builder.add_error(n, "record is not a JSON object", scalar_text(value) or "null")
                 )
                 if full:
@@ -353,8 +381,11 @@ def _read_jsonl(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
                     full = builder.add_error(line_no, f"malformed JSON: {e}", line.decode("utf-8", "replace"))
                 else:
                     full = (
-                        builder.add(line_no, flatten(value)) if isinstance(value, dict)
-                        else builder.add_error(line_no, "line is not a JSON object", line.decode("utf-8", "replace"))
+                        builder.add(line_no, flatten(value))
+                        if isinstance(value, dict)
+                        else builder.add_error(
+                            line_no, "line is not a JSON object", line.decode("utf-8", "replace")
+                        )
                     )
                 if full:
                     yield builder.flush()
@@ -396,7 +427,10 @@ def _read_parquet(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
                 table = table.append_column(RAW, pa.nulls(n, pa.string()))
                 next_row += n
                 combined = table.combine_chunks()
-                yield from combined.to_batches(max_chunksize=max(n, 1)) if n else [
-                    pa.RecordBatch.from_pylist([], schema=combined.schema)]
+                yield from (
+                    combined.to_batches(max_chunksize=max(n, 1))
+                    if n
+                    else [pa.RecordBatch.from_pylist([], schema=combined.schema)]
+                )
         except (pa.ArrowInvalid, OSError) as e:
             raise FileUnreadable(src.name, f"Parquet cannot be read: {e}", row=next_row) from e

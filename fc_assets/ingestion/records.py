@@ -32,7 +32,9 @@ def scalar_text(value: Any) -> str | None:
     return orjson.dumps(value, default=str).decode()
 
 
-def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, str | None] | None = None) -> dict[str, str | None]:
+def flatten(
+    obj: dict[str, Any], prefix: str = "", out: dict[str, str | None] | None = None
+) -> dict[str, str | None]:
     """Nested objects to dotted keys; arrays to JSON text; scalars to their text."""
     out = {} if out is None else out
     for key, value in obj.items():
@@ -76,8 +78,11 @@ class BatchBuilder:
         keys = dict.fromkeys(k for r in records for k in r)
         keys.pop(ROW, None), keys.pop(ERROR, None), keys.pop(RAW, None)
         arrays = [pa.array([r.get(k) for r in records], pa.string()) for k in keys]
-        arrays += [pa.array(self._rows, pa.int64()), pa.array(self._errors, pa.string()),
-                   pa.array(self._raws, pa.string())]
+        arrays += [
+            pa.array(self._rows, pa.int64()),
+            pa.array(self._errors, pa.string()),
+            pa.array(self._raws, pa.string()),
+        ]
         batch = pa.RecordBatch.from_arrays(arrays, names=[*keys, *TECHNICAL])
         self._records, self._rows, self._errors, self._raws = [], [], [], []
         return batch

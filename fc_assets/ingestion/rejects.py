@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-REJECT_SCHEMA = pa.schema([("row", pa.int64()), ("field", pa.string()), ("value", pa.string()),
-                           ("reason", pa.string())])
+REJECT_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("field", pa.string()), ("value", pa.string()), ("reason", pa.string())]
+)
 RECORD_FIELD = "_record"
 VALUE_CHARS = 1000
 
@@ -57,7 +58,9 @@ class RejectsWriter:
         self.close()
 
 
-def reject_table(rows: pa.Array, field: str | pa.Array, values: pa.Array, reasons: str | pa.Array) -> pa.Table:
+def reject_table(
+    rows: pa.Array, field: str | pa.Array, values: pa.Array, reasons: str | pa.Array
+) -> pa.Table:
     """Reject lines for aligned arrays (a single field/reason is repeated)."""
     n = len(rows)
     field_arr = pa.array([field] * n, pa.string()) if isinstance(field, str) else field

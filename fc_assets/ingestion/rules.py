@@ -106,5 +106,7 @@ def column_rules(f: Field) -> list[ColumnRule]:
                 return pa.nulls(len(v), pa.bool_())
             return pc.greater(pc.utf8_length(v), pa.scalar(limit, pa.int32()))
 
-        rules.append(ColumnRule(f.name, reason, too_long, pdv.Check.str_length(max_value=limit, error=reason)))
+        rules.append(
+            ColumnRule(f.name, reason, too_long, pdv.Check.str_length(max_value=limit, error=reason))
+        )
     return rules

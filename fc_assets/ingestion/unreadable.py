@@ -15,6 +15,8 @@ class FileUnreadable(Exception):
     def __init__(self, file: str, message: str, *, row: int | None = None, field: str | None = None) -> None:
         self.file, self.message, self.row, self.field = file, message, row, field
         where = ", ".join(
-            part for part in (f"row {row}" if row is not None else "", f"field {field}" if field else "") if part
+            part
+            for part in (f"row {row}" if row is not None else "", f"field {field}" if field else "")
+            if part
         )
         super().__init__(f"{file}: {where + ': ' if where else ''}{message}")

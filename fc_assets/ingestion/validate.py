@@ -61,7 +61,9 @@ def build_schema(feed: Feed) -> pdv.DataFrameSchema:
     columns: dict[str, pdv.Column] = {}
     for f in feed.fields:
         checks = [r.check for r in column_rules(f) if r.check is not None]
-        columns[f.name] = pdv.Column(pd.ArrowDtype(ARROW_TYPES[f.kind]), checks=checks, nullable=not f.required)
+        columns[f.name] = pdv.Column(
+            pd.ArrowDtype(ARROW_TYPES[f.kind]), checks=checks, nullable=not f.required
+        )
     if feed.attributes:
         columns[feed.attributes.field] = pdv.Column(
             pd.ArrowDtype(feed.text_schema.field(feed.attributes.field).type), nullable=True
@@ -151,9 +153,11 @@ class ChunkValidator:
         rejects = pa.concat_tables(pieces) if pieces else REJECT_SCHEMA.empty_table()
         if len(pieces) > 1:  # by row, then in the feed's field order, then by reason
             order = pc.index_in(rejects.column("field"), value_set=self.field_order)
-            rejects = rejects.append_column("_order", order).sort_by(
-                [("row", "ascending"), ("_order", "ascending"), ("reason", "ascending")]
-            ).drop_columns(["_order"])
+            rejects = (
+                rejects.append_column("_order", order)
+                .sort_by([("row", "ascending"), ("_order", "ascending"), ("reason", "ascending")])
+                .drop_columns(["_order"])
+            )
         return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons)
 
     def _pandera(self, batch: pa.RecordBatch) -> pd.DataFrame | None:
@@ -171,11 +175,15 @@ class ChunkValidator:
         is_rule = rule_field.notna().to_numpy()
         # pandera reports a row rule once per non-null column of a failing row: keep one case per row,
         # on the rule's own field
-        out = pd.DataFrame({
-            "index": cases["index"].astype(np.int64).to_numpy(),
-            "column": np.where(is_rule, rule_field, cases["column"].astype(str)),
-            "reason": np.where(is_rule, check.map(self.rule_reasons), check.where(check != "not_nullable", MISSING)),
-        })
+        out = pd.DataFrame(
+            {
+                "index": cases["index"].astype(np.int64).to_numpy(),
+                "column": np.where(is_rule, rule_field, cases["column"].astype(str)),
+                "reason": np.where(
+                    is_rule, check.map(self.rule_reasons), check.where(check != "not_nullable", MISSING)
+                ),
+            }
+        )
         return out.drop_duplicates(["index", "column", "reason"])
 
     def _shape(self, batch: pa.RecordBatch, rows: pa.Array) -> pa.RecordBatch:
@@ -236,19 +244,34 @@ class ValidationReport:
     def summary(self) -> dict[str, Any]:
         """The `check-file` JSON line."""
         return {
-            "feed": self.feed, "path": self.file, "format": self.format, "rows": self.rows,
-            "accepted": self.accepted, "rejected": self.rejected, "rejects_path": self.rejects_path,
-            "seconds": round(self.seconds, 3), "failed": self.failed,
+            "feed": self.feed,
+            "path": self.file,
+            "format": self.format,
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "rejects_path": self.rejects_path,
+            "seconds": round(self.seconds, 3),
+            "failed": self.failed,
             "reasons": dict(self.reasons.most_common()),
         }
 
     def as_metadata(self) -> dict[str, Any]:
         """Plain JSON-able values for Dagster metadata / an asset check result."""
         return {
-            "feed": self.feed, "file": self.file, "format": self.format, "rows": self.rows,
-            "accepted": self.accepted, "rejected": self.rejected, "reject_rate": round(self.reject_rate, 6),
-            "threshold": self.threshold, "failed": self.failed, "reasons": dict(self.reasons.most_common(50)),
-            "sample": self.sample, "rejects_path": self.rejects_path, "seconds": round(self.seconds, 3),
+            "feed": self.feed,
+            "file": self.file,
+            "format": self.format,
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "reject_rate": round(self.reject_rate, 6),
+            "threshold": self.threshold,
+            "failed": self.failed,
+            "reasons": dict(self.reasons.most_common(50)),
+            "sample": self.sample,
+            "rejects_path": self.rejects_path,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -313,8 +336,9 @@ def validate_file(
     """Accepted rows of the file, typed (`feed.arrow_schema`), batch by batch; rejected rows go to
     `rejects_sink`; totals accumulate in the returned iterator's `.report` (or the `report` given).
     Raises `FileUnreadable` (at once or during iteration) when the file as a whole cannot be read."""
-    return ValidationRun(feed, source, name=name, fmt=fmt, rejects_sink=rejects_sink, chunk_rows=chunk_rows,
-                         report=report)
+    return ValidationRun(
+        feed, source, name=name, fmt=fmt, rejects_sink=rejects_sink, chunk_rows=chunk_rows, report=report
+    )
 
 
 def check_file(

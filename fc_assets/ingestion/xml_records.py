@@ -103,8 +103,14 @@ def read_xml(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator[p
 
     with src.open() as stream:
         context = etree.iterparse(
-            stream, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False,
-            huge_tree=False, remove_comments=True, remove_pis=True,
+            stream,
+            events=("start", "end"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
         )
         depth, current = 0, None
         try:

@@ -84,7 +84,9 @@ def dagster_ready(url: str) -> bool:
     return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
 
-def start_stack(root: Path, *, ports: dict[str, int], seed: int, echo=click.echo) -> tuple[StackInfo, list[ServerProcess]]:
+def start_stack(
+    root: Path, *, ports: dict[str, int], seed: int, echo=click.echo
+) -> tuple[StackInfo, list[ServerProcess]]:
     state = root / ".local" / "demo"
     logs = state / "logs"
     home = root / ".dagster_home"
@@ -104,22 +106,31 @@ def start_stack(root: Path, *, ports: dict[str, int], seed: int, echo=click.echo
     )
     for name, port in ports.items():
         if port_open(host, port):
-            raise click.ClickException(f"port {port} for {name} is already in use; stop what runs there "
-                                       f"or set FC_{name.upper()}_PORT")
+            raise click.ClickException(
+                f"port {port} for {name} is already in use; stop what runs there "
+                f"or set FC_{name.upper()}_PORT"
+            )
     started: list[ServerProcess] = []
     try:
         t0 = time.monotonic()
         sandbox = ServerProcess(
             "fluent sandbox",
-            python_module("fc_assets.sandbox", "--host", host, "--port", str(ports["sandbox"]), "--seed", str(seed)),
+            python_module(
+                "fc_assets.sandbox", "--host", host, "--port", str(ports["sandbox"]), "--seed", str(seed)
+            ),
             lambda: httpx.get(f"{info.sandbox_url}/health", timeout=1.0).status_code == 200,
             log_path=logs / "sandbox.log",
         )
         for proc in (
             sandbox,
             s3_server(host, ports["s3"], log_path=logs / "s3.log"),
-            sftp_server(Path(info.sftp_root), state / "sftp-state", host=host, port=ports["sftp"],
-                        log_path=logs / "sftp.log"),
+            sftp_server(
+                Path(info.sftp_root),
+                state / "sftp-state",
+                host=host,
+                port=ports["sftp"],
+                log_path=logs / "sftp.log",
+            ),
         ):
             started.append(proc.start())
             echo(f"  {proc.name:<16} up  ({time.monotonic() - t0:4.1f} s)")
@@ -161,20 +172,30 @@ def dagster_graphql(url: str, query: str, variables: dict | None = None) -> dict
 
 def turn_on_automation(url: str) -> list[str]:
     """Start every sensor and schedule (what a user would click in the UI); state persists in DAGSTER_HOME."""
-    data = dagster_graphql(url, """query($r: RepositorySelector!) {
+    data = dagster_graphql(
+        url,
+        """query($r: RepositorySelector!) {
       repositoryOrError(repositorySelector: $r) { ... on Repository {
-        sensors { name sensorState { status } } schedules { name scheduleState { status } } } } }""", {"r": REPO})
+        sensors { name sensorState { status } } schedules { name scheduleState { status } } } } }""",
+        {"r": REPO},
+    )
     repo = data["repositoryOrError"]
     started = []
     for sensor in repo.get("sensors", []):
         if sensor["sensorState"]["status"] != "RUNNING":
-            dagster_graphql(url, "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
-                            {"s": {**REPO, "sensorName": sensor["name"]}})
+            dagster_graphql(
+                url,
+                "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }",
+                {"s": {**REPO, "sensorName": sensor["name"]}},
+            )
         started.append(sensor["name"])
     for sched in repo.get("schedules", []):
         if sched["scheduleState"]["status"] != "RUNNING":
-            dagster_graphql(url, "mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) { __typename } }",
-                            {"s": {**REPO, "scheduleName": sched["name"]}})
+            dagster_graphql(
+                url,
+                "mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) { __typename } }",
+                {"s": {**REPO, "scheduleName": sched["name"]}},
+            )
         started.append(sched["name"])
     return started
 
@@ -184,17 +205,32 @@ def launch_first_extracts(url: str) -> list[str]:
     from datetime import UTC, datetime, timedelta
 
     day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
-    data = dagster_graphql(url, """query($r: RepositorySelector!) {
-      repositoryOrError(repositorySelector: $r) { ... on Repository { jobs { name } } } }""", {"r": REPO})
+    data = dagster_graphql(
+        url,
+        """query($r: RepositorySelector!) {
+      repositoryOrError(repositorySelector: $r) { ... on Repository { jobs { name } } } }""",
+        {"r": REPO},
+    )
     launched = []
     for job in data["repositoryOrError"]["jobs"]:
         if not job["name"].endswith("_daily"):
             continue
-        params = {"selector": {**REPO, "jobName": job["name"]}, "runConfigData": {},
-                  "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day},
-                                                 {"key": "fc_assets/started_by", "value": "demo"}]}}
-        res = dagster_graphql(url, """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
-          __typename ... on PythonError { message } } }""", {"p": params})
+        params = {
+            "selector": {**REPO, "jobName": job["name"]},
+            "runConfigData": {},
+            "executionMetadata": {
+                "tags": [
+                    {"key": "dagster/partition", "value": day},
+                    {"key": "fc_assets/started_by", "value": "demo"},
+                ]
+            },
+        }
+        res = dagster_graphql(
+            url,
+            """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+          __typename ... on PythonError { message } } }""",
+            {"p": params},
+        )
         if res["launchRun"]["__typename"] == "LaunchRunSuccess":
             launched.append(f"{job['name']} [{day}]")
     return launched
@@ -203,8 +239,13 @@ def launch_first_extracts(url: str) -> list[str]:
 def prepare_buckets(info: StackInfo) -> None:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=info.s3_endpoint, aws_access_key_id="testing",
-                      aws_secret_access_key="testing", region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=info.s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     for bucket in (DEMO_BUCKET, INBOX_BUCKET):
         try:
             s3.head_bucket(Bucket=bucket)
@@ -220,8 +261,11 @@ def stop_all(started: list[ServerProcess], info: StackInfo | None = None, echo=c
     s3 = next((p for p in rest if p.name.startswith("s3") and p.proc and p.proc.poll() is None), None)
     if info is not None and s3 is not None:
         try:
-            saved = save_buckets(info.s3_endpoint, [DEMO_BUCKET, INBOX_BUCKET], Path(info.home).parent
-                                 / ".local" / "demo" / S3_SAVE_DIR)
+            saved = save_buckets(
+                info.s3_endpoint,
+                [DEMO_BUCKET, INBOX_BUCKET],
+                Path(info.home).parent / ".local" / "demo" / S3_SAVE_DIR,
+            )
             echo(f"  s3 objects saved for the next start: {saved}")
         except Exception as e:  # never block the shutdown on it
             echo(f"  s3 objects not saved: {e}", err=True)

@@ -49,15 +49,20 @@ class ServerProcess:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         out = self._log or subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            self.argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})},
+            self.argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(self.env or {})},
             start_new_session=True,
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.stop()
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} during start-up"
-                                   + (f"; see {self.log_path}" if self.log_path else ""))
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} during start-up"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
             try:
                 if self.ready():
                     return self

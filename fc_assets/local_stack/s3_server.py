@@ -18,8 +18,15 @@ def s3_server(host: str = "127.0.0.1", port: int = 9000, *, log_path: Path | Non
         return httpx.get(f"http://{host}:{port}/moto-api/", timeout=1.0).status_code < 500
 
     return ServerProcess(
-        "s3 (moto)", python_module("moto.server", "-H", host, "-p", str(port)), ready, log_path=log_path,
-        env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"},
+        "s3 (moto)",
+        python_module("moto.server", "-H", host, "-p", str(port)),
+        ready,
+        log_path=log_path,
+        env={
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
     )
 
 
@@ -61,5 +68,10 @@ def load_buckets(endpoint: str, directory: Path) -> int:
 def _client(endpoint: str):
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                        region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )

@@ -18,9 +18,13 @@ if TYPE_CHECKING:
 
 SKUS = [f"SKU-{n:05d}" for n in range(1, 121)]
 LOCATIONS = [f"LOC-{n:03d}" for n in range(1, 6)]
-CITIES = [("Sydney", -33.8688, 151.2093, "Australia/Sydney"), ("Melbourne", -37.8136, 144.9631, "Australia/Melbourne"),
-          ("Brisbane", -27.4698, 153.0251, "Australia/Brisbane"), ("Perth", -31.9523, 115.8613, "Australia/Perth"),
-          ("Adelaide", -34.9285, 138.6007, "Australia/Adelaide")]
+CITIES = [
+    ("Sydney", -33.8688, 151.2093, "Australia/Sydney"),
+    ("Melbourne", -37.8136, 144.9631, "Australia/Melbourne"),
+    ("Brisbane", -27.4698, 153.0251, "Australia/Brisbane"),
+    ("Perth", -31.9523, 115.8613, "Australia/Perth"),
+    ("Adelaide", -34.9285, 138.6007, "Australia/Adelaide"),
+]
 
 
 def inventory_csv(rng: random.Random, *, bad_rows: bool = True) -> bytes:
@@ -37,8 +41,10 @@ def inventory_xml(rng: random.Random) -> bytes:
     out = ['<?xml version="1.0" encoding="UTF-8"?>', '<stock xmlns="urn:example:wms">']
     for sku in SKUS[:60]:
         loc = LOCATIONS[2]
-        out.append(f'  <item sku="{sku}"><location>{loc}</location><quantity>{rng.randint(0, 90)}</quantity>'
-                   "<status>available</status></item>")
+        out.append(
+            f'  <item sku="{sku}"><location>{loc}</location><quantity>{rng.randint(0, 90)}</quantity>'
+            "<status>available</status></item>"
+        )
     out.append("</stock>")
     return ("\n".join(out) + "\n").encode()
 
@@ -46,8 +52,17 @@ def inventory_xml(rng: random.Random) -> bytes:
 def products_json(rng: random.Random) -> bytes:
     rows = []
     for i, sku in enumerate(SKUS[:40]):
-        rows.append({"ref": sku, "type": "STANDARD", "name": f"Demo product {i + 1}", "gtin": f"{9300000000000 + i}",
-                     "categories": "apparel|demo", "price": f"{rng.randint(5, 200)}.95", "currency": "AUD"})
+        rows.append(
+            {
+                "ref": sku,
+                "type": "STANDARD",
+                "name": f"Demo product {i + 1}",
+                "gtin": f"{9300000000000 + i}",
+                "categories": "apparel|demo",
+                "price": f"{rng.randint(5, 200)}.95",
+                "currency": "AUD",
+            }
+        )
     rows.append({"ref": "SKU-BAD-1", "type": "VARIANT", "name": "Variant without parent"})  # rejected
     return json.dumps(rows, indent=1).encode()
 
@@ -57,8 +72,10 @@ def locations_csv() -> bytes:
     buf.write("ref,name,type,street,city,country,postcode,lat,lng,timezone,mon_open,mon_close\n")
     for n in range(1, 21):  # 20 stores + 1 bad row: 4.8 % rejected, under the 5 % threshold
         city, lat, lng, tz = CITIES[(n - 1) % len(CITIES)]
-        buf.write(f"LOC-{n:03d},{city} store {n},STORE,{n} George St,{city},AU,2000,{lat + n / 1000:.4f},"
-                  f"{lng:.4f},{tz},0900,1700\n")
+        buf.write(
+            f"LOC-{n:03d},{city} store {n},STORE,{n} George St,{city},AU,2000,{lat + n / 1000:.4f},"
+            f"{lng:.4f},{tz},0900,1700\n"
+        )
     buf.write("LOC-BAD,Nowhere,STORE,1 Null Rd,Nowhere,AU,0000,123.0,500.0,Mars/Base,0900,1700\n")
     return buf.getvalue().encode()
 
@@ -70,8 +87,13 @@ def _stamp() -> str:
 def _put_s3(info: StackInfo, key: str, body: bytes) -> str:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=info.s3_endpoint, aws_access_key_id="testing",
-                      aws_secret_access_key="testing", region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=info.s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     s3.put_object(Bucket=info.inbox_bucket, Key=key, Body=body)
     return f"s3://{info.inbox_bucket}/{key}"
 
@@ -83,8 +105,14 @@ def _put_sftp(info: StackInfo, rel: str, body: bytes) -> str:
     client = paramiko.SSHClient()
     client.load_host_keys(info.known_hosts)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(info.sftp_host, info.sftp_port, username="fc", password="fc-sftp", look_for_keys=False,
-                   allow_agent=False)
+    client.connect(
+        info.sftp_host,
+        info.sftp_port,
+        username="fc",
+        password="fc-sftp",
+        look_for_keys=False,
+        allow_agent=False,
+    )
     try:
         sftp = client.open_sftp()
         parts = rel.split("/")
@@ -117,8 +145,11 @@ def drop_sample(info: StackInfo, feed: str, target: str = "s3") -> str:
     rng = random.Random()
     stamp = _stamp()
     if feed == "inventory":
-        name, body = (f"inventory-{stamp}.csv", inventory_csv(rng, bad_rows=False)) if target == "s3" else (
-            f"wms-stock-{stamp}.xml", inventory_xml(rng))
+        name, body = (
+            (f"inventory-{stamp}.csv", inventory_csv(rng, bad_rows=False))
+            if target == "s3"
+            else (f"wms-stock-{stamp}.xml", inventory_xml(rng))
+        )
     elif feed == "products":
         name, body = f"products-{stamp}.json", products_json(rng)
     elif feed == "locations":

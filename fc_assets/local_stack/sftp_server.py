@@ -55,8 +55,13 @@ async def _serve(args: argparse.Namespace) -> None:
     if args.authorized_keys and Path(args.authorized_keys).exists():
         authorized = asyncssh.read_authorized_keys(args.authorized_keys)
     server = await asyncssh.listen(
-        args.host, args.port, server_host_keys=[str(key_path)], server_factory=Server,
-        authorized_client_keys=authorized, sftp_factory=RootedSFTP, allow_scp=False,
+        args.host,
+        args.port,
+        server_host_keys=[str(key_path)],
+        server_factory=Server,
+        authorized_client_keys=authorized,
+        sftp_factory=RootedSFTP,
+        allow_scp=False,
     )
     print(f"sftp server on {args.host}:{args.port} serving {root}", flush=True)
     stop = asyncio.Event()
@@ -81,13 +86,30 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def sftp_server(
-    root: Path, state_dir: Path, *, host: str = "127.0.0.1", port: int = 2222, user: str = "fc",
-    password: str = "fc-sftp", log_path: Path | None = None,
+    root: Path,
+    state_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 2222,
+    user: str = "fc",
+    password: str = "fc-sftp",
+    log_path: Path | None = None,
 ) -> ServerProcess:
     """Not started yet: use as a context manager or call `.start()`. known_hosts: `state_dir/known_hosts`."""
     argv = python_module(
-        "fc_assets.local_stack.sftp_server", "--host", host, "--port", str(port), "--root", str(root),
-        "--state-dir", str(state_dir), "--user", user, "--password", password,
+        "fc_assets.local_stack.sftp_server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--root",
+        str(root),
+        "--state-dir",
+        str(state_dir),
+        "--user",
+        user,
+        "--password",
+        password,
     )
     return ServerProcess("sftp (asyncssh)", argv, lambda: port_open(host, port), log_path=log_path)
 

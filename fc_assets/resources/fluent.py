@@ -160,11 +160,24 @@ class FluentClient:
     on any failure the configured grant is used. A 401 from the API triggers one re-auth and one re-send.
     """
 
-    def __init__(self, base_url: str, client_id: str, client_secret: str, *, username: str | None = None,
-                 password: str | None = None, retailer_id: str = "1", timeout: float = 30.0,
-                 connect_timeout: float = 10.0, max_retries: int = 5, backoff_base: float = 0.5,
-                 backoff_max: float = 30.0, max_retry_after: float = 120.0, page_size: int = 100,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        retailer_id: str = "1",
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retry_after: float = 120.0,
+        page_size: int = 100,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise FluentValidationError(f"base_url must be http(s)://host[:port][/path], got {base_url!r}")
@@ -210,8 +223,10 @@ class FluentClient:
         self._http.close()
 
     def __repr__(self) -> str:
-        return (f"FluentClient(base_url={self.base_url!r}, client_id={self.client_id!r}, "
-                f"grant={self.grant_type!r}, retailer_id={self.retailer_id!r})")
+        return (
+            f"FluentClient(base_url={self.base_url!r}, client_id={self.client_id!r}, "
+            f"grant={self.grant_type!r}, retailer_id={self.retailer_id!r})"
+        )
 
     def stats_snapshot(self) -> ClientStats:
         with self._stats_lock:
@@ -219,8 +234,9 @@ class FluentClient:
 
     # ------------------------------------------------------------------------------------------- GraphQL
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None, *,
-                partial: bool = False) -> dict[str, Any] | GraphQLResult:
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, *, partial: bool = False
+    ) -> dict[str, Any] | GraphQLResult:
         """Run one GraphQL operation.
 
         Throw mode (default): returns `data`; any `errors` raise `FluentGraphQLError` (codes, classification,
@@ -234,8 +250,9 @@ class FluentClient:
         if variables is not None:
             body["variables"] = variables
         try:
-            answer = self._request("POST", "/graphql", json=body, idempotent=not op.is_mutation,
-                                   handle=self._graphql_answer)
+            answer = self._request(
+                "POST", "/graphql", json=body, idempotent=not op.is_mutation, handle=self._graphql_answer
+            )
         except FluentGraphQLError as exc:
             if partial:
                 return GraphQLResult(exc.data, exc.errors)
@@ -250,7 +267,9 @@ class FluentClient:
             errors = errors if isinstance(errors, list) else [errors]
             errors = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
             first = self._redact(str(errors[0].get("message")))
-            err = FluentGraphQLError(errors, data=body.get("data"), status=resp.status_code, message_text=first)
+            err = FluentGraphQLError(
+                errors, data=body.get("data"), status=resp.status_code, message_text=first
+            )
             if err.retryable and resp.status_code < 400:
                 raise _RetryableAnswer(err, _retry_hint(errors))
             raise err
@@ -258,8 +277,14 @@ class FluentClient:
             raise self._http_error(resp)
         return body
 
-    def paginate(self, query: str, variables: dict[str, Any] | None = None, *,
-                 connection_path: str | None = None, page_size: int | None = None) -> Iterator[Page]:
+    def paginate(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        connection_path: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Page]:
         """Yield every page of one Relay connection of `query`, following edge cursors until the end.
 
         The connection is the one at `connection_path` (dot path of response keys under `data`, e.g.
@@ -274,8 +299,9 @@ class FluentClient:
         vars_ = dict(variables or {})
         if plan.first_var is None:
             if page_size is not None and page_size != plan.first_literal:
-                raise FluentValidationError(f"query fixes first: {plan.first_literal}; page_size={page_size} "
-                                            "cannot apply")
+                raise FluentValidationError(
+                    f"query fixes first: {plan.first_literal}; page_size={page_size} cannot apply"
+                )
         elif vars_.get(plan.first_var) is None:
             vars_[plan.first_var] = page_size or self.page_size
         cursor: str | None = vars_.get(plan.after_var)
@@ -289,29 +315,42 @@ class FluentClient:
             page = _page_of(data, plan.path, number)
             if page.has_next_page:
                 if not page.edges:
-                    raise FluentPagingError("hasNextPage is true but the page has no edges",
-                                            page=number, path=plan.dotted)
+                    raise FluentPagingError(
+                        "hasNextPage is true but the page has no edges", page=number, path=plan.dotted
+                    )
                 if not page.end_cursor:
-                    raise FluentPagingError("hasNextPage is true but the last edge has no cursor",
-                                            page=number, path=plan.dotted)
+                    raise FluentPagingError(
+                        "hasNextPage is true but the last edge has no cursor", page=number, path=plan.dotted
+                    )
                 if page.end_cursor in used:
-                    raise FluentPagingError("cursor did not advance (the server returned a cursor already "
-                                            "used)", page=number, path=plan.dotted)
+                    raise FluentPagingError(
+                        "cursor did not advance (the server returned a cursor already used)",
+                        page=number,
+                        path=plan.dotted,
+                    )
             yield page
             if not page.has_next_page:
                 return
             cursor = page.end_cursor
             used.add(cursor)
 
-    def iter_nodes(self, query: str, variables: dict[str, Any] | None = None, *,
-                   connection_path: str | None = None, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+    def iter_nodes(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        connection_path: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """The nodes of every page of `paginate` (same arguments, same guarantees)."""
         for page in self.paginate(query, variables, connection_path=connection_path, page_size=page_size):
             yield from page.nodes
 
     # ------------------------------------------------------------------------------------ Job / Batch API
 
-    def create_job(self, name: str, *, meta: dict[str, Any] | None = None, retailer_id: str | None = None) -> str:
+    def create_job(
+        self, name: str, *, meta: dict[str, Any] | None = None, retailer_id: str | None = None
+    ) -> str:
         """Create a batch job and return its id. Not retried after it may have reached the server (a
         repeat would create a second job); on `FluentTimeoutError`/`FluentHTTPError` with
         `request_may_have_been_processed`, the orphan job is harmless: create another one."""
@@ -325,8 +364,15 @@ class FluentClient:
         """The job body (`status` OPEN/CLOSED, its batches)."""
         return self._request("GET", f"{API}/job/{job_id}", idempotent=True, handle=self._json_answer)
 
-    def send_batch(self, job_id: str, entities: list[dict[str, Any]], *, action: str = "UPSERT",
-                   entity_type: str = "INVENTORY", **batch_fields: Any) -> str:
+    def send_batch(
+        self,
+        job_id: str,
+        entities: list[dict[str, Any]],
+        *,
+        action: str = "UPSERT",
+        entity_type: str = "INVENTORY",
+        **batch_fields: Any,
+    ) -> str:
         """Send one batch (1..5000 entities) to an open job; return the batch id.
 
         Validated client-side first (`FluentValidationError`). `batch_fields` are Fluent's optional batch
@@ -339,15 +385,20 @@ class FluentClient:
         if action not in BATCH_ACTIONS:
             raise FluentValidationError(f"batch action must be one of {BATCH_ACTIONS}, got {action!r}")
         if entity_type not in BATCH_ENTITY_TYPES:
-            raise FluentValidationError(f"batch entityType must be one of {BATCH_ENTITY_TYPES}, got {entity_type!r}")
+            raise FluentValidationError(
+                f"batch entityType must be one of {BATCH_ENTITY_TYPES}, got {entity_type!r}"
+            )
         if not 1 <= len(entities) <= MAX_BATCH_ENTITIES:
-            raise FluentValidationError(f"a batch holds 1..{MAX_BATCH_ENTITIES} entities, got {len(entities)}")
+            raise FluentValidationError(
+                f"a batch holds 1..{MAX_BATCH_ENTITIES} entities, got {len(entities)}"
+            )
         if not all(isinstance(e, dict) for e in entities):
             raise FluentValidationError("batch entities must be JSON objects")
         body = {"action": action, "entityType": entity_type, **batch_fields, "entities": entities}
         try:
-            answer = self._request("POST", f"{API}/job/{job_id}/batch", json=body, idempotent=False,
-                                   handle=self._json_answer)
+            answer = self._request(
+                "POST", f"{API}/job/{job_id}/batch", json=body, idempotent=False, handle=self._json_answer
+            )
         except FluentHTTPError as exc:
             if 400 <= exc.status < 500 and "closed" in exc.body_excerpt.lower():
                 raise FluentJobClosedError(job_id, exc) from None
@@ -356,11 +407,19 @@ class FluentClient:
 
     def get_batch(self, job_id: str, batch_id: str) -> dict[str, Any]:
         """The batch body (`status` PENDING/RUNNING/COMPLETE, per-entity `results`)."""
-        return self._request("GET", f"{API}/job/{job_id}/batch/{batch_id}", idempotent=True,
-                             handle=self._json_answer)
+        return self._request(
+            "GET", f"{API}/job/{job_id}/batch/{batch_id}", idempotent=True, handle=self._json_answer
+        )
 
-    def wait_for_batch(self, job_id: str, batch_id: str, *, timeout: float = 300, poll_initial: float = 0.2,
-                       poll_max: float = 5) -> dict[str, Any]:
+    def wait_for_batch(
+        self,
+        job_id: str,
+        batch_id: str,
+        *,
+        timeout: float = 300,
+        poll_initial: float = 0.2,
+        poll_max: float = 5,
+    ) -> dict[str, Any]:
         """Poll the batch (not the job: jobs never become COMPLETE) until COMPLETE; return that body.
 
         COMPLETE means processed, with or without per-entity errors — read them from the returned body.
@@ -383,7 +442,9 @@ class FluentClient:
 
     # ------------------------------------------------------------------------------------------ Event API
 
-    def post_event(self, event: dict[str, Any], *, mode: Literal["async", "sync"] = "async") -> dict[str, Any]:
+    def post_event(
+        self, event: dict[str, Any], *, mode: Literal["async", "sync"] = "async"
+    ) -> dict[str, Any]:
         """Post one event (`retailerId` filled from the client when absent); return the answer body.
 
         Not retried once it may have been sent (a repeat would run the workflow twice); on
@@ -394,7 +455,9 @@ class FluentClient:
         if not event.get("name"):
             raise FluentValidationError("an event needs a name")
         body = {**event, "retailerId": str(event.get("retailerId") or self.retailer_id)}
-        return self._request("POST", f"{API}/event/{mode}", json=body, idempotent=False, handle=self._json_answer)
+        return self._request(
+            "POST", f"{API}/event/{mode}", json=body, idempotent=False, handle=self._json_answer
+        )
 
     def search_events(self, **params: Any) -> Iterator[dict[str, Any]]:
         """Yield every event matching the filters of `GET /api/v4.1/event`, paging `start`/`count`/`hasMore`.
@@ -413,15 +476,22 @@ class FluentClient:
         number = 0
         while True:
             number += 1
-            body = self._request("GET", f"{API}/event", params={**query, "start": start, "count": count},
-                                 idempotent=True, handle=self._json_answer)
+            body = self._request(
+                "GET",
+                f"{API}/event",
+                params={**query, "start": start, "count": count},
+                idempotent=True,
+                handle=self._json_answer,
+            )
             self._count(pages=1)
             results = body.get("results") or []
             yield from results
             if not body.get("hasMore"):
                 return
             if not results:
-                raise FluentPagingError("hasMore is true but the page has no results", page=number, path="event")
+                raise FluentPagingError(
+                    "hasMore is true but the page has no results", page=number, path="event"
+                )
             start += len(results)
 
     # -------------------------------------------------------------------------------------------- auth
@@ -448,8 +518,11 @@ class FluentClient:
             try:
                 return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
             except FluentError as exc:
-                logger.warning("refresh_token grant failed (%s); falling back to the %s grant",
-                               type(exc).__name__, self.grant_type)
+                logger.warning(
+                    "refresh_token grant failed (%s); falling back to the %s grant",
+                    type(exc).__name__,
+                    self.grant_type,
+                )
         form = {"grant_type": self.grant_type, "scope": "api"}
         if self.username:
             form |= {"username": self.username, "password": self._password or ""}
@@ -458,8 +531,14 @@ class FluentClient:
     def _token_request(self, form: dict[str, str]) -> _Token:
         form = {**form, "client_id": self.client_id, "client_secret": self._client_secret}
         self._count(token_requests=1)
-        body = self._request("POST", TOKEN_PATH, data=form, auth=False, idempotent=True,
-                             handle=lambda r: self._token_answer(r, form["grant_type"]))
+        body = self._request(
+            "POST",
+            TOKEN_PATH,
+            data=form,
+            auth=False,
+            idempotent=True,
+            handle=lambda r: self._token_answer(r, form["grant_type"]),
+        )
         value = body.get("access_token")
         if not isinstance(value, str) or not value:
             raise FluentAuthError(f"token response ({form['grant_type']} grant) has no access_token")
@@ -467,8 +546,12 @@ class FluentClient:
         refresh = body.get("refresh_token") or None
         self._secrets = self._secrets | {s for s in (value, refresh) if s}
         buffer = min(TOKEN_REFRESH_BUFFER_S, lifetime / 10)
-        logger.debug("token obtained with the %s grant; expires in %.0f s%s", form["grant_type"], lifetime,
-                     ", refresh token held" if refresh else "")
+        logger.debug(
+            "token obtained with the %s grant; expires in %.0f s%s",
+            form["grant_type"],
+            lifetime,
+            ", refresh token held" if refresh else "",
+        )
         return _Token(value, time.monotonic() + lifetime - buffer, refresh)
 
     def _token_answer(self, resp: httpx.Response, grant: str) -> dict[str, Any]:
@@ -481,14 +564,26 @@ class FluentClient:
         error = body.get("error") if isinstance(body, dict) else None
         desc = body.get("error_description") if isinstance(body, dict) else None
         detail = self._redact(f"{error or ''} {desc or ''}".strip() or self._excerpt(resp))
-        raise FluentAuthError(f"token request ({grant} grant) refused: HTTP {resp.status_code} {detail}",
-                              status=resp.status_code, error=error)
+        raise FluentAuthError(
+            f"token request ({grant} grant) refused: HTTP {resp.status_code} {detail}",
+            status=resp.status_code,
+            error=error,
+        )
 
     # ------------------------------------------------------------------------------------ HTTP and retries
 
-    def _request(self, method: str, path: str, *, idempotent: bool, handle: Callable[[httpx.Response], T],
-                 json: Any = None, data: dict[str, str] | None = None, params: dict[str, Any] | None = None,
-                 auth: bool = True) -> T:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        handle: Callable[[httpx.Response], T],
+        json: Any = None,
+        data: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> T:
         """Send one logical request with the retry policy of the module docstring; `handle` reads the answer."""
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else {}
@@ -502,22 +597,33 @@ class FluentClient:
             attempt = retries + 1
             started = time.perf_counter()
             try:
-                resp = self._http.request(method, path, content=content, data=data, params=params, headers=headers)
+                resp = self._http.request(
+                    method, path, content=content, data=data, params=params, headers=headers
+                )
             except httpx.TransportError as exc:
                 self._count(requests=1)
                 sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
                 reason = f"{type(exc).__name__}: {self._redact(str(exc)) or 'no detail'}"
-                logger.debug("%s %s -> %s in %.1f ms", method, path, type(exc).__name__,
-                             (time.perf_counter() - started) * 1000)
+                logger.debug(
+                    "%s %s -> %s in %.1f ms",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    (time.perf_counter() - started) * 1000,
+                )
                 if (idempotent or not sent) and retries < self.max_retries:
                     retries += 1
                     self._wait(self._backoff(retries), method, path, reason, retries)
                     continue
-                err_cls = FluentTimeoutError if isinstance(exc, httpx.TimeoutException) else FluentTransportError
+                err_cls = (
+                    FluentTimeoutError if isinstance(exc, httpx.TimeoutException) else FluentTransportError
+                )
                 raise err_cls(method, path, reason, request_sent=sent, attempts=attempt) from exc
             self._count(requests=1)
             status = resp.status_code
-            logger.debug("%s %s -> %d in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000)
+            logger.debug(
+                "%s %s -> %d in %.1f ms", method, path, status, (time.perf_counter() - started) * 1000
+            )
 
             if status == 401 and auth:
                 if not reauthed and token is not None:
@@ -526,8 +632,9 @@ class FluentClient:
                     logger.warning("%s %s -> 401; renewing the token and re-sending once", method, path)
                     self._invalidate(token)
                     continue
-                raise FluentAuthError(f"{method} {path} -> HTTP 401 after re-authenticating: "
-                                      f"{self._excerpt(resp)}", status=401)
+                raise FluentAuthError(
+                    f"{method} {path} -> HTTP 401 after re-authenticating: {self._excerpt(resp)}", status=401
+                )
             if status == 429:
                 hint = _retry_after(resp)
                 if retries < self.max_retries:
@@ -547,8 +654,11 @@ class FluentClient:
             except _RetryableAnswer as answer:
                 if idempotent and retries < self.max_retries:
                     retries += 1
-                    delay = min(answer.delay, self.max_retry_after) if answer.delay is not None \
+                    delay = (
+                        min(answer.delay, self.max_retry_after)
+                        if answer.delay is not None
                         else self._backoff(retries)
+                    )
                     self._wait(delay, method, path, str(answer.error), retries)
                     continue
                 raise answer.error from None
@@ -557,7 +667,9 @@ class FluentClient:
         return min(self.backoff_max, self.backoff_base * 2 ** (retry - 1)) * (0.5 + random.random() / 2)
 
     def _wait(self, seconds: float, method: str, path: str, reason: str, retry: int) -> None:
-        logger.warning("%s %s: %s; retry %d/%d in %.2f s", method, path, reason, retry, self.max_retries, seconds)
+        logger.warning(
+            "%s %s: %s; retry %d/%d in %.2f s", method, path, reason, retry, self.max_retries, seconds
+        )
         self._count(retries=1, wait_seconds=seconds)
         time.sleep(seconds)
 
@@ -579,13 +691,24 @@ class FluentClient:
         except orjson.JSONDecodeError:
             if not require and not resp.is_success:
                 return None
-            raise FluentHTTPError(resp.request.method, resp.request.url.path, resp.status_code,
-                                  "response is not JSON: " + self._excerpt(resp)) from None
+            raise FluentHTTPError(
+                resp.request.method,
+                resp.request.url.path,
+                resp.status_code,
+                "response is not JSON: " + self._excerpt(resp),
+            ) from None
 
-    def _http_error(self, resp: httpx.Response, *, may_have_been_processed: bool = False,
-                    attempts: int = 1) -> FluentHTTPError:
-        return FluentHTTPError(resp.request.method, resp.request.url.path, resp.status_code, self._excerpt(resp),
-                               request_may_have_been_processed=may_have_been_processed, attempts=attempts)
+    def _http_error(
+        self, resp: httpx.Response, *, may_have_been_processed: bool = False, attempts: int = 1
+    ) -> FluentHTTPError:
+        return FluentHTTPError(
+            resp.request.method,
+            resp.request.url.path,
+            resp.status_code,
+            self._excerpt(resp),
+            request_may_have_been_processed=may_have_been_processed,
+            attempts=attempts,
+        )
 
     def _excerpt(self, resp: httpx.Response) -> str:
         return self._redact(resp.content[:BODY_EXCERPT_CHARS].decode("utf-8", "replace"))
@@ -646,14 +769,19 @@ def _page_of(data: dict[str, Any], path: tuple[str, ...], number: int) -> Page:
     conn: Any = data
     for i, key in enumerate(path):
         if not isinstance(conn, dict) or conn.get(key) is None:
-            raise FluentPagingError(f"no connection in the answer: {'.'.join(path[: i + 1])!r} is null or missing",
-                                    page=number, path=dotted)
+            raise FluentPagingError(
+                f"no connection in the answer: {'.'.join(path[: i + 1])!r} is null or missing",
+                page=number,
+                path=dotted,
+            )
         conn = conn[key]
     if not isinstance(conn, dict):
         raise FluentPagingError("the connection is not an object", page=number, path=dotted)
     has_next = (conn.get("pageInfo") or {}).get("hasNextPage")
     if not isinstance(has_next, bool):
-        raise FluentPagingError(f"pageInfo.hasNextPage is {has_next!r}, not a boolean", page=number, path=dotted)
+        raise FluentPagingError(
+            f"pageInfo.hasNextPage is {has_next!r}, not a boolean", page=number, path=dotted
+        )
     edges = conn.get("edges")
     if not isinstance(edges, list):
         raise FluentPagingError("edges is not a list", page=number, path=dotted)
@@ -676,7 +804,9 @@ class FluentResource(dg.ConfigurableResource):
     base_url: str = Field(description="Fluent API root, e.g. https://ACCOUNT.sandbox.api.fluentretail.com")
     client_id: str
     client_secret: str = Field(description="OAuth client secret; pass as EnvVar")
-    username: str | None = Field(None, description="set to use the password grant instead of client_credentials")
+    username: str | None = Field(
+        None, description="set to use the password grant instead of client_credentials"
+    )
     password: str | None = Field(None, description="password for the password grant; pass as EnvVar")
     retailer_id: str = "1"
     timeout: float = Field(30.0, description="read/write timeout per request, seconds")
@@ -686,10 +816,17 @@ class FluentResource(dg.ConfigurableResource):
 
     def get_client(self) -> FluentClient:
         """A new client (own token and connection pool); close it, or use it as a context manager."""
-        return FluentClient(self.base_url, self.client_id, _resolved(self.client_secret) or "",
-                            username=self.username or None, password=_resolved(self.password),
-                            retailer_id=self.retailer_id, timeout=self.timeout, max_retries=self.max_retries,
-                            page_size=self.page_size)
+        return FluentClient(
+            self.base_url,
+            self.client_id,
+            _resolved(self.client_secret) or "",
+            username=self.username or None,
+            password=_resolved(self.password),
+            retailer_id=self.retailer_id,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            page_size=self.page_size,
+        )
 
     @classmethod
     def from_env(cls) -> FluentResource:
@@ -704,7 +841,9 @@ class FluentResource(dg.ConfigurableResource):
             client_id=s.fluent_client_id,
             client_secret=secret("FLUENT_CLIENT_SECRET", s.fluent_client_secret.get_secret_value()),
             username=s.fluent_username,
-            password=secret("FLUENT_PASSWORD", s.fluent_password.get_secret_value() if s.fluent_password else None),
+            password=secret(
+                "FLUENT_PASSWORD", s.fluent_password.get_secret_value() if s.fluent_password else None
+            ),
             retailer_id=s.fluent_retailer_id,
             timeout=s.fluent_timeout_s,
             max_retries=s.fluent_max_retries,

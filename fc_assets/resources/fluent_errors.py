@@ -42,24 +42,38 @@ class FluentHTTPError(FluentError):
     batch POST, say): the server may have acted on them, so the caller reconciles before sending again.
     """
 
-    def __init__(self, method: str, path: str, status: int, body_excerpt: str, *,
-                 request_may_have_been_processed: bool = False, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body_excerpt: str,
+        *,
+        request_may_have_been_processed: bool = False,
+        attempts: int = 1,
+    ) -> None:
         self.method = method
         self.path = path
         self.status = status
         self.body_excerpt = body_excerpt
         self.request_may_have_been_processed = request_may_have_been_processed
         self.attempts = attempts
-        note = " (not retried: the server may have processed it; reconcile before resending)" \
-            if request_may_have_been_processed else ""
-        super().__init__(f"{method} {path} -> HTTP {status} after {attempts} attempt(s){note}: {body_excerpt}")
+        note = (
+            " (not retried: the server may have processed it; reconcile before resending)"
+            if request_may_have_been_processed
+            else ""
+        )
+        super().__init__(
+            f"{method} {path} -> HTTP {status} after {attempts} attempt(s){note}: {body_excerpt}"
+        )
 
 
 class FluentRateLimited(FluentHTTPError):
     """HTTP 429 answered more often than `max_retries` allows; `retry_after` is the server's last hint."""
 
-    def __init__(self, method: str, path: str, body_excerpt: str, *, retry_after: float | None,
-                 attempts: int) -> None:
+    def __init__(
+        self, method: str, path: str, body_excerpt: str, *, retry_after: float | None, attempts: int
+    ) -> None:
         super().__init__(method, path, 429, body_excerpt, attempts=attempts)
         self.retry_after = retry_after
 
@@ -85,8 +99,11 @@ class FluentTransportError(FluentError):
         self.reason = reason
         self.request_sent = request_sent
         self.attempts = attempts
-        where = "after the request was sent; the server may have processed it" if request_sent \
+        where = (
+            "after the request was sent; the server may have processed it"
+            if request_sent
             else "before the request was sent"
+        )
         super().__init__(f"{method} {path}: {reason} ({where}) after {attempts} attempt(s)")
 
 
@@ -158,16 +175,23 @@ class FluentGraphQLError(FluentError):
     non-retryable error decides). `data` is whatever partial data came with the errors.
     """
 
-    def __init__(self, errors: list[dict[str, Any]], *, data: dict[str, Any] | None = None,
-                 status: int = 200, message_text: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: list[dict[str, Any]],
+        *,
+        data: dict[str, Any] | None = None,
+        status: int = 200,
+        message_text: str | None = None,
+    ) -> None:
         self.errors = errors
         self.data = data
         self.status = status
         self.classes = [classify_graphql_error(e) for e in errors]
         self.codes = [c.code for c in self.classes if c.code]
         blocking = next((c for c in self.classes if not c.retryable), None)
-        self.classification = blocking or (self.classes[0] if self.classes else
-                                           GraphQLErrorClass(None, False, "UNKNOWN", "VERIFY_PAYLOAD"))
+        self.classification = blocking or (
+            self.classes[0] if self.classes else GraphQLErrorClass(None, False, "UNKNOWN", "VERIFY_PAYLOAD")
+        )
         self.retryable = bool(self.classes) and blocking is None
         first = message_text if message_text is not None else str(errors[0].get("message")) if errors else ""
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -75,8 +75,11 @@ def parse_operation(query: str) -> ParsedOperation:
     return ParsedOperation(document, operations[0], fragments)
 
 
-def _fields(selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode],
-            seen: frozenset[str] = frozenset()) -> Iterator[FieldNode]:
+def _fields(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    seen: frozenset[str] = frozenset(),
+) -> Iterator[FieldNode]:
     """Fields of a selection set in document order, with fragment spreads and inline fragments expanded."""
     for sel in selection_set.selections if selection_set else ():
         if isinstance(sel, FieldNode):
@@ -101,8 +104,9 @@ def _is_connection(field: FieldNode, fragments: dict[str, FragmentDefinitionNode
     return _child(field, "edges", fragments) is not None and _child(field, "pageInfo", fragments) is not None
 
 
-def _find_first_connection(fields: Iterator[FieldNode], fragments: dict[str, FragmentDefinitionNode],
-                           prefix: tuple[str, ...]) -> tuple[tuple[str, ...], FieldNode] | None:
+def _find_first_connection(
+    fields: Iterator[FieldNode], fragments: dict[str, FragmentDefinitionNode], prefix: tuple[str, ...]
+) -> tuple[tuple[str, ...], FieldNode] | None:
     for field in fields:
         path = (*prefix, _key(field))
         if _is_connection(field, fragments):
@@ -132,7 +136,9 @@ def connection_plan(query: str, connection_path: str | None = None) -> Connectio
         for i, key in enumerate(path):
             field = next((f for f in fields if _key(f) == key), None)
             if field is None:
-                raise FluentPagingError(f"query selects no field {'.'.join(path[: i + 1])!r}", path=connection_path)
+                raise FluentPagingError(
+                    f"query selects no field {'.'.join(path[: i + 1])!r}", path=connection_path
+                )
             fields = _fields(field.selection_set, frags)
         assert field is not None
         if not _is_connection(field, frags):
@@ -167,5 +173,8 @@ def connection_plan(query: str, connection_path: str | None = None) -> Connectio
         return ConnectionPlan(path, after.name.value, first.name.value, None)
     if isinstance(first, IntValueNode):
         return ConnectionPlan(path, after.name.value, None, int(first.value))
-    raise FluentPagingError("the connection needs `first: $variable` (or a literal) so every page, "
-                            "including the first, has an explicit size", path=dotted)
+    raise FluentPagingError(
+        "the connection needs `first: $variable` (or a literal) so every page, "
+        "including the first, has an explicit size",
+        path=dotted,
+    )

@@ -115,9 +115,7 @@ class Lake:
         """Relative keys of all files below a directory (recursive; empty when it does not exist)."""
         base = self.path(*parts)
         infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-        return sorted(
-            i.path[len(self.root) + 1 :] for i in infos if i.type == pafs.FileType.File
-        )
+        return sorted(i.path[len(self.root) + 1 :] for i in infos if i.type == pafs.FileType.File)
 
     def delete(self, *parts: str) -> None:
         with contextlib.suppress(FileNotFoundError, OSError):

@@ -33,10 +33,22 @@ from fc_assets.sandbox.table import MAX_MS
 
 ENTITY_TABLES = {
     "products": ("standard_products", "variant_products"),
-    **{name: (name,) for name in (
-        "orders", "fulfilments", "locations", "standard_products", "variant_products", "product_catalogues",
-        "inventory_catalogues", "inventory_positions", "inventory_quantities", "virtual_catalogues",
-        "virtual_positions")},
+    **{
+        name: (name,)
+        for name in (
+            "orders",
+            "fulfilments",
+            "locations",
+            "standard_products",
+            "variant_products",
+            "product_catalogues",
+            "inventory_catalogues",
+            "inventory_positions",
+            "inventory_quantities",
+            "virtual_catalogues",
+            "virtual_positions",
+        )
+    },
 }
 
 
@@ -89,7 +101,9 @@ def admin_routes(state: Any) -> list[Route]:
         q = request.query_params
         entity = snake(q.get("entity", ""))
         if entity not in ENTITY_TABLES:
-            return json({"message": f"unknown entity {q.get('entity')!r}; one of {sorted(ENTITY_TABLES)}"}, 400)
+            return json(
+                {"message": f"unknown entity {q.get('entity')!r}; one of {sorted(ENTITY_TABLES)}"}, 400
+            )
         try:
             lo = parse_iso_ms(q["from"]) if q.get("from") else 0
             hi = parse_iso_ms(q["to"]) if q.get("to") else MAX_MS
@@ -100,7 +114,9 @@ def admin_routes(state: Any) -> list[Route]:
             table = state.store.tables[name]
             rows = table.rows_updated_between(lo, hi)
             ids.extend(table.id_of(int(r)) for r in np.asarray(rows).tolist())
-        return json({"entity": entity, "from": q.get("from"), "to": q.get("to"), "count": len(ids), "ids": ids})
+        return json(
+            {"entity": entity, "from": q.get("from"), "to": q.get("to"), "count": len(ids), "ids": ids}
+        )
 
     return [
         Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),

@@ -56,8 +56,11 @@ class FaultsAndAuth:
             if kind == "drop":
                 return await drop_connection(send)
             if kind == "429":
-                response = json({"message": "Too many requests (sandbox rate_limit fault)"}, 429,
-                                 {"Retry-After": str(value)})
+                response = json(
+                    {"message": "Too many requests (sandbox rate_limit fault)"},
+                    429,
+                    {"Retry-After": str(value)},
+                )
             else:
                 response = json({"message": f"Sandbox server_errors fault ({value})"}, int(value))
             return await response(scope, receive, send)
@@ -66,8 +69,11 @@ class FaultsAndAuth:
             auth = headers.get(b"authorization")
             token = state.tokens.check(auth.decode("latin-1") if auth else None)
             if token is None:
-                response = json({"error": "invalid_token", "error_description": "Missing, unknown or expired token"},
-                                401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                response = json(
+                    {"error": "invalid_token", "error_description": "Missing, unknown or expired token"},
+                    401,
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
                 return await response(scope, receive, send)
             scope.setdefault("state", {})["user"] = token.user
         await self.app(scope, receive, send)
@@ -86,11 +92,15 @@ async def drop_connection(send: Send) -> None:
 async def read_json(request: Request, limit: int | None = None) -> tuple[Any, Response | None]:
     body = await request.body()
     if limit is not None and len(body) > limit:
-        return None, json({"errors": [{"message": f"Request body of {len(body)} bytes exceeds {limit} bytes"}]}, 413)
+        return None, json(
+            {"errors": [{"message": f"Request body of {len(body)} bytes exceeds {limit} bytes"}]}, 413
+        )
     try:
         return orjson.loads(body), None
     except orjson.JSONDecodeError:
-        return None, json({"message": "Malformed JSON body", "errors": [{"message": "Malformed JSON body"}]}, 400)
+        return None, json(
+            {"message": "Malformed JSON body", "errors": [{"message": "Malformed JSON body"}]}, 400
+        )
 
 
 def build_app(config: SandboxConfig, state: SandboxState | None = None) -> FaultsAndAuth:
@@ -103,8 +113,9 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
 
     async def token(request: Request) -> Response:
         params = dict(request.query_params)
-        if request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded",
-                                                               "multipart/form-data")):
+        if request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
             params.update({k: str(v) for k, v in (await request.form()).items()})
         status, body = state.tokens.grant(params)
         return json(body, status, {"Cache-Control": "no-store"})
@@ -112,13 +123,20 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
     async def graphql(request: Request) -> Response:
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > config.max_request_bytes:
-            return json({"errors": [{"message": f"Request body exceeds {config.max_request_bytes} bytes"}]}, 413)
+            return json(
+                {"errors": [{"message": f"Request body exceeds {config.max_request_bytes} bytes"}]}, 413
+            )
         body, error = await read_json(request, config.max_request_bytes)
         if error is not None:
             return error
         user = {**request.scope["state"]["user"], "primaryRetailer": state.store.retailer}
-        ctx = RequestContext(store=state.store, config=config, stuck_cursor=state.faults.flag("stuck_cursor"),
-                             user=user, record_mutation=state.received.mutation)
+        ctx = RequestContext(
+            store=state.store,
+            config=config,
+            stuck_cursor=state.faults.flag("stuck_cursor"),
+            user=user,
+            record_mutation=state.received.mutation,
+        )
         status, out = state.graphql.run(body, ctx)
         return json(out, status)
 
@@ -134,7 +152,9 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
         return job_call(lambda: state.jobs.job(request.path_params["job_id"]))
 
     async def get_batch(request: Request) -> Response:
-        return job_call(lambda: state.jobs.batch(request.path_params["job_id"], request.path_params["batch_id"]))
+        return job_call(
+            lambda: state.jobs.batch(request.path_params["job_id"], request.path_params["batch_id"])
+        )
 
     async def post_event(request: Request) -> Response:
         if request.path_params["mode"] not in ("async", "sync"):

@@ -40,12 +40,25 @@ class TokenIssuer:
         rid = str(self.config.retailer_id)
         name = username or self.config.client_id
         return {
-            "id": "1" if username else "2", "ref": name, "username": name, "title": None,
-            "firstName": "Sandbox", "lastName": "User" if username else "Integration",
-            "primaryEmail": f"{name}@example.com", "primaryPhone": None,
-            "type": "ADMIN" if username else "API", "status": "ACTIVE", "attributes": [], "department": None,
-            "country": "AU", "timezone": "Australia/Sydney", "promotionOptIn": False,
-            "primaryRetailer": None, "primaryLocation": None, "createdOn": None, "updatedOn": None,
+            "id": "1" if username else "2",
+            "ref": name,
+            "username": name,
+            "title": None,
+            "firstName": "Sandbox",
+            "lastName": "User" if username else "Integration",
+            "primaryEmail": f"{name}@example.com",
+            "primaryPhone": None,
+            "type": "ADMIN" if username else "API",
+            "status": "ACTIVE",
+            "attributes": [],
+            "department": None,
+            "country": "AU",
+            "timezone": "Australia/Sydney",
+            "promotionOptIn": False,
+            "primaryRetailer": None,
+            "primaryLocation": None,
+            "createdOn": None,
+            "updatedOn": None,
             "_retailer_id": rid,
         }
 
@@ -76,8 +89,12 @@ class TokenIssuer:
         self.access[access.value] = access
         self.refresh[refresh.value] = refresh
         body: dict[str, Any] = {
-            "access_token": access.value, "token_type": "bearer", "expires_in": c.token_ttl_s, "scope": "api",
-            "Retailer_id": c.retailer_id, "refresh_token": refresh.value,
+            "access_token": access.value,
+            "token_type": "bearer",
+            "expires_in": c.token_ttl_s,
+            "scope": "api",
+            "Retailer_id": c.retailer_id,
+            "refresh_token": refresh.value,
         }
         if username:
             body |= {"FirstName": user["firstName"], "LastName": user["lastName"], "Roles": ["ADMIN"]}

@@ -29,30 +29,62 @@ def parse_anchor(value: str | None) -> int:
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--orders", default=Volumes.orders, show_default=True, type=int)
 @click.option("--locations", default=Volumes.locations, show_default=True, type=int)
-@click.option("--products", default=Volumes.products, show_default=True, type=int,
-              help="Standard products; each has 1-4 variants (the SKUs).")
-@click.option("--inventory-positions", default=Volumes.inventory_positions, show_default=True, type=int,
-              help="At most SKUs x locations; ~20% also get a RESERVED quantity.")
+@click.option(
+    "--products",
+    default=Volumes.products,
+    show_default=True,
+    type=int,
+    help="Standard products; each has 1-4 variants (the SKUs).",
+)
+@click.option(
+    "--inventory-positions",
+    default=Volumes.inventory_positions,
+    show_default=True,
+    type=int,
+    help="At most SKUs x locations; ~20% also get a RESERVED quantity.",
+)
 @click.option("--virtual-catalogues", default=Volumes.virtual_catalogues, show_default=True, type=int)
 @click.option("--virtual-positions", default=Volumes.virtual_positions, show_default=True, type=int)
-@click.option("--days", default=Volumes.days, show_default=True, type=int,
-              help="updatedOn is spread over this many days before the anchor.")
-@click.option("--anchor-date", default=None, help="YYYY-MM-DD (UTC midnight, exclusive end of the spread); "
-              "default today.")
+@click.option(
+    "--days",
+    default=Volumes.days,
+    show_default=True,
+    type=int,
+    help="updatedOn is spread over this many days before the anchor.",
+)
+@click.option(
+    "--anchor-date",
+    default=None,
+    help="YYYY-MM-DD (UTC midnight, exclusive end of the spread); default today.",
+)
 @click.option("--retailer-id", default=1, show_default=True, type=int)
 @click.option("--client-id", default="fc-sandbox", show_default=True)
 @click.option("--client-secret", default="fc-sandbox-secret", show_default=True)
 @click.option("--username", default="sandbox", show_default=True)
 @click.option("--password", default="sandbox", show_default=True)
 @click.option("--token-ttl", default=86_400, show_default=True, type=int, help="Access token lifetime (s).")
-@click.option("--default-page-size", default=10, show_default=True, type=int,
-              help="Page size of a connection queried without first/last.")
+@click.option(
+    "--default-page-size",
+    default=10,
+    show_default=True,
+    type=int,
+    help="Page size of a connection queried without first/last.",
+)
 @click.option("--complexity-limit", default=11_111, show_default=True, type=int)
-@click.option("--batch-delay-ms", default=200, show_default=True, type=int,
-              help="PENDING -> RUNNING after this, RUNNING -> COMPLETE after as long again.")
-@click.option("--latency-ms", default=0, show_default=True, type=int, help="Fault: added to every API request.")
+@click.option(
+    "--batch-delay-ms",
+    default=200,
+    show_default=True,
+    type=int,
+    help="PENDING -> RUNNING after this, RUNNING -> COMPLETE after as long again.",
+)
+@click.option(
+    "--latency-ms", default=0, show_default=True, type=int, help="Fault: added to every API request."
+)
 @click.option("--rate-limit", default=0, type=int, help="Fault: the first N API requests answer 429.")
-@click.option("--retry-after", default=1, show_default=True, type=int, help="Retry-After of --rate-limit (s).")
+@click.option(
+    "--retry-after", default=1, show_default=True, type=int, help="Retry-After of --rate-limit (s)."
+)
 @click.option("--server-errors", default=0, type=int, help="Fault: the first N API requests answer 5xx.")
 @click.option("--server-error-status", default=503, show_default=True, type=int)
 @click.option("--drop-connections", default=0, type=int, help="Fault: the first N API requests are dropped.")
@@ -61,13 +93,39 @@ def parse_anchor(value: str | None) -> int:
 @click.option("--reject-rate", default=0.0, type=float, help="Fault: share of batch entities rejected.")
 @click.option("--reject-sku", multiple=True, help="Fault: batch entities of this skuRef are rejected.")
 @click.option("--log-level", default="warning", show_default=True)
-def sandbox(host: str, port: int, seed: int, orders: int, locations: int, products: int,
-            inventory_positions: int, virtual_catalogues: int, virtual_positions: int, days: int,
-            anchor_date: str | None, retailer_id: int, client_id: str, client_secret: str, username: str,
-            password: str, token_ttl: int, default_page_size: int, complexity_limit: int, batch_delay_ms: int,
-            latency_ms: int, rate_limit: int, retry_after: int, server_errors: int, server_error_status: int,
-            drop_connections: int, stuck_cursor: bool, stuck_batches: bool, reject_rate: float,
-            reject_sku: tuple[str, ...], log_level: str) -> None:
+def sandbox(
+    host: str,
+    port: int,
+    seed: int,
+    orders: int,
+    locations: int,
+    products: int,
+    inventory_positions: int,
+    virtual_catalogues: int,
+    virtual_positions: int,
+    days: int,
+    anchor_date: str | None,
+    retailer_id: int,
+    client_id: str,
+    client_secret: str,
+    username: str,
+    password: str,
+    token_ttl: int,
+    default_page_size: int,
+    complexity_limit: int,
+    batch_delay_ms: int,
+    latency_ms: int,
+    rate_limit: int,
+    retry_after: int,
+    server_errors: int,
+    server_error_status: int,
+    drop_connections: int,
+    stuck_cursor: bool,
+    stuck_batches: bool,
+    reject_rate: float,
+    reject_sku: tuple[str, ...],
+    log_level: str,
+) -> None:
     """Run the local Fluent Commerce API sandbox (auth, GraphQL, Batch, Event APIs and faults)."""
     import uvicorn
 
@@ -88,14 +146,29 @@ def sandbox(host: str, port: int, seed: int, orders: int, locations: int, produc
         faults["stuck_batches"] = True
     if reject_rate or reject_sku:
         faults["reject_entities"] = {"skuRefs": list(reject_sku), "rate": reject_rate}
-    volumes = Volumes(orders=orders, locations=locations, products=products,
-                      inventory_positions=inventory_positions, virtual_catalogues=virtual_catalogues,
-                      virtual_positions=virtual_positions, days=days)
+    volumes = Volumes(
+        orders=orders,
+        locations=locations,
+        products=products,
+        inventory_positions=inventory_positions,
+        virtual_catalogues=virtual_catalogues,
+        virtual_positions=virtual_positions,
+        days=days,
+    )
     config = SandboxConfig(
-        seed=seed, volumes=volumes, anchor_ms=parse_anchor(anchor_date), retailer_id=retailer_id,
-        client_id=client_id, client_secret=client_secret, username=username, password=password,
-        token_ttl_s=token_ttl, default_page_size=default_page_size, complexity_limit=complexity_limit,
-        batch_delay_ms=batch_delay_ms, faults=faults,
+        seed=seed,
+        volumes=volumes,
+        anchor_ms=parse_anchor(anchor_date),
+        retailer_id=retailer_id,
+        client_id=client_id,
+        client_secret=client_secret,
+        username=username,
+        password=password,
+        token_ttl_s=token_ttl,
+        default_page_size=default_page_size,
+        complexity_limit=complexity_limit,
+        batch_delay_ms=batch_delay_ms,
+        faults=faults,
     )
     started = time.perf_counter()
     try:
@@ -115,11 +188,15 @@ def sandbox(host: str, port: int, seed: int, orders: int, locations: int, produc
             if self.should_exit:
                 return
             bound = self.servers[0].sockets[0].getsockname() if self.servers else (host, port)
-            print(f"Fluent sandbox listening on http://{host}:{bound[1]} (seed {seed}, "
-                  f"{counts['orders']} orders, {counts['inventory_positions']} inventory positions, "
-                  f"generated in {generated:.2f}s)", flush=True)
+            print(
+                f"Fluent sandbox listening on http://{host}:{bound[1]} (seed {seed}, "
+                f"{counts['orders']} orders, {counts['inventory_positions']} inventory positions, "
+                f"generated in {generated:.2f}s)",
+                flush=True,
+            )
 
-    server = AnnouncingServer(uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                                             lifespan="off"))
+    server = AnnouncingServer(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off")
+    )
     server.run()
     sys.exit(0 if server.started else 1)

@@ -32,7 +32,9 @@ class Volumes:
 class SandboxConfig:
     seed: int = 42
     volumes: Volumes = field(default_factory=Volumes)
-    anchor_ms: int = field(default_factory=today_midnight_ms)  # end (exclusive) of the generated updatedOn spread
+    anchor_ms: int = field(
+        default_factory=today_midnight_ms
+    )  # end (exclusive) of the generated updatedOn spread
     retailer_id: int = 1
     client_id: str = "fc-sandbox"
     client_secret: str = "fc-sandbox-secret"
@@ -43,4 +45,6 @@ class SandboxConfig:
     complexity_limit: int = 11_111
     max_request_bytes: int = 2 * 1024 * 1024
     batch_delay_ms: int = 200  # PENDING → RUNNING after this, RUNNING → COMPLETE after as long again
-    faults: dict[str, Any] = field(default_factory=dict)  # start-up faults, same keys as POST /_sandbox/faults
+    faults: dict[str, Any] = field(
+        default_factory=dict
+    )  # start-up faults, same keys as POST /_sandbox/faults

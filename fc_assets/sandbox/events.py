@@ -38,10 +38,32 @@ from fc_assets.sandbox.store import FluentError, Store
 PRODUCT_EVENT_NAMES = {"upsertproduct", "createproduct", "updateproduct", "productupsert"}
 PRODUCT_ENTITY_TYPES = {"PRODUCT", "PRODUCT_CATALOGUE", "STANDARD_PRODUCT", "VARIANT_PRODUCT"}
 CONTEXT_KEYS = ("entityType", "entityId", "entityRef", "rootEntityType", "rootEntityId", "rootEntityRef")
-PRODUCT_KEYS = {"ref", "type", "productType", "status", "name", "summary", "gtin", "catalogue_ref", "catalogueRef",
-                "parent_ref", "parentRef", "product", "standardProductRef", "prices", "price", "currency",
-                "special_price", "special_currency", "tax_country", "tax_group", "tax_tariff", "tax", "attributes",
-                "categories"}
+PRODUCT_KEYS = {
+    "ref",
+    "type",
+    "productType",
+    "status",
+    "name",
+    "summary",
+    "gtin",
+    "catalogue_ref",
+    "catalogueRef",
+    "parent_ref",
+    "parentRef",
+    "product",
+    "standardProductRef",
+    "prices",
+    "price",
+    "currency",
+    "special_price",
+    "special_currency",
+    "tax_country",
+    "tax_group",
+    "tax_tariff",
+    "tax",
+    "attributes",
+    "categories",
+}
 
 
 class EventError(Exception):
@@ -81,20 +103,32 @@ class Events:
                 status = "FAILED"
                 body = {**body, "_error": str(exc)}
         item = self._item(body, status)
-        self.state.received.events.append({**{k: v for k, v in body.items() if k != "_error"},
-                                           "id": item["id"], "mode": mode, "eventStatus": status})
+        self.state.received.events.append(
+            {
+                **{k: v for k, v in body.items() if k != "_error"},
+                "id": item["id"],
+                "mode": mode,
+                "eventStatus": status,
+            }
+        )
         if mode == "sync":
             return {"eventId": item["id"], "entityId": entity_id, "eventStatus": status}
         return {"id": item["id"]}
 
     def _item(self, body: dict[str, Any], status: str, category: str | None = None) -> dict[str, Any]:
         item = {
-            "id": str(uuid.uuid4()), "name": body.get("name"), "type": body.get("type") or "NORMAL",
-            "accountId": "SANDBOX", "retailerId": str(body.get("retailerId")),
+            "id": str(uuid.uuid4()),
+            "name": body.get("name"),
+            "type": body.get("type") or "NORMAL",
+            "accountId": "SANDBOX",
+            "retailerId": str(body.get("retailerId")),
             "category": category or body.get("category") or "ORDER_WORKFLOW",
             "context": {"sourceEvents": [], **{k: body.get(k) for k in CONTEXT_KEYS}},
-            "eventStatus": status, "attributes": body.get("attributes"), "source": body.get("source"),
-            "generatedBy": "fc-sandbox", "generatedOn": iso_ms(self.state.clock.now_ms()),
+            "eventStatus": status,
+            "attributes": body.get("attributes"),
+            "source": body.get("source"),
+            "generatedBy": "fc-sandbox",
+            "generatedOn": iso_ms(self.state.clock.now_ms()),
             "_ms": self.state.clock.now_ms(),
         }
         if "_error" in body:
@@ -104,9 +138,19 @@ class Events:
         return item
 
     def audit_batch(self, job_id: str, batch_id: str, retailer_id: str) -> None:
-        self._item({"name": "BATCH_COMPLETE", "entityType": "BATCH", "entityId": batch_id,
-                    "rootEntityType": "JOB", "rootEntityId": job_id, "retailerId": retailer_id,
-                    "type": "ORCHESTRATION_AUDIT"}, "COMPLETE", category="BATCH")
+        self._item(
+            {
+                "name": "BATCH_COMPLETE",
+                "entityType": "BATCH",
+                "entityId": batch_id,
+                "rootEntityType": "JOB",
+                "rootEntityId": job_id,
+                "retailerId": retailer_id,
+                "type": "ORCHESTRATION_AUDIT",
+            },
+            "COMPLETE",
+            category="BATCH",
+        )
 
     @staticmethod
     def public(item: dict[str, Any]) -> dict[str, Any]:
@@ -122,27 +166,44 @@ class Events:
         try:
             start = int(params.get("start", 0))
             count = int(params.get("count", 100))
-            lo = parse_iso_ms(params["from"]) if params.get("from") else self.state.clock.now_ms() - 30 * DAY_MS
+            lo = (
+                parse_iso_ms(params["from"])
+                if params.get("from")
+                else self.state.clock.now_ms() - 30 * DAY_MS
+            )
             hi = parse_iso_ms(params["to"]) if params.get("to") else None
         except ValueError as exc:
             raise EventError(400, f"bad query parameter: {exc}") from None
         if start < 0 or count < 1:
             raise EventError(400, "'start' must be >= 0 and 'count' >= 1")
-        plain = {"name": "name", "category": "category", "retailerId": "retailerId", "eventType": "type",
-                 "eventStatus": "eventStatus", "eventId": "id"}
+        plain = {
+            "name": "name",
+            "category": "category",
+            "retailerId": "retailerId",
+            "eventType": "type",
+            "eventStatus": "eventStatus",
+            "eventId": "id",
+        }
         hits = []
         for item in reversed(self.log):
             if item["_ms"] < lo or (hi is not None and item["_ms"] > hi):
                 continue
             if any(params.get(p) is not None and str(item.get(k)) != params[p] for p, k in plain.items()):
                 continue
-            if any(params.get(f"context.{k}") is not None and str(item["context"].get(k)) != params[f"context.{k}"]
-                   for k in CONTEXT_KEYS):
+            if any(
+                params.get(f"context.{k}") is not None
+                and str(item["context"].get(k)) != params[f"context.{k}"]
+                for k in CONTEXT_KEYS
+            ):
                 continue
             hits.append(item)
         page = hits[start : start + count]
-        return {"start": start, "count": len(page), "hasMore": start + count < len(hits),
-                "results": [self.public(i) for i in page]}
+        return {
+            "start": start,
+            "count": len(page),
+            "hasMore": start + count < len(hits),
+            "results": [self.public(i) for i in page],
+        }
 
     # ------------------------------------------------------------------------------------- products
 
@@ -158,35 +219,73 @@ class Events:
         ref = rec.get("ref") or (body.get("entityRef") if entity_type != "PRODUCT_CATALOGUE" else None)
         if not ref:
             raise ValueError("the product record has no 'ref'")
-        catalogue = (rec.get("catalogue_ref") or rec.get("catalogueRef") or body.get("rootEntityRef")
-                     or (body.get("entityRef") if entity_type == "PRODUCT_CATALOGUE" else None)
-                     or f"PC:MASTER:{body['retailerId']}")
-        ptype = str(rec.get("type") or rec.get("productType") or
-                    ("VARIANT" if entity_type == "VARIANT_PRODUCT" else "STANDARD")).upper()
+        catalogue = (
+            rec.get("catalogue_ref")
+            or rec.get("catalogueRef")
+            or body.get("rootEntityRef")
+            or (body.get("entityRef") if entity_type == "PRODUCT_CATALOGUE" else None)
+            or f"PC:MASTER:{body['retailerId']}"
+        )
+        ptype = str(
+            rec.get("type")
+            or rec.get("productType")
+            or ("VARIANT" if entity_type == "VARIANT_PRODUCT" else "STANDARD")
+        ).upper()
         variant = ptype == "VARIANT"
         prices = rec.get("prices")
         if not isinstance(prices, list):
             prices = []
-            for value, currency, kind in (("price", "currency", "DEFAULT"),
-                                          ("special_price", "special_currency", "SPECIAL")):
+            for value, currency, kind in (
+                ("price", "currency", "DEFAULT"),
+                ("special_price", "special_currency", "SPECIAL"),
+            ):
                 if rec.get(value) is not None:
-                    prices.append({"type": kind, "currency": rec.get(currency) or "AUD", "value": float(rec[value])})
-        tax = rec.get("tax") if isinstance(rec.get("tax"), dict) else (
-            {"country": rec["tax_country"], "group": rec.get("tax_group") or "DEFAULT",
-             "tariff": rec.get("tax_tariff")} if rec.get("tax_country") else None)
-        attrs = [{"name": k, "type": "STRING", "value": v} for k, v in rec.items()
-                 if k not in PRODUCT_KEYS and v is not None]
+                    prices.append(
+                        {"type": kind, "currency": rec.get(currency) or "AUD", "value": float(rec[value])}
+                    )
+        tax = (
+            rec.get("tax")
+            if isinstance(rec.get("tax"), dict)
+            else (
+                {
+                    "country": rec["tax_country"],
+                    "group": rec.get("tax_group") or "DEFAULT",
+                    "tariff": rec.get("tax_tariff"),
+                }
+                if rec.get("tax_country")
+                else None
+            )
+        )
+        attrs = [
+            {"name": k, "type": "STRING", "value": v}
+            for k, v in rec.items()
+            if k not in PRODUCT_KEYS and v is not None
+        ]
         if isinstance(rec.get("attributes"), list):
             attrs += [a for a in rec["attributes"] if isinstance(a, dict) and "name" in a]
-        parent = rec.get("parent_ref") or rec.get("parentRef") or rec.get("standardProductRef") or rec.get("product")
+        parent = (
+            rec.get("parent_ref")
+            or rec.get("parentRef")
+            or rec.get("standardProductRef")
+            or rec.get("product")
+        )
         inp: dict[str, Any] = {
-            "ref": ref, "catalogue": {"ref": catalogue}, "type": ptype, "status": rec.get("status"),
-            "name": rec.get("name"), "summary": rec.get("summary"), "gtin": rec.get("gtin"),
-            "prices": prices or None, "taxType": tax, "attributes": attrs or None,
+            "ref": ref,
+            "catalogue": {"ref": catalogue},
+            "type": ptype,
+            "status": rec.get("status"),
+            "name": rec.get("name"),
+            "summary": rec.get("summary"),
+            "gtin": rec.get("gtin"),
+            "prices": prices or None,
+            "taxType": tax,
+            "attributes": attrs or None,
         }
         if variant and parent:
-            inp["product"] = {"ref": parent if isinstance(parent, str) else parent.get("ref"),
-                              "catalogue": {"ref": catalogue}}
+            inp["product"] = {
+                "ref": parent if isinstance(parent, str) else parent.get("ref"),
+                "catalogue": {"ref": catalogue},
+            }
         table = store.tables["variant_products" if variant else "standard_products"]
         if (catalogue, ref) in table.by_ref:
             return store.update_product(variant, {k: v for k, v in inp.items() if v is not None})
@@ -194,6 +293,7 @@ class Events:
         inp["gtin"] = inp["gtin"] or ""
         node = store.create_product(variant, inp)
         if rec.get("status"):
-            node = store.update_product(variant, {"ref": ref, "catalogue": {"ref": catalogue},
-                                                  "status": rec["status"]})
+            node = store.update_product(
+                variant, {"ref": ref, "catalogue": {"ref": catalogue}, "status": rec["status"]}
+            )
         return node

@@ -56,13 +56,41 @@ class Info(NamedTuple):
 class FieldPlan:
     """One response key of a selection set on one object type, and how to complete its value."""
 
-    __slots__ = ("key", "name", "resolve", "args", "kind", "return_type", "non_null", "nodes", "object_type",
-                 "sub", "subs", "row", "owner")
+    __slots__ = (
+        "key",
+        "name",
+        "resolve",
+        "args",
+        "kind",
+        "return_type",
+        "non_null",
+        "nodes",
+        "object_type",
+        "sub",
+        "subs",
+        "row",
+        "owner",
+    )
 
-    def __init__(self, key: str, name: str, resolve: Callable[..., Any] | None, args: dict[str, Any], kind: int,
-                 return_type: Any, non_null: bool, nodes: tuple[FieldNode, ...], object_type: Any = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        resolve: Callable[..., Any] | None,
+        args: dict[str, Any],
+        kind: int,
+        return_type: Any,
+        non_null: bool,
+        nodes: tuple[FieldNode, ...],
+        object_type: Any = None,
+    ) -> None:
         self.key, self.name, self.resolve, self.args, self.kind = key, name, resolve, args, kind
-        self.return_type, self.non_null, self.nodes, self.object_type = return_type, non_null, nodes, object_type
+        self.return_type, self.non_null, self.nodes, self.object_type = (
+            return_type,
+            non_null,
+            nodes,
+            object_type,
+        )
         self.owner = ""  # name of the object type the field belongs to (for error messages)
         self.sub: list[Any] | None = None  # plan of the (concrete) object type, made on first use
         self.subs: dict[str, list[Any]] = {}  # plans per runtime type of an abstract type
@@ -107,16 +135,25 @@ def uses_introspection(operation: OperationDefinitionNode, document: DocumentNod
 class Execution:
     """One request: variables, fragments, plans and the errors collected so far."""
 
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
-                 variables: dict[str, Any], context: Any) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: dict[str, Any],
+        context: Any,
+    ) -> None:
         self.schema = schema
         self.variables = variables
         self.context = context
-        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
         self.errors: list[GraphQLError] = []
         self.plans: dict[tuple[str, tuple[int, ...]], list[Any]] = {}
-        self.format_datetime: Callable[[Any], Any] = getattr(schema.get_type("DateTime"), "serialize", None) \
-            or (lambda v: v)
+        self.format_datetime: Callable[[Any], Any] = getattr(
+            schema.get_type("DateTime"), "serialize", None
+        ) or (lambda v: v)
         self.info = Info(context, Path(None, "", None))
 
     # ----------------------------------------------------------------------------------- planning
@@ -138,8 +175,13 @@ class Execution:
             return True
         return is_abstract_type(cond) and self.schema.is_sub_type(cond, runtime)  # type: ignore[arg-type]
 
-    def _collect(self, runtime: GraphQLObjectType, selection_set: SelectionSetNode,
-                 fields: dict[str, list[FieldNode]], seen: set[str]) -> None:
+    def _collect(
+        self,
+        runtime: GraphQLObjectType,
+        selection_set: SelectionSetNode,
+        fields: dict[str, list[FieldNode]],
+        seen: set[str],
+    ) -> None:
         for sel in selection_set.selections:
             if not self._included(sel):
                 continue
@@ -159,7 +201,10 @@ class Execution:
                     self._collect(runtime, frag.selection_set, fields, seen)
 
     def plan(self, runtime: GraphQLObjectType, nodes: tuple[FieldNode, ...] | SelectionSetNode) -> list[Any]:
-        cache_key = (runtime.name, (id(nodes),) if isinstance(nodes, SelectionSetNode) else tuple(map(id, nodes)))
+        cache_key = (
+            runtime.name,
+            (id(nodes),) if isinstance(nodes, SelectionSetNode) else tuple(map(id, nodes)),
+        )
         plan = self.plans.get(cache_key)
         if plan is not None:
             return plan
@@ -189,11 +234,17 @@ class Execution:
                 kind, object_type = OBJECT, inner
             elif is_abstract_type(inner):
                 kind, object_type = ABSTRACT, inner
-            elif (isinstance(inner, GraphQLList) and not non_null and isinstance(inner.of_type, GraphQLObjectType)):
+            elif (
+                isinstance(inner, GraphQLList)
+                and not non_null
+                and isinstance(inner.of_type, GraphQLObjectType)
+            ):
                 kind, object_type = LIST_OF_OBJECTS, inner.of_type
             else:
                 kind = OTHER
-            fp = FieldPlan(key, name, fdef.resolve, args, kind, rtype, non_null, tuple(field_nodes), object_type)
+            fp = FieldPlan(
+                key, name, fdef.resolve, args, kind, rtype, non_null, tuple(field_nodes), object_type
+            )
             fp.owner = runtime.name
             plan.append(fp.row)
         self.plans[cache_key] = plan
@@ -207,8 +258,14 @@ class Execution:
         except _Null:
             return None
 
-    def fields(self, runtime: GraphQLObjectType, plan: list[Any], source: Any, path: tuple | None,
-               root_level: bool = False) -> dict[str, Any]:
+    def fields(
+        self,
+        runtime: GraphQLObjectType,
+        plan: list[Any],
+        source: Any,
+        path: tuple | None,
+        root_level: bool = False,
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         is_dict = isinstance(source, dict)
         for key, name, resolve, args, kind, non_null, f in plan:
@@ -262,7 +319,9 @@ class Execution:
                 if kind == OBJECT:
                     runtime_type, sub = f.object_type, f.sub or self._sub(f)
                 else:
-                    runtime_type = self.schema.get_type(f.object_type.resolve_type(value, self.info, f.object_type))
+                    runtime_type = self.schema.get_type(
+                        f.object_type.resolve_type(value, self.info, f.object_type)
+                    )
                     sub = f.subs.get(runtime_type.name) or self._subs(f, runtime_type)
                 try:
                     out[key] = self.fields(runtime_type, sub, value, (path, key))
@@ -281,16 +340,26 @@ class Execution:
         return f.sub
 
     def _null_error(self, runtime: GraphQLObjectType, f: FieldPlan, path: tuple) -> None:
-        self.errors.append(GraphQLError(f"Cannot return null for non-nullable field {runtime.name}.{f.name}.",
-                                        list(f.nodes), path=path_list(path)))
+        self.errors.append(
+            GraphQLError(
+                f"Cannot return null for non-nullable field {runtime.name}.{f.name}.",
+                list(f.nodes),
+                path=path_list(path),
+            )
+        )
 
     def complete(self, rtype: Any, f: FieldPlan, value: Any, path: tuple) -> Any:
         """The general completion (non-null wrappers, lists of lists, abstract types, leaves)."""
         if isinstance(rtype, GraphQLNonNull):
             done = self.complete(rtype.of_type, f, value, path)
             if done is None:
-                self.errors.append(GraphQLError(f"Cannot return null for non-nullable field {f.owner}.{f.name}.",
-                                                list(f.nodes), path=path_list(path)))
+                self.errors.append(
+                    GraphQLError(
+                        f"Cannot return null for non-nullable field {f.owner}.{f.name}.",
+                        list(f.nodes),
+                        path=path_list(path),
+                    )
+                )
                 raise _Null
             return done
         if value is None:
@@ -317,16 +386,27 @@ class Execution:
         return self.fields(runtime, self.plan(runtime, f.nodes), value, path)
 
 
-def execute_fast(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
-                 raw_variables: dict[str, Any] | None, context: Any, root: Any = None) -> dict[str, Any]:
+def execute_fast(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    raw_variables: dict[str, Any] | None,
+    context: Any,
+    root: Any = None,
+) -> dict[str, Any]:
     """Execute a validated operation; the response dict (`data`, `errors` when any)."""
     coerced = get_variable_values(schema, operation.variable_definitions or (), raw_variables or {})
     if isinstance(coerced, list):
         return {"errors": [e.formatted for e in coerced]}
     root_type = schema.mutation_type if operation.operation == OperationType.MUTATION else schema.query_type
     if root_type is None:
-        return {"errors": [GraphQLError(f"Schema is not configured for {operation.operation.value}s.",
-                                        operation).formatted]}
+        return {
+            "errors": [
+                GraphQLError(
+                    f"Schema is not configured for {operation.operation.value}s.", operation
+                ).formatted
+            ]
+        }
     run = Execution(schema, document, operation, coerced, context)
     data = run.run_root(root_type, operation.selection_set, root)
     result: dict[str, Any] = {"data": data}

@@ -24,8 +24,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-KNOWN = {"latency_ms", "rate_limit", "server_errors", "drop_connections", "expire_tokens", "stuck_cursor",
-         "stuck_batches", "reject_entities", "paths"}
+KNOWN = {
+    "latency_ms",
+    "rate_limit",
+    "server_errors",
+    "drop_connections",
+    "expire_tokens",
+    "stuck_cursor",
+    "stuck_batches",
+    "reject_entities",
+    "paths",
+}
 UNCOUNTED_BY_DEFAULT = ("/oauth/token",)
 
 

@@ -87,10 +87,13 @@ def with_code(error: dict[str, Any]) -> dict[str, Any]:
 class Complexity:
     """Sum over connection fields of the product of page sizes along the path (see module docstring)."""
 
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any],
-                 default_size: int) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any], default_size: int
+    ) -> None:
         self.schema = schema
-        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
         self.variables = variables
         self.default_size = default_size
 
@@ -148,8 +151,10 @@ class GraphQLService:
             return hit
         try:
             doc = parse(query)
-            errors = [{**e.formatted, "extensions": {"classification": "ValidationError"}}
-                      for e in validate(self.schema, doc)]
+            errors = [
+                {**e.formatted, "extensions": {"classification": "ValidationError"}}
+                for e in validate(self.schema, doc)
+            ]
         except GraphQLError as exc:
             doc, errors = None, [{**exc.formatted, "extensions": {"classification": "InvalidSyntax"}}]
         result = (doc if not errors else None, errors)
@@ -170,18 +175,37 @@ class GraphQLService:
             return 200, {"errors": errors}
         operation = operation_of(doc, body.get("operationName"))
         if operation is None:
-            return 200, {"errors": [{"message": "Unknown or ambiguous operation name "
-                                                f"{body.get('operationName')!r}"}]}
+            return 200, {
+                "errors": [{"message": f"Unknown or ambiguous operation name {body.get('operationName')!r}"}]
+            }
         cost = Complexity(self.schema, doc, variables, self.default_page_size).of(
             self.schema.mutation_type if operation.operation.value == "mutation" else self.schema.query_type,
-            operation.selection_set, 1)
+            operation.selection_set,
+            1,
+        )
         if cost > self.complexity_limit:
-            return 200, {"errors": [with_code({
-                "message": f"C0001E: Query complexity {cost} exceeds the maximum of {self.complexity_limit}",
-                "extensions": {"code": "C0001E", "complexity": cost, "limit": self.complexity_limit}})]}
+            return 200, {
+                "errors": [
+                    with_code(
+                        {
+                            "message": f"C0001E: Query complexity {cost} exceeds the maximum of {self.complexity_limit}",
+                            "extensions": {
+                                "code": "C0001E",
+                                "complexity": cost,
+                                "limit": self.complexity_limit,
+                            },
+                        }
+                    )
+                ]
+            }
         if uses_introspection(operation, doc):
-            result = execute(self.schema, doc, variable_values=variables, operation_name=body.get("operationName"),
-                             context_value=context)
+            result = execute(
+                self.schema,
+                doc,
+                variable_values=variables,
+                operation_name=body.get("operationName"),
+                context_value=context,
+            )
             out: dict[str, Any] = {"data": result.data}
             if result.errors:
                 out["errors"] = [e.formatted for e in result.errors]
@@ -190,4 +214,3 @@ class GraphQLService:
         if "errors" in out:
             out["errors"] = [with_code(e) for e in out["errors"]]
         return 200, out
-

@@ -87,11 +87,24 @@ class Jobs:
             raise JobError(400, "'meta' must be an object")
         self._next_job += 1
         now = self.state.clock.now_ms()
-        job = {"id": str(self._next_job), "name": body["name"], "retailerId": str(body["retailerId"]),
-               "meta": body.get("meta"), "_created_ms": now, "batches": []}
+        job = {
+            "id": str(self._next_job),
+            "name": body["name"],
+            "retailerId": str(body["retailerId"]),
+            "meta": body.get("meta"),
+            "_created_ms": now,
+            "batches": [],
+        }
         self.jobs[job["id"]] = job
-        self.state.received.jobs.append({"id": job["id"], "name": job["name"], "retailerId": job["retailerId"],
-                                         "meta": job["meta"], "createdOn": iso_ms(now)})
+        self.state.received.jobs.append(
+            {
+                "id": job["id"],
+                "name": job["name"],
+                "retailerId": job["retailerId"],
+                "meta": job["meta"],
+                "createdOn": iso_ms(now),
+            }
+        )
         return {"id": job["id"]}
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -99,10 +112,16 @@ class Jobs:
         if job is None:
             raise JobError(404, f"Job {job_id} not found")
         return {
-            "jobId": job["id"], "name": job["name"], "status": self.status_of(job), "retailerId": job["retailerId"],
-            "meta": job["meta"], "createdOn": iso_ms(job["_created_ms"]),
-            "batch": [{"batchId": b["id"], "status": b["status"], "createdOn": iso_ms(b["_created_ms"])}
-                      for b in job["batches"]],
+            "jobId": job["id"],
+            "name": job["name"],
+            "status": self.status_of(job),
+            "retailerId": job["retailerId"],
+            "meta": job["meta"],
+            "createdOn": iso_ms(job["_created_ms"]),
+            "batch": [
+                {"batchId": b["id"], "status": b["status"], "createdOn": iso_ms(b["_created_ms"])}
+                for b in job["batches"]
+            ],
         }
 
     def add_batch(self, job_id: str, body: Any) -> dict[str, Any]:
@@ -114,7 +133,9 @@ class Jobs:
         if body.get("action") != "UPSERT":
             raise JobError(400, f"Unsupported action {body.get('action')!r}: only 'UPSERT' is supported")
         if body.get("entityType") != "INVENTORY":
-            raise JobError(400, f"Unsupported entityType {body.get('entityType')!r}: only 'INVENTORY' is supported")
+            raise JobError(
+                400, f"Unsupported entityType {body.get('entityType')!r}: only 'INVENTORY' is supported"
+            )
         entities = body.get("entities")
         if not isinstance(entities, list) or not entities:
             raise JobError(400, "'entities' must be a non-empty list")
@@ -124,9 +145,17 @@ class Jobs:
             raise JobError(400, f"Job {job_id} is closed: create a new job")
         self._next_batch += 1
         now = self.state.clock.now_ms()
-        batch = {"id": str(self._next_batch), "jobId": job_id, "entities": entities, "status": "PENDING",
-                 "entityType": "INVENTORY", "catalogueRef": body.get("catalogueRef"), "results": [],
-                 "_created_ms": now, "_modified_ms": now}
+        batch = {
+            "id": str(self._next_batch),
+            "jobId": job_id,
+            "entities": entities,
+            "status": "PENDING",
+            "entityType": "INVENTORY",
+            "catalogueRef": body.get("catalogueRef"),
+            "results": [],
+            "_created_ms": now,
+            "_modified_ms": now,
+        }
         job["batches"].append(batch)
         self.batches[batch["id"]] = batch
         self.state.received.batches.append(batch)
@@ -140,9 +169,15 @@ class Jobs:
         if batch is None or batch["jobId"] != job_id:
             raise JobError(404, f"Batch {batch_id} of job {job_id} not found")
         return {
-            "batchId": batch["id"], "jobId": job_id, "entityType": batch["entityType"], "status": batch["status"],
-            "start": 1, "count": len(batch["entities"]), "total": len(batch["results"]),
-            "results": batch["results"], "createdOn": iso_ms(batch["_created_ms"]),
+            "batchId": batch["id"],
+            "jobId": job_id,
+            "entityType": batch["entityType"],
+            "status": batch["status"],
+            "start": 1,
+            "count": len(batch["entities"]),
+            "total": len(batch["results"]),
+            "results": batch["results"],
+            "createdOn": iso_ms(batch["_created_ms"]),
             "lastModifiedOn": iso_ms(batch["_modified_ms"]),
         }
 
@@ -163,7 +198,11 @@ class Jobs:
             if problem is None and (entity["skuRef"] in reject_refs or (rate and rng.random() < rate)):
                 problem, code = "rejected by the sandbox (reject_entities fault)", "REJECTED"
             if problem is None:
-                catalogue = entity.get("catalogueRef") or batch["catalogueRef"] or f"DEFAULT:{entity.get('retailerId') or rid}"
+                catalogue = (
+                    entity.get("catalogueRef")
+                    or batch["catalogueRef"]
+                    or f"DEFAULT:{entity.get('retailerId') or rid}"
+                )
                 try:
                     self.state.store.upsert_inventory({**entity, "qty": int(entity["qty"])}, catalogue)
                 except Exception as exc:  # e.g. unknown catalogue

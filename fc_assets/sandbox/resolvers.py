@@ -90,10 +90,15 @@ def search(table_name: str) -> Callable[..., dict[str, Any]]:
             refs = ctx.store.scoped_keys(SCOPED[table_name], refs, catalogue)
         try:
             page = table.search(
-                first=first, last=last, after=args.get("after"), before=args.get("before"),
+                first=first,
+                last=last,
+                after=args.get("after"),
+                before=args.get("before"),
                 updated=date_bounds("updatedOn", args.get("updatedOn")),
                 created=date_bounds("createdOn", args.get("createdOn")),
-                equals=equals, refs=refs, stuck=ctx.stuck_cursor,
+                equals=equals,
+                refs=refs,
+                stuck=ctx.stuck_cursor,
             )
         except CursorError as exc:
             raise GraphQLError(str(exc)) from None
@@ -102,7 +107,9 @@ def search(table_name: str) -> Callable[..., dict[str, Any]]:
     return resolve
 
 
-def nested(items: list[dict[str, Any]], args: dict[str, Any], ctx: RequestContext, kind: str) -> dict[str, Any]:
+def nested(
+    items: list[dict[str, Any]], args: dict[str, Any], ctx: RequestContext, kind: str
+) -> dict[str, Any]:
     """A connection inside a node (items, quantities, variants): filtered in Python, keyset-paged by id."""
     first, last = page_size(ctx, args.get("first"), args.get("last"))
     for name in ("ref", "status", "type"):
@@ -115,12 +122,20 @@ def nested(items: list[dict[str, Any]], args: dict[str, Any], ctx: RequestContex
             items = [i for i in items if (lo is None or i[name] >= lo) and (hi is None or i[name] <= hi)]
     try:
         nodes, cursors, has_next, has_prev = page_list(
-            items, [int(i["id"]) for i in items], first=first, last=last, after=args.get("after"),
-            before=args.get("before"), kind=kind)
+            items,
+            [int(i["id"]) for i in items],
+            first=first,
+            last=last,
+            after=args.get("after"),
+            before=args.get("before"),
+            kind=kind,
+        )
     except CursorError as exc:
         raise GraphQLError(str(exc)) from None
-    return {"edges": [{"cursor": c, "node": n} for c, n in zip(cursors, nodes, strict=True)],
-            "pageInfo": {"hasNextPage": has_next, "hasPreviousPage": has_prev}}
+    return {
+        "edges": [{"cursor": c, "node": n} for c, n in zip(cursors, nodes, strict=True)],
+        "pageInfo": {"hasNextPage": has_next, "hasPreviousPage": has_prev},
+    }
 
 
 # ----------------------------------------------------------------------------------------- lookups
@@ -167,8 +182,12 @@ def order_items(order: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]
 def order_fulfilments(order: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
     store = info.context.store
     table = store.tables["fulfilments"]
-    return nested([table.node(f) for f in store.children["fulfilments_of"](order["_row"])], args, info.context,
-                  "orderFulfilments")
+    return nested(
+        [table.node(f) for f in store.children["fulfilments_of"](order["_row"])],
+        args,
+        info.context,
+        "orderFulfilments",
+    )
 
 
 def fulfilment_items(ful: dict[str, Any], info: Any, **args: Any) -> dict[str, Any]:
@@ -180,11 +199,19 @@ def fulfilment_items(ful: dict[str, Any], info: Any, **args: Any) -> dict[str, A
     for k in range(start, end):
         item = ch["build_item"](k, order_row)
         filled = item["quantity"] if status == "FULFILLED" else 0
-        items.append({
-            "id": item["id"], "ref": item["ref"], "status": status, "requestedQuantity": item["quantity"],
-            "filledQuantity": filled, "rejectedQuantity": item["quantity"] if status == "REJECTED" else 0,
-            "_ful": ful["_row"], "_item": k, "_order": order_row,
-        })
+        items.append(
+            {
+                "id": item["id"],
+                "ref": item["ref"],
+                "status": status,
+                "requestedQuantity": item["quantity"],
+                "filledQuantity": filled,
+                "rejectedQuantity": item["quantity"] if status == "REJECTED" else 0,
+                "_ful": ful["_row"],
+                "_item": k,
+                "_order": order_row,
+            }
+        )
     return nested(items, args, info.context, "fulfilmentItems")
 
 
@@ -295,21 +322,34 @@ MUTATIONS: dict[str, Callable[[Store, dict[str, Any]], dict[str, Any]]] = {
 }
 
 SEARCHES = {
-    "orders": "orders", "fulfilments": "fulfilments", "locations": "locations",
-    "productCatalogues": "product_catalogues", "standardProducts": "standard_products",
-    "variantProducts": "variant_products", "inventoryCatalogues": "inventory_catalogues",
-    "inventoryPositions": "inventory_positions", "inventoryQuantities": "inventory_quantities",
-    "virtualCatalogues": "virtual_catalogues", "virtualPositions": "virtual_positions",
+    "orders": "orders",
+    "fulfilments": "fulfilments",
+    "locations": "locations",
+    "productCatalogues": "product_catalogues",
+    "standardProducts": "standard_products",
+    "variantProducts": "variant_products",
+    "inventoryCatalogues": "inventory_catalogues",
+    "inventoryPositions": "inventory_positions",
+    "inventoryQuantities": "inventory_quantities",
+    "virtualCatalogues": "virtual_catalogues",
+    "virtualPositions": "virtual_positions",
 }
 
 QUERY_FIELDS: dict[str, Callable[..., Any]] = {
     "me": resolve_me,
-    "order": by_id("orders"), "orderById": by_id("orders"), "fulfilmentById": by_id("fulfilments"),
-    "location": by_id("locations"), "locationById": by_id("locations"),
-    "productCatalogue": by_ref("product_catalogues"), "standardProduct": by_ref("standard_products"),
-    "variantProduct": by_ref("variant_products"), "product": resolve_product,
-    "inventoryCatalogue": by_ref("inventory_catalogues"), "inventoryPosition": by_ref("inventory_positions"),
-    "inventoryQuantity": by_ref("inventory_quantities"), "virtualCatalogue": by_ref("virtual_catalogues"),
+    "order": by_id("orders"),
+    "orderById": by_id("orders"),
+    "fulfilmentById": by_id("fulfilments"),
+    "location": by_id("locations"),
+    "locationById": by_id("locations"),
+    "productCatalogue": by_ref("product_catalogues"),
+    "standardProduct": by_ref("standard_products"),
+    "variantProduct": by_ref("variant_products"),
+    "product": resolve_product,
+    "inventoryCatalogue": by_ref("inventory_catalogues"),
+    "inventoryPosition": by_ref("inventory_positions"),
+    "inventoryQuantity": by_ref("inventory_quantities"),
+    "virtualCatalogue": by_ref("virtual_catalogues"),
     "virtualPosition": by_ref("virtual_positions"),
 } | {name: search(table) for name, table in SEARCHES.items()}
 

@@ -75,13 +75,23 @@ class SandboxAdmin:
 class SandboxServer:
     """Start the sandbox subprocess on enter, stop it on exit (see the module docstring)."""
 
-    def __init__(self, args: list[str] | tuple[str, ...] = (), *, seed: int = 42, port: int = 0,
-                 host: str = "127.0.0.1", start_timeout: float = 60.0, stop_timeout: float = 10.0,
-                 log_path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str] | tuple[str, ...] = (),
+        *,
+        seed: int = 42,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        start_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+        log_path: str | Path | None = None,
+    ) -> None:
         self.args = [str(a) for a in args]
         self.seed, self.port, self.host = seed, port, host
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="fc-sandbox-", suffix=".log")[1])
+        self.log_path = (
+            Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="fc-sandbox-", suffix=".log")[1])
+        )
         self.base_url = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._admin: SandboxAdmin | None = None
@@ -93,8 +103,18 @@ class SandboxServer:
         return self._admin
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "fc_assets.sandbox", "--host", self.host, "--port", str(self.port),
-                "--seed", str(self.seed), *self.args]
+        return [
+            sys.executable,
+            "-m",
+            "fc_assets.sandbox",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--seed",
+            str(self.seed),
+            *self.args,
+        ]
 
     def start(self) -> SandboxServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child, closed in stop()

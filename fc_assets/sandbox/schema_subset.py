@@ -83,87 +83,465 @@ SERVED: dict[str, dict[str, list[str] | None]] = {
         )
     },
     "User": dict.fromkeys(
-        ["id", "ref", "username", "title", "firstName", "lastName", "primaryEmail", "primaryPhone", "type", "status", "attributes", "department", "country", "timezone", "promotionOptIn", "primaryRetailer", "primaryLocation", "createdOn", "updatedOn"]
+        [
+            "id",
+            "ref",
+            "username",
+            "title",
+            "firstName",
+            "lastName",
+            "primaryEmail",
+            "primaryPhone",
+            "type",
+            "status",
+            "attributes",
+            "department",
+            "country",
+            "timezone",
+            "promotionOptIn",
+            "primaryRetailer",
+            "primaryLocation",
+            "createdOn",
+            "updatedOn",
+        ]
     ),
     "Retailer": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "status", "ref", "summary", "websiteUrl", "primaryEmail", "supportEmail", "supportPhone", "tradingName"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "status",
+            "ref",
+            "summary",
+            "websiteUrl",
+            "primaryEmail",
+            "supportEmail",
+            "supportPhone",
+            "tradingName",
+        ]
     ),
     "Attribute": dict.fromkeys(["name", "type", "value"]),
     "PageInfo": dict.fromkeys(["hasPreviousPage", "hasNextPage"]),
     "Order": dict.fromkeys(
-        ["id", "ref", "type", "status", "workflowRef", "workflowVersion", "createdOn", "updatedOn", "attributes", "retailer", "totalPrice", "totalTaxPrice", "fulfilmentChoice", "customer", "customerLink"]
+        [
+            "id",
+            "ref",
+            "type",
+            "status",
+            "workflowRef",
+            "workflowVersion",
+            "createdOn",
+            "updatedOn",
+            "attributes",
+            "retailer",
+            "totalPrice",
+            "totalTaxPrice",
+            "fulfilmentChoice",
+            "customer",
+            "customerLink",
+        ]
     )
     | {"items": ["ref", "status", *PAGING], "fulfilments": ["ref", "status", *PAGING]},
     "OrderItem": dict.fromkeys(
-        ["id", "ref", "fulfilmentChoice", "product", "status", "createdOn", "updatedOn", "quantity", "paidPrice", "currency", "price", "taxPrice", "taxType", "totalPrice", "totalTaxPrice", "order", "attributes"]
+        [
+            "id",
+            "ref",
+            "fulfilmentChoice",
+            "product",
+            "status",
+            "createdOn",
+            "updatedOn",
+            "quantity",
+            "paidPrice",
+            "currency",
+            "price",
+            "taxPrice",
+            "taxType",
+            "totalPrice",
+            "totalTaxPrice",
+            "order",
+            "attributes",
+        ]
     ),
     "Customer": dict.fromkeys(
-        ["id", "ref", "status", "createdOn", "updatedOn", "attributes", "title", "country", "firstName", "lastName", "username", "primaryEmail", "primaryPhone", "timezone", "promotionOptIn", "retailer"]
+        [
+            "id",
+            "ref",
+            "status",
+            "createdOn",
+            "updatedOn",
+            "attributes",
+            "title",
+            "country",
+            "firstName",
+            "lastName",
+            "username",
+            "primaryEmail",
+            "primaryPhone",
+            "timezone",
+            "promotionOptIn",
+            "retailer",
+        ]
     ),
     "CustomerLink": dict.fromkeys(["ref"]),
     "FulfilmentChoice": dict.fromkeys(
-        ["id", "ref", "type", "status", "workflowRef", "workflowVersion", "createdOn", "updatedOn", "currency", "deliveryFirstName", "deliveryLastName", "deliveryContact", "deliveryEmail", "deliverAfter", "deliverBefore", "dispatchOn", "attributes", "deliveryInstruction", "deliveryType", "fulfilmentPrice", "fulfilmentTaxPrice", "fulfilmentType", "pickupLocationRef", "deliveryAddress"]
+        [
+            "id",
+            "ref",
+            "type",
+            "status",
+            "workflowRef",
+            "workflowVersion",
+            "createdOn",
+            "updatedOn",
+            "currency",
+            "deliveryFirstName",
+            "deliveryLastName",
+            "deliveryContact",
+            "deliveryEmail",
+            "deliverAfter",
+            "deliverBefore",
+            "dispatchOn",
+            "attributes",
+            "deliveryInstruction",
+            "deliveryType",
+            "fulfilmentPrice",
+            "fulfilmentTaxPrice",
+            "fulfilmentType",
+            "pickupLocationRef",
+            "deliveryAddress",
+        ]
     ),
     "Address": dict.fromkeys(
-        ["id", "type", "createdOn", "updatedOn", "companyName", "name", "street", "street2", "city", "state", "postcode", "region", "country", "latitude", "longitude", "ref", "timeZone", "email"]
+        [
+            "id",
+            "type",
+            "createdOn",
+            "updatedOn",
+            "companyName",
+            "name",
+            "street",
+            "street2",
+            "city",
+            "state",
+            "postcode",
+            "region",
+            "country",
+            "latitude",
+            "longitude",
+            "ref",
+            "timeZone",
+            "email",
+        ]
     ),
     "CustomerAddress": dict.fromkeys(
-        ["id", "type", "createdOn", "updatedOn", "companyName", "name", "street", "street2", "city", "state", "postcode", "region", "country", "latitude", "longitude", "ref", "timeZone", "email"]
+        [
+            "id",
+            "type",
+            "createdOn",
+            "updatedOn",
+            "companyName",
+            "name",
+            "street",
+            "street2",
+            "city",
+            "state",
+            "postcode",
+            "region",
+            "country",
+            "latitude",
+            "longitude",
+            "ref",
+            "timeZone",
+            "email",
+        ]
     ),
     "StoreAddress": dict.fromkeys(
-        ["id", "type", "createdOn", "updatedOn", "directions", "companyName", "name", "street", "street2", "city", "state", "postcode", "region", "country", "latitude", "longitude", "ref", "timeZone", "location", "email"]
+        [
+            "id",
+            "type",
+            "createdOn",
+            "updatedOn",
+            "directions",
+            "companyName",
+            "name",
+            "street",
+            "street2",
+            "city",
+            "state",
+            "postcode",
+            "region",
+            "country",
+            "latitude",
+            "longitude",
+            "ref",
+            "timeZone",
+            "location",
+            "email",
+        ]
     ),
     "Fulfilment": dict.fromkeys(
-        ["id", "ref", "status", "fulfilmentChoiceRef", "workflowRef", "workflowVersion", "createdOn", "updatedOn", "attributes", "deliveryType", "type", "eta", "expiryTime", "order", "fromAddress", "toAddress", "fromLocation"]
+        [
+            "id",
+            "ref",
+            "status",
+            "fulfilmentChoiceRef",
+            "workflowRef",
+            "workflowVersion",
+            "createdOn",
+            "updatedOn",
+            "attributes",
+            "deliveryType",
+            "type",
+            "eta",
+            "expiryTime",
+            "order",
+            "fromAddress",
+            "toAddress",
+            "fromLocation",
+        ]
     )
     | {"items": ["ref", "status", *PAGING]},
     "FulfilmentItem": dict.fromkeys(
-        ["id", "ref", "status", "requestedQuantity", "filledQuantity", "rejectedQuantity", "fulfilment", "orderItem"]
+        [
+            "id",
+            "ref",
+            "status",
+            "requestedQuantity",
+            "filledQuantity",
+            "rejectedQuantity",
+            "fulfilment",
+            "orderItem",
+        ]
     ),
     "LocationLink": dict.fromkeys(["ref"]),
     "Location": dict.fromkeys(
-        ["id", "ref", "createdOn", "updatedOn", "type", "status", "attributes", "name", "supportPhoneNumber", "defaultCarrier", "defaultCarrierName", "primaryAddress", "retailer", "openingSchedule", "workflowRef", "workflowVersion"]
+        [
+            "id",
+            "ref",
+            "createdOn",
+            "updatedOn",
+            "type",
+            "status",
+            "attributes",
+            "name",
+            "supportPhoneNumber",
+            "defaultCarrier",
+            "defaultCarrierName",
+            "primaryAddress",
+            "retailer",
+            "openingSchedule",
+            "workflowRef",
+            "workflowVersion",
+        ]
     ),
     "OpeningSchedule": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "allHours", "monEnd", "monStart", "tueEnd", "tueStart", "wedEnd", "wedStart", "thuEnd", "thuStart", "friEnd", "friStart", "satEnd", "satStart", "sunEnd", "sunStart"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "allHours",
+            "monEnd",
+            "monStart",
+            "tueEnd",
+            "tueStart",
+            "wedEnd",
+            "wedStart",
+            "thuEnd",
+            "thuStart",
+            "friEnd",
+            "friStart",
+            "satEnd",
+            "satStart",
+            "sunEnd",
+            "sunStart",
+        ]
     ),
     "ProductCatalogue": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "name", "description", "retailerRefs"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "name",
+            "description",
+            "retailerRefs",
+        ]
     ),
     "Product": dict.fromkeys(
-        ["id", "ref", "type", "catalogue", "name", "summary", "prices", "tax", "createdOn", "updatedOn", "status", "attributes", "workflowRef", "workflowVersion"]
+        [
+            "id",
+            "ref",
+            "type",
+            "catalogue",
+            "name",
+            "summary",
+            "prices",
+            "tax",
+            "createdOn",
+            "updatedOn",
+            "status",
+            "attributes",
+            "workflowRef",
+            "workflowVersion",
+        ]
     ),
     "StandardProduct": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "gtin", "name", "summary", "prices", "tax", "catalogue"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "gtin",
+            "name",
+            "summary",
+            "prices",
+            "tax",
+            "catalogue",
+        ]
     )
     | {"variants": [*SEARCH]},
     "VariantProduct": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "product", "gtin", "name", "summary", "prices", "tax", "catalogue"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "product",
+            "gtin",
+            "name",
+            "summary",
+            "prices",
+            "tax",
+            "catalogue",
+        ]
     ),
     "Price": dict.fromkeys(["type", "currency", "value"]),
     "TaxType": dict.fromkeys(["country", "group", "tariff"]),
     "InventoryCatalogue": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "name", "description", "retailerRefs"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "name",
+            "description",
+            "retailerRefs",
+        ]
     ),
     "InventoryPosition": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "productRef", "onHand", "locationRef", "location", "catalogue"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "productRef",
+            "onHand",
+            "locationRef",
+            "location",
+            "catalogue",
+        ]
     )
     | {"product": ["catalogue"], "quantities": [*SEARCH]},
     "InventoryQuantity": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "quantity", "condition", "expectedOn", "storageAreaRef", "catalogue", "position"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "quantity",
+            "condition",
+            "expectedOn",
+            "storageAreaRef",
+            "catalogue",
+            "position",
+        ]
     ),
     "VirtualCatalogue": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "name", "description", "inventoryCatalogueRef", "productCatalogueRef", "networkIds", "controlGroupRef", "retailerRefs"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "name",
+            "description",
+            "inventoryCatalogueRef",
+            "productCatalogueRef",
+            "networkIds",
+            "controlGroupRef",
+            "retailerRefs",
+        ]
     ),
     "VirtualPosition": dict.fromkeys(
-        ["id", "createdOn", "updatedOn", "ref", "type", "workflowRef", "workflowVersion", "status", "attributes", "productRef", "quantity", "groupRef", "catalogue"]
+        [
+            "id",
+            "createdOn",
+            "updatedOn",
+            "ref",
+            "type",
+            "workflowRef",
+            "workflowVersion",
+            "status",
+            "attributes",
+            "productRef",
+            "quantity",
+            "groupRef",
+            "catalogue",
+        ]
     ),
 }
 
 # Relay connections served, each with its edge type (all fields of both).
-CONNECTIONS = (
-    ["Order", "OrderItem", "Fulfilment", "FulfilmentItem", "Location", "ProductCatalogue", "StandardProduct", "VariantProduct", "InventoryCatalogue", "InventoryPosition", "InventoryQuantity", "VirtualCatalogue", "VirtualPosition"]
-)
+CONNECTIONS = [
+    "Order",
+    "OrderItem",
+    "Fulfilment",
+    "FulfilmentItem",
+    "Location",
+    "ProductCatalogue",
+    "StandardProduct",
+    "VariantProduct",
+    "InventoryCatalogue",
+    "InventoryPosition",
+    "InventoryQuantity",
+    "VirtualCatalogue",
+    "VirtualPosition",
+]
 for _node in CONNECTIONS:
     SERVED[f"{_node}Connection"] = dict.fromkeys(["edges", "pageInfo"])
     SERVED[f"{_node}Edge"] = dict.fromkeys(["node", "cursor"])

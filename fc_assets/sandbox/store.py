@@ -37,11 +37,17 @@ def not_found(kind: str, key: Any) -> FluentError:
     return FluentError("C0120E", f"{kind} {key} not found")
 
 
-def upsert_attributes(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def upsert_attributes(
+    old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
     merged = {a["name"]: dict(a) for a in old or []}
     for a in new or []:
         if a is not None:
-            merged[a["name"]] = {"name": a["name"], "type": a.get("type") or "STRING", "value": a.get("value")}
+            merged[a["name"]] = {
+                "name": a["name"],
+                "type": a.get("type") or "STRING",
+                "value": a.get("value"),
+            }
     return list(merged.values())
 
 
@@ -49,8 +55,11 @@ def upsert_prices(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | 
     merged = {(p["type"], p["currency"]): dict(p) for p in old or []}
     for p in new or []:
         if p is not None:
-            merged[(p["type"], p["currency"])] = {"type": p["type"], "currency": p["currency"],
-                                                  "value": float(p["value"])}
+            merged[(p["type"], p["currency"])] = {
+                "type": p["type"],
+                "currency": p["currency"],
+                "value": float(p["value"]),
+            }
     return list(merged.values())
 
 
@@ -82,10 +91,13 @@ class Store:
         return self.tables["locations"].find(ref) if ref else None
 
     def product(self, catalogue_ref: str, ref: str) -> dict[str, Any] | None:
-        return (self.tables["variant_products"].find((catalogue_ref, ref))
-                or self.tables["standard_products"].find((catalogue_ref, ref)))
+        return self.tables["variant_products"].find((catalogue_ref, ref)) or self.tables[
+            "standard_products"
+        ].find((catalogue_ref, ref))
 
-    def scoped_keys(self, catalogue_kind: str, refs: list[str], catalogue_ref: str | None) -> list[tuple[str, str]]:
+    def scoped_keys(
+        self, catalogue_kind: str, refs: list[str], catalogue_ref: str | None
+    ) -> list[tuple[str, str]]:
         """`by_ref` keys of catalogue-scoped entities for a ref filter (every catalogue when none is given)."""
         cats = [catalogue_ref] if catalogue_ref else list(self.tables[catalogue_kind].by_ref)
         return [(c, r) for c in cats for r in refs]
@@ -106,26 +118,63 @@ class Store:
         ms, now = self.now()
         addr = dict(inp["primaryAddress"])
         node = {
-            "ref": inp["ref"], "type": inp["type"], "status": "ACTIVE", "name": inp["name"],
-            "supportPhoneNumber": inp.get("supportPhoneNumber"), "defaultCarrier": inp.get("defaultCarrier"),
-            "defaultCarrierName": None, "workflowRef": f"LOCATION::{inp['type']}", "workflowVersion": 1,
-            "createdOn": now, "updatedOn": now, "retailer": self.retailer,
+            "ref": inp["ref"],
+            "type": inp["type"],
+            "status": "ACTIVE",
+            "name": inp["name"],
+            "supportPhoneNumber": inp.get("supportPhoneNumber"),
+            "defaultCarrier": inp.get("defaultCarrier"),
+            "defaultCarrierName": None,
+            "workflowRef": f"LOCATION::{inp['type']}",
+            "workflowVersion": 1,
+            "createdOn": now,
+            "updatedOn": now,
+            "retailer": self.retailer,
             "attributes": upsert_attributes([], inp.get("attributes")),
             "primaryAddress": self._address(None, addr, inp["ref"], now, table.n + 1),
-            "openingSchedule": {"id": str(table.n + 1), "createdOn": now, "updatedOn": now,
-                                **inp["openingSchedule"]},
+            "openingSchedule": {
+                "id": str(table.n + 1),
+                "createdOn": now,
+                "updatedOn": now,
+                **inp["openingSchedule"],
+            },
         }
         table.put(None, node, ms)
         return node
 
     @staticmethod
-    def _address(old: dict[str, Any] | None, new: dict[str, Any], location_ref: str, now: str,
-                 address_id: int) -> dict[str, Any]:
-        base = dict(old) if old else {
-            "__typename": "StoreAddress", "id": str(address_id), "type": "STORE", "createdOn": now,
-            "_location": location_ref, **dict.fromkeys(
-                ["companyName", "name", "street", "street2", "city", "state", "postcode", "region", "country", "latitude", "longitude", "timeZone", "email", "directions"]),
-        }
+    def _address(
+        old: dict[str, Any] | None, new: dict[str, Any], location_ref: str, now: str, address_id: int
+    ) -> dict[str, Any]:
+        base = (
+            dict(old)
+            if old
+            else {
+                "__typename": "StoreAddress",
+                "id": str(address_id),
+                "type": "STORE",
+                "createdOn": now,
+                "_location": location_ref,
+                **dict.fromkeys(
+                    [
+                        "companyName",
+                        "name",
+                        "street",
+                        "street2",
+                        "city",
+                        "state",
+                        "postcode",
+                        "region",
+                        "country",
+                        "latitude",
+                        "longitude",
+                        "timeZone",
+                        "email",
+                        "directions",
+                    ]
+                ),
+            }
+        )
         base.update({k: v for k, v in new.items() if k != "id" and v is not None})
         base["ref"] = base.get("ref") or location_ref
         base["updatedOn"] = now
@@ -144,12 +193,15 @@ class Store:
         if inp.get("attributes") is not None:
             node["attributes"] = upsert_attributes(node.get("attributes"), inp["attributes"])
         if inp.get("primaryAddress") is not None:
-            node["primaryAddress"] = self._address(node.get("primaryAddress"), inp["primaryAddress"], node["ref"],
-                                                   now, row + 1)
+            node["primaryAddress"] = self._address(
+                node.get("primaryAddress"), inp["primaryAddress"], node["ref"], now, row + 1
+            )
         if inp.get("openingSchedule") is not None:
-            node["openingSchedule"] = {**node["openingSchedule"],
-                                       **{k: v for k, v in inp["openingSchedule"].items() if v is not None},
-                                       "updatedOn": now}
+            node["openingSchedule"] = {
+                **node["openingSchedule"],
+                **{k: v for k, v in inp["openingSchedule"].items() if v is not None},
+                "updatedOn": now,
+            }
         node["updatedOn"] = now
         table.put(row, node, ms)
         return node
@@ -168,15 +220,26 @@ class Store:
         cat = self._product_catalogue(inp["catalogue"])
         key = (cat["ref"], inp["ref"])
         if self.product(*key) is not None:
-            raise FluentError("C0128E", f"Product with ref '{inp['ref']}' already exists in catalogue {cat['ref']}")
+            raise FluentError(
+                "C0128E", f"Product with ref '{inp['ref']}' already exists in catalogue {cat['ref']}"
+            )
         ms, now = self.now()
         node: dict[str, Any] = {
-            "__typename": "VariantProduct" if variant else "StandardProduct", "ref": inp["ref"],
-            "type": inp["type"], "status": "CREATED", "name": inp["name"], "summary": inp.get("summary"),
-            "gtin": inp["gtin"], "catalogue": cat, "prices": upsert_prices([], inp.get("prices")),
-            "tax": self._tax(inp.get("taxType")), "attributes": upsert_attributes([], inp.get("attributes")),
-            "workflowRef": f"PRODUCT_CATALOGUE::{cat['type']}", "workflowVersion": 1,
-            "createdOn": now, "updatedOn": now,
+            "__typename": "VariantProduct" if variant else "StandardProduct",
+            "ref": inp["ref"],
+            "type": inp["type"],
+            "status": "CREATED",
+            "name": inp["name"],
+            "summary": inp.get("summary"),
+            "gtin": inp["gtin"],
+            "catalogue": cat,
+            "prices": upsert_prices([], inp.get("prices")),
+            "tax": self._tax(inp.get("taxType")),
+            "attributes": upsert_attributes([], inp.get("attributes")),
+            "workflowRef": f"PRODUCT_CATALOGUE::{cat['type']}",
+            "workflowVersion": 1,
+            "createdOn": now,
+            "updatedOn": now,
         }
         if variant:
             node["_standard"] = self._standard_key(inp.get("product"), cat["ref"])
@@ -195,7 +258,11 @@ class Store:
 
     @staticmethod
     def _tax(tax: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if not tax else {"country": tax["country"], "group": tax["group"], "tariff": tax.get("tariff")}
+        return (
+            None
+            if not tax
+            else {"country": tax["country"], "group": tax["group"], "tariff": tax.get("tariff")}
+        )
 
     def update_product(self, variant: bool, inp: dict[str, Any]) -> dict[str, Any]:
         table = self.tables["variant_products" if variant else "standard_products"]
@@ -237,11 +304,18 @@ class Store:
             raise FluentError("C0123E", f"InventoryPosition with ref '{inp['ref']}' already exists")
         ms, now = self.now()
         node = {
-            "ref": inp["ref"], "type": inp["type"], "status": "CREATED", "productRef": inp["productRef"],
-            "locationRef": inp["locationRef"], "onHand": inp.get("onHand"), "catalogue": cat,
+            "ref": inp["ref"],
+            "type": inp["type"],
+            "status": "CREATED",
+            "productRef": inp["productRef"],
+            "locationRef": inp["locationRef"],
+            "onHand": inp.get("onHand"),
+            "catalogue": cat,
             "attributes": upsert_attributes([], inp.get("attributes")),
-            "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}", "workflowVersion": 1,
-            "createdOn": now, "updatedOn": now,
+            "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}",
+            "workflowVersion": 1,
+            "createdOn": now,
+            "updatedOn": now,
         }
         table.put(None, node, ms)
         self.quantities_of.setdefault((cat["ref"], inp["ref"]), [])
@@ -273,12 +347,20 @@ class Store:
             raise not_found("InventoryPosition", inp["position"]["ref"])
         ms, now = self.now()
         node = {
-            "ref": inp["ref"], "type": inp["type"], "status": "CREATED", "quantity": inp["quantity"],
-            "condition": inp.get("condition"), "expectedOn": self._iso(inp.get("expectedOn")),
-            "storageAreaRef": inp.get("storageAreaRef"), "catalogue": cat, "_position": pos_key,
+            "ref": inp["ref"],
+            "type": inp["type"],
+            "status": "CREATED",
+            "quantity": inp["quantity"],
+            "condition": inp.get("condition"),
+            "expectedOn": self._iso(inp.get("expectedOn")),
+            "storageAreaRef": inp.get("storageAreaRef"),
+            "catalogue": cat,
+            "_position": pos_key,
             "attributes": upsert_attributes([], inp.get("attributes")),
-            "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}", "workflowVersion": 1,
-            "createdOn": now, "updatedOn": now,
+            "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}",
+            "workflowVersion": 1,
+            "createdOn": now,
+            "updatedOn": now,
         }
         row = table.put(None, node, ms)
         self.quantities_of.setdefault(pos_key, []).append(row)
@@ -317,10 +399,19 @@ class Store:
         ms, now = self.now()
         pos_row = positions.by_ref.get((cat["ref"], pos_ref))
         if pos_row is None:
-            pos = {"ref": pos_ref, "type": "DEFAULT", "status": entity.get("status") or "ACTIVE",
-                   "productRef": sku, "locationRef": loc, "onHand": 0, "catalogue": cat, "attributes": [],
-                   "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}", "workflowVersion": 1,
-                   "createdOn": now}
+            pos = {
+                "ref": pos_ref,
+                "type": "DEFAULT",
+                "status": entity.get("status") or "ACTIVE",
+                "productRef": sku,
+                "locationRef": loc,
+                "onHand": 0,
+                "catalogue": cat,
+                "attributes": [],
+                "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}",
+                "workflowVersion": 1,
+                "createdOn": now,
+            }
         else:
             pos = dict(positions.node(pos_row))
         if qtype == "LAST_ON_HAND":
@@ -332,20 +423,34 @@ class Store:
         q_ref = f"{pos_ref}:{qtype}"
         q_row = quantities.by_ref.get((cat["ref"], q_ref))
         if q_row is None:
-            q = {"ref": q_ref, "type": qtype, "condition": None, "storageAreaRef": None, "catalogue": cat,
-                 "_position": pos_key, "attributes": [], "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}",
-                 "workflowVersion": 1, "createdOn": now}
+            q = {
+                "ref": q_ref,
+                "type": qtype,
+                "condition": None,
+                "storageAreaRef": None,
+                "catalogue": cat,
+                "_position": pos_key,
+                "attributes": [],
+                "workflowRef": f"INVENTORY_CATALOGUE::{cat['type']}",
+                "workflowVersion": 1,
+                "createdOn": now,
+            }
         else:
             q = dict(quantities.node(q_row))
         attrs = entity.get("attributes") if isinstance(entity.get("attributes"), dict) else {}
-        q.update(status=entity.get("status") or q.get("status") or "ACTIVE", quantity=qty, updatedOn=now,
-                 expectedOn=self._iso(entity.get("expectedOn") or attrs.get("expectedOn")) or q.get("expectedOn"))
+        q.update(
+            status=entity.get("status") or q.get("status") or "ACTIVE",
+            quantity=qty,
+            updatedOn=now,
+            expectedOn=self._iso(entity.get("expectedOn") or attrs.get("expectedOn")) or q.get("expectedOn"),
+        )
         for key in ("condition", "storageAreaRef"):
             if attrs.get(key) is not None:
                 q[key] = attrs[key]
         if attrs:
-            q["attributes"] = upsert_attributes(q.get("attributes"), [
-                {"name": k, "type": "STRING", "value": v} for k, v in attrs.items()])
+            q["attributes"] = upsert_attributes(
+                q.get("attributes"), [{"name": k, "type": "STRING", "value": v} for k, v in attrs.items()]
+            )
         row = quantities.put(q_row, q, ms)
         if q_row is None:
             self.quantities_of[pos_key].append(row)

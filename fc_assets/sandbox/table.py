@@ -156,7 +156,9 @@ class Table:
         row = self.by_ref.get(key)
         return None if row is None else self.node(row)
 
-    def put(self, row: int | None, node: dict[str, Any], updated_ms: int, created_ms: int | None = None) -> int:
+    def put(
+        self, row: int | None, node: dict[str, Any], updated_ms: int, created_ms: int | None = None
+    ) -> int:
         """Store a written node (new when `row` is None: it gets the next id); re-index it."""
         if row is None:
             row = self.n
@@ -200,7 +202,7 @@ class Table:
             raw = base64.urlsafe_b64decode(cursor.encode())
             if not raw.startswith(self._prefix):
                 raise ValueError
-            return int(raw[len(self._prefix):])
+            return int(raw[len(self._prefix) :])
         except (ValueError, TypeError) as exc:
             raise CursorError(f"cursor {cursor!r} is not a {self.kind} cursor") from exc
 
@@ -322,8 +324,16 @@ class Table:
         return bool(self._scan_back(keys, lo, hi, 1, match)) if lo < hi else False
 
 
-def page_list(items: list[Any], ids: list[int], *, first: int | None, last: int | None, after: str | None,
-              before: str | None, kind: str) -> tuple[list[Any], list[str], bool, bool]:
+def page_list(
+    items: list[Any],
+    ids: list[int],
+    *,
+    first: int | None,
+    last: int | None,
+    after: str | None,
+    before: str | None,
+    kind: str,
+) -> tuple[list[Any], list[str], bool, bool]:
     """Keyset paging of a short child list already in id order (order items, fulfilment items...)."""
     prefix = f"{kind}:".encode()
 
@@ -332,7 +342,7 @@ def page_list(items: list[Any], ids: list[int], *, first: int | None, last: int 
             raw = base64.urlsafe_b64decode(cursor.encode())
             if not raw.startswith(prefix):
                 raise ValueError
-            return int(raw[len(prefix):])
+            return int(raw[len(prefix) :])
         except (ValueError, TypeError) as exc:
             raise CursorError(f"cursor {cursor!r} is not a {kind} cursor") from exc
 

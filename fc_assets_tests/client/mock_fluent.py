@@ -66,26 +66,41 @@ class MockFluent:
         form = dict(parse_qsl(request.content.decode()))
         self.token_forms.append(form)
         if form.get("client_secret") != SECRET:
-            return httpx.Response(401, json={"error": "invalid_client", "error_description": "Bad client credentials"})
+            return httpx.Response(
+                401, json={"error": "invalid_client", "error_description": "Bad client credentials"}
+            )
         if form["grant_type"] == "refresh_token":
             if form.get("refresh_token") not in self.valid_refresh:
-                return httpx.Response(400, json={"error": "invalid_grant", "error_description": "Invalid refresh token"})
+                return httpx.Response(
+                    400, json={"error": "invalid_grant", "error_description": "Invalid refresh token"}
+                )
             self.valid_refresh.discard(form["refresh_token"])
         elif form["grant_type"] == "password" and form.get("password") != PASSWORD:
-            return httpx.Response(400, json={"error": "invalid_grant", "error_description": "Bad credentials"})
+            return httpx.Response(
+                400, json={"error": "invalid_grant", "error_description": "Bad credentials"}
+            )
         n = next(self._n)
         token = f"access-token-{n:04d}-abcdef"
         self.valid_tokens.add(token)
-        body: dict[str, Any] = {"access_token": token, "token_type": "bearer", "expires_in": self.expires_in,
-                                "scope": "api", "Retailer_id": 1}
+        body: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "scope": "api",
+            "Retailer_id": 1,
+        }
         if self.refresh_tokens:
             body["refresh_token"] = f"refresh-token-{n:04d}-xyz"
             self.valid_refresh.add(body["refresh_token"])
         return httpx.Response(200, json=body)
 
     def client(self, **kw: Any) -> FluentClient:
-        opts: dict[str, Any] = {"backoff_base": 0.001, "backoff_max": 0.005, "max_retries": 3,
-                                "transport": httpx.MockTransport(self)}
+        opts: dict[str, Any] = {
+            "backoff_base": 0.001,
+            "backoff_max": 0.005,
+            "max_retries": 3,
+            "transport": httpx.MockTransport(self),
+        }
         opts.update(kw)
         return FluentClient("http://fluent.test", "fc-test", SECRET, **opts)
 
@@ -93,6 +108,8 @@ class MockFluent:
 def connection(nodes: list[dict[str, Any]], first: int, after: str | None) -> dict[str, Any]:
     """A Relay connection page over `nodes` with keyset cursors `c<index>`."""
     start = int(after[1:]) + 1 if after else 0
-    chunk = nodes[start:start + first]
-    return {"edges": [{"cursor": f"c{start + i}", "node": n} for i, n in enumerate(chunk)],
-            "pageInfo": {"hasNextPage": start + first < len(nodes)}}
+    chunk = nodes[start : start + first]
+    return {
+        "edges": [{"cursor": f"c{start + i}", "node": n} for i, n in enumerate(chunk)],
+        "pageInfo": {"hasNextPage": start + first < len(nodes)},
+    }

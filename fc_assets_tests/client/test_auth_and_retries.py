@@ -50,7 +50,12 @@ def test_token_renewed_before_expiry_with_refresh_token_then_fallback():
         fluent.valid_refresh.clear()  # e.g. revoked: the refresh grant fails and the password grant takes over
         time.sleep(0.3)
         client.graphql(ME)
-    assert [f["grant_type"] for f in fluent.token_forms] == ["password", "refresh_token", "refresh_token", "password"]
+    assert [f["grant_type"] for f in fluent.token_forms] == [
+        "password",
+        "refresh_token",
+        "refresh_token",
+        "password",
+    ]
     assert fluent.calls("/graphql") == 3  # renewed before use, never a 401 round trip
     assert client.stats.reauths == 0
 
@@ -100,7 +105,11 @@ def test_concurrent_callers_share_one_token_request():
 
 @pytest.mark.parametrize("header", ["0.3", "date"])
 def test_429_waits_retry_after(header):
-    value = header if header != "date" else format_datetime(datetime.now(UTC) + timedelta(seconds=1.2), usegmt=True)
+    value = (
+        header
+        if header != "date"
+        else format_datetime(datetime.now(UTC) + timedelta(seconds=1.2), usegmt=True)
+    )
     fluent = MockFluent().then("/graphql", (429, {"message": "slow down"}, {"Retry-After": value}))
     client = fluent.client()
     started = time.monotonic()

@@ -23,12 +23,15 @@ from fc_assets_tests.client.mock_fluent import PASSWORD, SECRET, MockFluent
 ENTITY = {"skuRef": "SKU1", "locationRef": "LOC1", "qty": 5, "type": "LAST_ON_HAND", "status": "ACTIVE"}
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"action": "CREATE"}, "action"),
-    ({"entity_type": "UNKNOWN"}, "entityType"),
-    ({"entities": []}, "1..5000"),
-    ({"entities": [ENTITY] * 5001}, "1..5000"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"action": "CREATE"}, "action"),
+        ({"entity_type": "UNKNOWN"}, "entityType"),
+        ({"entities": []}, "1..5000"),
+        ({"entities": [ENTITY] * 5001}, "1..5000"),
+    ],
+)
 def test_batch_validated_before_sending(kwargs, message):
     fluent = MockFluent()
     entities = kwargs.pop("entities", [ENTITY])
@@ -51,11 +54,18 @@ def test_job_batch_flow_and_poll_until_complete():
     fluent.rest = rest
     client = fluent.client()
     job = client.create_job("inventory-2025-01-01", meta={"preprocessing": "skip"})
-    assert job == "42" and posted[0] == {"name": "inventory-2025-01-01", "retailerId": "1",
-                                         "meta": {"preprocessing": "skip"}}
+    assert job == "42" and posted[0] == {
+        "name": "inventory-2025-01-01",
+        "retailerId": "1",
+        "meta": {"preprocessing": "skip"},
+    }
     assert client.send_batch(job, [ENTITY], catalogueRef="DEFAULT:1") == "b1"
-    assert posted[1] == {"action": "UPSERT", "entityType": "INVENTORY", "catalogueRef": "DEFAULT:1",
-                         "entities": [ENTITY]}
+    assert posted[1] == {
+        "action": "UPSERT",
+        "entityType": "INVENTORY",
+        "catalogueRef": "DEFAULT:1",
+        "entities": [ENTITY],
+    }
     batch = client.wait_for_batch(job, "b1", poll_initial=0.01)
     assert batch["status"] == "COMPLETE" and fluent.calls("/api/v4.1/job/42/batch/b1") == 3
 
@@ -90,8 +100,15 @@ def test_events_post_and_search_pages():
         q = dict(parse_qsl(req.url.query.decode()))
         seen.append(q)
         start, count = int(q["start"]), int(q["count"])
-        return httpx.Response(200, json={"start": start, "count": count, "hasMore": start + count < len(events),
-                                         "results": events[start:start + count]})
+        return httpx.Response(
+            200,
+            json={
+                "start": start,
+                "count": count,
+                "hasMore": start + count < len(events),
+                "results": events[start : start + count],
+            },
+        )
 
     fluent.rest = rest
     client = fluent.client(page_size=2)
@@ -115,17 +132,30 @@ def test_secrets_never_in_repr_errors_or_logs(caplog):
     with pytest.raises(FluentHTTPError) as http_err:
         client.graphql("query { me { ref } }")
     fluent.valid_tokens.clear()
-    fluent.then("/oauth/token", (401, {"error": "invalid_client", "error_description": f"client {SECRET}"}),
-                (401, {"error": "invalid_client", "error_description": f"client {SECRET}"}))
+    fluent.then(
+        "/oauth/token",
+        (401, {"error": "invalid_client", "error_description": f"client {SECRET}"}),
+        (401, {"error": "invalid_client", "error_description": f"client {SECRET}"}),
+    )
     fluent.then("/graphql", 401)
     with pytest.raises(FluentAuthError) as auth_err:
         client.graphql("query { me { ref } }")
-    texts = [repr(client), str(client.stats), str(http_err.value), repr(http_err.value), str(auth_err.value),
-             caplog.text]
+    texts = [
+        repr(client),
+        str(client.stats),
+        str(http_err.value),
+        repr(http_err.value),
+        str(auth_err.value),
+        caplog.text,
+    ]
     for text in texts:
         for secret in (SECRET, PASSWORD, token, "refresh-token-0001-xyz"):
             assert secret not in text
-    assert "***" in str(http_err.value) and "***" in str(auth_err.value) and "POST /graphql -> 200" in caplog.text
+    assert (
+        "***" in str(http_err.value)
+        and "***" in str(auth_err.value)
+        and "POST /graphql -> 200" in caplog.text
+    )
 
 
 def test_resource_from_env_uses_envvars_for_secrets(monkeypatch):
@@ -143,7 +173,11 @@ def test_resource_from_env_uses_envvars_for_secrets(monkeypatch):
     assert isinstance(resource.client_secret, dg.EnvVar) and isinstance(resource.password, dg.EnvVar)
     assert "env-secret-value" not in repr(resource) and "env-password-value" not in repr(resource)
     client = resource.get_client()  # outside a run the EnvVars are resolved here
-    assert client._client_secret == "env-secret-value" and client.page_size == 250 and client.grant_type == "password"
+    assert (
+        client._client_secret == "env-secret-value"
+        and client.page_size == 250
+        and client.grant_type == "password"
+    )
 
     with dg.build_resources({"fluent": resource}) as resources:  # what Dagster hands an asset
         assert resources.fluent.client_secret == "env-secret-value"

@@ -55,8 +55,20 @@ def graphql_requests(sb: SandboxServer) -> int:
 
 @pytest.fixture(scope="module")
 def big_sandbox() -> Iterator[SandboxServer]:
-    args = ["--inventory-positions", "25000", "--orders", "10", "--virtual-positions", "10", "--token-ttl", "2",
-            "--client-secret", BIG_SECRET, "--password", BIG_PASSWORD]
+    args = [
+        "--inventory-positions",
+        "25000",
+        "--orders",
+        "10",
+        "--virtual-positions",
+        "10",
+        "--token-ttl",
+        "2",
+        "--client-secret",
+        BIG_SECRET,
+        "--password",
+        BIG_PASSWORD,
+    ]
     with SandboxServer(args, seed=7) as server:
         yield server
 
@@ -71,7 +83,10 @@ def test_all_three_grants(sandbox, caplog):
         assert client.graphql(ME)["me"] == {"ref": "sandbox", "type": "ADMIN"}  # password
     grants = [r.getMessage() for r in caplog.records if "token obtained" in r.getMessage()]
     assert [g.split(" grant")[0].rsplit(" ", 1)[1] for g in grants] == [
-        "client_credentials", "refresh_token", "password"]
+        "client_credentials",
+        "refresh_token",
+        "password",
+    ]
     with pytest.raises(FluentAuthError, match="invalid_grant Bad credentials"):
         client_for(sandbox, username="sandbox", password="wrong").graphql(ME)
 
@@ -147,12 +162,17 @@ def test_timeout_is_a_clear_error_and_posts_are_not_resent(sandbox_clean):
             client.create_job("timeout-probe")
     assert post_err.value.attempts == 1 and post_err.value.request_sent
     assert "POST /api/v4.1/job" in str(post_err.value) and "may have processed" in str(post_err.value)
-    assert sb.admin.received()["requests"]["POST /api/v4.1/job"] == posts_before + 1  # sent once, not repeated
+    assert (
+        sb.admin.received()["requests"]["POST /api/v4.1/job"] == posts_before + 1
+    )  # sent once, not repeated
 
 
 def test_non_advancing_cursor_raises(sandbox_clean):
     sandbox_clean.admin.set_faults(stuck_cursor=True)
-    with client_for(sandbox_clean) as client, pytest.raises(FluentPagingError, match="did not advance") as info:
+    with (
+        client_for(sandbox_clean) as client,
+        pytest.raises(FluentPagingError, match="did not advance") as info,
+    ):
         list(client.paginate(POSITIONS, page_size=100))
     assert info.value.page == 2
 
@@ -160,8 +180,9 @@ def test_non_advancing_cursor_raises(sandbox_clean):
 def test_two_root_connections_page_only_the_one_asked_for(sandbox):
     expected = sandbox.admin.counts("inventory_positions")["count"]
     with client_for(sandbox) as client:
-        pages = list(client.paginate(TWO_ROOTS, {"locFirst": 5}, connection_path="inventoryPositions",
-                                     page_size=300))
+        pages = list(
+            client.paginate(TWO_ROOTS, {"locFirst": 5}, connection_path="inventoryPositions", page_size=300)
+        )
     ids = [n["id"] for p in pages for n in p.nodes]
     assert len(ids) == len(set(ids)) == expected and len(pages) == -(-expected // 300)
 
@@ -171,18 +192,33 @@ def test_batch_complete_with_per_entity_errors(sandbox_clean):
     with client_for(sb) as client:
         positions = next(client.paginate(POSITIONS, page_size=3)).nodes
         sb.admin.set_faults(reject_entities={"skuRefs": [positions[1]["productRef"]]})
-        entities = [{"skuRef": p["productRef"], "locationRef": p["locationRef"], "qty": 77 + i,
-                     "type": "LAST_ON_HAND", "status": "ACTIVE"} for i, p in enumerate(positions)]
+        entities = [
+            {
+                "skuRef": p["productRef"],
+                "locationRef": p["locationRef"],
+                "qty": 77 + i,
+                "type": "LAST_ON_HAND",
+                "status": "ACTIVE",
+            }
+            for i, p in enumerate(positions)
+        ]
         entities[2]["qty"] = "not a number"
         job = client.create_job("inventory-test", meta={"preprocessing": "skip"})
         batch_id = client.send_batch(job, entities)
         batch = client.wait_for_batch(job, batch_id, timeout=10, poll_initial=0.05)
         refreshed = client.graphql(
             "query($refs: [String!]) { inventoryPositions(productRef: $refs, first: 10) "
-            "{ edges { node { locationRef onHand } } } }", {"refs": [positions[0]["productRef"]]})
+            "{ edges { node { locationRef onHand } } } }",
+            {"refs": [positions[0]["productRef"]]},
+        )
     assert batch["status"] == "COMPLETE" and batch["count"] == 3 and batch["total"] == 2
-    assert {(r["entityIndex"], r["code"]) for r in batch["results"]} == {(1, "REJECTED"), (2, "INVALID_ENTITY")}
-    on_hand = {e["node"]["locationRef"]: e["node"]["onHand"] for e in refreshed["inventoryPositions"]["edges"]}
+    assert {(r["entityIndex"], r["code"]) for r in batch["results"]} == {
+        (1, "REJECTED"),
+        (2, "INVALID_ENTITY"),
+    }
+    on_hand = {
+        e["node"]["locationRef"]: e["node"]["onHand"] for e in refreshed["inventoryPositions"]["edges"]
+    }
     assert on_hand[positions[0]["locationRef"]] == 77  # the accepted entity is visible through GraphQL
 
 
@@ -201,11 +237,14 @@ def test_batch_to_a_closed_job(sandbox_clean):
 def test_events_posted_and_found_again(sandbox_clean):
     ref = f"ORDER-{time.time_ns()}"
     with client_for(sandbox_clean, page_size=2) as client:
-        answer = client.post_event({"name": "OrderNote", "entityType": "ORDER", "entityRef": ref,
-                                    "attributes": {"note": "hello"}})
+        answer = client.post_event(
+            {"name": "OrderNote", "entityType": "ORDER", "entityRef": ref, "attributes": {"note": "hello"}}
+        )
         for i in range(4):
-            client.post_event({"name": "OrderNote", "entityType": "ORDER", "entityRef": ref,
-                               "attributes": {"n": i}}, mode="sync" if i == 0 else "async")
+            client.post_event(
+                {"name": "OrderNote", "entityType": "ORDER", "entityRef": ref, "attributes": {"n": i}},
+                mode="sync" if i == 0 else "async",
+            )
         pages_before = client.stats.pages
         found = list(client.search_events(name="OrderNote", context={"entityRef": ref}))
     assert len(found) == 5 and answer["id"] in {e["id"] for e in found}
@@ -225,8 +264,10 @@ def test_secrets_absent_from_logs_reprs_errors_and_metadata(big_sandbox, caplog)
         client.graphql(ME)  # 401 -> refresh refused -> password grant
         tokens |= {client._token.value, client._token.refresh_token}
         texts += [repr(client), str(client.stats.as_metadata())]
-    for bad in (client_for(sb, client_secret="wrong-secret-55", username="sandbox", password=BIG_PASSWORD),
-                client_for(sb, client_secret=BIG_SECRET, username="sandbox", password="wrong-pass-66")):
+    for bad in (
+        client_for(sb, client_secret="wrong-secret-55", username="sandbox", password=BIG_PASSWORD),
+        client_for(sb, client_secret=BIG_SECRET, username="sandbox", password="wrong-pass-66"),
+    ):
         with pytest.raises(FluentAuthError) as info:
             bad.graphql(ME)
         texts += [str(info.value), repr(info.value), repr(bad)]

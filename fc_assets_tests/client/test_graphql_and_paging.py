@@ -76,8 +76,11 @@ def test_two_root_connections_page_only_the_one_asked_for():
 
 def test_stuck_cursor_raises_instead_of_stopping():
     fluent = MockFluent()
-    fluent.graphql = lambda body: {"data": {"orders": {
-        "edges": [{"cursor": "same", "node": {"id": "1"}}], "pageInfo": {"hasNextPage": True}}}}
+    fluent.graphql = lambda body: {
+        "data": {
+            "orders": {"edges": [{"cursor": "same", "node": {"id": "1"}}], "pageInfo": {"hasNextPage": True}}
+        }
+    }
     pages = fluent.client().paginate(ORDERS)
     assert next(pages).end_cursor == "same"
     with pytest.raises(FluentPagingError, match="did not advance") as info:
@@ -85,13 +88,19 @@ def test_stuck_cursor_raises_instead_of_stopping():
     assert info.value.page == 2
 
 
-@pytest.mark.parametrize("conn, message", [
-    ({"edges": [{"node": {"id": "1"}}], "pageInfo": {"hasNextPage": True}}, "no cursor"),
-    ({"edges": [], "pageInfo": {"hasNextPage": True}}, "no edges"),
-    ({"edges": [{"cursor": "a", "node": {"id": "1"}}], "pageInfo": {"hasNextPage": None}}, "not a boolean"),
-    ({"edges": [{"cursor": "a", "node": None}], "pageInfo": {"hasNextPage": False}}, "no node"),
-    (None, "null or missing"),
-])
+@pytest.mark.parametrize(
+    "conn, message",
+    [
+        ({"edges": [{"node": {"id": "1"}}], "pageInfo": {"hasNextPage": True}}, "no cursor"),
+        ({"edges": [], "pageInfo": {"hasNextPage": True}}, "no edges"),
+        (
+            {"edges": [{"cursor": "a", "node": {"id": "1"}}], "pageInfo": {"hasNextPage": None}},
+            "not a boolean",
+        ),
+        ({"edges": [{"cursor": "a", "node": None}], "pageInfo": {"hasNextPage": False}}, "no node"),
+        (None, "null or missing"),
+    ],
+)
 def test_malformed_pages_raise(conn, message):
     fluent = MockFluent()
     fluent.graphql = lambda body: {"data": {"orders": conn}}
@@ -115,14 +124,24 @@ def test_connection_plan_reads_the_query():
     assert connection_plan(literal).first_literal == 50
 
 
-@pytest.mark.parametrize("query, message", [
-    ("query($a: String) { orders(after: $a) { edges { cursor node { id } } pageInfo { hasNextPage } } }", "first"),
-    ("query($f: Int, $a: String) { orders(first: $f, after: $a) { edges { node { id } } pageInfo { hasNextPage } } }",
-     "cursor"),
-    ("query($f: Int) { orders(first: $f, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage } } }",
-     "not declared"),
-    ("query { me { ref } }", "no connection"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        (
+            "query($a: String) { orders(after: $a) { edges { cursor node { id } } pageInfo { hasNextPage } } }",
+            "first",
+        ),
+        (
+            "query($f: Int, $a: String) { orders(first: $f, after: $a) { edges { node { id } } pageInfo { hasNextPage } } }",
+            "cursor",
+        ),
+        (
+            "query($f: Int) { orders(first: $f, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage } } }",
+            "not declared",
+        ),
+        ("query { me { ref } }", "no connection"),
+    ],
+)
 def test_unpageable_queries_are_refused_up_front(query, message):
     with pytest.raises(FluentPagingError, match=message):
         connection_plan(query, None)
@@ -137,8 +156,10 @@ def test_syntax_error_is_a_validation_error():
 
 def test_graphql_errors_are_typed_and_partial_mode_keeps_data():
     fluent = MockFluent()
-    body = {"data": {"a1": {"id": "1"}, "a2": None}, "errors": [
-        {"message": "C0121E Order ref already exists", "path": ["a2"]}]}
+    body = {
+        "data": {"a1": {"id": "1"}, "a2": None},
+        "errors": [{"message": "C0121E Order ref already exists", "path": ["a2"]}],
+    }
     fluent.graphql = lambda _: body
     client = fluent.client()
     mutation = "mutation { a1: createLocation(input: {}) { id } a2: createLocation(input: {}) { id } }"
@@ -148,7 +169,9 @@ def test_graphql_errors_are_typed_and_partial_mode_keeps_data():
     assert err.codes == ["C0121E"] and not err.retryable and err.data == body["data"]
     assert err.classification.action == "VERIFY_PAYLOAD" and "C0121E" in str(err)
     result = client.graphql(mutation, partial=True)
-    assert isinstance(result, GraphQLResult) and result.data == body["data"] and result.errors == body["errors"]
+    assert (
+        isinstance(result, GraphQLResult) and result.data == body["data"] and result.errors == body["errors"]
+    )
     assert result.error.codes == ["C0121E"]
     assert client.graphql("query { me { ref } }", partial=True) == GraphQLResult(body["data"], body["errors"])
 
@@ -168,17 +191,20 @@ def test_rate_limit_graphql_error_retried_for_queries_only():
     assert info.value.retryable and info.value.codes == ["C0011E"] and fluent.calls("/graphql") == 4
 
 
-@pytest.mark.parametrize("error, code, retryable, action", [
-    ({"message": "x", "extensions": {"code": "C0001E"}}, "C0001E", False, "FIX_AND_RETRY"),
-    ({"message": "C0003E view initialising"}, "C0003E", True, "RETRY_LATER"),
-    ({"message": "C0020E missing permissions: ORDER_VIEW"}, "C0020E", False, "CONTACT_SUPPORT"),
-    ({"message": "C0101E date"}, "C0101E", False, "FIX_AND_RETRY"),
-    ({"message": "S0002E"}, "S0002E", True, "RETRY_LATER"),
-    ({"message": "S0005E"}, "S0005E", False, "CONTACT_SUPPORT"),
-    ({"message": "T0001E upstream"}, "T0001E", True, "RETRY_LATER"),
-    ({"message": "Connection reset by peer"}, None, True, "RETRY_LATER"),
-    ({"message": "Order not found"}, None, False, "VERIFY_PAYLOAD"),
-])
+@pytest.mark.parametrize(
+    "error, code, retryable, action",
+    [
+        ({"message": "x", "extensions": {"code": "C0001E"}}, "C0001E", False, "FIX_AND_RETRY"),
+        ({"message": "C0003E view initialising"}, "C0003E", True, "RETRY_LATER"),
+        ({"message": "C0020E missing permissions: ORDER_VIEW"}, "C0020E", False, "CONTACT_SUPPORT"),
+        ({"message": "C0101E date"}, "C0101E", False, "FIX_AND_RETRY"),
+        ({"message": "S0002E"}, "S0002E", True, "RETRY_LATER"),
+        ({"message": "S0005E"}, "S0005E", False, "CONTACT_SUPPORT"),
+        ({"message": "T0001E upstream"}, "T0001E", True, "RETRY_LATER"),
+        ({"message": "Connection reset by peer"}, None, True, "RETRY_LATER"),
+        ({"message": "Order not found"}, None, False, "VERIFY_PAYLOAD"),
+    ],
+)
 def test_classification_table(error, code, retryable, action):
     cls = classify_graphql_error(error)
     assert (cls.code, cls.retryable, cls.action) == (code, retryable, action)

@@ -62,8 +62,14 @@ class Demo:
     def __init__(self, home: Path, env: dict[str, str], out: Path) -> None:
         self.home, self.out = home, out
         self.log = out.open("wb")
-        self.proc = subprocess.Popen([str(Path(sys.executable).with_name("fc-assets")), "demo"], cwd=home, env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("fc-assets")), "demo"],
+            cwd=home,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def text(self) -> str:
         return self.out.read_text()
@@ -92,18 +98,30 @@ class Demo:
 
 
 def _lake_keys(info: StackInfo) -> list[str]:
-    s3 = boto3.client("s3", endpoint_url=info.s3_endpoint, aws_access_key_id="testing",
-                      aws_secret_access_key="testing", region_name="us-east-1")
-    return [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket="fc-lake")
-            for o in p.get("Contents", [])]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=info.s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    return [
+        o["Key"]
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket="fc-lake")
+        for o in p.get("Contents", [])
+    ]
 
 
 def test_demo_stack_runs_sensors_and_ui_and_starts_again(tmp_path):
     home = tmp_path / "demo"
     home.mkdir()
     shutil.copy(ROOT / "workspace.yaml", home / "workspace.yaml")
-    ports = {"FC_SANDBOX_PORT": free_port(), "FC_S3_PORT": free_port(), "FC_SFTP_PORT": free_port(),
-             "FC_DAGSTER_PORT": free_port()}
+    ports = {
+        "FC_SANDBOX_PORT": free_port(),
+        "FC_S3_PORT": free_port(),
+        "FC_SFTP_PORT": free_port(),
+        "FC_DAGSTER_PORT": free_port(),
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUENT_", "FC_", "AWS_"))}
     env.update({k: str(v) for k, v in ports.items()})
     env["FC_DEMO_MARKER"] = str(home)  # lets the test find every process the demo started
@@ -151,14 +169,24 @@ def _screenshots(url: str, tmp_path: Path) -> None:
         pytest.skip("Debian's chromium is not installed (make test installs it when it runs as root)")
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 900})
             # lineage: extraction assets (with their checks) upstream of a DuckDB analytics asset
-            page.goto(f"{url}/assets/stock_by_location?view=lineage&lineageScope=upstream", wait_until="networkidle")
+            page.goto(
+                f"{url}/assets/stock_by_location?view=lineage&lineageScope=upstream", wait_until="networkidle"
+            )
             for name in ("inventory_positions", "locations", "stock_by_location"):
                 page.wait_for_selector(f"text={name}", timeout=30_000)
             page.wait_for_timeout(1500)

@@ -70,7 +70,10 @@ def inventory_jsonl(gz: bool = False) -> bytes:
     """JSONL with a blank line (line 3), a malformed line (line 5) and a non-object line (line 8)."""
     lines = [orjson.dumps(r).decode() for r in inventory_records()[:3]]
     lines.insert(2, "")
-    lines += ['{"SKU": "X1", "Location": "LOC-9", "QUANTITY": 4', orjson.dumps(inventory_records()[3]).decode()]
+    lines += [
+        '{"SKU": "X1", "Location": "LOC-9", "QUANTITY": 4',
+        orjson.dumps(inventory_records()[3]).decode(),
+    ]
     lines += [orjson.dumps(r).decode() for r in inventory_records()[4:5]]
     lines += ["[1, 2, 3]"]
     raw = ("\r\n".join(lines) + "\r\n").encode()

@@ -36,8 +36,13 @@ def cli(tmp_path_factory):
     }
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     procs = {
-        name: subprocess.Popen([FC_ASSETS, "check-file", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
+        name: subprocess.Popen(
+            [FC_ASSETS, "check-file", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for name, args in scenarios.items()
     }
     results = {}
@@ -55,10 +60,19 @@ def test_a_readable_file_prints_one_json_line_and_exits_0(cli):
     lines = out.splitlines()
     assert len(lines) == 1
     summary = json.loads(lines[0])
-    assert {k: summary[k] for k in ("feed", "path", "format", "rows", "accepted", "rejected", "rejects_path",
-                                    "failed")} == {
-        "feed": "inventory", "path": str(d / "stock.csv"), "format": "csv", "rows": 11, "accepted": 4,
-        "rejected": 7, "rejects_path": str(d / "out" / "rejects.csv"), "failed": True}
+    assert {
+        k: summary[k]
+        for k in ("feed", "path", "format", "rows", "accepted", "rejected", "rejects_path", "failed")
+    } == {
+        "feed": "inventory",
+        "path": str(d / "stock.csv"),
+        "format": "csv",
+        "rows": 11,
+        "accepted": 4,
+        "rejected": 7,
+        "rejects_path": str(d / "out" / "rejects.csv"),
+        "failed": True,
+    }
     assert isinstance(summary["seconds"], float)
     assert parse_rejects((d / "out" / "rejects.csv").read_bytes()) == INVENTORY_REJECTS
 
@@ -90,7 +104,12 @@ def test_strict_exits_3_only_over_the_threshold(cli):
     code, out, err = results["strict_passed"]
     assert code == 0, err
     summary = json.loads(out)
-    assert (summary["rows"], summary["rejected"], summary["failed"], summary["rejects_path"]) == (100, 1, False, None)
+    assert (summary["rows"], summary["rejected"], summary["failed"], summary["rejects_path"]) == (
+        100,
+        1,
+        False,
+        None,
+    )
 
 
 def test_progress_goes_to_a_terminal_at_most_once_a_second(monkeypatch, capsys):

@@ -37,9 +37,16 @@ def assert_inventory(outcome) -> None:
     assert outcome.column("qty") == [5, 7, 12, 2147483647]
     assert outcome.column("status") == ["AVAILABLE", None, "RESERVED", "ON_ORDER"]
     assert [v.isoformat() if v else None for v in outcome.column("expected_on")] == [
-        "2025-01-15T00:00:00+00:00", None, None, "2025-03-01T08:30:00+00:00"]
-    assert r.reasons == {"qty: not a whole number": 4, "qty: must be between 0 and 2147483647": 2,
-                         "qty: required value is missing": 1}
+        "2025-01-15T00:00:00+00:00",
+        None,
+        None,
+        "2025-03-01T08:30:00+00:00",
+    ]
+    assert r.reasons == {
+        "qty: not a whole number": 4,
+        "qty: must be between 0 and 2147483647": 2,
+        "qty: required value is missing": 1,
+    }
     assert r.failed  # 7 of 11 rows is over 5 %
 
 
@@ -102,9 +109,17 @@ def test_read_file_gives_canonical_text_columns(tmp_path):
     assert [b.num_rows for b in batches] == [4, 4, 3]
     assert batches[0].schema == INVENTORY.text_schema
     first = batches[0].to_pylist()
-    assert first[0] | {} == {"sku_ref": "00123", "location_ref": "LOC-1", "qty": "5", "status": "available",
-                            "expected_on": "2025-01-15", "condition": None, "_row": 1, "_error": None,
-                            "_raw": None}
+    assert first[0] | {} == {
+        "sku_ref": "00123",
+        "location_ref": "LOC-1",
+        "qty": "5",
+        "status": "available",
+        "expected_on": "2025-01-15",
+        "condition": None,
+        "_row": 1,
+        "_error": None,
+        "_raw": None,
+    }
     assert first[2]["sku_ref"] == "B\nsecond line"
     assert [b["qty"] for b in first] == [r[2].strip() or None for r in INVENTORY_ROWS[:4]]
 
@@ -131,8 +146,11 @@ def test_wrong_field_counts_are_rejected_rows_with_their_numbers(tmp_path):
         (4, "_record", "4,L,4,extra", "expected 3 fields, found 4"),
         (6, "_record", "6", "expected 3 fields, found 1"),
     ]
-    assert out.report.reasons == {"_record: expected 3 fields, found 2": 1,
-                                  "_record: expected 3 fields, found 4": 1, "_record: expected 3 fields, found 1": 1}
+    assert out.report.reasons == {
+        "_record: expected 3 fields, found 2": 1,
+        "_record: expected 3 fields, found 4": 1,
+        "_record: expected 3 fields, found 1": 1,
+    }
 
 
 def test_header_only_and_empty_files(tmp_path):
@@ -162,12 +180,20 @@ def test_invalid_utf8_and_broken_gzip_are_unreadable(tmp_path):
 
 def test_other_columns_are_ignored_and_names_match_loosely(tmp_path):
     path = tmp_path / "stock.csv"
-    path.write_bytes(b"Colour,SKU-REF,locationRef,Qty,STATUS,expected date,condition\r\n"
-                     b"red, 0042 ,L1,3,quarantine,2025-01-15 10:00,NEW\r\n")
+    path.write_bytes(
+        b"Colour,SKU-REF,locationRef,Qty,STATUS,expected date,condition\r\n"
+        b"red, 0042 ,L1,3,quarantine,2025-01-15 10:00,NEW\r\n"
+    )
     out = run(INVENTORY, path)
     assert out.accepted.to_pylist()[0] | {"expected_on": None} == {
-        "sku_ref": "0042", "location_ref": "L1", "qty": 3, "status": "QUARANTINE", "expected_on": None,
-        "condition": "NEW", "_row": 1}
+        "sku_ref": "0042",
+        "location_ref": "L1",
+        "qty": 3,
+        "status": "QUARANTINE",
+        "expected_on": None,
+        "condition": "NEW",
+        "_row": 1,
+    }
 
 
 def test_ambiguous_columns_are_refused(tmp_path):
@@ -192,4 +218,6 @@ def test_streaming_does_not_read_the_whole_file(tmp_path):
 def test_the_checked_in_sizes_are_small():
     """The corpus is generated in the tests; nothing big is committed here."""
     here = os.path.dirname(__file__)
-    assert all(os.path.getsize(os.path.join(here, f)) < 64_000 for f in os.listdir(here) if not f.startswith("__"))
+    assert all(
+        os.path.getsize(os.path.join(here, f)) < 64_000 for f in os.listdir(here) if not f.startswith("__")
+    )

@@ -40,13 +40,16 @@ def test_json_array_gives_the_corpus_rows_and_rejects(tmp_path, gz):
 
 
 def test_json_values_keep_their_text_and_nested_objects_match_aliases():
-    doc = {"inventory": {"header": {"feed": 1}}, "items": [
-        {"sku": "007", "location": {"ref": "L1"}, "qty": 5, "status": "Damaged", "flag": True},
-        {"sku": 12, "location": {"ref": "L1"}, "qty": 3.5, "tags": ["a", "b"]},
-        {"sku": "X", "location": {"ref": "L2"}, "qty": "00042", "expected_on": None},
-        "not an object",
-        {"sku": "Y", "location": {"ref": "L2"}, "qty": 1e3},
-    ]}
+    doc = {
+        "inventory": {"header": {"feed": 1}},
+        "items": [
+            {"sku": "007", "location": {"ref": "L1"}, "qty": 5, "status": "Damaged", "flag": True},
+            {"sku": 12, "location": {"ref": "L1"}, "qty": 3.5, "tags": ["a", "b"]},
+            {"sku": "X", "location": {"ref": "L2"}, "qty": "00042", "expected_on": None},
+            "not an object",
+            {"sku": "Y", "location": {"ref": "L2"}, "qty": 1e3},
+        ],
+    }
     out = run(INVENTORY, io.BytesIO(orjson.dumps(doc)), name="wrapped.json")
     assert (out.report.rows, out.report.accepted, out.report.rejected) == (5, 2, 3)
     assert out.column("sku_ref") == ["007", "X"]
@@ -62,8 +65,14 @@ def test_json_values_keep_their_text_and_nested_objects_match_aliases():
 def test_declared_records_path_and_late_columns():
     """Records under a declared path; a field absent from the first record but present later is mapped
     (the schema is the feed's, not the first record's: pitfall 18)."""
-    doc = {"data": {"rows": [{"sku": "A", "location": "L", "qty": "1"},
-                             {"sku": "B", "location": "L", "qty": "2", "condition": "NEW"}]}}
+    doc = {
+        "data": {
+            "rows": [
+                {"sku": "A", "location": "L", "qty": "1"},
+                {"sku": "B", "location": "L", "qty": "2", "condition": "NEW"},
+            ]
+        }
+    }
     feed = inventory_feed(format_options=FormatOptions(json_records="data.rows.item"))
     out = run(feed, io.BytesIO(orjson.dumps(doc)), name="x.json", chunk_rows=1)
     assert out.column("condition") == [None, "NEW"]
@@ -92,7 +101,13 @@ def test_jsonl_malformed_lines_are_rejected_with_their_line_numbers(tmp_path, gz
     # lines: 1 ok, 2 ok, 3 blank, 4 qty 12abc, 5 malformed, 6 qty N/A, 7 qty 3.5, 8 not an object
     assert (out.report.rows, out.report.accepted, out.report.rejected) == (7, 2, 5)
     assert out.column("_row") == [1, 2]
-    assert [r[:2] for r in out.rejects] == [(4, "qty"), (5, "_record"), (6, "qty"), (7, "qty"), (8, "_record")]
+    assert [r[:2] for r in out.rejects] == [
+        (4, "qty"),
+        (5, "_record"),
+        (6, "qty"),
+        (7, "qty"),
+        (8, "_record"),
+    ]
     assert out.rejects[1][2] == '{"SKU": "X1", "Location": "LOC-9", "QUANTITY": 4'
     assert out.rejects[1][3].startswith("malformed JSON: ")
     assert out.rejects[4] == (8, "_record", "[1, 2, 3]", "line is not a JSON object")
@@ -108,8 +123,11 @@ def test_jsonl_from_a_forward_only_stream_without_trailing_newline():
 
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
 def test_streaming_does_not_read_the_whole_document(fmt):
-    head, row = (b"[", '{{"sku": "S{0}", "location": "L", "qty": "{0}"}},') if fmt == "json" else (
-        b"", '{{"sku": "S{0}", "location": "L", "qty": "{0}"}}\n')
+    head, row = (
+        (b"[", '{{"sku": "S{0}", "location": "L", "qty": "{0}"}},')
+        if fmt == "json"
+        else (b"", '{{"sku": "S{0}", "location": "L", "qty": "{0}"}}\n')
+    )
     stream = Endless(head, numbered(row), limit=1 << 30)
     first = next(read_file(INVENTORY, stream, name=f"big.{fmt}", chunk_rows=5_000))
     assert first.num_rows == 5_000

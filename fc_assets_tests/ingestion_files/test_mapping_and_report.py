@@ -36,23 +36,51 @@ def custom_feed() -> Feed:
 
 
 def test_every_kind_of_mapping_declaration():
-    data = b"Prefix,CODE,Title,Flag,nm,x_size,Colour,ignored\nS,001,,J,big store,L,red,?\nS,002,Two,nein,a,,,\n"
+    data = (
+        b"Prefix,CODE,Title,Flag,nm,x_size,Colour,ignored\nS,001,,J,big store,L,red,?\nS,002,Two,nein,a,,,\n"
+    )
     out = run(custom_feed(), io.BytesIO(data), name="c.csv")
     assert out.accepted.drop_columns(["_row"]).to_pylist() == [
-        {"ref": "S-001", "kind": "STORE", "label": "(none)", "alt_label": "(none)", "active": True,
-         "name": "Big Store", "score": 9, "attributes": [{"name": "size", "type": "STRING", "value": "L"},
-                                                         {"name": "Colour", "type": "STRING", "value": "red"}]},
-        {"ref": "S-002", "kind": "STORE", "label": "Two", "alt_label": "Two", "active": False, "name": "A",
-         "score": 1, "attributes": []},
+        {
+            "ref": "S-001",
+            "kind": "STORE",
+            "label": "(none)",
+            "alt_label": "(none)",
+            "active": True,
+            "name": "Big Store",
+            "score": 9,
+            "attributes": [
+                {"name": "size", "type": "STRING", "value": "L"},
+                {"name": "Colour", "type": "STRING", "value": "red"},
+            ],
+        },
+        {
+            "ref": "S-002",
+            "kind": "STORE",
+            "label": "Two",
+            "alt_label": "Two",
+            "active": False,
+            "name": "A",
+            "score": 1,
+            "attributes": [],
+        },
     ]
 
 
 def test_statuses_are_configurable_per_feed():
     data = b"sku,location,qty,status\nA,L,1,ON_HOLD\nB,L,1,AVAILABLE\n"
     default = run(get_feed("inventory"), io.BytesIO(data), name="s.csv")
-    assert default.rejects == [(1, "status", "ON_HOLD", "must be one of AVAILABLE, RESERVED, COMMITTED, ON_ORDER, "
-                                                        "DAMAGED, QUARANTINE")]
-    custom = run(inventory_feed("stock_eu", statuses=("ON_HOLD", "AVAILABLE")), io.BytesIO(data), name="s.csv")
+    assert default.rejects == [
+        (
+            1,
+            "status",
+            "ON_HOLD",
+            "must be one of AVAILABLE, RESERVED, COMMITTED, ON_ORDER, DAMAGED, QUARANTINE",
+        )
+    ]
+    custom = run(
+        inventory_feed("stock_eu", statuses=("ON_HOLD", "AVAILABLE")), io.BytesIO(data), name="s.csv"
+    )
     assert (custom.report.accepted, custom.column("status")) == (2, ["ON_HOLD", "AVAILABLE"])
 
 
@@ -86,16 +114,31 @@ def test_report_metadata_and_check_file(tmp_path):
     md = report.as_metadata()
     assert md["reasons"] == {"qty: not a whole number": 30}
     assert md["reject_rate"] == 0.3 and md["threshold"] == 0.05 and md["rejects_path"] == str(out)
-    assert len(md["sample"]) == 20 and md["sample"][0] == {"row": 1, "field": "qty", "value": "x",
-                                                           "reason": "not a whole number"}
+    assert len(md["sample"]) == 20 and md["sample"][0] == {
+        "row": 1,
+        "field": "qty",
+        "value": "x",
+        "reason": "not a whole number",
+    }
     assert parse_rejects(out.read_bytes())[-1] == (30, "qty", "x", "not a whole number")
     summary = report.summary()
-    assert set(summary) >= {"feed", "path", "format", "rows", "accepted", "rejected", "rejects_path", "seconds",
-                            "failed"}
+    assert set(summary) >= {
+        "feed",
+        "path",
+        "format",
+        "rows",
+        "accepted",
+        "rejected",
+        "rejects_path",
+        "seconds",
+        "failed",
+    }
 
 
 def test_feed_declarations_for_the_pipeline(monkeypatch):
-    feed = inventory_feed(inboxes=(Inbox("s3", glob="*.csv"), Inbox("sftp", path="in/stock", glob="stock_*.csv.gz")))
+    feed = inventory_feed(
+        inboxes=(Inbox("s3", glob="*.csv"), Inbox("sftp", path="in/stock", glob="stock_*.csv.gz"))
+    )
     locations = feed.locations()
     assert [(x.name, x.kind, x.path, x.glob, x.stability) for x in locations] == [
         ("s3", "s3", "fc-inbox/inventory/", "*.csv", "atomic"),
@@ -103,13 +146,17 @@ def test_feed_declarations_for_the_pipeline(monkeypatch):
     ]
     spec = get_feed("inventory").delta_spec()
     assert (spec.keys, spec.strategy, spec.send_disappeared) == (("sku_ref", "location_ref"), "hash", False)
-    assert get_feed("products").sender == "event_product" and get_feed("locations").sender == "graphql_location"
+    assert (
+        get_feed("products").sender == "event_product" and get_feed("locations").sender == "graphql_location"
+    )
     with pytest.raises(KeyError, match="unknown feed 'nope'"):
         get_feed("nope")
 
 
 def test_text_schema_is_stable_across_chunks_of_sparse_json():
-    data = b'[{"sku": "A", "location": "L", "qty": 1}, {"sku": "B", "location": "L", "qty": 2, "status": "x"}]'
+    data = (
+        b'[{"sku": "A", "location": "L", "qty": 1}, {"sku": "B", "location": "L", "qty": 2, "status": "x"}]'
+    )
     batches = list(read_file(get_feed("inventory"), io.BytesIO(data), name="s.json", chunk_rows=1))
     assert all(b.schema == get_feed("inventory").text_schema for b in batches)
     assert pa.Table.from_batches(batches).column("status").to_pylist() == [None, "x"]

@@ -28,27 +28,47 @@ def write(path, table: pa.Table, **kw) -> None:
 
 def stock(qty: pa.Array) -> pa.Table:
     n = len(qty)
-    return pa.table({
-        "SKU": pa.array([f"{i:05d}" for i in range(n)]),
-        "location": pa.array([{"ref": f"L{i % 2}"} for i in range(n)]),  # a struct: location.ref
-        "qty": qty,
-    })
+    return pa.table(
+        {
+            "SKU": pa.array([f"{i:05d}" for i in range(n)]),
+            "location": pa.array([{"ref": f"L{i % 2}"} for i in range(n)]),  # a struct: location.ref
+            "qty": qty,
+        }
+    )
 
 
 @pytest.mark.parametrize(
     ("qty", "accepted", "rejects"),
     [
-        (pa.array([5, None, -1, 2**31], pa.int64()), [5],
-         [(2, "qty", "", "required value is missing"), (3, "qty", "-1", "must be between 0 and 2147483647"),
-          (4, "qty", "2147483648", "must be between 0 and 2147483647")]),
-        (pa.array([Decimal("5"), Decimal("12"), None, Decimal("7")], pa.decimal128(10, 0)), [5, 12, 7],
-         [(3, "qty", "", "required value is missing")]),
-        (pa.array([Decimal("5.00"), Decimal("3.50"), Decimal("0.00"), None], pa.decimal128(12, 2)), [5, 0],
-         [(2, "qty", "3.50", "not a whole number"), (4, "qty", "", "required value is missing")]),
-        (pa.array(["007", "12abc", "N/A", " 9 "]), [7, 9],
-         [(2, "qty", "12abc", "not a whole number"), (3, "qty", "N/A", "not a whole number")]),
-        (pa.array([12.0, 3.5, float("nan"), 1e3], pa.float64()), [12, 1000],
-         [(2, "qty", "3.5", "not a whole number"), (3, "qty", "nan", "not a whole number")]),
+        (
+            pa.array([5, None, -1, 2**31], pa.int64()),
+            [5],
+            [
+                (2, "qty", "", "required value is missing"),
+                (3, "qty", "-1", "must be between 0 and 2147483647"),
+                (4, "qty", "2147483648", "must be between 0 and 2147483647"),
+            ],
+        ),
+        (
+            pa.array([Decimal("5"), Decimal("12"), None, Decimal("7")], pa.decimal128(10, 0)),
+            [5, 12, 7],
+            [(3, "qty", "", "required value is missing")],
+        ),
+        (
+            pa.array([Decimal("5.00"), Decimal("3.50"), Decimal("0.00"), None], pa.decimal128(12, 2)),
+            [5, 0],
+            [(2, "qty", "3.50", "not a whole number"), (4, "qty", "", "required value is missing")],
+        ),
+        (
+            pa.array(["007", "12abc", "N/A", " 9 "]),
+            [7, 9],
+            [(2, "qty", "12abc", "not a whole number"), (3, "qty", "N/A", "not a whole number")],
+        ),
+        (
+            pa.array([12.0, 3.5, float("nan"), 1e3], pa.float64()),
+            [12, 1000],
+            [(2, "qty", "3.5", "not a whole number"), (3, "qty", "nan", "not a whole number")],
+        ),
         (pa.array([1, 2, 3, 4], pa.int8()).dictionary_encode(), [1, 2, 3, 4], []),
     ],
     ids=["int64", "decimal0", "decimal2", "string", "float64", "dictionary"],
@@ -64,19 +84,24 @@ def test_qty_of_any_physical_type(tmp_path, qty, accepted, rejects):
 
 
 def test_dates_timestamps_and_round_trip_of_the_typed_output(tmp_path):
-    table = pa.table({
-        "sku": ["00001", "00002", "00003"],
-        "location_ref": ["L", "L", "L"],
-        "qty": pa.array([1, 2, 3], pa.int32()),
-        "expected_on": pa.array([dt.date(2025, 1, 15), None, dt.date(2025, 2, 28)], pa.date32()),
-        "updated": pa.array([dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC)] * 3, pa.timestamp("ms", "UTC")),
-    })
+    table = pa.table(
+        {
+            "sku": ["00001", "00002", "00003"],
+            "location_ref": ["L", "L", "L"],
+            "qty": pa.array([1, 2, 3], pa.int32()),
+            "expected_on": pa.array([dt.date(2025, 1, 15), None, dt.date(2025, 2, 28)], pa.date32()),
+            "updated": pa.array([dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC)] * 3, pa.timestamp("ms", "UTC")),
+        }
+    )
     src = tmp_path / "in.parquet"
     write(src, table)
     out = run(INVENTORY, src)
     assert out.column("sku_ref") == ["00001", "00002", "00003"]
     assert [v.isoformat() if v else None for v in out.column("expected_on")] == [
-        "2025-01-15T00:00:00+00:00", None, "2025-02-28T00:00:00+00:00"]
+        "2025-01-15T00:00:00+00:00",
+        None,
+        "2025-02-28T00:00:00+00:00",
+    ]
     back = tmp_path / "accepted.parquet"
     pq.write_table(out.accepted, back)
     read = pq.read_table(back)  # from a path (design §6)
@@ -84,8 +109,14 @@ def test_dates_timestamps_and_round_trip_of_the_typed_output(tmp_path):
 
 
 def test_timestamp_columns_as_dates(tmp_path):
-    table = pa.table({"sku": ["A"], "location": ["L"], "qty": [1],
-                      "expected_on": pa.array([dt.datetime(2025, 1, 15, 9, 30)], pa.timestamp("us", "Asia/Tokyo"))})
+    table = pa.table(
+        {
+            "sku": ["A"],
+            "location": ["L"],
+            "qty": [1],
+            "expected_on": pa.array([dt.datetime(2025, 1, 15, 9, 30)], pa.timestamp("us", "Asia/Tokyo")),
+        }
+    )
     path = tmp_path / "t.parquet"
     write(path, table)
     assert run(INVENTORY, path).column("expected_on")[0].isoformat() == "2025-01-15T09:30:00+00:00"

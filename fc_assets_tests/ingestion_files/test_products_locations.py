@@ -27,17 +27,31 @@ def test_products_fold_prices_categories_and_attributes():
     assert (out.report.rows, out.report.accepted, out.report.rejected) == (5, 2, 3)
     p1, v1 = out.accepted.to_pylist()
     assert p1 == {
-        "ref": "P1", "type": "STANDARD", "status": "ACTIVE", "name": "Shirt", "summary": "<p>Nice, soft</p>",
-        "gtin": "00012345678905", "catalogue_ref": "PC:MASTER:2", "parent_ref": None,
-        "categories": ["TOPS", "MEN"], "tax_country": "GB", "tax_group": "STANDARD", "tax_tariff": None,
+        "ref": "P1",
+        "type": "STANDARD",
+        "status": "ACTIVE",
+        "name": "Shirt",
+        "summary": "<p>Nice, soft</p>",
+        "gtin": "00012345678905",
+        "catalogue_ref": "PC:MASTER:2",
+        "parent_ref": None,
+        "categories": ["TOPS", "MEN"],
+        "tax_country": "GB",
+        "tax_group": "STANDARD",
+        "tax_tariff": None,
         "prices": [{"type": "DEFAULT", "currency": "EUR", "value": 19.9}],
-        "attributes": [{"name": "colour", "type": "STRING", "value": "Blue"}], "_row": 1,
+        "attributes": [{"name": "colour", "type": "STRING", "value": "Blue"}],
+        "_row": 1,
     }
     assert v1["parent_ref"] == "P1"
-    assert v1["prices"] == [{"type": "DEFAULT", "currency": "EUR", "value": 19.9},
-                            {"type": "SPECIAL", "currency": "EUR", "value": 14.5}]  # currency falls back
-    assert v1["attributes"] == [{"name": "colour", "type": "STRING", "value": "Blue"},
-                                {"name": "Size", "type": "STRING", "value": "S"}]
+    assert v1["prices"] == [
+        {"type": "DEFAULT", "currency": "EUR", "value": 19.9},
+        {"type": "SPECIAL", "currency": "EUR", "value": 14.5},
+    ]  # currency falls back
+    assert v1["attributes"] == [
+        {"name": "colour", "type": "STRING", "value": "Blue"},
+        {"name": "Size", "type": "STRING", "value": "S"},
+    ]
     assert out.rejects == [
         (3, "parent_ref", "", "required for a VARIANT product"),
         (4, "type", "BUNDLE", "must be one of STANDARD, VARIANT"),
@@ -62,10 +76,23 @@ def test_locations_flat_inputs_and_every_rule():
     assert (out.report.rows, out.report.accepted, out.report.rejected) == (4, 1, 3)
     s1 = out.accepted.to_pylist()[0]
     assert {k: v for k, v in s1.items() if v is not None} == {
-        "ref": "S1", "type": "STORE", "status": "ACTIVE", "name": "Store One", "street": "1 High St",
-        "city": "London", "postcode": "SW1A 1AA", "country": "GB", "time_zone": "Europe/London",
-        "latitude": 51.5074, "longitude": -0.1278, "all_hours": False, "mon_start": 800, "mon_end": 1800,
-        "tue_start": 900, "tue_end": 1730, "_row": 1,
+        "ref": "S1",
+        "type": "STORE",
+        "status": "ACTIVE",
+        "name": "Store One",
+        "street": "1 High St",
+        "city": "London",
+        "postcode": "SW1A 1AA",
+        "country": "GB",
+        "time_zone": "Europe/London",
+        "latitude": 51.5074,
+        "longitude": -0.1278,
+        "all_hours": False,
+        "mon_start": 800,
+        "mon_end": 1800,
+        "tue_start": 900,
+        "tue_end": 1730,
+        "_row": 1,
     }
     assert out.rejects == [
         (2, "time_zone", "Mars/Base", "not an IANA time zone name"),
@@ -79,10 +106,27 @@ def test_locations_flat_inputs_and_every_rule():
 
 
 def test_locations_from_nested_json():
-    doc = [{"ref": "S9", "name": "Nine", "primaryAddress": {"street": "x", "city": "y", "latitude": 1.5,
-                                                             "longitude": 2.5, "timeZone": "Asia/Tokyo"},
-            "openingSchedule": {"allHours": True, "monStart": 0, "monEnd": 2359}, "networks": ["N1", "N2"]}]
+    doc = [
+        {
+            "ref": "S9",
+            "name": "Nine",
+            "primaryAddress": {
+                "street": "x",
+                "city": "y",
+                "latitude": 1.5,
+                "longitude": 2.5,
+                "timeZone": "Asia/Tokyo",
+            },
+            "openingSchedule": {"allHours": True, "monStart": 0, "monEnd": 2359},
+            "networks": ["N1", "N2"],
+        }
+    ]
     out = run(LOCATIONS, io.BytesIO(orjson.dumps(doc)), name="locations.json")
     row = out.accepted.to_pylist()[0]
-    assert (row["street"], row["latitude"], row["time_zone"], row["all_hours"]) == ("x", 1.5, "Asia/Tokyo", True)
+    assert (row["street"], row["latitude"], row["time_zone"], row["all_hours"]) == (
+        "x",
+        1.5,
+        "Asia/Tokyo",
+        True,
+    )
     assert (row["mon_start"], row["mon_end"], row["networks"]) == (0, 2359, ["N1", "N2"])

@@ -20,15 +20,28 @@ from fc_assets.ingestion.validate import ChunkValidator
 from fc_assets_tests.ingestion_files.corpus import inventory_csv
 from fc_assets_tests.ingestion_files.test_products_locations import LOCATIONS_CSV, PRODUCTS_CSV
 
-EXTRA_INVENTORY = b"sku,location,qty,status,condition\n" + b"\n".join([
-    b"A,L,1,bogus,NEW", b"," + b"x" * 300 + b",2,,", b"B,L,3,DAMAGED," + b"c" * 256, b"C,,,,",
-]) + b"\n"
+EXTRA_INVENTORY = (
+    b"sku,location,qty,status,condition\n"
+    + b"\n".join(
+        [
+            b"A,L,1,bogus,NEW",
+            b"," + b"x" * 300 + b",2,,",
+            b"B,L,3,DAMAGED," + b"c" * 256,
+            b"C,,,,",
+        ]
+    )
+    + b"\n"
+)
 
 
 @pytest.mark.parametrize(
     ("feed_name", "data"),
-    [("inventory", inventory_csv(",")), ("inventory", EXTRA_INVENTORY), ("products", PRODUCTS_CSV),
-     ("locations", LOCATIONS_CSV)],
+    [
+        ("inventory", inventory_csv(",")),
+        ("inventory", EXTRA_INVENTORY),
+        ("products", PRODUCTS_CSV),
+        ("locations", LOCATIONS_CSV),
+    ],
     ids=["inventory-corpus", "inventory-extra", "products", "locations"],
 )
 def test_pandera_alone_agrees_with_the_arrow_masks(feed_name, data):
@@ -49,7 +62,8 @@ def test_pandera_alone_agrees_with_the_arrow_masks(feed_name, data):
     if feed.attributes:
         typed.append(mapped.column(feed.attributes.field))
     frame = pa.RecordBatch.from_arrays(typed, schema=ChunkValidator(feed).typed_schema).to_pandas(
-        types_mapper=pd.ArrowDtype)
+        types_mapper=pd.ArrowDtype
+    )
     column_only = pdv.DataFrameSchema(feed.schema.columns, strict=True)  # without the row rules
     try:
         column_only.validate(frame, lazy=True)

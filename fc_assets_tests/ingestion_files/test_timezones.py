@@ -35,8 +35,13 @@ EXPECTED = [
 
 def test_dates_are_the_same_under_any_machine_time_zone():
     procs = {
-        tz: subprocess.Popen([sys.executable, "-c", SCRIPT], env={**os.environ, "TZ": tz},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        tz: subprocess.Popen(
+            [sys.executable, "-c", SCRIPT],
+            env={**os.environ, "TZ": tz},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for tz in ("UTC", "Asia/Tokyo")
     }
     results = {}

@@ -39,7 +39,10 @@ def test_namespaces_attributes_and_text(tmp_path, gz):
     assert out.column("location_ref") == ["LOC-1", "LOC-2", "LOC-4"]  # attribute or nested <Location><Ref>
     assert out.column("qty") == [5, 12, 7]  # CDATA is text
     assert out.column("status") == ["AVAILABLE", None, None]
-    assert out.rejects == [(3, "qty", "12abc", "not a whole number"), (4, "qty", "", "required value is missing")]
+    assert out.rejects == [
+        (3, "qty", "12abc", "not a whole number"),
+        (4, "qty", "", "required value is missing"),
+    ]
 
 
 def test_declared_record_element_at_any_depth_and_repeated_children_as_lists():
@@ -54,8 +57,10 @@ def test_declared_record_element_at_any_depth_and_repeated_children_as_lists():
     assert (out.report.rows, out.report.accepted, out.report.rejected) == (3, 2, 1)
     assert out.column("gtin") == ["00012345678905", None]  # not a number: leading zeros kept
     assert out.column("categories") == [["TOPS", "MEN"], ["HATS"]]  # a single child is a list of one
-    assert out.column("prices") == [[{"type": "DEFAULT", "currency": "EUR", "value": 19.9}],
-                                    [{"type": "DEFAULT", "currency": "EUR", "value": 5.0}]]
+    assert out.column("prices") == [
+        [{"type": "DEFAULT", "currency": "EUR", "value": 19.9}],
+        [{"type": "DEFAULT", "currency": "EUR", "value": 5.0}],
+    ]
     assert out.rejects == [(3, "parent_ref", "", "required for a VARIANT product")]
 
 
@@ -115,7 +120,9 @@ def test_huge_prolog_and_malformed_xml_are_unreadable():
 
 
 def test_streaming_does_not_build_the_document():
-    stream = Endless(b"<stock>", numbered("<item sku='{0:09d}' location='L'><qty>{0}</qty></item>"), limit=1 << 30)
+    stream = Endless(
+        b"<stock>", numbered("<item sku='{0:09d}' location='L'><qty>{0}</qty></item>"), limit=1 << 30
+    )
     first = next(read_file(inventory_feed(), stream, name="big.xml", chunk_rows=5_000))
     assert first.num_rows == 5_000 and first.column("sku_ref")[0].as_py() == "000000001"
     assert stream.consumed < 8 << 20

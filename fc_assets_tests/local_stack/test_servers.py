@@ -34,8 +34,14 @@ def test_sftp_server_verifies_host_key(sftp_server):
     client = paramiko.SSHClient()
     client.load_host_keys(str(sftp_server.known_hosts))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(sftp_server.host, sftp_server.port, username=sftp_server.user,
-                   password=sftp_server.password, look_for_keys=False, allow_agent=False)
+    client.connect(
+        sftp_server.host,
+        sftp_server.port,
+        username=sftp_server.user,
+        password=sftp_server.password,
+        look_for_keys=False,
+        allow_agent=False,
+    )
     try:
         sftp = client.open_sftp()
         sftp.mkdir("inbox")
@@ -51,6 +57,12 @@ def test_sftp_server_rejects_unknown_host_key(sftp_server, tmp_path):
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     with pytest.raises(paramiko.SSHException):
-        client.connect(sftp_server.host, sftp_server.port, username=sftp_server.user,
-                       password=sftp_server.password, look_for_keys=False, allow_agent=False)
+        client.connect(
+            sftp_server.host,
+            sftp_server.port,
+            username=sftp_server.user,
+            password=sftp_server.password,
+            look_for_keys=False,
+            allow_agent=False,
+        )
     client.close()

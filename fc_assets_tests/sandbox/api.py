@@ -10,7 +10,9 @@ CLIENT = {"client_id": "fc-sandbox", "client_secret": "fc-sandbox-secret"}
 
 
 def get_token(base_url: str, **params: str) -> httpx.Response:
-    return httpx.post(f"{base_url}/oauth/token", data={"grant_type": "client_credentials", **CLIENT, **params})
+    return httpx.post(
+        f"{base_url}/oauth/token", data={"grant_type": "client_credentials", **CLIENT, **params}
+    )
 
 
 class Api:
@@ -42,13 +44,22 @@ class Api:
         assert "errors" not in body, body["errors"]
         return body["data"]
 
-    def crawl(self, field: str, selection: str, args: str = "", variables: dict[str, Any] | None = None,
-              first: int = 100, decl: str = "") -> list[dict[str, Any]]:
+    def crawl(
+        self,
+        field: str,
+        selection: str,
+        args: str = "",
+        variables: dict[str, Any] | None = None,
+        first: int = 100,
+        decl: str = "",
+    ) -> list[dict[str, Any]]:
         """Every node of a connection, paged with first/after like a client would."""
         nodes: list[dict[str, Any]] = []
         after = None
-        query = (f"query($first: Int, $after: String{decl}) {{ {field}(first: $first, after: $after{args}) "
-                 f"{{ edges {{ cursor node {{ {selection} }} }} pageInfo {{ hasNextPage hasPreviousPage }} }} }}")
+        query = (
+            f"query($first: Int, $after: String{decl}) {{ {field}(first: $first, after: $after{args}) "
+            f"{{ edges {{ cursor node {{ {selection} }} }} pageInfo {{ hasNextPage hasPreviousPage }} }} }}"
+        )
         for _ in range(10_000):
             conn = self.data(query, {"first": first, "after": after, **(variables or {})})[field]
             nodes.extend(e["node"] for e in conn["edges"])

@@ -18,10 +18,18 @@ def graphql(base_url: str, token: str | None, body: dict = ME) -> httpx.Response
     return httpx.post(f"{base_url}/graphql", json=body, headers=headers)
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/graphql"), ("POST", "/api/v4.1/job"), ("GET", "/api/v4.1/job/1"), ("POST", "/api/v4.1/job/1/batch"),
-    ("GET", "/api/v4.1/event"), ("POST", "/api/v4.1/event/async"), ("GET", "/api/v4.1/event/x"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/graphql"),
+        ("POST", "/api/v4.1/job"),
+        ("GET", "/api/v4.1/job/1"),
+        ("POST", "/api/v4.1/job/1/batch"),
+        ("GET", "/api/v4.1/event"),
+        ("POST", "/api/v4.1/event/async"),
+        ("GET", "/api/v4.1/event/x"),
+    ],
+)
 def test_every_api_path_needs_a_live_bearer_token(sandbox, method, path):
     for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic Zm9vOmJhcg=="}):
         r = httpx.request(method, sandbox.base_url + path, headers=headers, json={})
@@ -41,26 +49,33 @@ def test_client_credentials_grant(sandbox):
 
 
 def test_password_grant_with_query_parameters_and_form_merged_form_wins(sandbox):
-    r = httpx.post(f"{sandbox.base_url}/oauth/token",
-                   params={"grant_type": "password", "username": "sandbox", "password": "wrong", **CLIENT},
-                   data={"password": "sandbox"})
+    r = httpx.post(
+        f"{sandbox.base_url}/oauth/token",
+        params={"grant_type": "password", "username": "sandbox", "password": "wrong", **CLIENT},
+        data={"password": "sandbox"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["FirstName"] == "Sandbox"
     me = graphql(sandbox.base_url, r.json()["access_token"]).json()["data"]["me"]
     assert me["username"] == "sandbox"
-    only_query = httpx.post(f"{sandbox.base_url}/oauth/token", params={
-        "grant_type": "password", "username": "sandbox", "password": "sandbox", **CLIENT})
+    only_query = httpx.post(
+        f"{sandbox.base_url}/oauth/token",
+        params={"grant_type": "password", "username": "sandbox", "password": "sandbox", **CLIENT},
+    )
     assert only_query.status_code == 200
 
 
-@pytest.mark.parametrize("params,status,error", [
-    ({"client_secret": "wrong-secret"}, 401, "invalid_client"),
-    ({"client_id": "someone-else"}, 401, "invalid_client"),
-    ({"grant_type": "password", "username": "sandbox", "password": "nope"}, 400, "invalid_grant"),
-    ({"grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
-    ({"grant_type": ""}, 400, "invalid_request"),
-    ({"grant_type": "refresh_token", "refresh_token": "never-issued"}, 400, "invalid_grant"),
-])
+@pytest.mark.parametrize(
+    "params,status,error",
+    [
+        ({"client_secret": "wrong-secret"}, 401, "invalid_client"),
+        ({"client_id": "someone-else"}, 401, "invalid_client"),
+        ({"grant_type": "password", "username": "sandbox", "password": "nope"}, 400, "invalid_grant"),
+        ({"grant_type": "authorization_code"}, 400, "unsupported_grant_type"),
+        ({"grant_type": ""}, 400, "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": "never-issued"}, 400, "invalid_grant"),
+    ],
+)
 def test_bad_token_requests_are_refused_like_fluent(sandbox, params, status, error):
     r = get_token(sandbox.base_url, **params)
     assert r.status_code == status
@@ -73,11 +88,15 @@ def test_refresh_tokens_rotate_and_are_single_use(sandbox):
     second = get_token(sandbox.base_url, grant_type="refresh_token", refresh_token=first["refresh_token"])
     assert second.status_code == 200
     assert second.json()["refresh_token"] != first["refresh_token"]
-    assert graphql(sandbox.base_url, second.json()["access_token"]).json()["data"]["me"]["username"] == "sandbox"
+    assert (
+        graphql(sandbox.base_url, second.json()["access_token"]).json()["data"]["me"]["username"] == "sandbox"
+    )
     again = get_token(sandbox.base_url, grant_type="refresh_token", refresh_token=first["refresh_token"])
     assert again.status_code == 400
     assert again.json() == {"error": "invalid_grant", "error_description": "Invalid refresh token"}
-    third = get_token(sandbox.base_url, grant_type="refresh_token", refresh_token=second.json()["refresh_token"])
+    third = get_token(
+        sandbox.base_url, grant_type="refresh_token", refresh_token=second.json()["refresh_token"]
+    )
     assert third.status_code == 200
 
 
@@ -94,8 +113,24 @@ def test_expire_tokens_fault_expires_every_token_issued_so_far(sandbox_clean):
 
 
 def test_token_ttl_flag_expires_tokens_and_fault_flags_apply_from_start():
-    args = ["--orders", "20", "--locations", "3", "--products", "5", "--inventory-positions", "10",
-            "--virtual-positions", "5", "--token-ttl", "1", "--rate-limit", "1", "--retry-after", "7"]
+    args = [
+        "--orders",
+        "20",
+        "--locations",
+        "3",
+        "--products",
+        "5",
+        "--inventory-positions",
+        "10",
+        "--virtual-positions",
+        "5",
+        "--token-ttl",
+        "1",
+        "--rate-limit",
+        "1",
+        "--retry-after",
+        "7",
+    ]
     with SandboxServer(args, seed=7) as sb:
         body = get_token(sb.base_url).json()
         assert body["expires_in"] == 1

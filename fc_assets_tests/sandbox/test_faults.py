@@ -58,8 +58,9 @@ def test_dropped_connections_get_no_response(api, sandbox_clean):
 
 
 def test_stuck_cursor_repeats_the_cursor_with_has_next_page_true(api, sandbox_clean):
-    query = ("query($a: String) { locations(first: 5, after: $a) { edges { cursor } "
-             "pageInfo { hasNextPage } } }")
+    query = (
+        "query($a: String) { locations(first: 5, after: $a) { edges { cursor } pageInfo { hasNextPage } } }"
+    )
     sandbox_clean.admin.set_faults(stuck_cursor=True)
     first = api.data(query)["locations"]
     cursor = first["edges"][-1]["cursor"]

@@ -44,7 +44,9 @@ def test_every_served_type_field_and_argument_exists_in_the_real_schema_with_the
                 for aname, a in f.args.items():
                     ra = rf.args.get(aname)
                     if ra is None or str(ra.type) != str(a.type):
-                        problems.append(f"{t.name}.{fname}({aname}): {a.type} here, {ra and ra.type} in Fluent")
+                        problems.append(
+                            f"{t.name}.{fname}({aname}): {a.type} here, {ra and ra.type} in Fluent"
+                        )
                 required = {n for n, a in rf.args.items() if str(a.type).endswith("!")}
                 if not required <= set(f.args):
                     problems.append(f"{t.name}.{fname} does not serve required args {required - set(f.args)}")
@@ -57,7 +59,9 @@ def test_every_served_type_field_and_argument_exists_in_the_real_schema_with_the
                 problems.append(f"input {t.name} must be served whole (all of Fluent's input fields)")
         elif isinstance(t, GraphQLEnumType):
             if not set(t.values) <= set(real.values):
-                problems.append(f"enum {t.name} has values Fluent does not: {set(t.values) - set(real.values)}")
+                problems.append(
+                    f"enum {t.name} has values Fluent does not: {set(t.values) - set(real.values)}"
+                )
         else:
             assert isinstance(t, GraphQLScalarType)
     assert problems == []
@@ -67,12 +71,37 @@ def test_every_served_type_field_and_argument_exists_in_the_real_schema_with_the
 
 def test_the_entities_and_mutations_the_platform_needs_are_served():
     query = set(SERVED.query_type.fields)
-    assert {"orders", "order", "orderById", "fulfilments", "fulfilmentById", "locations", "location",
-            "inventoryPositions", "inventoryQuantities", "inventoryCatalogues", "virtualCatalogues",
-            "virtualPositions", "standardProducts", "variantProducts", "product", "productCatalogues", "me"} <= query
-    assert {"createLocation", "updateLocation", "createStandardProduct", "updateStandardProduct",
-            "createVariantProduct", "updateVariantProduct", "createInventoryPosition", "updateInventoryPosition",
-            "createInventoryQuantity", "updateInventoryQuantity"} <= set(SERVED.mutation_type.fields)
+    assert {
+        "orders",
+        "order",
+        "orderById",
+        "fulfilments",
+        "fulfilmentById",
+        "locations",
+        "location",
+        "inventoryPositions",
+        "inventoryQuantities",
+        "inventoryCatalogues",
+        "virtualCatalogues",
+        "virtualPositions",
+        "standardProducts",
+        "variantProducts",
+        "product",
+        "productCatalogues",
+        "me",
+    } <= query
+    assert {
+        "createLocation",
+        "updateLocation",
+        "createStandardProduct",
+        "updateStandardProduct",
+        "createVariantProduct",
+        "updateVariantProduct",
+        "createInventoryPosition",
+        "updateInventoryPosition",
+        "createInventoryQuantity",
+        "updateInventoryQuantity",
+    } <= set(SERVED.mutation_type.fields)
     page_info = SERVED.get_type("PageInfo")
     assert set(page_info.fields) == {"hasNextPage", "hasPreviousPage"}  # no start/endCursor, as Fluent
 
