@@ -19,7 +19,7 @@ Decisions (details in the module docstrings):
 - Window edges: query `{from: start, to: end}` inclusive, keep `updatedOn < end` (`windows.py`).
 - Speed: `FC_FLUENT_CONCURRENCY` streams, each its own cursor chain over a sub-window, pipelined (the next
   page is requested while the current one is converted); output order is task order, so it does not
-  depend on thread timing (`extract.py`, `fetch.prefetch`).
+  depend on thread timing (`extract.py`, `fc_assets/prefetch.py`).
 - Complete or fail: an object is committed only after every stream of its day finished; nested
   connections are paged to the end or the run fails.
 """

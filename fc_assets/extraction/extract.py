@@ -38,10 +38,11 @@ import pyarrow.compute as pc
 
 from fc_assets.extraction.columns import BatchBuilder
 from fc_assets.extraction.entities import EntitySpec, Source
-from fc_assets.extraction.fetch import GraphQLPager, fetch_pages, list_scope_values, prefetch
+from fc_assets.extraction.fetch import GraphQLPager, fetch_pages, list_scope_values
 from fc_assets.extraction.parquet_writer import RowGroupWriter, Spool
 from fc_assets.extraction.validation import ValidationReport
 from fc_assets.extraction.windows import Window
+from fc_assets.prefetch import prefetch
 from fc_assets.resources.storage import Lake
 
 logger = logging.getLogger("fc_assets.extraction")

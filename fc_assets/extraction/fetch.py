@@ -12,11 +12,10 @@ our per-page CPU. Pages still arrive in order, at most `depth + 2` of them in me
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from fc_assets.extraction.entities import EntitySpec, NestedConnection, Scope, Source, load_query
 from fc_assets.extraction.windows import Window
@@ -42,9 +41,6 @@ class GraphQLPager(Protocol):
         connection_path: str | None = None,
         page_size: int | None = None,
     ) -> Iterator[PageLike]: ...
-
-
-T = TypeVar("T")
 
 
 class Cancelled(Exception):  # noqa: N818 - control flow: another stream failed, stop this one
@@ -142,58 +138,3 @@ def fetch_pages(
         for conn in spec.nested:
             requests += complete_nested(client, conn, page.nodes)
         yield page.nodes, requests
-
-
-_END = object()
-
-
-def prefetch(items: Iterator[T], depth: int = 1, *, name: str | None = None) -> Iterator[T]:
-    """The items of `items`, in order, produced one step ahead by a background thread.
-
-    The thread runs `items` (e.g. `fetch_pages`, so the next HTTP request is sent while the caller works on
-    the current page) and hands items over through a queue of `depth`: at most `depth` items wait, one more
-    is being produced. An exception of `items` is raised here, after the items before it. When the caller
-    stops early (its own exception, `close()`), the thread stops at its next hand-over — at most one
-    request later — closes `items` and is joined before this generator returns, so nothing of the chain
-    outlives it.
-    """
-    handover: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(entry: tuple[Any, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                handover.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((_END, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put((_END, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(
-        target=produce, name=name or f"{threading.current_thread().name}-prefetch", daemon=True
-    )
-    thread.start()
-    try:
-        while True:
-            item, exc = handover.get()
-            if item is _END:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()

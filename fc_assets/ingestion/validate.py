@@ -37,11 +37,11 @@ import pyarrow.compute as pc
 from fc_assets.ingestion.conversions import ARROW_TYPES, convert
 from fc_assets.ingestion.feeds import Feed, get_feed
 from fc_assets.ingestion.nested import fold_prices
-from fc_assets.ingestion.prefetch import prefetch
 from fc_assets.ingestion.readers import open_raw
 from fc_assets.ingestion.records import ERROR, RAW, ROW
 from fc_assets.ingestion.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
 from fc_assets.ingestion.rules import MISSING, column_rules
+from fc_assets.prefetch import prefetch
 
 DEFAULT_CHUNK_ROWS = 262_144  # pandera's per-call overhead (~10 ms) is ~5 % of a chunk this size
 SAMPLE_SIZE = 20
@@ -295,7 +295,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         self.report.format = raw.format
         if rejects_sink is not None:
             self.report.rejects_path = rejects_sink.path
-        self._batches = prefetch(feed.mapper.map_file(raw))
+        self._batches = prefetch(feed.mapper.map_file(raw), depth=2, name="fc-ingestion-prefetch")
         self._validator = ChunkValidator(feed)
         self._rejects = rejects_sink
         self._it = self._run()

@@ -9,8 +9,8 @@ import pytest
 
 from fc_assets.extraction.entities import ORDERS
 from fc_assets.extraction.extract import extract_periods
-from fc_assets.extraction.fetch import prefetch
 from fc_assets.extraction.windows import DAY, Window
+from fc_assets.prefetch import prefetch
 from fc_assets.resources.fluent_errors import FluentHTTPError
 from fc_assets.resources.storage import Lake
 from fc_assets_tests.extraction.fake_fluent import FakeFluent, make_orders
