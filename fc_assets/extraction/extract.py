@@ -21,6 +21,7 @@ period are done, streams their spools *in task order* (source, scope, time) into
 
 from __future__ import annotations
 
+import gc
 import logging
 import tempfile
 import threading
@@ -28,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,36 @@ def write_partition(
     return key, size, writer.row_groups, preview[0] if preview else None
 
 
+_frozen_lock = threading.Lock()
+_frozen_runs = 0
+
+
+@contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Keep the objects that exist before the extraction out of the cyclic GC's full collections while it runs.
+
+    Every page is ~180 KiB of JSON parsed into thousands of dicts and lists; enough of them live through a
+    few collections (pages wait in the chain's queue) that CPython keeps triggering full collections, each
+    walking every object of the process (the imported dagster, pandas, ... hundreds of thousands). That was
+    ~4 of ~12 ms client CPU per page of 100 orders. `gc.freeze()` moves the existing objects to the permanent
+    generation, so collections only walk what the extraction created; `gc.unfreeze()` puts them back when
+    the last concurrent extraction of the process ends. Nothing is freed differently: refcounting is
+    unaffected, and cycles among frozen objects are collected after the unfreeze.
+    """
+    global _frozen_runs
+    with _frozen_lock:
+        if _frozen_runs == 0:
+            gc.freeze()
+        _frozen_runs += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen_runs -= 1
+            if _frozen_runs == 0:
+                gc.unfreeze()
+
+
 def extract_periods(
     spec: EntitySpec,
     periods: Sequence[Window],
@@ -267,6 +298,7 @@ def extract_periods(
         plans.append((period, tasks))
 
     with (
+        gc_frozen(),
         tempfile.TemporaryDirectory(prefix=f"fc-extract-{spec.name}-") as tmp,
         ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"fluent-{spec.name}") as pool,
     ):
