@@ -36,6 +36,27 @@ from graphql import (
 PAGING = ["first", "last", "before", "after"]
 DATES = ["createdOn", "updatedOn"]
 SEARCH = [*DATES, "ref", "type", "status", *PAGING]
+ADDRESS_FIELDS = [
+    "id",
+    "type",
+    "createdOn",
+    "updatedOn",
+    "companyName",
+    "name",
+    "street",
+    "street2",
+    "city",
+    "state",
+    "postcode",
+    "region",
+    "country",
+    "latitude",
+    "longitude",
+    "ref",
+    "timeZone",
+    "email",
+]
+"""Fields of `Address` and `CustomerAddress` (the same in the real schema)."""
 
 # type -> field -> served arguments (None: the field takes no arguments or only its required ones)
 SERVED: dict[str, dict[str, list[str] | None]] = {
@@ -212,50 +233,8 @@ SERVED: dict[str, dict[str, list[str] | None]] = {
             "deliveryAddress",
         ]
     ),
-    "Address": dict.fromkeys(
-        [
-            "id",
-            "type",
-            "createdOn",
-            "updatedOn",
-            "companyName",
-            "name",
-            "street",
-            "street2",
-            "city",
-            "state",
-            "postcode",
-            "region",
-            "country",
-            "latitude",
-            "longitude",
-            "ref",
-            "timeZone",
-            "email",
-        ]
-    ),
-    "CustomerAddress": dict.fromkeys(
-        [
-            "id",
-            "type",
-            "createdOn",
-            "updatedOn",
-            "companyName",
-            "name",
-            "street",
-            "street2",
-            "city",
-            "state",
-            "postcode",
-            "region",
-            "country",
-            "latitude",
-            "longitude",
-            "ref",
-            "timeZone",
-            "email",
-        ]
-    ),
+    "Address": dict.fromkeys(ADDRESS_FIELDS),
+    "CustomerAddress": dict.fromkeys(ADDRESS_FIELDS),
     "StoreAddress": dict.fromkeys(
         [
             "id",
