@@ -19,7 +19,7 @@ import click
 import httpx
 
 from fc_assets.local_stack.process import ServerProcess, port_open, python_module
-from fc_assets.local_stack.s3_server import load_buckets, s3_server, save_buckets
+from fc_assets.local_stack.s3_server import load_buckets, s3_client, s3_server, save_buckets
 from fc_assets.local_stack.sftp_server import sftp_server
 
 DEMO_BUCKET = "fc-lake"
@@ -87,7 +87,7 @@ def dagster_ready(url: str) -> bool:
 def start_stack(
     root: Path, *, ports: dict[str, int], seed: int, echo=click.echo
 ) -> tuple[StackInfo, list[ServerProcess]]:
-    state = root / ".local" / "demo"
+    state = state_dir(root)
     logs = state / "logs"
     home = root / ".dagster_home"
     write_dagster_home(home)
@@ -237,15 +237,7 @@ def launch_first_extracts(url: str) -> list[str]:
 
 
 def prepare_buckets(info: StackInfo) -> None:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=info.s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    s3 = s3_client(info.s3_endpoint)
     for bucket in (DEMO_BUCKET, INBOX_BUCKET):
         try:
             s3.head_bucket(Bucket=bucket)
@@ -253,18 +245,25 @@ def prepare_buckets(info: StackInfo) -> None:
             s3.create_bucket(Bucket=bucket)
 
 
-def stop_all(started: list[ServerProcess], info: StackInfo | None = None, echo=click.echo) -> None:
+def state_dir(root: Path) -> Path:
+    """The demo's files under the repository: logs, stack.json, SFTP root, saved S3 objects (git-ignored)."""
+    return root / ".local" / "demo"
+
+
+def stop_all(
+    started: list[ServerProcess], info: StackInfo | None = None, save_to: Path | None = None, echo=click.echo
+) -> None:
     """Stop Dagster first (nothing writes any more), save the S3 server's objects, then stop the rest."""
     rest = list(started)
     if rest and rest[-1].name == "dagster dev":
         rest.pop().stop()
     s3 = next((p for p in rest if p.name.startswith("s3") and p.proc and p.proc.poll() is None), None)
-    if info is not None and s3 is not None:
+    if info is not None and save_to is not None and s3 is not None:
         try:
             saved = save_buckets(
                 info.s3_endpoint,
                 [DEMO_BUCKET, INBOX_BUCKET],
-                Path(info.home).parent / ".local" / "demo" / S3_SAVE_DIR,
+                save_to,
             )
             echo(f"  s3 objects saved for the next start: {saved}")
         except Exception as e:  # never block the shutdown on it
@@ -317,7 +316,7 @@ def demo(ctx: click.Context, seed: int, no_samples: bool) -> None:
             click.echo(f"stopping: {', '.join(dead)} exited (logs in .local/demo/logs/)", err=True)
     finally:
         click.echo("Stopping the demo stack ...")
-        stop_all(started, info)
+        stop_all(started, info, state_dir(root) / S3_SAVE_DIR)
         click.echo("Stopped.")
 
 
@@ -328,7 +327,7 @@ def drop(feed: str, target: str) -> None:
     """Drop a fresh sample file for FEED (inventory, products, locations) into the running demo's inbox."""
     from fc_assets.local_stack.samples import drop_sample
 
-    state = Path.cwd() / ".local" / "demo"
+    state = state_dir(Path.cwd())
     if not (state / "stack.json").exists():
         raise click.ClickException("no running demo found (start it with `make demo`)")
     click.echo(drop_sample(StackInfo.load(state), feed, target))

@@ -36,7 +36,7 @@ def save_buckets(endpoint: str, buckets: list[str], directory: Path) -> int:
     moto keeps its state in memory; the demo saves it on shutdown and loads it on the next start, so the
     lake and inboxes survive a restart the way the Dagster instance does. Returns the object count.
     """
-    s3 = _client(endpoint)
+    s3 = s3_client(endpoint)
     fresh = directory.with_name(directory.name + ".new")
     shutil.rmtree(fresh, ignore_errors=True)
     count = 0
@@ -55,7 +55,7 @@ def load_buckets(endpoint: str, directory: Path) -> int:
     """Create the buckets saved by `save_buckets` and upload their objects; returns the object count."""
     if not directory.is_dir():
         return 0
-    s3 = _client(endpoint)
+    s3 = s3_client(endpoint)
     count = 0
     for bucket_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
         s3.create_bucket(Bucket=bucket_dir.name)
@@ -65,7 +65,8 @@ def load_buckets(endpoint: str, directory: Path) -> int:
     return count
 
 
-def _client(endpoint: str):
+def s3_client(endpoint: str):
+    """A boto3 client for the local S3 server (moto takes any credentials; these are its documented ones)."""
     import boto3
 
     return boto3.client(

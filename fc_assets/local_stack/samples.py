@@ -85,16 +85,9 @@ def _stamp() -> str:
 
 
 def _put_s3(info: StackInfo, key: str, body: bytes) -> str:
-    import boto3
+    from fc_assets.local_stack.s3_server import s3_client
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=info.s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    s3.put_object(Bucket=info.inbox_bucket, Key=key, Body=body)
+    s3_client(info.s3_endpoint).put_object(Bucket=info.inbox_bucket, Key=key, Body=body)
     return f"s3://{info.inbox_bucket}/{key}"
 
 

@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from fc_assets.local_stack.demo import StackInfo, dagster_graphql
 from fc_assets.local_stack.process import free_port, port_open
+from fc_assets.local_stack.s3_server import s3_client
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -98,13 +98,7 @@ class Demo:
 
 
 def _lake_keys(info: StackInfo) -> list[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=info.s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    s3 = s3_client(info.s3_endpoint)
     return [
         o["Key"]
         for p in s3.get_paginator("list_objects_v2").paginate(Bucket="fc-lake")
