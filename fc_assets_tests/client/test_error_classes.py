@@ -1,0 +1,76 @@
+"""Which errors the client retries and which fail at once, against the real sandbox over HTTP (loopback).
+
+Permanent errors (GraphQL validation, Fluent's non-retryable codes, a refused batch) must cost one request
+and fail in well under a second; transient ones (5xx, Fluent's retryable codes) are retried. Request counts
+come from the sandbox's own `received`, not only the client's stats.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fc_assets.resources.fluent import FluentClient, FluentGraphQLError
+from fc_assets.sandbox.runner import SandboxServer
+
+ORDERS_TYPO = """
+query Orders($first: Int, $after: String) {
+  orders(first: $first, after: $after) { edges { cursor node { id refx } } pageInfo { hasNextPage } }
+}"""
+CONNECTION_TYPO = """
+query Orders($first: Int, $after: String) {
+  orders(first: $first, after: $after) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } }
+}"""
+ENTITY = {"skuRef": "S1", "locationRef": "L1", "qty": 1}
+
+
+def client_for(sb: SandboxServer, **kw) -> FluentClient:
+    # the resource's defaults: a wrongly retried error would cost seconds of backoff
+    return FluentClient(sb.base_url, "fc-sandbox", "fc-sandbox-secret", **{"max_retries": 5, **kw})
+
+
+def requests(sb: SandboxServer, key: str = "POST /graphql") -> int:
+    return sb.admin.received()["requests"].get(key, 0)
+
+
+@pytest.mark.parametrize("query", [ORDERS_TYPO, CONNECTION_TYPO], ids=["node-field", "connection-field"])
+def test_a_malformed_query_fails_at_once_with_one_request(sandbox, query):
+    with client_for(sandbox) as client:
+        client.graphql("query { me { ref } }")  # token obtained outside the measured call
+        before = requests(sandbox)
+        started = time.monotonic()
+        with pytest.raises(FluentGraphQLError) as info:
+            list(client.paginate(query))
+        elapsed = time.monotonic() - started
+    assert "Cannot query field" in str(info.value)
+    assert not info.value.retryable and info.value.classification.category == "VALIDATION_ERROR"
+    assert requests(sandbox) - before == 1 and client.stats.retries == 0
+    assert elapsed < 5
+
+
+def test_a_retryable_fluent_code_is_retried_and_a_permanent_one_is_not(sandbox_clean):
+    sb = sandbox_clean
+    with client_for(sb, backoff_base=0.01, backoff_max=0.05) as client:
+        client.graphql("query { me { ref } }")
+        sb.admin.set_faults(
+            graphql_errors={
+                "count": 2,
+                "message": "S0002E: service temporarily unavailable",
+                "code": "S0002E",
+            }
+        )
+        before = requests(sb)
+        assert client.graphql("query { me { ref } }")["me"]["ref"] == "fc-sandbox"
+        assert requests(sb) - before == 3 and client.stats.retries == 2
+        sb.admin.set_faults(
+            graphql_errors={
+                "count": 1,
+                "message": "C0020E: missing permissions: ORDER_VIEW",
+                "code": "C0020E",
+            }
+        )
+        before = requests(sb)
+        with pytest.raises(FluentGraphQLError) as info:
+            client.graphql("query { me { ref } }")
+        assert requests(sb) - before == 1 and info.value.codes == ["C0020E"] and not info.value.retryable
