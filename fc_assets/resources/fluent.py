@@ -376,11 +376,11 @@ class FluentClient:
         """Send one batch (1..5000 entities) to an open job; return the batch id.
 
         Validated client-side first (`FluentValidationError`). `batch_fields` are Fluent's optional batch
-        fields (`source`, `event`, `catalogueRef`, `conditions`). A closed job raises `FluentJobClosedError`
-        (create a new job and resend). Not retried once it may have been sent — Fluent has no idempotency
-        key, so a repeat could apply the batch twice; on an error with `request_may_have_been_processed`
-        (5xx, read timeout, dropped connection) reconcile through `get_job(job_id)` (its batch list) before
-        resending.
+        fields (`source`, `event`, `catalogueRef`, `conditions`). A 4xx answer to a job whose `status` is
+        then CLOSED raises `FluentJobClosedError` (create a new job and resend), any other 4xx a plain
+        `FluentHTTPError`. Not retried once it may have been sent — Fluent has no idempotency key, so a
+        repeat could apply the batch twice; on an error with `request_may_have_been_processed` (5xx, read
+        timeout, dropped connection) reconcile through `get_job(job_id)` (its batch list) before resending.
         """
         if action not in BATCH_ACTIONS:
             raise FluentValidationError(f"batch action must be one of {BATCH_ACTIONS}, got {action!r}")
@@ -400,10 +400,19 @@ class FluentClient:
                 "POST", f"{API}/job/{job_id}/batch", json=body, idempotent=False, handle=self._json_answer
             )
         except FluentHTTPError as exc:
-            if 400 <= exc.status < 500 and "closed" in exc.body_excerpt.lower():
+            if 400 <= exc.status < 500 and exc.status not in (401, 429) and self._job_closed(job_id):
                 raise FluentJobClosedError(job_id, exc) from None
             raise
         return _id_of(answer, "id", "batch creation")
+
+    def _job_closed(self, job_id: str) -> bool:
+        """Whether a refused batch was refused because its job is CLOSED, by the job's own `status` (Fluent
+        documents no error code or message for it; a message merely containing "closed" proves nothing)."""
+        try:
+            return self.get_job(job_id).get("status") == "CLOSED"
+        except FluentError as exc:
+            logger.warning("could not read job %s to tell whether it is closed: %s", job_id, exc)
+            return False
 
     def get_batch(self, job_id: str, batch_id: str) -> dict[str, Any]:
         """The batch body (`status` PENDING/RUNNING/COMPLETE, per-entity `results`)."""

@@ -8,10 +8,16 @@ come from the sandbox's own `received`, not only the client's stats.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fc_assets.resources.fluent import FluentClient, FluentGraphQLError
+from fc_assets.resources.fluent import (
+    FluentClient,
+    FluentGraphQLError,
+    FluentHTTPError,
+    FluentJobClosedError,
+)
 from fc_assets.sandbox.runner import SandboxServer
 
 ORDERS_TYPO = """
@@ -74,3 +80,31 @@ def test_a_retryable_fluent_code_is_retried_and_a_permanent_one_is_not(sandbox_c
         with pytest.raises(FluentGraphQLError) as info:
             client.graphql("query { me { ref } }")
         assert requests(sb) - before == 1 and info.value.codes == ["C0020E"] and not info.value.retryable
+
+
+def test_closed_job_is_told_by_the_jobs_status_not_by_the_word_closed(sandbox_clean):
+    sb = sandbox_clean
+    with client_for(sb) as client:
+        job = client.create_job("open-job")
+        # a batch refused for another reason, whose message happens to contain "closed"
+        sb.admin.set_faults(
+            server_errors={
+                "count": 1,
+                "status": 400,
+                "message": "entity 0: location 'closed-store' is inactive",
+            },
+            paths=[f"/api/v4.1/job/{job}/batch"],
+        )
+        with pytest.raises(FluentHTTPError) as info:
+            client.send_batch(job, [ENTITY])
+        assert not isinstance(info.value, FluentJobClosedError)
+        assert info.value.status == 400 and "closed-store" in str(info.value)
+        assert client.get_job(job)["status"] == "OPEN"
+        sb.admin.clear_faults()
+        # the job really closes at midnight UTC: now it is a closed job (create a new one and re-send)
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
+        sb.admin.set_clock(tomorrow.isoformat())
+        with pytest.raises(FluentJobClosedError) as closed:
+            client.send_batch(job, [ENTITY])
+        assert closed.value.job_id == job and closed.value.status == 400
+        assert len(sb.admin.received()["batches"]) == 0  # neither batch was accepted
