@@ -41,6 +41,7 @@ class GraphQLPager(Protocol):
         *,
         connection_path: str | None = None,
         page_size: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[PageLike]: ...
 
 
@@ -121,6 +122,7 @@ def complete_nested(
             {"id": node["id"], after_var: cursor},
             connection_path=conn.connection_path,
             page_size=conn.page_size,
+            cancel=cancel,
         ):
             check_cancelled(cancel)
             edges.extend({"cursor": None, "node": n} for n in page.nodes)
@@ -143,13 +145,17 @@ def fetch_pages(
     """Yield `(nodes, requests)` per top-level page of `source` over `window` (inclusive query: the caller
     drops rows at `window.end`), nested connections completed; `requests` counts follow-up pages too.
 
-    `cancel` is checked before every request and again when its answer arrives, so a cancelled chain sends
-    nothing more: at most the request already in flight completes.
+    `cancel` is checked before every request and again when its answer arrives, and it ends the client's
+    wait before a retry, so a cancelled chain sends nothing more: at most the request in flight completes.
     """
     variables = window_variables(spec, window, client.retailer_id, scope_value)
     pages = iter(
         client.paginate(
-            query_text(source.query), variables, connection_path=source.connection_path, page_size=page_size
+            query_text(source.query),
+            variables,
+            connection_path=source.connection_path,
+            page_size=page_size,
+            cancel=cancel,
         )
     )
     with closing(pages) if hasattr(pages, "close") else nullcontext():

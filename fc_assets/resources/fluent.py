@@ -44,6 +44,7 @@ from pydantic import Field
 from fc_assets.resources.fluent_errors import (
     FluentAuthError,
     FluentBatchTimeout,
+    FluentCancelled,
     FluentError,
     FluentGraphQLError,
     FluentHTTPError,
@@ -61,6 +62,7 @@ __all__ = [
     "ClientStats",
     "FluentAuthError",
     "FluentBatchTimeout",
+    "FluentCancelled",
     "FluentClient",
     "FluentError",
     "FluentGraphQLError",
@@ -235,7 +237,12 @@ class FluentClient:
     # ------------------------------------------------------------------------------------------- GraphQL
 
     def graphql(
-        self, query: str, variables: dict[str, Any] | None = None, *, partial: bool = False
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        partial: bool = False,
+        cancel: threading.Event | None = None,
     ) -> dict[str, Any] | GraphQLResult:
         """Run one GraphQL operation.
 
@@ -244,6 +251,8 @@ class FluentClient:
         GraphQL errors (HTTP and auth failures still raise), e.g. for alias-batched mutations.
         Queries are retried on retryable GraphQL errors (rate limit `C0011E`, `S…`/`T…` codes) like on 5xx;
         mutations are not, since some aliases of the request may already have been applied.
+        `cancel` (set by the caller, e.g. when another stream of an extraction failed) ends a wait before a
+        retry at once with `FluentCancelled`.
         """
         op = parse_operation(query)
         body: dict[str, Any] = {"query": query}
@@ -251,7 +260,12 @@ class FluentClient:
             body["variables"] = variables
         try:
             answer = self._request(
-                "POST", "/graphql", json=body, idempotent=not op.is_mutation, handle=self._graphql_answer
+                "POST",
+                "/graphql",
+                json=body,
+                idempotent=not op.is_mutation,
+                handle=self._graphql_answer,
+                cancel=cancel,
             )
         except FluentGraphQLError as exc:
             if partial:
@@ -284,6 +298,7 @@ class FluentClient:
         *,
         connection_path: str | None = None,
         page_size: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Page]:
         """Yield every page of one Relay connection of `query`, following edge cursors until the end.
 
@@ -294,6 +309,7 @@ class FluentClient:
         never paged. There is no record or page cap: the iterator ends only when `hasNextPage` is false,
         and raises `FluentPagingError` when it cannot continue safely (no cursor, a cursor already used,
         `hasNextPage` true on an empty page, a malformed or null connection). Pages are not de-duplicated.
+        `cancel`: see `graphql`.
         """
         plan = connection_plan(query, connection_path)
         vars_ = dict(variables or {})
@@ -310,7 +326,7 @@ class FluentClient:
         while True:
             number += 1
             vars_[plan.after_var] = cursor
-            data = self.graphql(query, vars_)
+            data = self.graphql(query, vars_, cancel=cancel)
             self._count(pages=1)
             page = _page_of(data, plan.path, number)
             if page.has_next_page:
@@ -592,6 +608,7 @@ class FluentClient:
         data: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         auth: bool = True,
+        cancel: threading.Event | None = None,
     ) -> T:
         """Send one logical request with the retry policy of the module docstring; `handle` reads the answer."""
         content = orjson.dumps(json) if json is not None else None
@@ -622,7 +639,7 @@ class FluentClient:
                 )
                 if (idempotent or not sent) and retries < self.max_retries:
                     retries += 1
-                    self._wait(self._backoff(retries), method, path, reason, retries)
+                    self._wait(self._backoff(retries), method, path, reason, retries, cancel)
                     continue
                 err_cls = (
                     FluentTimeoutError if isinstance(exc, httpx.TimeoutException) else FluentTransportError
@@ -649,13 +666,13 @@ class FluentClient:
                 if retries < self.max_retries:
                     retries += 1
                     delay = min(hint, self.max_retry_after) if hint is not None else self._backoff(retries)
-                    self._wait(delay, method, path, "HTTP 429", retries)
+                    self._wait(delay, method, path, "HTTP 429", retries, cancel)
                     continue
                 raise FluentRateLimited(method, path, self._excerpt(resp), retry_after=hint, attempts=attempt)
             if status >= 500:
                 if idempotent and retries < self.max_retries:
                     retries += 1
-                    self._wait(self._backoff(retries), method, path, f"HTTP {status}", retries)
+                    self._wait(self._backoff(retries), method, path, f"HTTP {status}", retries, cancel)
                     continue
                 raise self._http_error(resp, may_have_been_processed=not idempotent, attempts=attempt)
             try:
@@ -668,19 +685,30 @@ class FluentClient:
                         if answer.delay is not None
                         else self._backoff(retries)
                     )
-                    self._wait(delay, method, path, str(answer.error), retries)
+                    self._wait(delay, method, path, str(answer.error), retries, cancel)
                     continue
                 raise answer.error from None
 
     def _backoff(self, retry: int) -> float:
         return min(self.backoff_max, self.backoff_base * 2 ** (retry - 1)) * (0.5 + random.random() / 2)
 
-    def _wait(self, seconds: float, method: str, path: str, reason: str, retry: int) -> None:
+    def _wait(
+        self,
+        seconds: float,
+        method: str,
+        path: str,
+        reason: str,
+        retry: int,
+        cancel: threading.Event | None = None,
+    ) -> None:
         logger.warning(
             "%s %s: %s; retry %d/%d in %.2f s", method, path, reason, retry, self.max_retries, seconds
         )
         self._count(retries=1, wait_seconds=seconds)
-        time.sleep(seconds)
+        if cancel is None:
+            time.sleep(seconds)
+        elif cancel.wait(seconds):
+            raise FluentCancelled(f"{method} {path}: cancelled while waiting to retry ({reason})")
 
     def _count(self, **deltas: float) -> None:
         with self._stats_lock:

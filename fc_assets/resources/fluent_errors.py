@@ -244,6 +244,10 @@ class FluentPagingError(FluentError):
         super().__init__(message + where)
 
 
+class FluentCancelled(FluentError):
+    """The caller cancelled a call while it waited to retry (another stream of the same run failed)."""
+
+
 class FluentDataError(FluentError):
     """Fluent answered with data that cannot be stored (a timestamp Arrow cannot parse, a value of another
     type than its column's). Permanent: the same answer comes back on every attempt, so it is not retried."""

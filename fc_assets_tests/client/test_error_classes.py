@@ -7,12 +7,14 @@ come from the sandbox's own `received`, not only the client's stats.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from fc_assets.resources.fluent import (
+    FluentCancelled,
     FluentClient,
     FluentGraphQLError,
     FluentHTTPError,
@@ -27,6 +29,10 @@ query Orders($first: Int, $after: String) {
 CONNECTION_TYPO = """
 query Orders($first: Int, $after: String) {
   orders(first: $first, after: $after) { totalCount edges { cursor node { id } } pageInfo { hasNextPage } }
+}"""
+ORDERS_PAGES = """
+query Orders($first: Int, $after: String) {
+  orders(first: $first, after: $after) { edges { cursor node { id } } pageInfo { hasNextPage } }
 }"""
 ENTITY = {"skuRef": "S1", "locationRef": "L1", "qty": 1}
 
@@ -108,3 +114,32 @@ def test_closed_job_is_told_by_the_jobs_status_not_by_the_word_closed(sandbox_cl
             client.send_batch(job, [ENTITY])
         assert closed.value.job_id == job and closed.value.status == 400
         assert len(sb.admin.received()["batches"]) == 0  # neither batch was accepted
+
+
+def test_cancel_ends_a_wait_before_a_retry_at_once(sandbox_clean):
+    sb = sandbox_clean
+    cancel = threading.Event()
+    outcome: list[BaseException] = []
+    with client_for(sb) as client:
+        client.graphql("query { me { ref } }")
+        sb.admin.set_faults(rate_limit={"count": 1, "retry_after": 30})
+
+        def page_all() -> None:
+            try:
+                list(client.paginate(ORDERS_PAGES, page_size=10, cancel=cancel))
+            except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=page_all)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while sb.admin.faults()["rate_limit"]["count"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the 429 has been answered: the client now waits 30 s
+        time.sleep(0.2)
+        cancelled_at = time.monotonic()
+        cancel.set()
+        thread.join(timeout=10)
+        stopped_after = time.monotonic() - cancelled_at
+    assert not thread.is_alive() and stopped_after < 2
+    assert len(outcome) == 1 and isinstance(outcome[0], FluentCancelled), outcome
+    assert client.stats.retries == 1 and client.stats.pages == 0

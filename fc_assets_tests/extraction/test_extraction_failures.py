@@ -19,6 +19,7 @@ from fc_assets.extraction.entities import ORDERS, Source, load_query
 from fc_assets.extraction.extract import extract_periods
 from fc_assets.extraction.windows import Window
 from fc_assets.resources.fluent import FluentClient, FluentGraphQLError
+from fc_assets.resources.fluent_errors import FluentDataError
 from fc_assets.resources.storage import TMP_DIR
 from fc_assets_tests.extraction.test_sandbox_extraction import (
     START_DATE,
@@ -141,3 +142,40 @@ def test_the_first_failing_stream_stops_its_siblings_within_a_round_trip(sandbox
     # the failure arrives after one round trip; the siblings' requests in flight end one round trip later
     assert elapsed < 2 * LATENCY_MS / 1000 + 1.5, elapsed
     assert not lake.list_files("fluent/orders") and not lake.list_files(TMP_DIR)
+
+
+def test_a_failure_ends_the_siblings_waits_before_retries(sandbox, lake):
+    """Sub-window 1 of 4 is rate limited (C0011E, the client waits ~4 s before each of its retries) while
+    sub-window 2's first page holds data the columns cannot hold: the run fails at once, without waiting
+    out the sibling's backoff."""
+    key = day_key(2)
+    start = datetime.fromisoformat(key).replace(tzinfo=UTC)
+    day = Window.of(start, start + timedelta(days=1))
+    limited = day.split(4)[0]
+    spec = replace(
+        ORDERS, name="orders_bad_time", columns=(*ORDERS.columns, Column("ref_time", "ref", TIMESTAMP))
+    )
+    sandbox.admin.set_faults(
+        graphql_errors={
+            "match": f'"from":"{limited.date_range["from"]}"',
+            "message": "C0011E: rate limit exceeded",
+            "code": "C0011E",
+        },
+    )
+    before = graphql_requests(sandbox)
+    with FluentClient(
+        sandbox.base_url,
+        "fc-sandbox",
+        "fc-sandbox-secret",
+        max_retries=3,
+        backoff_base=8.0,
+        backoff_max=8.0,  # waits of 4-8 s
+    ) as client:
+        client.graphql("query { me { ref } }")
+        started = time.monotonic()
+        with pytest.raises(FluentDataError, match="ref_time"):
+            list(extract_periods(spec, [day], client=client, lake=lake, concurrency=2))
+        elapsed = time.monotonic() - started
+    assert elapsed < 3, elapsed  # not the 4-8 s backoff of the rate-limited sibling
+    assert graphql_requests(sandbox) - before - 1 <= 3  # the limited window once, the failing one once
+    assert not lake.list_files("fluent/orders_bad_time") and not lake.list_files(TMP_DIR)
