@@ -165,7 +165,7 @@ def stream_task(
     """
     try:
         check_cancelled(abort.event)  # queued behind a stream that has failed since
-        return _stream(client, spec, task, builder, spool_dir, page_size, abort.event)
+        return _stream(client, spec, task, builder, spool_dir, page_size, abort)
     except Cancelled:
         raise
     except BaseException as exc:
@@ -180,7 +180,7 @@ def _stream(
     builder: BatchBuilder,
     spool_dir: Path,
     page_size: int | None,
-    cancel: threading.Event,
+    abort: Abort,
 ) -> StreamResult:
     result = StreamResult(Spool(spool_dir / f"task-{task.index:05d}.arrows", builder.schema))
     col = spec.updated_column
@@ -192,10 +192,10 @@ def _stream(
             task.window,
             scope_value=task.scope_value,
             page_size=page_size,
-            cancel=cancel,
+            cancel=abort.event,
         )
         # the next page's request is in flight while this thread converts and spools the current one
-        with closing(prefetch(pages, PREFETCH_PAGES)) as pipelined:
+        with closing(prefetch(pages, PREFETCH_PAGES)) as pipelined, _failing_first(abort):
             for nodes, requests in pipelined:
                 result.pages += 1
                 result.requests += requests
@@ -224,6 +224,19 @@ def _stream(
     finally:
         result.spool.close()
     return result
+
+
+@contextmanager
+def _failing_first(abort: Abort) -> Iterator[None]:
+    """Record an error in `abort` before the enclosing blocks unwind: closing the prefetch waits for the
+    chain's request in flight, and the siblings should not wait for that to be told to stop."""
+    try:
+        yield
+    except Cancelled:
+        raise
+    except BaseException as exc:
+        abort.fail(exc)
+        raise
 
 
 OVERSPLIT = 2

@@ -179,3 +179,21 @@ def test_a_failure_ends_the_siblings_waits_before_retries(sandbox, lake):
     assert elapsed < 3, elapsed  # not the 4-8 s backoff of the rate-limited sibling
     assert graphql_requests(sandbox) - before - 1 <= 3  # the limited window once, the failing one once
     assert not lake.list_files("fluent/orders_bad_time") and not lake.list_files(TMP_DIR)
+
+
+def test_a_missing_required_field_fails_the_blocking_check_without_retries(sandbox, lake, instance):
+    # click & collect orders only have a pickup location: declared required, most rows lack it
+    pickup = Column("pickup_location_ref", "fulfilmentChoice.pickupLocationRef", nullable=False)
+    spec = replace(ORDERS, name="orders_required_pickup", columns=(*ORDERS.columns, pickup))
+    asset = build_extraction_asset(spec, START_DATE, retry_policy=RETRYING)
+    result = dg.materialize(
+        [asset],
+        resources=resources(sandbox, lake),
+        instance=instance,
+        partition_key=day_key(2),
+        raise_on_error=False,
+    )
+    assert not result.success
+    check = step_events(result, "ASSET_CHECK_EVALUATION")[0].event_specific_data
+    assert not check.passed and check.metadata["failure_count"].value > 0
+    assert not step_events(result, "STEP_UP_FOR_RETRY")
