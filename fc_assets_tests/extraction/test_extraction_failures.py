@@ -140,7 +140,7 @@ def test_the_first_failing_stream_stops_its_siblings_within_a_round_trip(sandbox
     # siblings had in flight when the failure arrived; the 4 queued sub-windows send nothing
     assert sent <= 4 + 3, sent
     # the failure arrives after one round trip; the siblings' requests in flight end one round trip later
-    assert elapsed < 2 * LATENCY_MS / 1000 + 1.5, elapsed
+    assert elapsed < 2 * LATENCY_MS / 1000 + 2, elapsed  # on main: ~6 s, the first sub-windows to the end
     assert not lake.list_files("fluent/orders") and not lake.list_files(TMP_DIR)
 
 
