@@ -16,6 +16,7 @@ tenacity callbacks that would be harder to read than the loop):
 | 5xx, read timeout, dropped connection     | retry with backoff                     | raise at once, flagged "may have been processed" |
 | retryable GraphQL error (C0011E, S…, T…)  | retry with backoff                     | raise / return partial (aliases may have run) |
 | other 4xx, non-retryable GraphQL error    | raise                                  | raise                                       |
+| GraphQL validation error (query typo)     | raise: never retryable                 | raise                                       |
 
 Backoff is exponential with "equal jitter": `min(backoff_max, backoff_base * 2**(n-1))` scaled by a random
 factor in [0.5, 1), so a burst of clients spreads out but every retry still waits at least half the step.

@@ -6,7 +6,9 @@ redacted excerpt of the response body; they never carry request bodies, credenti
 GraphQL codes follow Fluent's `<C|S|T><4 digits><E|W>` format. Fluent's docs do not say where the code
 lives, so it is read from `extensions.code` first and from the message text second (as the TypeScript SDK
 does). The classification table is the SDK's (`fluent-api.md` §2.3); unlike the SDK, the client acts on it:
-queries whose errors are all retryable are retried (see `FluentClient.graphql`).
+queries whose errors are all retryable are retried (see `FluentClient.graphql`). Unlike the SDK, a GraphQL
+validation error (graphql-java's `extensions.classification`, or a standard validation message) is never
+retryable, and message keywords only count as whole phrases ("connection reset", not "OrderConnection").
 """
 
 from __future__ import annotations
