@@ -13,8 +13,10 @@ period are done, streams their spools *in task order* (source, scope, time) into
 - deterministic output: row order depends on the task order and the API's order, not on thread timing;
 - bounded memory: a stream holds at most 3 pages (converting, queued, being fetched); the writer holds one
   row group (freed as soon as it is written, see `validation._drop_accessor_cycle`); spools are on disk;
-- complete or fail: any stream's error cancels the others and propagates before the period's object is
-  committed, so the object either covers the whole period or is not written (no `_tmp` leftover);
+- complete or fail: the first stream to fail stops every other one before its next request (at most the
+  request in flight completes) and its error propagates at once, whichever period or task it belongs to,
+  before the period's object is committed: the object either covers the whole period or is not written
+  (no `_tmp` leftover);
 - window edges: each task queries its sub-window inclusively and keeps `start <= updatedOn < end`; the row
   at `end` is kept by the next sub-window / period instead.
 """
@@ -28,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +41,18 @@ import pyarrow.compute as pc
 
 from fc_assets.extraction.columns import BatchBuilder
 from fc_assets.extraction.entities import EntitySpec, Source
-from fc_assets.extraction.fetch import GraphQLPager, fetch_pages, list_scope_values
+from fc_assets.extraction.fetch import (
+    Cancelled,
+    GraphQLPager,
+    check_cancelled,
+    fetch_pages,
+    list_scope_values,
+)
 from fc_assets.extraction.parquet_writer import RowGroupWriter, Spool
 from fc_assets.extraction.validation import ValidationReport
 from fc_assets.extraction.windows import Window
 from fc_assets.prefetch import prefetch
+from fc_assets.resources.fluent_errors import FluentDataError
 from fc_assets.resources.storage import Lake
 
 logger = logging.getLogger("fc_assets.extraction")
@@ -63,6 +72,26 @@ class Task:
     source: Source
     window: Window
     scope_value: dict[str, Any] | None = None
+
+
+class Abort:
+    """The first error of any stream of a run. Recording it sets `event`, which every stream checks before
+    each request, so the siblings stop within the round trip they are in."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = error
+        self.event.set()
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass
@@ -127,9 +156,32 @@ def stream_task(
     spool_dir: Path,
     *,
     page_size: int | None,
-    cancel: threading.Event,
+    abort: Abort,
 ) -> StreamResult:
-    """Page one task into its spool, keeping only rows inside the task's half-open window."""
+    """Page one task into its spool, keeping only rows inside the task's half-open window.
+
+    Its own error is recorded in `abort` (stopping the other streams) before it propagates; it stops with
+    `Cancelled` when another stream failed first.
+    """
+    try:
+        check_cancelled(abort.event)  # queued behind a stream that has failed since
+        return _stream(client, spec, task, builder, spool_dir, page_size, abort)
+    except Cancelled:
+        raise
+    except BaseException as exc:
+        abort.fail(exc)
+        raise
+
+
+def _stream(
+    client: GraphQLPager,
+    spec: EntitySpec,
+    task: Task,
+    builder: BatchBuilder,
+    spool_dir: Path,
+    page_size: int | None,
+    abort: Abort,
+) -> StreamResult:
     result = StreamResult(Spool(spool_dir / f"task-{task.index:05d}.arrows", builder.schema))
     col = spec.updated_column
     try:
@@ -140,16 +192,22 @@ def stream_task(
             task.window,
             scope_value=task.scope_value,
             page_size=page_size,
-            cancel=cancel,
+            cancel=abort.event,
         )
         # the next page's request is in flight while this thread converts and spools the current one
-        with closing(prefetch(pages, PREFETCH_PAGES)) as pipelined:
+        with closing(prefetch(pages, PREFETCH_PAGES)) as pipelined, _failing_first(abort):
             for nodes, requests in pipelined:
                 result.pages += 1
                 result.requests += requests
                 if not nodes:
                     continue
-                batch = builder.build(nodes)
+                try:
+                    batch = builder.build(nodes)
+                except (pa.ArrowException, TypeError, ValueError, AttributeError) as exc:
+                    raise FluentDataError(
+                        f"{spec.name}: page {result.pages} of {task.source.query} over {task.window} "
+                        f"cannot be converted to the columns {[c.name for c in builder.columns]}: {exc}"
+                    ) from exc
                 keep = in_window(batch, col, task.window)
                 if not pc.all(keep).as_py():
                     ts = batch.column(col)
@@ -166,6 +224,19 @@ def stream_task(
     finally:
         result.spool.close()
     return result
+
+
+@contextmanager
+def _failing_first(abort: Abort) -> Iterator[None]:
+    """Record an error in `abort` before the enclosing blocks unwind: closing the prefetch waits for the
+    chain's request in flight, and the siblings should not wait for that to be told to stop."""
+    try:
+        yield
+    except Cancelled:
+        raise
+    except BaseException as exc:
+        abort.fail(exc)
+        raise
 
 
 OVERSPLIT = 2
@@ -236,6 +307,19 @@ def write_partition(
     return key, size, writer.row_groups, preview[0] if preview else None
 
 
+def await_period(
+    futures: Sequence[Future[StreamResult]], others: Sequence[Future[StreamResult]], abort: Abort
+) -> list[StreamResult]:
+    """The results of one period's streams, in task order; raises the run's first error as soon as any
+    stream fails (this period's or a later one's), not when the tasks before it are done."""
+    pending = {f for f in (*futures, *others) if not f.done()}
+    while not all(f.done() for f in futures):
+        abort.raise_if_failed()
+        _, pending = wait(pending, return_when=FIRST_COMPLETED)
+    abort.raise_if_failed()
+    return [f.result() for f in futures]
+
+
 _frozen_lock = threading.Lock()
 _frozen_runs = 0
 
@@ -286,7 +370,7 @@ def extract_periods(
     scope_values: list[dict[str, Any] | None] = (
         list_scope_values(client, spec.scope, page_size or 100) if spec.scope else [None]
     )
-    cancel = threading.Event()
+    abort = Abort()
     plans: deque[tuple[Window, list[Task]]] = deque()
     next_index = 0
     parts = sub_windows_per_period(concurrency, len(spec.sources) * len(scope_values), len(periods))
@@ -309,7 +393,7 @@ def extract_periods(
             period, tasks = plans.popleft()
             futures = [
                 pool.submit(
-                    stream_task, client, spec, t, builder, spool_dir, page_size=page_size, cancel=cancel
+                    stream_task, client, spec, t, builder, spool_dir, page_size=page_size, abort=abort
                 )
                 for t in tasks
             ]
@@ -321,7 +405,8 @@ def extract_periods(
                 while plans and sum(len(f) for _, f, _ in queued) < 2 * concurrency:
                     submit_next()
                 period, futures, started = queued.popleft()
-                streams = [f.result() for f in futures]
+                others = [f for _, later, _ in queued for f in later]
+                streams = await_period(futures, others, abort)
                 report = ValidationReport()
                 for s in streams:
                     report.add_failure(
@@ -351,8 +436,8 @@ def extract_periods(
                         f"{spec.name} {period}: {result.rows} rows, {result.pages} pages -> {result.uri}"
                     )
                 yield result
-        except BaseException:
-            cancel.set()
+        except BaseException as exc:
+            abort.fail(exc)
             for _, futures, _ in queued:
                 for f in futures:
                     f.cancel()

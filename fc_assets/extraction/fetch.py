@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import closing, nullcontext
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -40,11 +41,17 @@ class GraphQLPager(Protocol):
         *,
         connection_path: str | None = None,
         page_size: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[PageLike]: ...
 
 
 class Cancelled(Exception):  # noqa: N818 - control flow: another stream failed, stop this one
-    """Raised between pages when the extraction was cancelled (another stream failed)."""
+    """Raised before a request when the extraction was cancelled (another stream failed)."""
+
+
+def check_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
 
 
 @lru_cache(maxsize=64)
@@ -81,10 +88,16 @@ def list_scope_values(client: GraphQLPager, scope: Scope, page_size: int) -> lis
     return [{scope.key_field: k} for k in sorted(keys)]
 
 
-def complete_nested(client: GraphQLPager, conn: NestedConnection, nodes: list[dict[str, Any]]) -> int:
+def complete_nested(
+    client: GraphQLPager,
+    conn: NestedConnection,
+    nodes: list[dict[str, Any]],
+    cancel: threading.Event | None = None,
+) -> int:
     """Fetch the rest of `conn` for every node whose first nested page was not the last; return pages fetched.
 
-    Edges are appended in place, so the node then holds the whole nested list.
+    Edges are appended in place, so the node then holds the whole nested list. `cancel` is checked before
+    every follow-up request.
     """
     follow_up = query_text(conn.query)
     after_var = connection_plan(follow_up, conn.connection_path).after_var
@@ -103,12 +116,15 @@ def complete_nested(client: GraphQLPager, conn: NestedConnection, nodes: list[di
         cursor = edges[-1].get("cursor") if edges else None
         if not cursor or node.get("id") is None:
             raise FluentPagingError(f"{where}: hasNextPage is true but there is no cursor or id to continue")
+        check_cancelled(cancel)
         for page in client.paginate(
             follow_up,
             {"id": node["id"], after_var: cursor},
             connection_path=conn.connection_path,
             page_size=conn.page_size,
+            cancel=cancel,
         ):
+            check_cancelled(cancel)
             edges.extend({"cursor": None, "node": n} for n in page.nodes)
             pages += 1
         nested["edges"] = edges
@@ -127,14 +143,29 @@ def fetch_pages(
     cancel: threading.Event | None = None,
 ) -> Iterator[tuple[list[dict[str, Any]], int]]:
     """Yield `(nodes, requests)` per top-level page of `source` over `window` (inclusive query: the caller
-    drops rows at `window.end`), nested connections completed; `requests` counts follow-up pages too."""
+    drops rows at `window.end`), nested connections completed; `requests` counts follow-up pages too.
+
+    `cancel` is checked before every request and again when its answer arrives, and it ends the client's
+    wait before a retry, so a cancelled chain sends nothing more: at most the request in flight completes.
+    """
     variables = window_variables(spec, window, client.retailer_id, scope_value)
-    for page in client.paginate(
-        query_text(source.query), variables, connection_path=source.connection_path, page_size=page_size
-    ):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled
-        requests = 1
-        for conn in spec.nested:
-            requests += complete_nested(client, conn, page.nodes)
-        yield page.nodes, requests
+    pages = iter(
+        client.paginate(
+            query_text(source.query),
+            variables,
+            connection_path=source.connection_path,
+            page_size=page_size,
+            cancel=cancel,
+        )
+    )
+    with closing(pages) if hasattr(pages, "close") else nullcontext():
+        while True:
+            check_cancelled(cancel)
+            page = next(pages, None)  # sends the request
+            if page is None:
+                return
+            check_cancelled(cancel)
+            requests = 1
+            for conn in spec.nested:
+                requests += complete_nested(client, conn, page.nodes, cancel)
+            yield page.nodes, requests

@@ -16,6 +16,7 @@ tenacity callbacks that would be harder to read than the loop):
 | 5xx, read timeout, dropped connection     | retry with backoff                     | raise at once, flagged "may have been processed" |
 | retryable GraphQL error (C0011E, S…, T…)  | retry with backoff                     | raise / return partial (aliases may have run) |
 | other 4xx, non-retryable GraphQL error    | raise                                  | raise                                       |
+| GraphQL validation error (query typo)     | raise: never retryable                 | raise                                       |
 
 Backoff is exponential with "equal jitter": `min(backoff_max, backoff_base * 2**(n-1))` scaled by a random
 factor in [0.5, 1), so a burst of clients spreads out but every retry still waits at least half the step.
@@ -44,6 +45,7 @@ from pydantic import Field
 from fc_assets.resources.fluent_errors import (
     FluentAuthError,
     FluentBatchTimeout,
+    FluentCancelled,
     FluentError,
     FluentGraphQLError,
     FluentHTTPError,
@@ -61,6 +63,7 @@ __all__ = [
     "ClientStats",
     "FluentAuthError",
     "FluentBatchTimeout",
+    "FluentCancelled",
     "FluentClient",
     "FluentError",
     "FluentGraphQLError",
@@ -235,7 +238,12 @@ class FluentClient:
     # ------------------------------------------------------------------------------------------- GraphQL
 
     def graphql(
-        self, query: str, variables: dict[str, Any] | None = None, *, partial: bool = False
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        partial: bool = False,
+        cancel: threading.Event | None = None,
     ) -> dict[str, Any] | GraphQLResult:
         """Run one GraphQL operation.
 
@@ -244,6 +252,8 @@ class FluentClient:
         GraphQL errors (HTTP and auth failures still raise), e.g. for alias-batched mutations.
         Queries are retried on retryable GraphQL errors (rate limit `C0011E`, `S…`/`T…` codes) like on 5xx;
         mutations are not, since some aliases of the request may already have been applied.
+        `cancel` (set by the caller, e.g. when another stream of an extraction failed) ends a wait before a
+        retry at once with `FluentCancelled`.
         """
         op = parse_operation(query)
         body: dict[str, Any] = {"query": query}
@@ -251,7 +261,12 @@ class FluentClient:
             body["variables"] = variables
         try:
             answer = self._request(
-                "POST", "/graphql", json=body, idempotent=not op.is_mutation, handle=self._graphql_answer
+                "POST",
+                "/graphql",
+                json=body,
+                idempotent=not op.is_mutation,
+                handle=self._graphql_answer,
+                cancel=cancel,
             )
         except FluentGraphQLError as exc:
             if partial:
@@ -284,6 +299,7 @@ class FluentClient:
         *,
         connection_path: str | None = None,
         page_size: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Page]:
         """Yield every page of one Relay connection of `query`, following edge cursors until the end.
 
@@ -294,6 +310,7 @@ class FluentClient:
         never paged. There is no record or page cap: the iterator ends only when `hasNextPage` is false,
         and raises `FluentPagingError` when it cannot continue safely (no cursor, a cursor already used,
         `hasNextPage` true on an empty page, a malformed or null connection). Pages are not de-duplicated.
+        `cancel`: see `graphql`.
         """
         plan = connection_plan(query, connection_path)
         vars_ = dict(variables or {})
@@ -310,7 +327,7 @@ class FluentClient:
         while True:
             number += 1
             vars_[plan.after_var] = cursor
-            data = self.graphql(query, vars_)
+            data = self.graphql(query, vars_, cancel=cancel)
             self._count(pages=1)
             page = _page_of(data, plan.path, number)
             if page.has_next_page:
@@ -376,11 +393,11 @@ class FluentClient:
         """Send one batch (1..5000 entities) to an open job; return the batch id.
 
         Validated client-side first (`FluentValidationError`). `batch_fields` are Fluent's optional batch
-        fields (`source`, `event`, `catalogueRef`, `conditions`). A closed job raises `FluentJobClosedError`
-        (create a new job and resend). Not retried once it may have been sent — Fluent has no idempotency
-        key, so a repeat could apply the batch twice; on an error with `request_may_have_been_processed`
-        (5xx, read timeout, dropped connection) reconcile through `get_job(job_id)` (its batch list) before
-        resending.
+        fields (`source`, `event`, `catalogueRef`, `conditions`). A 4xx answer to a job whose `status` is
+        then CLOSED raises `FluentJobClosedError` (create a new job and resend), any other 4xx a plain
+        `FluentHTTPError`. Not retried once it may have been sent — Fluent has no idempotency key, so a
+        repeat could apply the batch twice; on an error with `request_may_have_been_processed` (5xx, read
+        timeout, dropped connection) reconcile through `get_job(job_id)` (its batch list) before resending.
         """
         if action not in BATCH_ACTIONS:
             raise FluentValidationError(f"batch action must be one of {BATCH_ACTIONS}, got {action!r}")
@@ -400,10 +417,19 @@ class FluentClient:
                 "POST", f"{API}/job/{job_id}/batch", json=body, idempotent=False, handle=self._json_answer
             )
         except FluentHTTPError as exc:
-            if 400 <= exc.status < 500 and "closed" in exc.body_excerpt.lower():
+            if 400 <= exc.status < 500 and exc.status not in (401, 429) and self._job_closed(job_id):
                 raise FluentJobClosedError(job_id, exc) from None
             raise
         return _id_of(answer, "id", "batch creation")
+
+    def _job_closed(self, job_id: str) -> bool:
+        """Whether a refused batch was refused because its job is CLOSED, by the job's own `status` (Fluent
+        documents no error code or message for it; a message merely containing "closed" proves nothing)."""
+        try:
+            return self.get_job(job_id).get("status") == "CLOSED"
+        except FluentError as exc:
+            logger.warning("could not read job %s to tell whether it is closed: %s", job_id, exc)
+            return False
 
     def get_batch(self, job_id: str, batch_id: str) -> dict[str, Any]:
         """The batch body (`status` PENDING/RUNNING/COMPLETE, per-entity `results`)."""
@@ -583,6 +609,7 @@ class FluentClient:
         data: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         auth: bool = True,
+        cancel: threading.Event | None = None,
     ) -> T:
         """Send one logical request with the retry policy of the module docstring; `handle` reads the answer."""
         content = orjson.dumps(json) if json is not None else None
@@ -613,7 +640,7 @@ class FluentClient:
                 )
                 if (idempotent or not sent) and retries < self.max_retries:
                     retries += 1
-                    self._wait(self._backoff(retries), method, path, reason, retries)
+                    self._wait(self._backoff(retries), method, path, reason, retries, cancel)
                     continue
                 err_cls = (
                     FluentTimeoutError if isinstance(exc, httpx.TimeoutException) else FluentTransportError
@@ -640,13 +667,13 @@ class FluentClient:
                 if retries < self.max_retries:
                     retries += 1
                     delay = min(hint, self.max_retry_after) if hint is not None else self._backoff(retries)
-                    self._wait(delay, method, path, "HTTP 429", retries)
+                    self._wait(delay, method, path, "HTTP 429", retries, cancel)
                     continue
                 raise FluentRateLimited(method, path, self._excerpt(resp), retry_after=hint, attempts=attempt)
             if status >= 500:
                 if idempotent and retries < self.max_retries:
                     retries += 1
-                    self._wait(self._backoff(retries), method, path, f"HTTP {status}", retries)
+                    self._wait(self._backoff(retries), method, path, f"HTTP {status}", retries, cancel)
                     continue
                 raise self._http_error(resp, may_have_been_processed=not idempotent, attempts=attempt)
             try:
@@ -659,19 +686,30 @@ class FluentClient:
                         if answer.delay is not None
                         else self._backoff(retries)
                     )
-                    self._wait(delay, method, path, str(answer.error), retries)
+                    self._wait(delay, method, path, str(answer.error), retries, cancel)
                     continue
                 raise answer.error from None
 
     def _backoff(self, retry: int) -> float:
         return min(self.backoff_max, self.backoff_base * 2 ** (retry - 1)) * (0.5 + random.random() / 2)
 
-    def _wait(self, seconds: float, method: str, path: str, reason: str, retry: int) -> None:
+    def _wait(
+        self,
+        seconds: float,
+        method: str,
+        path: str,
+        reason: str,
+        retry: int,
+        cancel: threading.Event | None = None,
+    ) -> None:
         logger.warning(
             "%s %s: %s; retry %d/%d in %.2f s", method, path, reason, retry, self.max_retries, seconds
         )
         self._count(retries=1, wait_seconds=seconds)
-        time.sleep(seconds)
+        if cancel is None:
+            time.sleep(seconds)
+        elif cancel.wait(seconds):
+            raise FluentCancelled(f"{method} {path}: cancelled while waiting to retry ({reason})")
 
     def _count(self, **deltas: float) -> None:
         with self._stats_lock:

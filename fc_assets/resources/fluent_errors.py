@@ -6,7 +6,9 @@ redacted excerpt of the response body; they never carry request bodies, credenti
 GraphQL codes follow Fluent's `<C|S|T><4 digits><E|W>` format. Fluent's docs do not say where the code
 lives, so it is read from `extensions.code` first and from the message text second (as the TypeScript SDK
 does). The classification table is the SDK's (`fluent-api.md` §2.3); unlike the SDK, the client acts on it:
-queries whose errors are all retryable are retried (see `FluentClient.graphql`).
+queries whose errors are all retryable are retried (see `FluentClient.graphql`). Unlike the SDK, a GraphQL
+validation error (graphql-java's `extensions.classification`, or a standard validation message) is never
+retryable, and message keywords only count as whole phrases ("connection reset", not "OrderConnection").
 """
 
 from __future__ import annotations
@@ -16,6 +18,21 @@ from dataclasses import dataclass
 from typing import Any
 
 CODE_PATTERN = re.compile(r"\b([CST]\d{4}[EW])\b")
+VALIDATION_CLASSIFICATIONS = frozenset({"ValidationError", "InvalidSyntax", "OperationNotSupported"})
+"""graphql-java's `extensions.classification` values for a request that is wrong as sent."""
+VALIDATION_MESSAGE = re.compile(
+    r"Cannot query field|Unknown (argument|type|fragment|directive|operation)|Syntax Error|Invalid syntax|"
+    r"Validation error|Variable ['\"]?\$\w+|Field ['\"]?\w+['\"]? (argument|of type)|must have a selection|"
+    r"Expected (type|value)|is not defined by type",
+    re.IGNORECASE,
+)
+"""graphql-js / graphql-java validation messages, for errors that carry no classification."""
+TRANSIENT_MESSAGE = re.compile(
+    r"\b(timeout|timed out|connection (reset|refused|closed|aborted|error|lost)|network error|"
+    r"server error|internal error|temporarily unavailable|service unavailable)\b"
+)
+"""Message words that suggest a passing failure, for errors with neither code nor validation class. Whole
+phrases only: a bare "connection" also matches `Cannot query field 'x' on type 'OrderConnection'`."""
 
 
 class FluentError(Exception):
@@ -135,8 +152,12 @@ def error_code(error: dict[str, Any]) -> str | None:
 
 
 def classify_graphql_error(error: dict[str, Any]) -> GraphQLErrorClass:
-    """Classify one GraphQL error by its Fluent code, else by message heuristics."""
+    """Classify one GraphQL error: a validation error (graphql-java's `extensions.classification`) is never
+    retryable; then Fluent's code decides (the SDK's table); then a validation message; message keywords
+    come last and never make a validation error retryable."""
     code = error_code(error)
+    if classification_of(error) in VALIDATION_CLASSIFICATIONS:
+        return GraphQLErrorClass(code, False, "VALIDATION_ERROR", "FIX_AND_RETRY")
     if code and CODE_PATTERN.fullmatch(code):
         kind, num = code[0], int(code[1:5])
         if kind == "C":
@@ -156,6 +177,8 @@ def classify_graphql_error(error: dict[str, Any]) -> GraphQLErrorClass:
                 return GraphQLErrorClass(code, True, "SERVER_ERROR", "RETRY_LATER", 10.0)
             return GraphQLErrorClass(code, True, "SERVER_ERROR", "RETRY_LATER", 30.0)
         return GraphQLErrorClass(code, True, "THIRD_PARTY_ERROR", "RETRY_LATER", 30.0)
+    if VALIDATION_MESSAGE.search(str(error.get("message") or "")):
+        return GraphQLErrorClass(code, False, "VALIDATION_ERROR", "FIX_AND_RETRY")
     msg = str(error.get("message") or "").lower()
     if any(w in msg for w in ("already exists", "duplicate")):
         return GraphQLErrorClass(code, False, "CLIENT_ERROR", "VERIFY_PAYLOAD")
@@ -163,9 +186,16 @@ def classify_graphql_error(error: dict[str, Any]) -> GraphQLErrorClass:
         return GraphQLErrorClass(code, False, "CLIENT_ERROR", "VERIFY_PAYLOAD")
     if any(w in msg for w in ("required", "missing", "null value")):
         return GraphQLErrorClass(code, False, "CLIENT_ERROR", "FIX_AND_RETRY")
-    if any(w in msg for w in ("timeout", "connection", "network", "server error", "internal error")):
+    if TRANSIENT_MESSAGE.search(msg):
         return GraphQLErrorClass(code, True, "SERVER_ERROR", "RETRY_LATER", 30.0)
     return GraphQLErrorClass(code, False, "UNKNOWN", "VERIFY_PAYLOAD")
+
+
+def classification_of(error: dict[str, Any]) -> str | None:
+    """graphql-java's `extensions.classification` (`ValidationError`, `InvalidSyntax`, `DataFetchingException`...)."""
+    ext = error.get("extensions")
+    value = ext.get("classification") if isinstance(ext, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class FluentGraphQLError(FluentError):
@@ -214,6 +244,15 @@ class FluentPagingError(FluentError):
         self.path = path
         where = f" (connection {path!r}" + (f", page {page})" if page else ")") if path else ""
         super().__init__(message + where)
+
+
+class FluentCancelled(FluentError):
+    """The caller cancelled a call while it waited to retry (another stream of the same run failed)."""
+
+
+class FluentDataError(FluentError):
+    """Fluent answered with data that cannot be stored (a timestamp Arrow cannot parse, a value of another
+    type than its column's). Permanent: the same answer comes back on every attempt, so it is not retried."""
 
 
 class FluentBatchTimeout(FluentError):

@@ -62,8 +62,11 @@ class FaultsAndAuth:
                     {"Retry-After": str(value)},
                 )
             else:
-                response = json({"message": f"Sandbox server_errors fault ({value})"}, int(value))
+                status, message = value
+                response = json({"message": message or f"Sandbox server_errors fault ({status})"}, status)
             return await response(scope, receive, send)
+        if state.faults.tokens_due(path):
+            state.tokens.expire_all()
         if not path.startswith(UNAUTHENTICATED):
             headers = dict(scope["headers"])
             auth = headers.get(b"authorization")
@@ -129,6 +132,9 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
         body, error = await read_json(request, config.max_request_bytes)
         if error is not None:
             return error
+        injected = state.faults.graphql_error(await request.body())
+        if injected is not None:
+            return json({"data": None, "errors": [injected]})
         user = {**request.scope["state"]["user"], "primaryRetailer": state.store.retailer}
         ctx = RequestContext(
             store=state.store,

@@ -6,15 +6,18 @@ Keys (a POST merges them into the current faults; `null` removes one):
 |---|---|
 | `latency_ms: int` | added to every request except `/health` and `/_sandbox/*` |
 | `rate_limit: {"count": N, "retry_after": s}` | the next N API requests answer 429 with `Retry-After: s` |
-| `server_errors: {"count": N, "status": 503}` | the next N API requests answer that status |
+| `server_errors: {"count": N, "status": 503, "message"?: s}` | the next N API requests answer that status (any 4xx/5xx), body `{"message"}` |
 | `drop_connections: N` | the next N API requests: the connection is closed with no response |
 | `expire_tokens: true` | every token issued so far expires now (an action, not kept) |
+| `expire_tokens_after: N` | after N more API requests (token requests not counted), every token issued so far expires (once) |
+| `graphql_errors: {"message": s, "code"?: c, "classification"?: k, "match"?: t, "count"?: N}` | `/graphql` requests whose raw body contains `t` (all when absent) answer HTTP 200 `{"data": null, "errors": [{"message": s, "extensions": {"code": c, "classification": k}}]}`; the next N of them, or every one without `count` |
 | `stuck_cursor: true` | connections return the page ending at `after` again, `hasNextPage` true |
 | `stuck_batches: true` | new batches stay RUNNING forever |
 | `reject_entities: {"skuRefs": [...], "rate": 0.1}` | those batch entities (and that share, seeded) fail |
 | `paths: [prefix, ...]` | counted faults (429, 5xx, drops) hit only paths with these prefixes |
 
-Without `paths`, counted faults hit every API path except `/oauth/token` (and never `/health` or
+`graphql_errors` is answered after the token check (a client sees it as Fluent's GraphQL error); it
+ignores `paths`. Without `paths`, counted faults hit every API path except `/oauth/token` (and never `/health` or
 `/_sandbox`). A request consumes one count of the first counted fault that applies, in the order
 drop → 429 → 5xx.
 """
@@ -30,6 +33,8 @@ KNOWN = {
     "server_errors",
     "drop_connections",
     "expire_tokens",
+    "expire_tokens_after",
+    "graphql_errors",
     "stuck_cursor",
     "stuck_batches",
     "reject_entities",
@@ -61,8 +66,22 @@ class Faults:
             if key == "rate_limit":
                 value = {"count": int(value.get("count", 1)), "retry_after": value.get("retry_after", 1)}
             elif key == "server_errors":
-                value = {"count": int(value.get("count", 1)), "status": int(value.get("status", 503))}
-            elif key in ("latency_ms", "drop_connections"):
+                value = {
+                    "count": int(value.get("count", 1)),
+                    "status": int(value.get("status", 503)),
+                    **({"message": str(value["message"])} if value.get("message") else {}),
+                }
+            elif key == "graphql_errors":
+                if not value.get("message"):
+                    raise FaultError("graphql_errors needs a 'message'")
+                value = {
+                    k: v if k == "count" else str(v)
+                    for k, v in value.items()
+                    if k in ("message", "code", "classification", "match", "count") and v is not None
+                }
+                if "count" in value:
+                    value["count"] = int(value["count"])
+            elif key in ("latency_ms", "drop_connections", "expire_tokens_after"):
                 value = int(value)
             elif key == "paths":
                 value = [str(p) for p in value]
@@ -89,9 +108,32 @@ class Faults:
             return any(path.startswith(p) for p in prefixes)
         return not path.startswith(UNCOUNTED_BY_DEFAULT)
 
+    def tokens_due(self, path: str) -> bool:
+        """Count one API request against `expire_tokens_after`; True (once) when the tokens must expire now."""
+        left = self.state.get("expire_tokens_after")
+        if left is None or path.startswith(UNCOUNTED_BY_DEFAULT):
+            return False
+        if left <= 1:
+            del self.state["expire_tokens_after"]
+            return True
+        self.state["expire_tokens_after"] = left - 1
+        return False
+
+    def graphql_error(self, raw_body: bytes) -> dict[str, Any] | None:
+        """The GraphQL error to answer for this `/graphql` body (one count consumed), or None."""
+        fault = self.state.get("graphql_errors")
+        if not fault or fault.get("count", 1) <= 0:
+            return None
+        if fault.get("match") and fault["match"].encode() not in raw_body:
+            return None
+        if "count" in fault:
+            fault["count"] -= 1
+        ext = {k: fault[k] for k in ("code", "classification") if k in fault}
+        return {"message": fault["message"], **({"extensions": ext} if ext else {})}
+
     def take(self, path: str) -> tuple[str, Any] | None:
         """Consume one count of the counted fault that hits this request: ("drop", None), ("429", retry
-        after) or ("5xx", status); None when no counted fault applies."""
+        after) or ("5xx", (status, message)); None when no counted fault applies."""
         if not self._counted_applies(path):
             return None
         if self.state.get("drop_connections", 0) > 0:
@@ -104,5 +146,5 @@ class Faults:
         errors = self.state.get("server_errors")
         if errors and errors["count"] > 0:
             errors["count"] -= 1
-            return "5xx", errors["status"]
+            return "5xx", (errors["status"], errors.get("message"))
         return None

@@ -78,14 +78,21 @@ def test_wait_for_batch_times_out():
     assert info.value.last_status == "RUNNING" and info.value.waited >= 0.1
 
 
-def test_closed_job_is_recognised():
-    fluent = MockFluent().then("/api/v4.1/job/5/batch", (400, {"message": "Job 5 is CLOSED"}))
+def test_closed_job_is_recognised_by_the_jobs_status():
+    fluent = MockFluent().then("/api/v4.1/job/5/batch", (400, {"message": "refused"}))
+    fluent.then("/api/v4.1/job/5", (200, {"jobId": "5", "status": "CLOSED"}))
     with pytest.raises(FluentJobClosedError) as info:
         fluent.client().send_batch("5", [ENTITY])
     assert info.value.job_id == "5" and info.value.status == 400
-    fluent.then("/api/v4.1/job/5/batch", (400, {"message": "entities[0].qty invalid"}))
+    fluent.then("/api/v4.1/job/5/batch", (400, {"message": "location 'closed-store' is closed"}))
+    fluent.then("/api/v4.1/job/5", (200, {"jobId": "5", "status": "OPEN"}))
     with pytest.raises(FluentHTTPError) as info:
         fluent.client().send_batch("5", [ENTITY])
+    assert not isinstance(info.value, FluentJobClosedError)
+    fluent.then("/api/v4.1/job/5/batch", (400, {"message": "Job 5 is closed"}))
+    fluent.then("/api/v4.1/job/5", 503, 503, 503, 503, 503, 503)  # status unknown: not taken as closed
+    with pytest.raises(FluentHTTPError) as info:
+        fluent.client(max_retries=0).send_batch("5", [ENTITY])
     assert not isinstance(info.value, FluentJobClosedError)
 
 

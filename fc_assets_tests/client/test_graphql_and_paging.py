@@ -203,6 +203,29 @@ def test_rate_limit_graphql_error_retried_for_queries_only():
         ({"message": "T0001E upstream"}, "T0001E", True, "RETRY_LATER"),
         ({"message": "Connection reset by peer"}, None, True, "RETRY_LATER"),
         ({"message": "Order not found"}, None, False, "VERIFY_PAYLOAD"),
+        ({"message": "Cannot query field 'x' on type 'OrderConnection'."}, None, False, "FIX_AND_RETRY"),
+        (
+            {"message": "connection timed out", "extensions": {"classification": "ValidationError"}},
+            None,
+            False,
+            "FIX_AND_RETRY",
+        ),
+        (
+            {
+                "message": "Invalid syntax with offending token",
+                "extensions": {"classification": "InvalidSyntax"},
+            },
+            None,
+            False,
+            "FIX_AND_RETRY",
+        ),
+        (
+            {"message": "Internal server error", "extensions": {"classification": "DataFetchingException"}},
+            None,
+            True,
+            "RETRY_LATER",
+        ),
+        ({"message": "Unknown type 'OrderConnectionz'"}, None, False, "FIX_AND_RETRY"),
     ],
 )
 def test_classification_table(error, code, retryable, action):

@@ -46,6 +46,7 @@ class FakeFluent:
         *,
         connection_path: str | None = None,
         page_size: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Page]:
         variables = dict(variables or {})
         size = page_size or 100

@@ -129,17 +129,26 @@ def test_90_day_backfill_is_one_run_with_90_objects(sandbox, lake, instance):
 
 def test_transient_faults_are_survived_with_exact_counts(sandbox, lake, instance):
     key = day_key(2)
+    tokens_before = sandbox.admin.received()["requests"].get("POST /oauth/token", 0)
     sandbox.admin.set_faults(
         rate_limit={"count": 3, "retry_after": 0.2},
         server_errors={"count": 3, "status": 503},
-        expire_tokens=True,
+        expire_tokens_after=6,  # every token dies after the run's 6th answered request: in the middle of it
     )
     asset = build_extraction_asset(ORDERS, START_DATE, retry_policy=None)
-    result = dg.materialize([asset], resources=resources(sandbox, lake), instance=instance, partition_key=key)
+    result = dg.materialize(
+        [asset], resources=resources(sandbox, lake, page_size=5), instance=instance, partition_key=key
+    )
     assert result.success
-    assert parquet_ids(lake, "orders", key) == expected_ids(sandbox, "orders", key)
+    assert parquet_ids(lake, "orders", key) == expected_ids(sandbox, "orders", key)  # no page lost
     meta = result.asset_materializations_for_node("orders")[0].metadata
     assert meta["run_retries"].value >= 6
+    assert meta["run_pages"].value > 6  # the expiry fell between pages of the run
+    assert "expire_tokens_after" not in sandbox.admin.faults()  # it fired
+    # re-authenticated mid-run: the first token, then a new one after the 401
+    assert meta["run_reauths"].value >= 1
+    tokens = sandbox.admin.received()["requests"]["POST /oauth/token"] - tokens_before
+    assert tokens == meta["run_token_requests"].value >= 2
 
 
 def test_a_fault_that_outlasts_retries_fails_and_writes_nothing(sandbox, lake, instance):

@@ -81,3 +81,31 @@ def test_faults_endpoint_merges_shows_clears_and_refuses_unknown_keys(sandbox_cl
     assert httpx.post(f"{sandbox_clean.base_url}/_sandbox/faults", json={"explode": 1}).status_code == 400
     admin.clear_faults()
     assert admin.faults() == {}
+
+
+def test_graphql_errors_answer_matching_requests_with_a_graphql_error(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(
+        graphql_errors={"match": '"who":"me"', "message": "S0002E: busy", "code": "S0002E", "count": 1}
+    )
+    assert api.post("/graphql", json={"query": ME}).json()["data"]["me"]  # no match
+    hit = api.post("/graphql", json={"query": ME, "variables": {"who": "me"}})
+    assert hit.status_code == 200
+    assert hit.json() == {
+        "data": None,
+        "errors": [{"message": "S0002E: busy", "extensions": {"code": "S0002E"}}],
+    }
+    assert api.post("/graphql", json={"query": ME, "variables": {"who": "me"}}).json()["data"]["me"]  # count
+
+
+def test_expire_tokens_after_n_requests_expires_tokens_once(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(expire_tokens_after=2)
+    assert get_token(api.base_url).status_code == 200  # token requests are not counted
+    assert api.post("/graphql", json={"query": ME}).status_code == 200
+    assert api.post("/graphql", json={"query": ME}).status_code == 401  # the 2nd: every token expired
+    assert "expire_tokens_after" not in sandbox_clean.admin.faults()
+
+
+def test_server_errors_can_carry_a_message_and_a_4xx_status(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(server_errors={"count": 1, "status": 400, "message": "no such thing"})
+    answer = api.get("/api/v4.1/event")
+    assert answer.status_code == 400 and answer.json() == {"message": "no such thing"}

@@ -1,0 +1,199 @@
+"""How extraction fails, against the Fluent sandbox and moto's S3 server (both on loopback).
+
+Permanent errors (a malformed query, data Arrow cannot convert) fail the Dagster step at once and are not
+re-run by the asset's RetryPolicy; token expiry in the middle of a run is survived by re-authenticating.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from fc_assets.extraction.assets import build_extraction_asset
+from fc_assets.extraction.columns import TIMESTAMP, Column
+from fc_assets.extraction.entities import ORDERS, Source, load_query
+from fc_assets.extraction.extract import extract_periods
+from fc_assets.extraction.windows import Window
+from fc_assets.resources.fluent import FluentClient, FluentGraphQLError
+from fc_assets.resources.fluent_errors import FluentDataError
+from fc_assets.resources.storage import TMP_DIR
+from fc_assets_tests.extraction.test_sandbox_extraction import (
+    START_DATE,
+    day_key,
+    expected_ids,
+    resources,
+)
+
+RETRYING = dg.RetryPolicy(max_retries=2, delay=0.1)
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as inst:
+        yield inst
+
+
+@pytest.fixture(autouse=True)
+def no_faults(sandbox):
+    sandbox.admin.clear_faults()
+    yield
+    sandbox.admin.clear_faults()
+
+
+def graphql_requests(sandbox) -> int:
+    return sandbox.admin.received()["requests"].get("POST /graphql", 0)
+
+
+def step_events(result: dg.ExecuteInProcessResult, kind: str) -> list[dg.DagsterEvent]:
+    return [e for e in result.all_events if e.event_type_value == kind]
+
+
+def failed_step_seconds(instance: dg.DagsterInstance, run_id: str) -> float:
+    """From the step's start to its failure, by the event log's timestamps."""
+    records = instance.all_logs(run_id)
+    times = {
+        r.dagster_event.event_type_value: r.timestamp
+        for r in records
+        if r.dagster_event and r.dagster_event.event_type_value in ("STEP_START", "STEP_FAILURE")
+    }
+    return times["STEP_FAILURE"] - times["STEP_START"]
+
+
+def test_a_malformed_query_fails_the_run_at_once_without_retries(sandbox, lake, instance, tmp_path):
+    # `totalCount` is not a field of OrderConnection: "Cannot query field 'totalCount' on type 'OrderConnection'"
+    bad = tmp_path / "orders_typo.graphql"
+    bad.write_text(load_query("orders.graphql").replace("edges {", "totalCount\n    edges {", 1))
+    spec = replace(ORDERS, name="orders_typo", sources=(Source(str(bad), "orders"),))
+    asset = build_extraction_asset(spec, START_DATE, retry_policy=RETRYING)
+    before = graphql_requests(sandbox)
+    result = dg.materialize(
+        [asset],
+        resources=resources(sandbox, lake, concurrency=1),
+        instance=instance,
+        partition_key=day_key(2),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = step_events(result, "STEP_FAILURE")[0].step_failure_data.error
+    assert "Cannot query field 'totalCount' on type 'OrderConnection'" in failure.to_string()
+    assert not step_events(result, "STEP_UP_FOR_RETRY")  # the RetryPolicy did not apply
+    assert graphql_requests(sandbox) - before == 1  # one stream, one request, no client retry
+    assert failed_step_seconds(instance, result.run_id) < 5
+    assert not lake.list_files("fluent/orders_typo") and not lake.list_files(TMP_DIR)
+
+
+def test_data_arrow_cannot_convert_fails_at_once_without_retries(sandbox, lake, instance):
+    # an order's `ref` read as a timestamp: Arrow cannot parse it, on every attempt
+    spec = replace(
+        ORDERS, name="orders_bad_time", columns=(*ORDERS.columns, Column("ref_time", "ref", TIMESTAMP))
+    )
+    asset = build_extraction_asset(spec, START_DATE, retry_policy=RETRYING)
+    result = dg.materialize(
+        [asset],
+        resources=resources(sandbox, lake, concurrency=2),
+        instance=instance,
+        partition_key=day_key(2),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = step_events(result, "STEP_FAILURE")[0].step_failure_data.error.to_string()
+    assert "cannot be converted" in failure and "ref_time" in failure
+    assert not step_events(result, "STEP_UP_FOR_RETRY")
+    assert not lake.list_files("fluent/orders_bad_time") and not lake.list_files(TMP_DIR)
+
+
+LATENCY_MS = 400
+
+
+def test_the_first_failing_stream_stops_its_siblings_within_a_round_trip(sandbox, lake):
+    """One day in 8 sub-windows on 4 streams, one order a page, every request 0.4 s: the third sub-window's
+    first request is refused for good (C0020E) while the first two still have ~7 pages each to go."""
+    key = day_key(2)
+    day = Window.of(
+        datetime.fromisoformat(key).replace(tzinfo=UTC),
+        datetime.fromisoformat(key).replace(tzinfo=UTC) + timedelta(days=1),
+    )
+    failing = day.split(8)[2]
+    assert len(expected_ids(sandbox, "orders", key)) >= 40  # enough pages for the siblings to go on
+    sandbox.admin.set_faults(
+        latency_ms=LATENCY_MS,
+        graphql_errors={
+            "match": f'"from":"{failing.date_range["from"]}"',
+            "message": "C0020E: missing permissions: ORDER_VIEW",
+            "code": "C0020E",
+        },
+    )
+    before = graphql_requests(sandbox)
+    with FluentClient(sandbox.base_url, "fc-sandbox", "fc-sandbox-secret", max_retries=4) as client:
+        client.graphql("query { me { ref } }")  # the token, outside the measured run
+        started = time.monotonic()
+        with pytest.raises(FluentGraphQLError, match="C0020E"):
+            list(extract_periods(ORDERS, [day], client=client, lake=lake, concurrency=4, page_size=1))
+        elapsed = time.monotonic() - started
+    sent = graphql_requests(sandbox) - before - 1
+    # 4 first pages at once (the failing one among them), then at most the one request each of the 3
+    # siblings had in flight when the failure arrived; the 4 queued sub-windows send nothing
+    assert sent <= 4 + 3, sent
+    # the failure arrives after one round trip; the siblings' requests in flight end one round trip later
+    assert elapsed < 2 * LATENCY_MS / 1000 + 2, elapsed  # on main: ~6 s, the first sub-windows to the end
+    assert not lake.list_files("fluent/orders") and not lake.list_files(TMP_DIR)
+
+
+def test_a_failure_ends_the_siblings_waits_before_retries(sandbox, lake):
+    """Sub-window 1 of 4 is rate limited (C0011E, the client waits ~4 s before each of its retries) while
+    sub-window 2's first page holds data the columns cannot hold: the run fails at once, without waiting
+    out the sibling's backoff."""
+    key = day_key(2)
+    start = datetime.fromisoformat(key).replace(tzinfo=UTC)
+    day = Window.of(start, start + timedelta(days=1))
+    limited = day.split(4)[0]
+    spec = replace(
+        ORDERS, name="orders_bad_time", columns=(*ORDERS.columns, Column("ref_time", "ref", TIMESTAMP))
+    )
+    sandbox.admin.set_faults(
+        graphql_errors={
+            "match": f'"from":"{limited.date_range["from"]}"',
+            "message": "C0011E: rate limit exceeded",
+            "code": "C0011E",
+        },
+    )
+    before = graphql_requests(sandbox)
+    with FluentClient(
+        sandbox.base_url,
+        "fc-sandbox",
+        "fc-sandbox-secret",
+        max_retries=3,
+        backoff_base=8.0,
+        backoff_max=8.0,  # waits of 4-8 s
+    ) as client:
+        client.graphql("query { me { ref } }")
+        started = time.monotonic()
+        with pytest.raises(FluentDataError, match="ref_time"):
+            list(extract_periods(spec, [day], client=client, lake=lake, concurrency=2))
+        elapsed = time.monotonic() - started
+    assert elapsed < 3, elapsed  # not the 4-8 s backoff of the rate-limited sibling
+    assert graphql_requests(sandbox) - before - 1 <= 3  # the limited window once, the failing one once
+    assert not lake.list_files("fluent/orders_bad_time") and not lake.list_files(TMP_DIR)
+
+
+def test_a_missing_required_field_fails_the_blocking_check_without_retries(sandbox, lake, instance):
+    # click & collect orders only have a pickup location: declared required, most rows lack it
+    pickup = Column("pickup_location_ref", "fulfilmentChoice.pickupLocationRef", nullable=False)
+    spec = replace(ORDERS, name="orders_required_pickup", columns=(*ORDERS.columns, pickup))
+    asset = build_extraction_asset(spec, START_DATE, retry_policy=RETRYING)
+    result = dg.materialize(
+        [asset],
+        resources=resources(sandbox, lake),
+        instance=instance,
+        partition_key=day_key(2),
+        raise_on_error=False,
+    )
+    assert not result.success
+    check = step_events(result, "ASSET_CHECK_EVALUATION")[0].event_specific_data
+    assert not check.passed and check.metadata["failure_count"].value > 0
+    assert not step_events(result, "STEP_UP_FOR_RETRY")
