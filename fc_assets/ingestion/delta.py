@@ -80,6 +80,21 @@ class DeltaSpec:
     def uses_watermark(self) -> bool:
         return self.strategy in ("timestamp", "hybrid")
 
+    def check(self, columns: list[str]) -> None:
+        """Raise ValueError if the spec names fields the feed does not have (at load, not at the first file)."""
+        named = {"timestamp_column": self.timestamp_column, "change_column": self.change_column}
+        needed = {
+            "timestamp": "timestamp_column",
+            "hybrid": "timestamp_column",
+            "change_column": "change_column",
+        }
+        if self.strategy in needed and not named[needed[self.strategy]]:
+            raise ValueError(f"delta strategy {self.strategy!r} needs {needed[self.strategy]}")
+        for what, col in named.items():
+            if col and col not in columns:
+                raise ValueError(f"{what} {col!r} is not a column of the feed ({columns})")
+        self.hashed(columns)
+
     def hashed(self, columns: list[str]) -> list[str]:
         if self.hash_columns:
             unknown = [c for c in self.hash_columns if c not in columns]

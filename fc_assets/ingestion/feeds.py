@@ -167,7 +167,7 @@ class Feed:
         from fc_assets.settings import get_settings
 
         d = self.delta
-        return DeltaSpec(
+        spec = DeltaSpec(
             keys=self.keys,
             strategy=d.strategy,
             timestamp_column=d.timestamp_column,
@@ -175,6 +175,8 @@ class Feed:
             send_disappeared=d.send_disappeared or self.name in get_settings().send_disappeared_feeds,
             hash_columns=d.hash_columns,
         )
+        spec.check(list(self.columns))
+        return spec
 
     def locations(self) -> tuple[FileLocation, ...]:
         """The inboxes as the sensors' `FileLocation`s (default paths from the settings)."""
