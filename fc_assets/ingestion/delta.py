@@ -90,6 +90,10 @@ class DeltaSpec:
         }
         if self.strategy in needed and not named[needed[self.strategy]]:
             raise ValueError(f"delta strategy {self.strategy!r} needs {needed[self.strategy]}")
+        if self.send_disappeared and not self.keeps_snapshot:
+            raise ValueError(
+                f"send_disappeared needs a strategy with a snapshot (hash, hybrid, full), not {self.strategy!r}"
+            )
         for what, col in named.items():
             if col and col not in columns:
                 raise ValueError(f"{what} {col!r} is not a column of the feed ({columns})")
