@@ -252,3 +252,30 @@ print(res.watermark)
     env = {**os.environ, "TZ": "Asia/Tokyo"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2025-01-01 12:00:00+00"
+
+
+def test_validation_hands_over_the_keys_of_rejected_rows(tmp_path):
+    """What the delta gets to tell a rejected row from a disappeared one: typed keys, null when unknown."""
+    from fc_assets.ingestion.feeds import inventory_feed
+    from fc_assets.ingestion.validate import validate_file
+
+    path = tmp_path / "stock.jsonl"
+    path.write_text(
+        '{"sku_ref": "A", "location_ref": "L1", "qty": 1}\n'
+        '{"sku_ref": "B", "location_ref": "L1", "qty": "12abc"}\n'
+        '{"sku_ref": "C", "location_ref": "L1", "qty": \n'  # a malformed line: no key can be read
+        '{"location_ref": "L2", "qty": 3}\n'
+    )
+    got: list[pa.Table] = []
+    run = validate_file(inventory_feed(), path, rejected_keys_sink=got.append)
+    accepted = pa.Table.from_batches(list(run))
+    keys = pa.concat_tables(got)
+    assert accepted.column("sku_ref").to_pylist() == ["A"]
+    assert sorted(keys.to_pylist(), key=str) == sorted(
+        [
+            {"sku_ref": "B", "location_ref": "L1"},
+            {"sku_ref": None, "location_ref": None},
+            {"sku_ref": None, "location_ref": "L2"},
+        ],
+        key=str,
+    )

@@ -204,7 +204,7 @@ def test_same_file_under_another_time_zone_sends_nothing(make_flow, monkeypatch)
         monkeypatch.setenv("TZ", zone)  # inherited by the spawned process only
         job = {**common, "partition_key": req.partition_key, "run_config": req.run_config, "tags": req.tags}
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            results.append(pool.apply_async(run_partition, (job,)).get(timeout=300))
+            results.append(pool.apply_async(run_partition, (job,)).get(timeout=900))
     (zone1, md1), (zone2, md2) = results
     assert (zone1, zone2) == ("UTC", "Asia/Tokyo")
     assert md1["sent"] == 20
