@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     reject_threshold: float = Field(0.05, alias="FC_REJECT_THRESHOLD")
     max_files_per_tick: int = Field(50, alias="FC_MAX_FILES_PER_TICK")
     max_file_bytes: int = Field(2 * 1024**3, alias="FC_MAX_FILE_BYTES")
+    # feeds whose rows missing from a file (but in the last snapshot) are sent as deletions (inventory: qty 0)
+    send_disappeared: str = Field("", alias="FC_SEND_DISAPPEARED")
+
+    @property
+    def send_disappeared_feeds(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.send_disappeared.split(",") if n.strip())
 
     # Local stack ports (make demo)
     sandbox_port: int = Field(8099, alias="FC_SANDBOX_PORT")

@@ -2,23 +2,34 @@
 
 Strategies (declared per feed):
 
-- `hash` (default): a row hash over the canonical columns, compared per key with the last-sent snapshot;
-  new or changed rows are sent. DuckDB joins the file's rows with the snapshot on the keys without
-  either side passing through Python (performance-notes §2.8: ~5–7 M rows/s on 2 cores).
-- `timestamp`: rows whose `timestamp_column` is newer than the feed's watermark.
+- `hash` (default): a row hash over the canonical columns (or the feed's `hash_columns`), compared per key
+  with the last-sent snapshot; new or changed rows are sent. DuckDB joins the file's rows with the snapshot
+  on the keys without either side passing through Python (performance-notes §2.8: ~5–7 M rows/s on 2 cores).
+- `timestamp`: rows whose `timestamp_column` is newer than the feed's watermark, rows at exactly the mark
+  whose key+hash was not sent at the mark (kept beside the mark, `watermark_ties.parquet`), and rows without
+  a timestamp (always sent, counted `no_timestamp`). No snapshot: a row with an old timestamp is not sent.
+- `hybrid`: the timestamp pre-filter (newer than the mark, at the mark or without a timestamp), then the
+  hash comparison with the snapshot: only rows that really changed are sent. The hash leaves out the
+  timestamp column unless `hash_columns` says otherwise (a touched but unchanged row is not a change).
 - `change_column`: the source marks each row; values in `delete_values` are deletions, the rest upserts.
 - `full`: every row, every time.
 
 With `send_disappeared`, rows present in the snapshot but absent from the file become `delete` rows (the
-inventory sender turns them into qty 0). `hash` and `full` keep a snapshot; the others need none.
+inventory sender turns them into qty 0). Rows validation rejected are not absent: their keys (written by
+validation beside the accepted rows) keep their snapshot row, and if any rejected row had no usable key
+(a key field missing or unreadable, a malformed record) no row is treated as disappeared for that file
+(counted `disappeared_not_sent`). `hash`, `hybrid` and `full` keep a snapshot; the others need none.
 
 The hash is `md5` over the columns cast to text, joined by U+001F with NULL as U+0000, so it is stable across
-DuckDB versions (DuckDB's `hash()` is not) and NULL differs from an empty string. Within one file the
-last row of a key wins (duplicates counted).
+DuckDB versions (DuckDB's `hash()` is not) and NULL differs from an empty string. Every connection runs with
+`TimeZone = 'UTC'`, so a timestamp's text (hash, watermark) does not depend on the machine's zone. Within
+one file the last row of a key wins (duplicates counted).
 
-The snapshot advances in `commit_snapshot`, only after Fluent confirmed the send: rows Fluent rejected keep
-their previous snapshot value (so they are sent again with the next file). The commit replaces rows by key,
-so applying it twice gives the same snapshot: a crash between writing it and recording it is harmless.
+The snapshot and the watermark advance in `commit_delta`, only after Fluent confirmed the send: rows Fluent
+rejected keep their previous snapshot value and the watermark never passes them (it stays at or below the
+earliest rejected row's timestamp, which is not among the mark's ties), so they are sent again with the next
+file. The commit replaces rows by key and unions the ties, so applying it twice gives the same state: a
+crash between writing it and recording it is harmless.
 """
 
 from __future__ import annotations
@@ -34,8 +45,21 @@ import pyarrow as pa
 
 from fc_assets.resources.storage import TMP_DIR, Lake
 
-Strategy = Literal["hash", "timestamp", "change_column", "full"]
+Strategy = Literal["hash", "timestamp", "hybrid", "change_column", "full"]
 DELETE_VALUES = ("D", "DELETE", "DELETED", "d", "delete", "deleted")
+# per-file counts of the delta that the feed asset reports as metadata
+DELTA_METADATA = (
+    "upserts",
+    "inserts",
+    "updates",
+    "deletes",
+    "unchanged",
+    "duplicate_keys",
+    "no_timestamp",
+    "rejected_rows_kept",
+    "rejected_without_key",
+    "disappeared_not_sent",
+)
 
 
 @dataclass(frozen=True)
@@ -46,10 +70,44 @@ class DeltaSpec:
     change_column: str | None = None
     delete_values: tuple[str, ...] = DELETE_VALUES
     send_disappeared: bool = False
+    hash_columns: tuple[str, ...] | None = None  # None: every column (hybrid: all but the timestamp)
 
     @property
     def keeps_snapshot(self) -> bool:
-        return self.strategy in ("hash", "full")
+        return self.strategy in ("hash", "hybrid", "full")
+
+    @property
+    def uses_watermark(self) -> bool:
+        return self.strategy in ("timestamp", "hybrid")
+
+    def check(self, columns: list[str]) -> None:
+        """Raise ValueError if the spec names fields the feed does not have (at load, not at the first file)."""
+        named = {"timestamp_column": self.timestamp_column, "change_column": self.change_column}
+        needed = {
+            "timestamp": "timestamp_column",
+            "hybrid": "timestamp_column",
+            "change_column": "change_column",
+        }
+        if self.strategy in needed and not named[needed[self.strategy]]:
+            raise ValueError(f"delta strategy {self.strategy!r} needs {needed[self.strategy]}")
+        if self.send_disappeared and not self.keeps_snapshot:
+            raise ValueError(
+                f"send_disappeared needs a strategy with a snapshot (hash, hybrid, full), not {self.strategy!r}"
+            )
+        for what, col in named.items():
+            if col and col not in columns:
+                raise ValueError(f"{what} {col!r} is not a column of the feed ({columns})")
+        self.hashed(columns)
+
+    def hashed(self, columns: list[str]) -> list[str]:
+        if self.hash_columns:
+            unknown = [c for c in self.hash_columns if c not in columns]
+            if unknown:
+                raise ValueError(f"hash_columns {unknown} are not columns of the feed ({columns})")
+            return list(self.hash_columns)
+        if self.strategy == "hybrid":
+            return [c for c in columns if c != self.timestamp_column]
+        return columns
 
 
 @dataclass
@@ -59,20 +117,33 @@ class DeltaResult:
     upserts: int
     deletes: int
     unchanged: int
-    watermark: str | None  # new high-water mark (timestamp strategy), applied at commit
+    watermark: str | None  # the file's highest timestamp (timestamp/hybrid); the commit caps it
+    inserts: int | None = None  # upserts of keys not in the snapshot (strategies with a snapshot)
+    updates: int | None = None  # upserts of keys in the snapshot
+    no_timestamp: int | None = None  # rows without a timestamp, sent (timestamp/hybrid)
+    rejected_rows_kept: int | None = None  # snapshot rows kept because the file's row was rejected
+    rejected_without_key: int | None = None  # rejected rows whose key is unknown
+    disappeared_not_sent: int | None = None  # absent rows not deleted because of those
 
     @property
     def changed(self) -> int:
         return self.upserts + self.deletes
 
     def as_metadata(self) -> dict[str, int]:
-        return {
+        md = {
             "changed": self.changed,
             "upserts": self.upserts,
+            "inserts": self.inserts,
+            "updates": self.updates,
             "deletes": self.deletes,
             "unchanged": self.unchanged,
             "duplicate_keys": self.duplicates,
+            "no_timestamp": self.no_timestamp,
+            "rejected_rows_kept": self.rejected_rows_kept,
+            "rejected_without_key": self.rejected_without_key,
+            "disappeared_not_sent": self.disappeared_not_sent,
         }
+        return {k: v for k, v in md.items() if v is not None}
 
 
 def ident(name: str) -> str:
@@ -86,6 +157,7 @@ def duck_path(lake: Lake, rel: str) -> str:
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     con = lake.duckdb()
     con.sql("SET preserve_insertion_order = false")
+    con.sql("SET TimeZone = 'UTC'")  # timestamps as text (hashes, watermarks) independent of the machine
     return con
 
 
@@ -114,6 +186,19 @@ def snapshot_rel(feed: str) -> str:
     return f"state/{feed}/snapshot.parquet"
 
 
+def ties_rel(feed: str) -> str:
+    """Keys + hashes of the rows sent at exactly the watermark (`_mark`), for the timestamp strategy."""
+    return f"state/{feed}/watermark_ties.parquet"
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return con.sql(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+
+
+def _ts_type(con: duckdb.DuckDBPyConnection, table: str, ts: str) -> str:
+    return str(con.sql(f"SELECT {ts} FROM {table}").types[0])
+
+
 def compute_delta(
     lake: Lake,
     feed: str,
@@ -123,17 +208,19 @@ def compute_delta(
     delta_rel: str,
     columns: list[str],
     watermark: str | None = None,
+    rejected_keys_rel: str | None = None,
 ) -> DeltaResult:
     """Write `delta_rel` (the rows to send, `_op` = upsert|delete, `_row`, `_h`) and count what changed.
 
-    `accepted_rel` is the file's validated rows with a `_row` column (position in the file)."""
+    `accepted_rel` is the file's validated rows with a `_row` column (position in the file);
+    `rejected_keys_rel` the key columns of the rows validation rejected (null where unknown)."""
     con = connect(lake)
     try:
         keys = ", ".join(ident(k) for k in spec.keys)
         cols = ", ".join(ident(c) for c in columns)
         con.sql(f"""
             CREATE TEMP TABLE cur AS
-            SELECT {cols}, _row, {hash_expr(columns)} AS _h FROM (
+            SELECT {cols}, _row, {hash_expr(spec.hashed(columns))} AS _h FROM (
                 SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _row DESC) AS _rn
                 FROM read_parquet('{duck_path(lake, accepted_rel)}')
             ) WHERE _rn = 1
@@ -148,23 +235,38 @@ def compute_delta(
         else:
             con.sql(f"CREATE TEMP TABLE snap AS SELECT {cols}, _h FROM cur WHERE false")
 
-        new_watermark = watermark
+        no_timestamp, mark, ts = None, None, ""
+        if spec.uses_watermark:
+            ts = ident(_need(spec.timestamp_column, "timestamp_column"))
+            cast = _ts_type(con, "cur", ts)
+            no_timestamp = _count(con, f"SELECT 1 FROM cur WHERE {ts} IS NULL")
+            mark = f"CAST({_quote(watermark)} AS {cast})" if watermark is not None else None
+            new_watermark = con.sql(
+                f"SELECT CAST(greatest(max({ts}), {mark or 'NULL'}) AS VARCHAR) FROM cur"
+            ).fetchone()[0]
+        else:
+            new_watermark = watermark
+
+        changed_vs_snapshot = (
+            "SELECT c.* FROM {src} c LEFT JOIN snap s USING ({keys}) WHERE s._h IS DISTINCT FROM c._h"
+        )
         if spec.strategy == "hash":
-            upserts = (
-                f"SELECT c.* FROM cur c LEFT JOIN snap s USING ({keys}) WHERE s._h IS DISTINCT FROM c._h"
-            )
+            upserts = changed_vs_snapshot.format(src="cur", keys=keys)
         elif spec.strategy == "full":
             upserts = "SELECT * FROM cur"
         elif spec.strategy == "timestamp":
-            ts = ident(_need(spec.timestamp_column, "timestamp_column"))
-            if watermark is None:
-                upserts = f"SELECT * FROM cur WHERE {ts} IS NOT NULL"
+            if mark is None:
+                upserts = "SELECT * FROM cur"
             else:
-                typ = con.sql(f"SELECT typeof({ts}) FROM cur LIMIT 1").fetchone()
-                cast = typ[0] if typ else "VARCHAR"
-                upserts = f"SELECT * FROM cur WHERE {ts} > CAST({_quote(watermark)} AS {cast})"
-            mx = con.sql(f"SELECT CAST(max({ts}) AS VARCHAR) FROM ({upserts})").fetchone()[0]
-            new_watermark = mx if mx is not None else watermark
+                _ties_view(con, lake, feed, spec, watermark)
+                upserts = f"""
+                    SELECT * FROM cur WHERE {ts} > {mark} OR {ts} IS NULL
+                    UNION ALL
+                    SELECT c.* FROM (SELECT * FROM cur WHERE {ts} = {mark}) c ANTI JOIN ties USING ({keys}, _h)
+                """
+        elif spec.strategy == "hybrid":
+            src = "cur" if mark is None else f"(SELECT * FROM cur WHERE {ts} >= {mark} OR {ts} IS NULL)"
+            upserts = changed_vs_snapshot.format(src=src, keys=keys)
         elif spec.strategy == "change_column":
             ch = ident(_need(spec.change_column, "change_column"))
             dels = ", ".join(_quote(v) for v in spec.delete_values)
@@ -172,18 +274,32 @@ def compute_delta(
         else:
             raise ValueError(f"unknown delta strategy {spec.strategy!r}")
 
+        kept = without_key = not_sent = None
         if spec.strategy == "change_column":
             ch = ident(spec.change_column or "")
             dels = ", ".join(_quote(v) for v in spec.delete_values)
             deletes = f"SELECT * FROM cur WHERE CAST({ch} AS VARCHAR) IN ({dels})"
         elif spec.send_disappeared and spec.keeps_snapshot:
+            gone = f"SELECT s.* FROM snap s ANTI JOIN cur c USING ({keys})"
+            if rejected_keys_rel and lake.exists(rejected_keys_rel):
+                con.sql(
+                    f"CREATE TEMP VIEW rejected AS SELECT {keys} "
+                    f"FROM read_parquet('{duck_path(lake, rejected_keys_rel)}')"
+                )
+            else:
+                con.sql(f"CREATE TEMP TABLE rejected AS SELECT {keys} FROM cur WHERE false")
+            any_null = " OR ".join(f"{ident(k)} IS NULL" for k in spec.keys)
+            without_key = _count(con, f"SELECT 1 FROM rejected WHERE {any_null}")
+            kept = _count(con, f"SELECT 1 FROM ({gone}) g SEMI JOIN rejected USING ({keys})")
+            gone = f"SELECT g.* FROM ({gone}) g ANTI JOIN rejected USING ({keys})"
+            if without_key:  # any absent row may be one of those: delete nothing this time
+                not_sent, gone = _count(con, gone), f"{gone} WHERE false"
+            else:
+                not_sent = 0
             # rows gone from the file get negative row numbers: unique ids for Fluent's per-entity results
-            scols = ", ".join(f"s.{ident(c)}" for c in columns)
-            skeys = ", ".join(f"s.{ident(k)}" for k in spec.keys)
-            deletes = (
-                f"SELECT {scols}, -row_number() OVER (ORDER BY {skeys}) AS _row, s._h "
-                f"FROM snap s ANTI JOIN cur c USING ({keys})"
-            )
+            gcols = ", ".join(f"g.{ident(c)}" for c in columns)
+            gkeys = ", ".join(f"g.{ident(k)}" for k in spec.keys)
+            deletes = f"SELECT {gcols}, -row_number() OVER (ORDER BY {gkeys}) AS _row, g._h FROM ({gone}) g"
         else:
             deletes = "SELECT * FROM cur WHERE false"
 
@@ -198,10 +314,15 @@ def compute_delta(
         """,
             delta_rel,
         )
-        n_up, n_del = con.sql(f"""
-            SELECT count(*) FILTER (WHERE _op = 'upsert'), count(*) FILTER (WHERE _op = 'delete')
-            FROM read_parquet('{duck_path(lake, delta_rel)}')
+        con.sql(f"CREATE TEMP VIEW delta AS SELECT * FROM read_parquet('{duck_path(lake, delta_rel)}')")
+        n_up, n_del = con.sql("""
+            SELECT count(*) FILTER (WHERE _op = 'upsert'), count(*) FILTER (WHERE _op = 'delete') FROM delta
         """).fetchone()
+        updates = (
+            _count(con, f"SELECT 1 FROM delta d SEMI JOIN snap USING ({keys}) WHERE d._op = 'upsert'")
+            if spec.keeps_snapshot
+            else None
+        )
         return DeltaResult(
             rows=rows,
             duplicates=total - rows,
@@ -209,8 +330,110 @@ def compute_delta(
             deletes=n_del,
             unchanged=rows - n_up - (n_del if spec.strategy == "change_column" else 0),
             watermark=new_watermark,
+            inserts=None if updates is None else n_up - updates,
+            updates=updates,
+            no_timestamp=no_timestamp,
+            rejected_rows_kept=kept,
+            rejected_without_key=without_key,
+            disappeared_not_sent=not_sent,
         )
     finally:
+        con.close()
+
+
+def _ties_view(
+    con: duckdb.DuckDBPyConnection, lake: Lake, feed: str, spec: DeltaSpec, mark: str | None
+) -> None:
+    """`ties`: keys + hash of the rows already sent at exactly `mark` (empty if none were recorded)."""
+    keys = ", ".join(ident(k) for k in spec.keys)
+    if mark is not None and lake.exists(ties_rel(feed)):
+        con.sql(f"""
+            CREATE TEMP TABLE ties AS SELECT {keys}, _h FROM read_parquet('{duck_path(lake, ties_rel(feed))}')
+            WHERE _mark = {_quote(mark)}
+        """)
+    else:
+        con.sql(f"CREATE TEMP TABLE ties AS SELECT {keys}, _h FROM cur WHERE false")
+
+
+def commit_delta(
+    lake: Lake,
+    feed: str,
+    spec: DeltaSpec,
+    *,
+    delta_rel: str,
+    columns: list[str],
+    failed_rows: Iterable[int] = (),
+    watermark: str | None = None,
+    file_watermark: str | None = None,
+) -> str | None:
+    """Apply the confirmed part of a delta: the snapshot (strategies with one) and the watermark (timestamp,
+    hybrid). `watermark` is the feed's current mark, `file_watermark` the file's highest timestamp
+    (`DeltaResult.watermark`); returns the new mark (never lower than `watermark`)."""
+    failed = sorted(set(failed_rows))
+    commit_snapshot(lake, feed, spec, delta_rel=delta_rel, columns=columns, failed_rows=failed)
+    if not spec.uses_watermark:
+        return watermark
+    return commit_watermark(
+        lake,
+        feed,
+        spec,
+        delta_rel=delta_rel,
+        failed_rows=failed,
+        watermark=watermark,
+        file_watermark=file_watermark,
+    )
+
+
+def commit_watermark(
+    lake: Lake,
+    feed: str,
+    spec: DeltaSpec,
+    *,
+    delta_rel: str,
+    failed_rows: Iterable[int],
+    watermark: str | None,
+    file_watermark: str | None,
+) -> str | None:
+    """The new mark: the file's highest timestamp, but not past the earliest row Fluent rejected (that row is
+    left out of the mark's ties, so it goes again), and never below the current mark. For `timestamp` the
+    ties at the new mark (confirmed rows at exactly it, plus earlier ties if the mark did not move) are
+    written first: applying this twice gives the same result."""
+    if file_watermark is None:
+        return watermark
+    con = connect(lake)
+    try:
+        ts = ident(_need(spec.timestamp_column, "timestamp_column"))
+        con.register("failed", pa.table({"_row": pa.array(list(failed_rows), pa.int64())}))
+        con.sql(f"CREATE TEMP TABLE cur AS SELECT * FROM read_parquet('{duck_path(lake, delta_rel)}')")
+        cast = _ts_type(con, "cur", ts)
+
+        def typed(v: str | None) -> str:
+            return f"CAST({_quote(v)} AS {cast})" if v is not None else "NULL"
+
+        new = con.sql(f"""
+            SELECT CAST(greatest(least({typed(file_watermark)}, min({ts})), {typed(watermark)}) AS VARCHAR)
+            FROM cur WHERE _op = 'upsert' AND _row IN (SELECT _row FROM failed)
+        """).fetchone()[0]
+        if spec.strategy == "timestamp":
+            keys = ", ".join(ident(k) for k in spec.keys)
+            _ties_view(con, lake, feed, spec, new)
+            _copy_to(
+                con,
+                lake,
+                f"""
+                SELECT DISTINCT {keys}, _h, {_quote(new)} AS _mark FROM (
+                    SELECT {keys}, _h FROM ties
+                    UNION ALL
+                    SELECT {keys}, _h FROM cur
+                    WHERE _op = 'upsert' AND {ts} = {typed(new)} AND _row NOT IN (SELECT _row FROM failed)
+                )
+            """,
+                ties_rel(feed),
+            )
+        return new
+    finally:
+        with contextlib.suppress(Exception):
+            con.unregister("failed")
         con.close()
 
 

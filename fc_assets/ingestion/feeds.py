@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from fc_assets.ingestion.files import FileLocation
 
 Sender = Literal["batch_inventory", "event_product", "graphql_location"]
-Strategy = Literal["hash", "timestamp", "change_column", "full"]
+Strategy = Literal["hash", "timestamp", "hybrid", "change_column", "full"]
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,13 @@ class Delta:
     """What to send of a validated file (strategies in delta.py)."""
 
     strategy: Strategy = "hash"
-    timestamp_column: str | None = None  # strategy "timestamp"
+    timestamp_column: str | None = None  # strategies "timestamp" and "hybrid"
     change_column: str | None = None  # strategy "change_column"
-    send_disappeared: bool = (
-        False  # rows in the last snapshot but not in this file are sent as deletes (qty 0)
+    # rows in the last snapshot but not in this file are sent as deletes (qty 0); also settings
+    # FC_SEND_DISAPPEARED=<feed>,<feed>
+    send_disappeared: bool = False
+    hash_columns: tuple[str, ...] | None = (
+        None  # hash only these fields (None: all; hybrid: all but the timestamp)
     )
 
 
@@ -161,15 +164,19 @@ class Feed:
 
     def delta_spec(self) -> DeltaSpec:
         from fc_assets.ingestion.delta import DeltaSpec
+        from fc_assets.settings import get_settings
 
         d = self.delta
-        return DeltaSpec(
+        spec = DeltaSpec(
             keys=self.keys,
             strategy=d.strategy,
             timestamp_column=d.timestamp_column,
             change_column=d.change_column,
-            send_disappeared=d.send_disappeared,
+            send_disappeared=d.send_disappeared or self.name in get_settings().send_disappeared_feeds,
+            hash_columns=d.hash_columns,
         )
+        spec.check(list(self.columns))
+        return spec
 
     def locations(self) -> tuple[FileLocation, ...]:
         """The inboxes as the sensors' `FileLocation`s (default paths from the settings)."""

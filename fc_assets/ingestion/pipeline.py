@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fc_assets.ingestion.delta import DeltaSpec, commit_snapshot, compute_delta
+from fc_assets.ingestion.delta import DELTA_METADATA, DeltaSpec, commit_delta, compute_delta
 from fc_assets.ingestion.files import FileLocation, FileRef
 from fc_assets.ingestion.ledger import Ledger, LedgerEntry
 from fc_assets.ingestion.senders import (
@@ -50,6 +50,7 @@ class ValidationSummary:
     reason: str | None = None
     rejects_rel: str | None = None  # rejects CSV in the lake
     metadata: dict[str, Any] = field(default_factory=dict)
+    rejected_keys_rel: str | None = None  # Parquet of the rejected rows' keys (null where unknown)
 
 
 # (local file, file name, lake, where to write accepted rows, where to write rejects) → summary
@@ -161,17 +162,19 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
             )
         crash_point("after_confirm")
         if not entry.reached("committed"):
-            commit_snapshot(
+            state = ledger.state()
+            watermark = commit_delta(
                 lake,
                 plan.name,
                 plan.delta,
                 delta_rel=delta_rel,
                 columns=list(plan.columns),
                 failed_rows=entry.fluent_rejected_rows,
+                watermark=state.watermark,
+                file_watermark=entry.watermark,
             )
-            state = ledger.state()
             ledger.update_state(
-                watermark=entry.watermark if entry.watermark is not None else state.watermark,
+                watermark=watermark,
                 last_file_id=ref.file_id,
                 inflight=None,
                 committed=state.committed + 1,
@@ -189,6 +192,7 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
     moved = env.sources.archive(location, ref, entry.archive_target, rejects, crash_hook=crash_point)
     ledger.advance(entry, "archived", env.run_id, outcome=final, counts={**entry.counts, "archive": moved})
     lake.delete(accepted_rel)
+    lake.delete(ledger.work(ref.file_id, "rejected_keys.parquet"))
     return _result(plan, entry, lake, started, resumed_from, outcome=outcome)
 
 
@@ -232,6 +236,7 @@ def _prepare(
         delta_rel=delta_rel,
         columns=list(plan.columns),
         watermark=watermark,
+        rejected_keys_rel=summary.rejected_keys_rel,
     )
     ledger.advance(
         entry,
@@ -284,6 +289,7 @@ def _result(
         "fluent_rejected": c.get("fluent_rejected", 0),
         "fluent_retried_rows": c.get("fluent_retried_rows", 0),
         **{k: v for k, v in c.items() if k in ("fluent_created", "fluent_updated")},
+        **{k: v for k, v in c.items() if k in DELTA_METADATA},
         "duration_s": round(time.monotonic() - started, 3),
         "archived_to": entry.archive_target,
         "resumed_from_stage": resumed_from or "new",

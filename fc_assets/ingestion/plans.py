@@ -2,7 +2,8 @@
 
 `validate_into_lake` is the bridge to validation (validate.py): it streams the downloaded file through
 `validate_file`, writes the accepted rows (typed, with `_row`) as Parquet into the lake for the delta, and the
-rejects file to `<lake>/rejects/<feed>/<partition>.csv`. A file that cannot be read at all (`FileUnreadable`)
+rejects file to `<lake>/rejects/<feed>/<partition>.csv`, and the keys of the rejected rows beside the accepted
+rows (`rejected_keys.parquet`: the delta must not take a rejected row for a disappeared one). A file that cannot be read at all (`FileUnreadable`)
 is a failed validation with its reason in the rejects file, not a crashed run: it goes to `error/`.
 """
 
@@ -14,6 +15,7 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fc_assets.ingestion.feeds import Feed
@@ -28,11 +30,13 @@ def validate_into_lake(
     from fc_assets.ingestion.unreadable import FileUnreadable
     from fc_assets.ingestion.validate import validate_file
 
+    keys_rel = rejected_keys_rel(accepted_rel)
     with tempfile.TemporaryDirectory(prefix="fc-rejects-") as tmp:
         local_rejects = Path(tmp) / "rejects.csv"
         writer = RejectsWriter(local_rejects)
+        keys = RejectedKeys(Path(tmp) / "rejected_keys.parquet")
         try:
-            run = validate_file(feed, path, name=name, rejects_sink=writer)
+            run = validate_file(feed, path, name=name, rejects_sink=writer, rejected_keys_sink=keys.write)
             with lake.atomic_write(accepted_rel) as out, pq.ParquetWriter(out, feed.arrow_schema) as pw:
                 for batch in run:
                     pw.write_batch(batch)
@@ -57,9 +61,14 @@ def validate_into_lake(
             )
         finally:
             writer.close()
+            keys.close()
         report = run.report
         if report.rejected:
             lake.write_bytes(local_rejects.read_bytes(), rejects_rel)
+        if keys.rows:
+            lake.write_bytes(keys.path.read_bytes(), keys_rel)
+        elif lake.exists(keys_rel):  # from an earlier attempt at this file
+            lake.delete(keys_rel)
     reason = None
     if report.failed:
         reason = (
@@ -77,7 +86,31 @@ def validate_into_lake(
         reason,
         rejects_rel if report.rejected else None,
         md,
+        keys_rel if keys.rows else None,
     )
+
+
+def rejected_keys_rel(accepted_rel: str) -> str:
+    return accepted_rel.rsplit("/", 1)[0] + "/rejected_keys.parquet"
+
+
+class RejectedKeys:
+    """A local Parquet file of the rejected rows' keys, opened on the first rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.rows = path, 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def plan_for(feed: Feed) -> FeedPlan:

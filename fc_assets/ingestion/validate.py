@@ -82,6 +82,7 @@ class ChunkResult:
     rows: int
     rejected: int
     reasons: Counter[str]
+    rejected_keys: pa.Table | None = None  # the feed's key columns of the rejected rows (null: unknown)
 
 
 class ChunkValidator:
@@ -94,6 +95,7 @@ class ChunkValidator:
         self.field_order = pa.array([RECORD_FIELD, *(f.name for f in feed.fields)], pa.string())
         self.rule_fields = {rule_error(r.field, r.reason): r.field for r in feed.rules}
         self.rule_reasons = {rule_error(r.field, r.reason): r.reason for r in feed.rules}
+        self.key_schema = pa.schema([(k, ARROW_TYPES[feed.field(k).kind]) for k in feed.keys])
         self.typed_schema = pa.schema(
             [(f.name, ARROW_TYPES[f.kind]) for f in feed.fields]
             + ([feed.text_schema.field(feed.attributes.field)] if feed.attributes else [])
@@ -103,12 +105,14 @@ class ChunkValidator:
         n = mapped.num_rows
         pieces: list[pa.Table] = []
         reasons: Counter[str] = Counter()
+        unparsed = 0
         if mapped.column(ERROR).null_count < n:  # 1. records that could not be parsed
             broken = pc.is_valid(mapped.column(ERROR))
             bad = mapped.filter(broken)
             pieces.append(reject_table(bad.column(ROW), RECORD_FIELD, bad.column(RAW), bad.column(ERROR)))
             reasons.update(f"{RECORD_FIELD}: {r}" for r in _reason_keys(bad.column(ERROR)))
             mapped = mapped.filter(pc.invert(broken))
+            unparsed = bad.num_rows
         m = mapped.num_rows
         rows = mapped.column(ROW)
 
@@ -158,7 +162,12 @@ class ChunkValidator:
                 .sort_by([("row", "ascending"), ("_order", "ascending"), ("reason", "ascending")])
                 .drop_columns(["_order"])
             )
-        return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons)
+        keys = None
+        if rejected.any() or unparsed:  # what the delta needs to not mistake them for disappeared rows
+            keys = pa.Table.from_batches([batch.filter(pa.array(rejected))]).select(self.key_schema.names)
+            if unparsed:
+                keys = pa.concat_tables([keys, _nulls(self.key_schema, unparsed)])
+        return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons, keys)
 
     def _pandera(self, batch: pa.RecordBatch) -> pd.DataFrame | None:
         """pandera's failure cases (index = position in `batch`, column, reason), or None when it passes."""
@@ -193,6 +202,10 @@ class ChunkValidator:
             arrays["prices"] = fold_prices(batch, self.feed.prices)
         arrays[ROW] = rows
         return pa.RecordBatch.from_arrays([arrays[name] for name in schema.names], schema=schema)
+
+
+def _nulls(schema: pa.Schema, n: int) -> pa.Table:
+    return pa.table([pa.nulls(n, f.type) for f in schema], schema=schema)
 
 
 def _mask(arr: pa.Array) -> np.ndarray:
@@ -288,6 +301,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         rejects_sink: RejectsWriter | None,
         chunk_rows: int,
         report: ValidationReport | None,
+        rejected_keys_sink: Callable[[pa.Table], None] | None = None,
     ) -> None:
         self._started = time.perf_counter()
         raw = open_raw(source, name=name, options=feed.format_options, fmt=fmt, chunk_rows=chunk_rows)
@@ -298,6 +312,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         self._batches = prefetch(feed.mapper.map_file(raw), depth=2, name="fc-ingestion-prefetch")
         self._validator = ChunkValidator(feed)
         self._rejects = rejects_sink
+        self._rejected_keys = rejected_keys_sink
         self._it = self._run()
 
     def __next__(self) -> pa.RecordBatch:
@@ -316,6 +331,8 @@ class ValidationRun(Iterator[pa.RecordBatch]):
             self.report.add(chunk)
             if self._rejects is not None:
                 self._rejects.write(chunk.rejects)
+            if self._rejected_keys is not None and chunk.rejected_keys is not None:
+                self._rejected_keys(chunk.rejected_keys)
             self.report.seconds = time.perf_counter() - self._started
             if chunk.accepted.num_rows:
                 yield chunk.accepted
@@ -332,12 +349,21 @@ def validate_file(
     rejects_sink: RejectsWriter | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     report: ValidationReport | None = None,
+    rejected_keys_sink: Callable[[pa.Table], None] | None = None,
 ) -> ValidationRun:
     """Accepted rows of the file, typed (`feed.arrow_schema`), batch by batch; rejected rows go to
-    `rejects_sink`; totals accumulate in the returned iterator's `.report` (or the `report` given).
+    `rejects_sink` (and their keys, typed, null where unknown, to `rejected_keys_sink`); totals accumulate in
+    the returned iterator's `.report` (or the `report` given).
     Raises `FileUnreadable` (at once or during iteration) when the file as a whole cannot be read."""
     return ValidationRun(
-        feed, source, name=name, fmt=fmt, rejects_sink=rejects_sink, chunk_rows=chunk_rows, report=report
+        feed,
+        source,
+        name=name,
+        fmt=fmt,
+        rejects_sink=rejects_sink,
+        chunk_rows=chunk_rows,
+        report=report,
+        rejected_keys_sink=rejected_keys_sink,
     )
 
 

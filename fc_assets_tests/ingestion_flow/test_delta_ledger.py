@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fc_assets.ingestion.delta import DeltaSpec, commit_snapshot, compute_delta, snapshot_rel
+from fc_assets.ingestion.delta import DeltaSpec, commit_delta, commit_snapshot, compute_delta, snapshot_rel
 from fc_assets.ingestion.files import FileRef
 from fc_assets.ingestion.ledger import FeedBusyError, Ledger, LedgerEntry
 from fc_assets.resources.storage import Lake
@@ -153,3 +153,129 @@ def test_ledger_entries_stages_and_busy_guard(file_lake):
     ledger.advance(ea, "committed")
     ledger.check_not_busy(b.file_id)
     assert [e.key for e in ledger.entries()] == ["in/a.csv"]
+
+
+# ------------------------------------------------------------------------- timestamp / hybrid watermark
+
+TS_COLS = ["sku_ref", "location_ref", "qty", "ts"]
+
+
+def ts_step(lake, rows, spec, watermark, failed=()):
+    """One file through compute_delta + commit_delta; returns (result, sent skus, new mark)."""
+    from datetime import datetime
+
+    n = next(_steps)
+    t = pa.table(
+        {
+            "sku_ref": [r[0] for r in rows],
+            "location_ref": ["L1"] * len(rows),
+            "qty": pa.array([r[1] for r in rows], pa.int64()),
+            "ts": pa.array(
+                [datetime.fromisoformat(r[2]) if r[2] else None for r in rows], pa.timestamp("us", "UTC")
+            ),
+            "_row": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+    with lake.atomic_write(f"w/{n}/acc.parquet") as out:
+        pq.write_table(t, out)
+    kw = {"delta_rel": f"w/{n}/d.parquet", "columns": TS_COLS}
+    res = compute_delta(lake, "tsf", spec, accepted_rel=f"w/{n}/acc.parquet", watermark=watermark, **kw)
+    sent = sorted(r["sku_ref"] for r in lake.read_parquet(kw["delta_rel"]).to_pylist())
+    rows_failed = [i for i, r in enumerate(rows) if r[0] in failed]
+    mark = None
+    for _ in range(2):  # a commit applied twice (crash before it was recorded) gives the same state
+        mark = commit_delta(
+            lake,
+            "tsf",
+            spec,
+            failed_rows=rows_failed,
+            watermark=watermark,
+            file_watermark=res.watermark,
+            **kw,
+        )
+    return res, sent, mark
+
+
+def test_timestamp_ties_compare_key_and_hash_and_mark_stops_at_rejected(file_lake):
+    spec = DeltaSpec(KEYS, strategy="timestamp", timestamp_column="ts")
+    t10, t12 = "2025-01-01T10:00:00+00:00", "2025-01-01T12:00:00+00:00"
+    _, sent, mark = ts_step(file_lake, [("A", 1, t10), ("B", 2, t12)], spec, None)
+    assert sent == ["A", "B"] and mark == "2025-01-01 12:00:00+00"
+    # at the mark: B unchanged (a tie), B2 new key, and the mark stays with both as ties
+    res, sent, mark = ts_step(file_lake, [("B", 2, t12), ("B2", 5, t12), ("N", 1, None)], spec, mark)
+    assert sent == ["B2", "N"] and res.no_timestamp == 1 and mark == "2025-01-01 12:00:00+00"
+    # B changed at the same timestamp: its hash is not a tie, so it goes
+    _, sent, mark = ts_step(file_lake, [("B", 3, t12), ("B2", 5, t12)], spec, mark)
+    assert sent == ["B"]
+    # Fluent rejects C (13:00): the mark stops at C, D (14:00) is above it and goes again too
+    t13, t14 = "2025-01-01T13:00:00+00:00", "2025-01-01T14:00:00+00:00"
+    _, sent, mark = ts_step(file_lake, [("C", 1, t13), ("D", 1, t14)], spec, mark, failed=("C",))
+    assert sent == ["C", "D"] and mark == "2025-01-01 13:00:00+00"
+    _, sent, mark = ts_step(file_lake, [("C", 1, t13), ("D", 1, t14)], spec, mark)
+    assert sent == ["C", "D"] and mark == "2025-01-01 14:00:00+00"
+    _, sent, _ = ts_step(file_lake, [("C", 1, t13), ("D", 1, t14)], spec, mark)
+    assert sent == []
+
+
+def test_hybrid_compares_hashes_without_the_timestamp(file_lake):
+    spec = DeltaSpec(KEYS, strategy="hybrid", timestamp_column="ts")
+    t1, t2, t0 = "2025-01-01T10:00:00+00:00", "2025-01-02T10:00:00+00:00", "2024-12-01T10:00:00+00:00"
+    res, sent, mark = ts_step(file_lake, [("A", 1, t1), ("B", 1, t1)], spec, None)
+    assert sent == ["A", "B"] and res.inserts == 2
+    # A touched (newer, same qty), B changed, C older than the mark (not compared), N new without timestamp
+    res, sent, mark = ts_step(
+        file_lake, [("A", 1, t2), ("B", 2, t2), ("C", 9, t0), ("N", 1, None)], spec, mark
+    )
+    assert sent == ["B", "N"] and (res.inserts, res.updates, res.no_timestamp) == (1, 1, 1)
+
+
+def test_watermark_text_does_not_depend_on_the_machine_zone(tmp_path):
+    """compute_delta in a process under TZ=Asia/Tokyo writes the mark in UTC."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import pyarrow as pa, pyarrow.parquet as pq
+from datetime import datetime, timezone
+from fc_assets.ingestion.delta import DeltaSpec, compute_delta, connect
+from fc_assets.resources.storage import Lake
+lake = Lake("file://{tmp_path}/lake")
+t = pa.table({{"k": ["A"], "ts": pa.array([datetime(2025, 1, 1, 12, tzinfo=timezone.utc)], pa.timestamp("us", "UTC")),
+               "_row": pa.array([0], pa.int64())}})
+with lake.atomic_write("acc.parquet") as out:
+    pq.write_table(t, out)
+spec = DeltaSpec(("k",), strategy="timestamp", timestamp_column="ts")
+res = compute_delta(lake, "z", spec, accepted_rel="acc.parquet", delta_rel="d.parquet", columns=["k", "ts"])
+print(res.watermark)
+"""
+    env = {**os.environ, "TZ": "Asia/Tokyo"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2025-01-01 12:00:00+00"
+
+
+def test_validation_hands_over_the_keys_of_rejected_rows(tmp_path):
+    """What the delta gets to tell a rejected row from a disappeared one: typed keys, null when unknown."""
+    from fc_assets.ingestion.feeds import inventory_feed
+    from fc_assets.ingestion.validate import validate_file
+
+    path = tmp_path / "stock.jsonl"
+    path.write_text(
+        '{"sku_ref": "A", "location_ref": "L1", "qty": 1}\n'
+        '{"sku_ref": "B", "location_ref": "L1", "qty": "12abc"}\n'
+        '{"sku_ref": "C", "location_ref": "L1", "qty": \n'  # a malformed line: no key can be read
+        '{"location_ref": "L2", "qty": 3}\n'
+    )
+    got: list[pa.Table] = []
+    run = validate_file(inventory_feed(), path, rejected_keys_sink=got.append)
+    accepted = pa.Table.from_batches(list(run))
+    keys = pa.concat_tables(got)
+    assert accepted.column("sku_ref").to_pylist() == ["A"]
+    assert sorted(keys.to_pylist(), key=str) == sorted(
+        [
+            {"sku_ref": "B", "location_ref": "L1"},
+            {"sku_ref": None, "location_ref": None},
+            {"sku_ref": None, "location_ref": "L2"},
+        ],
+        key=str,
+    )
