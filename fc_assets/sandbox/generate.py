@@ -777,7 +777,10 @@ def generate(config: SandboxConfig) -> Generated:
         order = build_order(o)
         fc = order["fulfilmentChoice"]
         status = FULFILMENT_STATUS[order["status"]]
-        loc = loc_refs[ord_pickup[o]] if order["type"] == "CC" else loc_refs[ful_loc[f]]
+        if not n_loc:
+            loc = None  # a sandbox seeded without locations: fulfilments from nowhere
+        else:
+            loc = loc_refs[ord_pickup[o]] if order["type"] == "CC" else loc_refs[ful_loc[f]]
         return {
             "_row": f,
             "_order": o,
@@ -795,7 +798,7 @@ def generate(config: SandboxConfig) -> Generated:
             "deliveryType": fc["deliveryType"],
             "eta": "1 day" if fc["deliveryType"] == "EXPRESS" else "3 days",
             "expiryTime": int(ful_updated[f]) + 2 * DAY_MS if status == "AWAITING_WAVE" else None,
-            "fromLocation": {"ref": loc},
+            "fromLocation": {"ref": loc} if loc else None,
             "toAddress": fc["deliveryAddress"],
         }
 
