@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -195,3 +197,44 @@ def test_cli_materializes_one_partition(sandbox, lake, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert parquet_ids(lake, "orders", key) == expected_ids(sandbox, "orders", key)
+
+
+def test_a_failed_multi_day_run_reports_the_days_it_wrote(sandbox_clean, lake, instance):
+    """A 20-day run on one stream (~0.2 s per request): once its first day is in the lake, the sandbox
+    starts answering 503 to everything, so a later day fails after the client's retries."""
+    first_key = day_key(20)
+    sandbox_clean.admin.set_faults(latency_ms=200)
+    stop = threading.Event()
+
+    def break_fluent_after_the_first_day() -> None:
+        while not stop.is_set():
+            if lake.exists(f"fluent/orders/dt={first_key}/part-0.parquet"):
+                sandbox_clean.admin.set_faults(server_errors={"count": 100_000, "status": 503})
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=break_fluent_after_the_first_day, daemon=True)
+    watcher.start()
+    asset = build_extraction_asset(ORDERS, START_DATE, retry_policy=None)
+    try:
+        result = dg.materialize(
+            [asset],
+            resources=resources(sandbox_clean, lake, concurrency=1, max_retries=1),
+            instance=instance,
+            tags=range_tags(first_key, day_key(1)),
+            raise_on_error=False,
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    assert not result.success
+    sandbox_clean.admin.clear_faults()
+    keys = [day_key(d) for d in range(20, 0, -1)]
+    in_lake = {f.split("/")[2].removeprefix("dt=") for f in lake.list_files("fluent/orders")}
+    assert first_key in in_lake and in_lake < set(keys)  # some days written, not all
+    assert instance.get_materialized_partitions(dg.AssetKey("orders")) == in_lake
+    status = instance.get_status_by_partition(dg.AssetKey("orders"), keys, asset.partitions_def)
+    assert {k for k, s in status.items() if s == dg.AssetPartitionStatus.MATERIALIZED} == in_lake
+    for key in in_lake:  # what was reported is complete
+        assert parquet_ids(lake, "orders", key) == expected_ids(sandbox_clean, "orders", key)
+    assert not lake.list_files(TMP_DIR)
