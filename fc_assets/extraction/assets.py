@@ -165,6 +165,8 @@ def build_extraction_asset(
             )
         report = ValidationReport()
         store = lake.get_lake()
+        for stale in store.remove_stale_temporaries():  # left in <lake>/_tmp/ by killed runs
+            context.log.info(f"removed a temporary older than a day: {stale}")
         written: list[tuple[str, PartitionResult]] = []
         with fluent.get_client() as client:
             before = client.stats_snapshot()
