@@ -19,14 +19,17 @@ from fc_assets.extraction.assets import partitions_def
 from fc_assets.extraction.entities import EntitySpec
 
 RUN_MINUTE = 30
+FRESHNESS_CHECK = "freshness_check"  # the name dg.build_time_partition_freshness_checks gives its checks
 LATE_UPDATES_HOUR = 4
 
 
 def group_job(group: str, grain: str, entities: Sequence[EntitySpec]) -> UnresolvedAssetJobDefinition:
     names = [e.name for e in entities if e.group == group and e.grain.name == grain]
+    freshness = [dg.AssetCheckKey(dg.AssetKey(n), FRESHNESS_CHECK) for n in names]
     return dg.define_asset_job(
         f"{group}_{grain}",
-        selection=dg.AssetSelection.assets(*names),
+        # the freshness checks are evaluated by their sensor after the deadline, not inside the run
+        selection=dg.AssetSelection.assets(*names) - dg.AssetSelection.checks(*freshness),
         description=f"Extract {', '.join(names)} for one {grain} partition (or a range: one run).",
     )
 
