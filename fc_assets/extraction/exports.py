@@ -10,9 +10,9 @@ Configuration, one environment variable per entity, read when the code location 
 lake) or `sftp:///remote/dir` (the `sftp` resource, `FC_SFTP_*`). Each configured entity gets an
 `<entity>_export` asset downstream of its extraction asset, same partitions; every partition becomes
 `<target>/<entity>/<entity>-<partition>.<ext>`, written under a temporary name and renamed when complete
-(S3: staged in `<lake>/_tmp/`, outside the partner's prefix, then copied in one request; SFTP:
-`<name>.part` then rename), so a partner never picks up half a file. Each export run first removes
-temporaries older than a day from `<lake>/_tmp/` (left by killed runs).
+(S3: staged in `<lake>/_tmp/`, outside the partner's prefix, then copied in one request; SFTP: staged in
+`_tmp/` next to the outbox directory, then renamed into it), so a partner never picks up half a file.
+Each export run first removes temporaries older than a day from `<lake>/_tmp/` (left by killed runs).
 
 Nested columns (order items...) stay nested in JSONL and XML; CSV has one row per entity with nested
 columns as JSON text in their cell.
@@ -203,6 +203,12 @@ def staged_in_lake(lake: Lake, name: str, publish: Callable[[str], None]) -> Ite
             lake.fs.delete_file(tmp)
 
 
+def sftp_staging_dir(outbox: str) -> str:
+    """`_tmp` next to the outbox directory (`/partner/outbox` -> `/partner/_tmp`): on the same server, so
+    the final rename is atomic, but outside what the partner polls (unless the outbox is `/` itself)."""
+    return posixpath.join(posixpath.dirname(outbox.rstrip("/")) or "/", TMP_DIR)
+
+
 @contextlib.contextmanager
 def open_target(
     target: ExportTarget, name: str, lake: Lake, sftp: SFTPResource | None
@@ -227,10 +233,13 @@ def open_target(
         return
     if sftp is None:
         raise dg.Failure(f"{target.uri}: SFTP export needs the `sftp` resource", allow_retries=False)
-    remote = posixpath.join("/" + urlparse(target.uri).path.strip("/"), name)
+    root = "/" + urlparse(target.uri).path.strip("/")
+    remote = posixpath.join(root, name)
+    staging = sftp_staging_dir(root)
     with sftp.session() as session:
         session.makedirs(posixpath.dirname(remote))
-        part = remote + ".part"
+        session.makedirs(staging)
+        part = posixpath.join(staging, f"{uuid.uuid4().hex}-{posixpath.basename(name)}")
         try:
             with session.open(part, "wb") as out:
                 yield out, f"sftp://{sftp.host}:{sftp.port}{remote}"

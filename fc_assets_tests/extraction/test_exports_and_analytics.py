@@ -20,6 +20,7 @@ from fc_assets.extraction.exports import (
     build_export_asset,
     export_partition,
     export_targets_from_env,
+    open_target,
 )
 from fc_assets.extraction.extract import extract_periods
 from fc_assets.extraction.windows import DAY, Window
@@ -237,3 +238,24 @@ def test_stale_lake_temporaries_are_cleaned_up_fresh_ones_kept(s3_server, tmp_pa
     assert sorted(p.name for p in tmp.iterdir()) == [fresh.name]
     assert outbox.list_files() == ["orders/orders-2025-03-01.jsonl", "orders/orders-2025-03-02.jsonl"]
     assert len(outbox.read_bytes("orders/orders-2025-03-01.jsonl").decode().splitlines()) == 4
+
+
+def test_sftp_export_temporary_is_outside_the_outbox_while_written(orders_lake, sftp_server):
+    sftp = SFTPResource(
+        host=sftp_server.host,
+        port=sftp_server.port,
+        username=sftp_server.user,
+        password=sftp_server.password,
+        known_hosts=str(sftp_server.known_hosts),
+    )
+    outbox = sftp_server.root / "partner-a/outbox"
+    target = ExportTarget("csv", "sftp:///partner-a/outbox")
+    with open_target(target, "orders/orders-2025-03-01.csv", orders_lake, sftp) as (out, uri):
+        out.write(b"id,ref\n1,half a file")
+        # what the partner's poller sees while the file is being written: nothing
+        assert not [p for p in outbox.rglob("*") if p.is_file()]
+        staged = [p for p in (sftp_server.root / "partner-a/_tmp").iterdir() if p.is_file()]
+        assert len(staged) == 1
+    assert uri.endswith("/partner-a/outbox/orders/orders-2025-03-01.csv")
+    assert (outbox / "orders/orders-2025-03-01.csv").read_bytes() == b"id,ref\n1,half a file"
+    assert not list((sftp_server.root / "partner-a/_tmp").iterdir())
