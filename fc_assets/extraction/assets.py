@@ -4,6 +4,9 @@ The asset body is thin: turn the run's partition range into periods, call `extra
 per-partition metadata (stable names: they become the UI's plots) plus one check result for the run.
 A single-run backfill (`BackfillPolicy.single_run()`) still writes one object per day.
 
+A run that fails part-way (day 7 of a 30-day backfill) still reports the days already written as
+materialized (`written_materializations`), so the lake and the UI agree; the rest stays unmaterialized.
+
 Retries: transient Fluent errors (429, 5xx, dropped connections, retryable GraphQL codes) that outlast the
 client's own retries fail the step and the asset's `RetryPolicy` re-runs it later; anything else (bad query,
 paging that cannot continue safely, auth) fails at once with `Failure(allow_retries=False)`.
@@ -99,6 +102,26 @@ def check_result(spec: EntitySpec, report: ValidationReport, partitions: int) ->
     )
 
 
+def written_materializations(
+    spec: EntitySpec, written: Sequence[tuple[str, PartitionResult]], keys: Sequence[str]
+) -> Iterator[dg.AssetMaterialization]:
+    """Before a multi-day run fails: a materialization for every day whose object is already in the lake
+    (each is complete), so the UI and the lake agree; the failed and later days stay unmaterialized.
+    (Yielded, not `context.log_event`ed: logged events are only flushed with the next output, which a
+    failing step never produces.)"""
+    for key, result in written:
+        yield dg.AssetMaterialization(
+            asset_key=spec.name,
+            partition=key,
+            metadata={
+                **partition_metadata(result),
+                "partial_run": dg.MetadataValue.text(
+                    f"{len(written)} of {len(keys)} partitions written before the run failed"
+                ),
+            },
+        )
+
+
 def build_extraction_asset(
     spec: EntitySpec, start_date: str, *, retry_policy: dg.RetryPolicy | None = RETRY_POLICY
 ) -> dg.AssetsDefinition:
@@ -131,7 +154,7 @@ def build_extraction_asset(
     )
     def _extract(
         context: AssetExecutionContext, fluent: FluentResource, lake: LakeResource
-    ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult | dg.AssetMaterialization]:
         tw = context.partition_time_window
         periods = list(Window.of(tw.start, tw.end).periods(spec.grain.step))
         keys = list(context.partition_keys)
@@ -142,6 +165,9 @@ def build_extraction_asset(
             )
         report = ValidationReport()
         store = lake.get_lake()
+        for stale in store.remove_stale_temporaries():  # left in <lake>/_tmp/ by killed runs
+            context.log.info(f"removed a temporary older than a day: {stale}")
+        written: list[tuple[str, PartitionResult]] = []
         with fluent.get_client() as client:
             before = client.stats_snapshot()
             try:
@@ -159,10 +185,12 @@ def build_extraction_asset(
                 ):
                     context.add_asset_metadata(partition_metadata(result), partition_key=key)
                     report.merge(result.validation)
-            except FluentError as exc:
-                if is_transient(exc):
-                    raise
-                raise dg.Failure(f"{spec.name}: {exc}", allow_retries=False) from exc
+                    written.append((key, result))
+            except BaseException as exc:
+                yield from written_materializations(spec, written, keys)
+                if isinstance(exc, FluentError) and not is_transient(exc):
+                    raise dg.Failure(f"{spec.name}: {exc}", allow_retries=False) from exc
+                raise
             stats = client.stats_snapshot().minus(before)
         yield check_result(spec, report, len(keys))
         yield dg.MaterializeResult(metadata={f"run_{k}": v for k, v in stats.as_metadata().items()})

@@ -17,6 +17,7 @@ from fc_assets.analytics.assets import ANALYTICS_ASSETS, analytics_job, analytic
 from fc_assets.extraction.assets import build_extraction_assets
 from fc_assets.extraction.entities import ENTITIES, EntitySpec
 from fc_assets.extraction.exports import build_export_assets, export_targets_from_env
+from fc_assets.extraction.freshness import build_freshness_checks, build_freshness_sensor
 from fc_assets.extraction.schedules import build_schedules
 from fc_assets.extraction.windows import HOURLY
 from fc_assets.settings import get_settings
@@ -36,12 +37,18 @@ def extraction_definitions() -> dg.Definitions:
     s = get_settings()
     entities = entities_from_env()
     jobs, schedules = build_schedules(entities, s.late_update_days, s.extract_start_date)
+    extraction_assets = build_extraction_assets(entities, start_date=s.extract_start_date)
+    freshness_checks = build_freshness_checks(
+        [(e.grain, a) for e, a in zip(entities, extraction_assets, strict=True)]
+    )
     return dg.Definitions(
         assets=[
-            *build_extraction_assets(entities, start_date=s.extract_start_date),
+            *extraction_assets,
             *build_export_assets(export_targets_from_env(), s.extract_start_date, entities),
             *ANALYTICS_ASSETS,
         ],
+        asset_checks=freshness_checks,
         jobs=[*jobs, analytics_job],
         schedules=[*schedules, analytics_schedule],
+        sensors=[build_freshness_sensor(freshness_checks)],
     )

@@ -10,7 +10,9 @@ Configuration, one environment variable per entity, read when the code location 
 lake) or `sftp:///remote/dir` (the `sftp` resource, `FC_SFTP_*`). Each configured entity gets an
 `<entity>_export` asset downstream of its extraction asset, same partitions; every partition becomes
 `<target>/<entity>/<entity>-<partition>.<ext>`, written under a temporary name and renamed when complete
-(S3: `<prefix>/_tmp/` then copy; SFTP: `<name>.part` then rename), so a partner never picks up half a file.
+(S3: staged in `<lake>/_tmp/`, outside the partner's prefix, then copied in one request; SFTP: staged in
+`_tmp/` next to the outbox directory, then renamed into it), so a partner never picks up half a file.
+Each export run first removes temporaries older than a day from `<lake>/_tmp/` (left by killed runs).
 
 Nested columns (order items...) stay nested in JSONL and XML; CSV has one row per entity with nested
 columns as JSON text in their cell.
@@ -18,7 +20,9 @@ columns as JSON text in their cell.
 
 import contextlib
 import os
+import pathlib
 import posixpath
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +33,7 @@ import dagster as dg
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import AssetExecutionContext
 from lxml import etree
@@ -38,7 +43,7 @@ from fc_assets.extraction.entities import ENTITIES, EntitySpec
 from fc_assets.extraction.extract import PART_FILE
 from fc_assets.extraction.windows import Window
 from fc_assets.resources.sftp import SFTPResource
-from fc_assets.resources.storage import Lake, LakeResource
+from fc_assets.resources.storage import TMP_DIR, Lake, LakeResource
 
 FORMATS = ("csv", "jsonl", "xml")
 ENV_PREFIX = "FC_EXPORT_"
@@ -182,6 +187,29 @@ def writer_for(fmt: str, entity: str) -> Callable[[Iterator[pa.RecordBatch], pa.
 
 
 @contextlib.contextmanager
+def staged_in_lake(lake: Lake, name: str, publish: Callable[[str], None]) -> Iterator[pa.NativeFile]:
+    """A temporary file under `<lake>/_tmp/` (never under the partner's outbox prefix, where a poller could
+    pick it up half-written); once the block succeeded and the file is closed, `publish(temporary path)`
+    copies it to its place. The temporary is removed either way."""
+    tmp = lake.path(TMP_DIR, f"{uuid.uuid4().hex}-{posixpath.basename(name)}")
+    if lake.scheme == "file":
+        pathlib.Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with lake.fs.open_output_stream(tmp) as out:
+            yield out
+        publish(tmp)
+    finally:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            lake.fs.delete_file(tmp)
+
+
+def sftp_staging_dir(outbox: str) -> str:
+    """`_tmp` next to the outbox directory (`/partner/outbox` -> `/partner/_tmp`): on the same server, so
+    the final rename is atomic, but outside what the partner polls (unless the outbox is `/` itself)."""
+    return posixpath.join(posixpath.dirname(outbox.rstrip("/")) or "/", TMP_DIR)
+
+
+@contextlib.contextmanager
 def open_target(
     target: ExportTarget, name: str, lake: Lake, sftp: SFTPResource | None
 ) -> Iterator[tuple[IO[bytes], str]]:
@@ -194,15 +222,24 @@ def open_target(
             secret_access_key=lake.secret_access_key,
             region=lake.region,
         )
-        with outbox.atomic_write(name) as out:
+
+        def publish(tmp: str) -> None:
+            pafs.copy_files(
+                tmp, outbox.path(name), source_filesystem=lake.fs, destination_filesystem=outbox.fs
+            )
+
+        with staged_in_lake(lake, name, publish) as out:
             yield out, outbox.uri_for(name)
         return
     if sftp is None:
         raise dg.Failure(f"{target.uri}: SFTP export needs the `sftp` resource", allow_retries=False)
-    remote = posixpath.join("/" + urlparse(target.uri).path.strip("/"), name)
+    root = "/" + urlparse(target.uri).path.strip("/")
+    remote = posixpath.join(root, name)
+    staging = sftp_staging_dir(root)
     with sftp.session() as session:
         session.makedirs(posixpath.dirname(remote))
-        part = remote + ".part"
+        session.makedirs(staging)
+        part = posixpath.join(staging, f"{uuid.uuid4().hex}-{posixpath.basename(name)}")
         try:
             with session.open(part, "wb") as out:
                 yield out, f"sftp://{sftp.host}:{sftp.port}{remote}"
@@ -248,6 +285,8 @@ def build_export_asset(
         lake: LakeResource = context.resources.lake
         sftp: SFTPResource | None = context.resources.sftp if uses_sftp else None
         store = lake.get_lake()
+        for key in store.remove_stale_temporaries():
+            context.log.info(f"removed a stale temporary left by an earlier run: {key}")
         tw = context.partition_time_window
         periods = list(Window.of(tw.start, tw.end).periods(spec.grain.step))
         total = 0

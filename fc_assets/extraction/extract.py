@@ -250,7 +250,7 @@ def sub_windows_per_period(concurrency: int, chains_per_period: int, periods: in
     A single day with 4 streams becomes 8 sub-windows; a 90-day backfill is one chain per day (days run in
     parallel), so empty or small days do not cost several requests each.
     """
-    chains = chains_per_period * periods
+    chains = max(1, chains_per_period * periods)  # no chains at all: no virtual catalogues to fan out over
     return max(1, -(-OVERSPLIT * concurrency // chains))
 
 

@@ -19,14 +19,17 @@ from fc_assets.extraction.assets import partitions_def
 from fc_assets.extraction.entities import EntitySpec
 
 RUN_MINUTE = 30
+FRESHNESS_CHECK = "freshness_check"  # the name dg.build_time_partition_freshness_checks gives its checks
 LATE_UPDATES_HOUR = 4
 
 
 def group_job(group: str, grain: str, entities: Sequence[EntitySpec]) -> UnresolvedAssetJobDefinition:
     names = [e.name for e in entities if e.group == group and e.grain.name == grain]
+    freshness = [dg.AssetCheckKey(dg.AssetKey(n), FRESHNESS_CHECK) for n in names]
     return dg.define_asset_job(
         f"{group}_{grain}",
-        selection=dg.AssetSelection.assets(*names),
+        # the freshness checks are evaluated by their sensor after the deadline, not inside the run
+        selection=dg.AssetSelection.assets(*names) - dg.AssetSelection.checks(*freshness),
         description=f"Extract {', '.join(names)} for one {grain} partition (or a range: one run).",
     )
 
@@ -37,11 +40,15 @@ def latest_partition_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleD
 
 def late_updates_range(
     scheduled: datetime, days: int, parts: dg.TimeWindowPartitionsDefinition
-) -> tuple[str, str]:
-    """First and last partition keys of the last `days` complete UTC days before `scheduled`."""
+) -> tuple[str, str] | None:
+    """First and last partition keys of the last `days` complete UTC days before `scheduled`, clamped to
+    the first partition (`FC_EXTRACT_START_DATE`); None when no complete day is left after the clamp."""
     end = scheduled.replace(hour=0, minute=0, second=0, microsecond=0)
-    keys = parts.get_partition_keys_in_time_window(dg.TimeWindow(end - timedelta(days=max(1, days)), end))
-    return keys[0], keys[-1]
+    start = max(end - timedelta(days=max(1, days)), parts.start)
+    if start >= end:
+        return None
+    keys = parts.get_partition_keys_in_time_window(dg.TimeWindow(start, end))
+    return (keys[0], keys[-1]) if keys else None
 
 
 def late_updates_schedule(
@@ -57,8 +64,12 @@ def late_updates_schedule(
         execution_timezone="UTC",
         description=f"Re-extract the last {days} days of {job.name} in one run (late updates).",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
-        first, last = late_updates_range(context.scheduled_execution_time, days, parts)
+    def _schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
+        span = late_updates_range(context.scheduled_execution_time, days, parts)
+        if span is None:
+            yield dg.SkipReason(f"no complete day since the first partition ({parts.start:%Y-%m-%d})")
+            return
+        first, last = span
         yield dg.RunRequest(
             run_key=f"{name}-{last}",
             tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},

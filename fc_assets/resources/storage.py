@@ -13,6 +13,7 @@ import pathlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import duckdb
 
 TMP_DIR = "_tmp"
+STALE_TMP_AGE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,21 @@ class Lake:
             with contextlib.suppress(Exception):
                 self.fs.delete_file(tmp)
             raise
+
+    def remove_stale_temporaries(self, older_than: timedelta = STALE_TMP_AGE) -> list[str]:
+        """Delete files under `<lake>/_tmp/` last modified more than `older_than` ago (left by killed runs;
+        a failing write removes its own); fresher ones may belong to a write in progress and are kept.
+        Returns the removed keys."""
+        cutoff = datetime.now(UTC) - older_than
+        base = self.path(TMP_DIR)
+        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        removed = []
+        for info in infos:
+            if info.type == pafs.FileType.File and info.mtime is not None and info.mtime < cutoff:
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    self.fs.delete_file(info.path)
+                    removed.append(info.path[len(self.root) + 1 :])
+        return removed
 
     def read_parquet(self, *parts: str, columns: list[str] | None = None) -> pa.Table:
         """Read one Parquet object or a directory of them (by path, which is safe with threads)."""

@@ -28,6 +28,13 @@ def parse_anchor(value: str | None) -> int:
 @click.option("--port", default=8099, show_default=True, type=int, help="0: any free port (printed).")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--orders", default=Volumes.orders, show_default=True, type=int)
+@click.option(
+    "--large-orders",
+    default=Volumes.large_orders,
+    show_default=True,
+    type=int,
+    help="Orders with 120 items (more than one page of nested items).",
+)
 @click.option("--locations", default=Volumes.locations, show_default=True, type=int)
 @click.option(
     "--products",
@@ -98,6 +105,7 @@ def sandbox(
     port: int,
     seed: int,
     orders: int,
+    large_orders: int,
     locations: int,
     products: int,
     inventory_positions: int,
@@ -148,6 +156,7 @@ def sandbox(
         faults["reject_entities"] = {"skuRefs": list(reject_sku), "rate": reject_rate}
     volumes = Volumes(
         orders=orders,
+        large_orders=large_orders,
         locations=locations,
         products=products,
         inventory_positions=inventory_positions,

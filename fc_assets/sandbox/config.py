@@ -20,6 +20,7 @@ class Volumes:
     """How many entities of each kind are generated (defaults: a demo-sized store, generated in < 1 s)."""
 
     orders: int = 2_000
+    large_orders: int = 3  # orders with 120 items (beyond a client's first page of nested items)
     locations: int = 50
     products: int = 300  # standard products; each has 1–4 variants (the SKUs)
     inventory_positions: int = 5_000

@@ -7,7 +7,8 @@ a day, so half-open `[start, end)` windows and Fluent's inclusive `DateRange` di
 
 Refs: locations `LOC-0001`; standard products `SP-00001`, variants (the SKUs) `SP-00001-M`; inventory
 positions `<sku>:<location>:DEFAULT` with quantities `<position>:LAST_ON_HAND` / `:RESERVED`; orders
-`ORD-0000001`, items `ORD-0000001-L1`, fulfilments `ORD-0000001-F1`; virtual positions `<sku>:<location>`
+`ORD-0000001`, items `ORD-0000001-L1` (1-4 lines, 2 % of orders 12-25, and `large_orders` orders 120, more
+than one page of items), fulfilments `ORD-0000001-F1`; virtual positions `<sku>:<location>`
 in virtual catalogues `BASE:1`, `ATS:1`. Catalogues: product `PC:MASTER:<retailer>`, inventory
 `DEFAULT:<retailer>`.
 """
@@ -77,6 +78,7 @@ FULFILMENT_STATUS = {
     "CANCELLED": "REJECTED",
 }
 VARIANT_ID_BASE = 1_000_001  # variant product ids start here, standard product ids at 1
+LARGE_ORDER_ITEMS = 120
 KINDS = ["locations", "products", "inventory", "virtual", "orders", "fulfilments"]
 
 
@@ -118,6 +120,33 @@ def code_column(vocab: list[str], codes: np.ndarray) -> CodeColumn:
 
 def const_column(value: str, n: int) -> CodeColumn:
     return code_column([value], np.zeros(n, dtype=np.int32))
+
+
+def add_large_orders(
+    config: SandboxConfig,
+    n_items: np.ndarray,
+    item_start: np.ndarray,
+    item_sku: np.ndarray,
+    item_qty: np.ndarray,
+    n_skus: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grow `large_orders` orders to `LARGE_ORDER_ITEMS` lines (more than a client's first page of items),
+    appending lines after their drawn ones. Drawn from a generator of their own, so every other order keeps
+    its lines and the number of orders does not change."""
+    n_ord = len(n_items)
+    n_large = min(config.volumes.large_orders, n_ord)
+    if not n_large or not n_ord:
+        return n_items, item_start, item_sku, item_qty
+    rng = np.random.default_rng([config.seed, KINDS.index("orders"), 1])
+    large = np.sort(rng.choice(n_ord, n_large, replace=False))
+    extra = np.maximum(LARGE_ORDER_ITEMS - n_items[large], 0)
+    at = np.repeat(item_start[large + 1], extra)  # after the order's last drawn line
+    item_sku = np.insert(item_sku, at, rng.integers(0, n_skus, int(extra.sum())))
+    item_qty = np.insert(item_qty, at, rng.integers(1, 4, int(extra.sum())))
+    n_items = n_items.copy()
+    n_items[large] += extra
+    item_start = np.concatenate([[0], np.cumsum(n_items)]).astype(np.int64)
+    return n_items, item_start, item_sku, item_qty
 
 
 def generate(config: SandboxConfig) -> Generated:
@@ -594,6 +623,10 @@ def generate(config: SandboxConfig) -> Generated:
     total_items = int(item_start[-1])
     item_sku = d.rng.integers(0, max(n_var, 1), total_items)
     item_qty = d.rng.integers(1, 4, total_items)
+    n_items, item_start, item_sku, item_qty = add_large_orders(
+        config, n_items, item_start, item_sku, item_qty, max(n_var, 1)
+    )
+    total_items = int(item_start[-1])
     item_price = std_price[var_std[item_sku]] if n_var else np.zeros(total_items)
     line_total = item_qty * item_price
     ord_total = np.add.reduceat(line_total, item_start[:-1]) if n_ord else np.zeros(0)
@@ -777,7 +810,10 @@ def generate(config: SandboxConfig) -> Generated:
         order = build_order(o)
         fc = order["fulfilmentChoice"]
         status = FULFILMENT_STATUS[order["status"]]
-        loc = loc_refs[ord_pickup[o]] if order["type"] == "CC" else loc_refs[ful_loc[f]]
+        if not n_loc:
+            loc = None  # a sandbox seeded without locations: fulfilments from nowhere
+        else:
+            loc = loc_refs[ord_pickup[o]] if order["type"] == "CC" else loc_refs[ful_loc[f]]
         return {
             "_row": f,
             "_order": o,
@@ -795,7 +831,7 @@ def generate(config: SandboxConfig) -> Generated:
             "deliveryType": fc["deliveryType"],
             "eta": "1 day" if fc["deliveryType"] == "EXPRESS" else "3 days",
             "expiryTime": int(ful_updated[f]) + 2 * DAY_MS if status == "AWAITING_WAVE" else None,
-            "fromLocation": {"ref": loc},
+            "fromLocation": {"ref": loc} if loc else None,
             "toAddress": fc["deliveryAddress"],
         }
 

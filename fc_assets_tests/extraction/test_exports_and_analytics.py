@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -18,11 +20,12 @@ from fc_assets.extraction.exports import (
     build_export_asset,
     export_partition,
     export_targets_from_env,
+    open_target,
 )
 from fc_assets.extraction.extract import extract_periods
 from fc_assets.extraction.windows import DAY, Window
 from fc_assets.resources.sftp import SFTPResource
-from fc_assets.resources.storage import LakeResource
+from fc_assets.resources.storage import TMP_DIR, Lake, LakeResource
 from fc_assets_tests.extraction.fake_fluent import FakeFluent, make_orders, ts
 
 D1 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -168,3 +171,91 @@ def test_analytics_tables(orders_lake, tmp_path):
     ]
     kpis = orders_lake.read_parquet("analytics/daily_order_kpis/part-0.parquet").to_pylist()
     assert sum(k["orders"] for k in kpis) == 17 and sum(k["units"] for k in kpis) == 12 * 6 + 5
+
+
+def export_range(asset: dg.AssetsDefinition, resources: dict, tmp_path) -> dg.ExecuteInProcessResult:
+    (tmp_path / "home").mkdir(exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        return dg.materialize(
+            [asset],
+            resources=resources,
+            instance=instance,
+            selection=[asset.key],
+            tags={
+                "dagster/asset_partition_range_start": "2025-03-01",
+                "dagster/asset_partition_range_end": "2025-03-02",
+            },
+        )
+
+
+def test_s3_export_temporaries_never_touch_the_outbox_prefix(orders_lake, s3_server, tmp_path):
+    """A versioned outbox bucket keeps every key ever written (deleted ones as versions + delete markers),
+    so a temporary that was under the partner's prefix, even for a moment, shows up."""
+    outbox = s3_server.lake("outbox-versioned", "partner/inbox")
+    s3 = outbox.s3_client()
+    s3.put_bucket_versioning(Bucket=outbox.bucket, VersioningConfiguration={"Status": "Enabled"})
+    asset = build_export_asset(ORDERS, [ExportTarget("csv", outbox.uri)], "2025-01-01")
+    assert export_range(asset, {"lake": lake_resource(orders_lake)}, tmp_path).success
+    history = s3.list_object_versions(Bucket=outbox.bucket)
+    ever_written = {v["Key"] for v in history.get("Versions", []) + history.get("DeleteMarkers", [])}
+    assert ever_written == {
+        "partner/inbox/orders/orders-2025-03-01.csv",
+        "partner/inbox/orders/orders-2025-03-02.csv",
+    }
+    assert not history.get("DeleteMarkers")
+    assert not orders_lake.list_files(TMP_DIR)  # staged in the lake's _tmp/, removed after the copy
+
+
+def test_stale_lake_temporaries_are_cleaned_up_fresh_ones_kept(s3_server, tmp_path):
+    lake = Lake(f"file://{tmp_path}/lake")
+    orders = make_orders(D1, 4, items=1) + make_orders(D1 + DAY, 2, items=1)
+    list(extract_periods(ORDERS, days(2), client=FakeFluent({"orders": orders}), lake=lake))
+    tmp = tmp_path / "lake" / TMP_DIR
+    tmp.mkdir(exist_ok=True)
+    old, fresh = tmp / "0b1d-orders-2025-02-01.csv", tmp / "f4e5-orders-2025-03-01.csv"
+    old.write_text("half a file from a killed run")
+    fresh.write_text("a file another run is writing right now")
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(old, (two_days_ago, two_days_ago))
+    os.utime(fresh, (time.time() - 3_600, time.time() - 3_600))
+    outbox = s3_server.lake("outbox-cleanup", "out")
+    asset = build_export_asset(ORDERS, [ExportTarget("jsonl", outbox.uri)], "2025-01-01")
+    result = export_range(
+        asset,
+        {
+            "lake": LakeResource(
+                uri=lake.uri,
+                endpoint_url=s3_server.endpoint_url,
+                access_key_id="testing",
+                secret_access_key="testing",
+            )
+        },
+        tmp_path,
+    )
+    assert result.success
+    assert not old.exists()
+    assert fresh.exists()
+    assert sorted(p.name for p in tmp.iterdir()) == [fresh.name]
+    assert outbox.list_files() == ["orders/orders-2025-03-01.jsonl", "orders/orders-2025-03-02.jsonl"]
+    assert len(outbox.read_bytes("orders/orders-2025-03-01.jsonl").decode().splitlines()) == 4
+
+
+def test_sftp_export_temporary_is_outside_the_outbox_while_written(orders_lake, sftp_server):
+    sftp = SFTPResource(
+        host=sftp_server.host,
+        port=sftp_server.port,
+        username=sftp_server.user,
+        password=sftp_server.password,
+        known_hosts=str(sftp_server.known_hosts),
+    )
+    outbox = sftp_server.root / "partner-a/outbox"
+    target = ExportTarget("csv", "sftp:///partner-a/outbox")
+    with open_target(target, "orders/orders-2025-03-01.csv", orders_lake, sftp) as (out, uri):
+        out.write(b"id,ref\n1,half a file")
+        # what the partner's poller sees while the file is being written: nothing
+        assert not [p for p in outbox.rglob("*") if p.is_file()]
+        staged = [p for p in (sftp_server.root / "partner-a/_tmp").iterdir() if p.is_file()]
+        assert len(staged) == 1
+    assert uri.endswith("/partner-a/outbox/orders/orders-2025-03-01.csv")
+    assert (outbox / "orders/orders-2025-03-01.csv").read_bytes() == b"id,ref\n1,half a file"
+    assert not list((sftp_server.root / "partner-a/_tmp").iterdir())

@@ -86,3 +86,26 @@ def test_definitions_schedule_yesterday():
         )
         [request] = schedule.evaluate_tick(ctx).run_requests
     assert request.partition_key == (datetime(2025, 3, 10) - timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def test_late_updates_never_ask_for_days_before_the_first_partition(dagster_instance):
+    jobs, schedules = build_schedules(ENTITIES, late_update_days=3, start_date="2026-01-10")
+    late = next(s for s in schedules if s.name == "fluent_orders_late_updates")
+
+    def tick(day: int) -> dg.ScheduleExecutionData:
+        ctx = dg.build_schedule_context(
+            instance=dagster_instance, scheduled_execution_time=datetime(2026, 1, day, 4, tzinfo=UTC)
+        )
+        return late.evaluate_tick(ctx)
+
+    first_day = tick(10)  # the start date itself: no complete day yet
+    assert not first_day.run_requests and first_day.skip_message
+    [request] = tick(11).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-01-10"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-01-10"
+    [request] = tick(12).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-01-10"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-01-11"
+    [request] = tick(20).run_requests  # well past the start: the full 3 days
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-01-17"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-01-19"
