@@ -27,6 +27,8 @@ import dagster as dg
 import paramiko
 from pydantic import Field
 
+from fc_assets.resources.secret_masking import masked_repr_args
+
 
 class SFTPError(Exception):
     """An SFTP operation failed (connection, authentication, I/O)."""
@@ -138,6 +140,9 @@ class SFTPResource(dg.ConfigurableResource):
     insecure_skip_host_key: bool = Field(False, description="accept any host key (never in production)")
     timeout_s: float = 30.0
     disabled_algorithms: dict[str, list[str]] | None = None
+
+    def __repr_args__(self):
+        return masked_repr_args(super().__repr_args__(), frozenset({"password"}))
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SFTPSession]:
