@@ -117,6 +117,9 @@ def test_secrets_appear_nowhere(
     resources = production_resources()
     assert isinstance(resources["fluent"].client_secret, dg.EnvVar)  # EnvVars, as definitions.py builds them
     texts: list[str] = [repr(r) for r in resources.values()] + [str(r) for r in resources.values()]
+    with build_resources(resources) as resolved:  # as assets receive them: EnvVars replaced by the values
+        assert resolved.fluent.client_secret == secrets["FLUENT_CLIENT_SECRET"]
+        texts += [f"{getattr(resolved, k)!r} {getattr(resolved, k)}" for k in resources]
 
     # extraction: one day of orders (password grant with both Fluent secrets)
     day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
