@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     sftp_password: SecretStr | None = Field(SecretStr("fc-sftp"), alias="FC_SFTP_PASSWORD")
     sftp_key_path: str | None = Field(None, alias="FC_SFTP_KEY_PATH")
     sftp_known_hosts: str | None = Field(None, alias="FC_SFTP_KNOWN_HOSTS")
+    sftp_trust_on_first_use: bool = Field(False, alias="FC_SFTP_TRUST_ON_FIRST_USE")
 
     # Extraction
     extract_start_date: str = Field("2025-01-01", alias="FC_EXTRACT_START_DATE")

@@ -57,6 +57,7 @@ from fc_assets.resources.fluent_errors import (
     FluentValidationError,
 )
 from fc_assets.resources.fluent_query import connection_plan, parse_operation
+from fc_assets.resources.secret_masking import masked_repr_args
 from fc_assets.settings import get_settings
 
 __all__ = [
@@ -851,6 +852,9 @@ class FluentResource(dg.ConfigurableResource):
     max_retries: int = Field(5, description="retries per call for safe-to-repeat failures")
     page_size: int = Field(100, description="GraphQL `first` and Event API `count`")
     concurrency: int = Field(4, description="parallel paging streams (sub-windows) callers may run")
+
+    def __repr_args__(self):
+        return masked_repr_args(super().__repr_args__(), frozenset({"client_secret", "password"}))
 
     def get_client(self) -> FluentClient:
         """A new client (own token and connection pool); close it, or use it as a context manager."""

@@ -2,7 +2,11 @@
 
 Why these choices (connector-pitfalls §1.9, §2 items 20–22):
 - The host key is checked against a known_hosts file (`FC_SFTP_KNOWN_HOSTS`, else `~/.ssh/known_hosts`) with
-  paramiko's `RejectPolicy`; an unknown or changed key is an error. Skipping the check takes an explicit
+  paramiko's `RejectPolicy`; an unknown or changed key is an error. A line of that file paramiko cannot
+  parse is a `SFTPConfigError` naming the file and line (not paramiko's `InvalidHostKey`). Opt-in trust on
+  first use (`FC_SFTP_TRUST_ON_FIRST_USE`) accepts the key of a host the file does not mention at all, logs
+  its SHA256 fingerprint and appends it to the file; a host the file knows is never re-trusted (a changed
+  key, or a key of another type, is still refused). Skipping the check takes an explicit
   `insecure_skip_host_key=True`, never a silent fallback.
 - Every session is a context manager: the transport is closed on success, exception and cancel alike, so
   a sensor tick or a run cannot leak connections (there is no pool to forget to dispose).
@@ -14,8 +18,11 @@ Why these choices (connector-pitfalls §1.9, §2 items 20–22):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fnmatch
+import hashlib
+import logging
 import posixpath
 import stat
 from collections.abc import Iterator
@@ -26,6 +33,10 @@ from typing import IO
 import dagster as dg
 import paramiko
 from pydantic import Field
+
+from fc_assets.resources.secret_masking import masked_repr_args
+
+logger = logging.getLogger("fc_assets.sftp")
 
 
 class SFTPError(Exception):
@@ -126,6 +137,50 @@ class SFTPSession:
             self.sftp.remove(path)
 
 
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's form, as `ssh-keygen -lf` prints it: `SHA256:<base64 without padding>`."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def load_known_hosts(client: paramiko.SSHClient, path: Path) -> None:
+    """paramiko's `load_host_keys`, with a line it cannot parse reported as our configuration error."""
+    try:
+        client.load_host_keys(str(path))
+    except paramiko.hostkeys.InvalidHostKey as exc:
+        bad = (exc.line or "").strip()
+        lines = path.read_text(errors="replace").splitlines()
+        number = next((i for i, line in enumerate(lines, 1) if line.strip() == bad), None)
+        where = f"{path}, line {number}" if number else str(path)
+        raise SFTPConfigError(
+            f"known_hosts file {where} has a host key that cannot be parsed ({exc.exc}): "
+            "fix or remove that line (e.g. `ssh-keyscan` output of the server)"
+        ) from None
+
+
+class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
+    """Accept the key of a host `known_hosts` has no entry for at all: log its fingerprint, append it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        known = client.get_host_keys().lookup(hostname)
+        if known:  # paramiko asks when only the key *type* differs: that is a changed key, never trusted
+            raise paramiko.BadHostKeyException(hostname, key, next(iter(known.values())))
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        logger.warning(
+            "SFTP trust on first use: accepted the host key of %s, %s %s, and added it to %s; "
+            "check this fingerprint with the server's owner",
+            hostname,
+            key.get_name(),
+            fingerprint(key),
+            self.path,
+        )
+
+
 class SFTPResource(dg.ConfigurableResource):
     """Connection settings for one SFTP server; `session()` opens a verified, always-closed session."""
 
@@ -136,8 +191,15 @@ class SFTPResource(dg.ConfigurableResource):
     key_path: str | None = None
     known_hosts: str | None = Field(None, description="known_hosts file; default ~/.ssh/known_hosts")
     insecure_skip_host_key: bool = Field(False, description="accept any host key (never in production)")
+    trust_on_first_use: bool = Field(
+        False,
+        description="accept and record the key of a host known_hosts does not list (fingerprint logged)",
+    )
     timeout_s: float = 30.0
     disabled_algorithms: dict[str, list[str]] | None = None
+
+    def __repr_args__(self):
+        return masked_repr_args(super().__repr_args__(), frozenset({"password"}))
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SFTPSession]:
@@ -147,10 +209,13 @@ class SFTPResource(dg.ConfigurableResource):
                 client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             else:
                 known = Path(self.known_hosts or Path.home() / ".ssh" / "known_hosts").expanduser()
-                if not known.exists():
+                if known.exists():
+                    load_known_hosts(client, known)
+                elif not self.trust_on_first_use:
                     raise SFTPConfigError(f"known_hosts file {known} does not exist; set FC_SFTP_KNOWN_HOSTS")
-                client.load_host_keys(str(known))
-                client.set_missing_host_key_policy(paramiko.RejectPolicy())
+                client.set_missing_host_key_policy(
+                    TrustOnFirstUse(known) if self.trust_on_first_use else paramiko.RejectPolicy()
+                )
             pkey = paramiko.PKey.from_path(self.key_path) if self.key_path else None
             try:
                 client.connect(
@@ -207,4 +272,5 @@ class SFTPResource(dg.ConfigurableResource):
             password=password,
             key_path=s.sftp_key_path,
             known_hosts=s.sftp_known_hosts,
+            trust_on_first_use=s.sftp_trust_on_first_use,
         )

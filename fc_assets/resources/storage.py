@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from fc_assets.resources.secret_masking import masked_repr_args, scrub, sql_quote
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -183,17 +185,34 @@ class Lake:
                 / "httpfs.duckdb_extension"
             )
             con.sql(f"LOAD '{ext}'")
-            opts = [f"REGION '{self.region}'"]
+            secrets = [self.secret_access_key]
+            if "\x00" in (self.secret_access_key or ""):  # DuckDB would end the statement there
+                con.close()
+                raise ValueError("AWS_SECRET_ACCESS_KEY contains a NUL character")
+            opts = [f"REGION {sql_quote(self.region)}"]
             if self.access_key_id:
-                opts += [f"KEY_ID '{self.access_key_id}'", f"SECRET '{self.secret_access_key}'"]
+                opts += [
+                    f"KEY_ID {sql_quote(self.access_key_id)}",
+                    f"SECRET {sql_quote(self.secret_access_key or '')}",
+                ]
             if self.endpoint_url:
                 ep = urlparse(self.endpoint_url)
                 opts += [
-                    f"ENDPOINT '{ep.netloc}'",
+                    f"ENDPOINT {sql_quote(ep.netloc)}",
                     f"USE_SSL {'true' if ep.scheme == 'https' else 'false'}",
                     "URL_STYLE 'path'",
                 ]
-            con.sql(f"CREATE SECRET lake (TYPE s3, {', '.join(opts)})")
+            failed: duckdb.Error | None = None
+            try:
+                con.sql(f"CREATE SECRET lake (TYPE s3, {', '.join(opts)})")
+            except duckdb.Error as exc:
+                failed = exc
+            if failed is not None:
+                # DuckDB quotes the failing statement (cut at a fixed width, so maybe half a secret): keep its
+                # first line, scrubbed, raised outside the except block so the original is not the __context__
+                con.close()
+                first_line = str(failed).splitlines()[0] if str(failed) else ""
+                raise type(failed)(f"CREATE SECRET for the lake failed: {scrub(first_line, secrets)}")
         return con
 
 
@@ -205,6 +224,9 @@ class LakeResource(dg.ConfigurableResource):
     access_key_id: str | None = None
     secret_access_key: str | None = None
     region: str = "us-east-1"
+
+    def __repr_args__(self):
+        return masked_repr_args(super().__repr_args__(), frozenset({"secret_access_key"}))
 
     def get_lake(self) -> Lake:
         return Lake(

@@ -1,4 +1,10 @@
-"""The admin API under `/_sandbox/` (no auth, never faulted) — a contract other tests rely on:
+"""The admin API under `/_sandbox/` (no bearer token, never faulted) — a contract other tests rely on:
+
+Every admin request needs the header `X-Sandbox-Admin: 1`, and a POST needs `Content-Type:
+application/json` (403 / 415 `{"message"}` otherwise). A web page the developer visits can make the browser
+send a "simple" cross-origin request (form or `text/plain` POST, no custom header) but cannot add a custom
+header or a JSON content type without a CORS preflight, which the sandbox never answers: so no page can
+reset the sandbox or inject faults behind the developer's back (CSRF). Scripts and curl just set the header.
 
 | call | answer |
 |---|---|
@@ -23,9 +29,11 @@ from typing import Any
 
 import numpy as np
 import orjson
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from fc_assets.sandbox.datetimes import iso_ms, parse_iso_ms
 from fc_assets.sandbox.faults import FaultError
@@ -58,6 +66,20 @@ def snake(name: str) -> str:
 
 def json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+ADMIN_HEADER = "X-Sandbox-Admin"
+
+
+def admin_refusal(scope: Scope) -> Response | None:
+    """The answer refusing an admin request that a browser could have sent cross-origin, else None."""
+    headers = Headers(scope=scope)
+    if headers.get(ADMIN_HEADER) != "1":
+        return json({"message": f"admin requests need the header '{ADMIN_HEADER}: 1'"}, 403)
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if scope["method"] == "POST" and media_type != "application/json":
+        return json({"message": "admin POSTs need 'Content-Type: application/json'"}, 415)
+    return None
 
 
 def admin_routes(state: Any) -> list[Route]:

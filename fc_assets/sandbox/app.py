@@ -1,8 +1,8 @@
 """The sandbox's HTTP surface: a Starlette app over `SandboxState`.
 
 Paths: `GET /health` (200 once the store is generated), `POST /oauth/token`, `POST /graphql`, the Job and
-Event APIs under `/api/v4.1/` (jobs.py, events.py), and the unauthenticated admin API under `/_sandbox/`
-(admin.py). Every other path needs `Authorization: Bearer <live token>` (401 `{"error":
+Event APIs under `/api/v4.1/` (jobs.py, events.py), and the admin API under `/_sandbox/` (admin.py; no
+bearer token, but the `X-Sandbox-Admin: 1` header and a JSON POST, against cross-site requests). Every other path needs `Authorization: Bearer <live token>` (401 `{"error":
 "invalid_token", ...}` otherwise). A middleware counts requests and applies the faults (faults.py) before
 anything else: latency, dropped connections, 429 with `Retry-After`, 5xx.
 """
@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fc_assets.sandbox.admin import admin_routes
+from fc_assets.sandbox.admin import admin_refusal, admin_routes
 from fc_assets.sandbox.config import SandboxConfig
 from fc_assets.sandbox.events import EventError
 from fc_assets.sandbox.jobs import JobError
@@ -44,8 +44,11 @@ class FaultsAndAuth:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path: str = scope["path"]
-        if path == "/health" or path.startswith("/_sandbox"):
+        if path == "/health":
             return await self.app(scope, receive, send)
+        if path.startswith("/_sandbox"):
+            refusal = admin_refusal(scope)
+            return await (refusal or self.app)(scope, receive, send)
         state = self.state
         state.received.requests[f"{scope['method']} {path}"] += 1
         if state.faults.latency_s:

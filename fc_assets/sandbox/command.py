@@ -6,6 +6,7 @@ Prints one line once the socket listens (`Fluent sandbox listening on http://HOS
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 import time
 from datetime import UTC, datetime
@@ -21,6 +22,16 @@ def parse_anchor(value: str | None) -> int:
         return today_midnight_ms()
     day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     return ms_of(day)
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @click.command()
@@ -197,6 +208,14 @@ def sandbox(
             if self.should_exit:
                 return
             bound = self.servers[0].sockets[0].getsockname() if self.servers else (host, port)
+            if not is_loopback(host):
+                print(
+                    f"WARNING: the sandbox is bound to {host}, beyond loopback: anyone who can reach this port "
+                    "can use its API and its /_sandbox/ admin routes (no real authentication). Use "
+                    "--host 127.0.0.1 unless you need it.",
+                    file=sys.stderr,
+                    flush=True,
+                )
             print(
                 f"Fluent sandbox listening on http://{host}:{bound[1]} (seed {seed}, "
                 f"{counts['orders']} orders, {counts['inventory_positions']} inventory positions, "

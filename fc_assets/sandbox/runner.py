@@ -25,14 +25,16 @@ from typing import Any
 
 import httpx
 
+from fc_assets.sandbox.admin import ADMIN_HEADER
+
 LISTENING = re.compile(r"Fluent sandbox listening on (http://\S+)")
 
 
 class SandboxAdmin:
-    """The `/_sandbox/` admin API (admin.py) over httpx."""
+    """The `/_sandbox/` admin API (admin.py) over httpx, with the `X-Sandbox-Admin: 1` header it requires."""
 
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.http = httpx.Client(base_url=base_url, timeout=timeout, headers={ADMIN_HEADER: "1"})
 
     def _json(self, response: httpx.Response) -> Any:
         response.raise_for_status()
@@ -52,7 +54,7 @@ class SandboxAdmin:
         return self._json(self.http.get("/_sandbox/received"))
 
     def reset(self) -> None:
-        self._json(self.http.post("/_sandbox/reset"))
+        self._json(self.http.post("/_sandbox/reset", json={}))
 
     def set_clock(self, iso: str) -> dict[str, Any]:
         return self._json(self.http.post("/_sandbox/clock", json={"now": iso}))

@@ -78,7 +78,12 @@ def test_faults_endpoint_merges_shows_clears_and_refuses_unknown_keys(sandbox_cl
     assert admin.faults() == {"latency_ms": 5, "stuck_batches": True}
     admin.set_faults(latency_ms=None)
     assert admin.faults() == {"stuck_batches": True}
-    assert httpx.post(f"{sandbox_clean.base_url}/_sandbox/faults", json={"explode": 1}).status_code == 400
+    assert (
+        httpx.post(
+            f"{sandbox_clean.base_url}/_sandbox/faults", json={"explode": 1}, headers={"X-Sandbox-Admin": "1"}
+        ).status_code
+        == 400
+    )
     admin.clear_faults()
     assert admin.faults() == {}
 
