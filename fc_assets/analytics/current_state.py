@@ -8,11 +8,11 @@ memory of what was extracted before: `<lake>/current/<entity>/part-0.parquet`.
 
 That object is refreshed by the `<entity>_current` asset, which every extraction job materializes right
 after the entity's partitions (so a version is remembered before any later run can re-extract it away):
-newest version per id over (the previous object ∪ every partition file now in the lake), by
-`updated_on`, then by the partition file it came from (`source_file`, later partitions win). An entity is
-therefore always present exactly once, at the newest version ever extracted. Fluent does not delete
-entities (they change status), so nothing needs to leave the layer; deleting the object rebuilds it from the
-partitions.
+newest version per id over (the previous object ∪ the partition files written since the previous refresh
+— all of them the first time), by `updated_on`, then by the partition file it came from (`source_file`,
+later partitions win). An entity is therefore always present exactly once, at the newest version ever
+extracted. Fluent does not delete entities (they change status), so nothing needs to leave the layer;
+deleting the object rebuilds it from all partitions.
 
 Readers (the analytics) use `current_sql`, the same query without the write, so they are right even if the
 object is behind the partitions. Refreshes are serialized by the `lake_current_state` pool (limit 1 in
@@ -20,6 +20,8 @@ both instance configs): two overlapping refreshes could otherwise each drop what
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 import dagster as dg
 
@@ -31,6 +33,8 @@ CURRENT_GROUP = "current_state"
 CURRENT_POOL = "lake_current_state"
 SOURCE_COLUMN = "source_file"
 """Column of the current-state object: the partition file each version was read from."""
+REREAD_MARGIN = timedelta(hours=1)
+"""A refresh re-reads the partition objects modified up to this long before the previous refresh wrote."""
 
 
 def current_key(spec: EntitySpec) -> str:
@@ -41,20 +45,27 @@ def current_asset_name(spec: EntitySpec) -> str:
     return f"{spec.name}_current"
 
 
-def partition_uris(lake: Lake, spec: EntitySpec) -> list[str]:
-    """Every partition object of the entity, daily (`dt=`) or hourly (`dt=/hour=`) alike."""
-    return [lake.uri_for(k) for k in lake.list_files(spec.lake_dir) if k.endswith(".parquet")]
+def partition_files(lake: Lake, spec: EntitySpec) -> list[tuple[str, datetime | None]]:
+    """(URI, last modified) of every partition object of the entity, daily (`dt=`) or hourly (`dt=/hour=`)."""
+    import pyarrow.fs as pafs
+
+    infos = lake.fs.get_file_info(
+        pafs.FileSelector(lake.path(spec.lake_dir), recursive=True, allow_not_found=True)
+    )
+    return sorted(
+        (lake.uri_for(i.path[len(lake.root) + 1 :]), i.mtime)
+        for i in infos
+        if i.type == pafs.FileType.File and i.path.endswith(".parquet")
+    )
 
 
 def _quoted(uris: list[str]) -> str:
     return "[" + ", ".join("'" + u.replace("'", "''") + "'" for u in uris) + "]"
 
 
-def _newest_versions_sql(lake: Lake, spec: EntitySpec) -> str | None:
-    """The newest version per id over the partitions and the remembered state, with `from_state` telling
-    which (a version only the state still holds: its partition was re-extracted without it)."""
+def _newest_versions_sql(lake: Lake, spec: EntitySpec, files: list[str]) -> str | None:
+    """The newest version per id over `files` and the remembered state, `from_state` telling which won."""
     parts = []
-    files = partition_uris(lake, spec)
     if files:
         parts.append(
             f"SELECT * EXCLUDE (filename), filename AS {SOURCE_COLUMN}, false AS from_state "
@@ -75,29 +86,33 @@ QUALIFY row_number() OVER (
 
 
 def current_sql(lake: Lake, spec: EntitySpec) -> str | None:
-    """A DuckDB query: every entity once, at its newest extracted version (None when nothing was extracted).
-    Its columns are the entity's plus `source_file`."""
-    sql = _newest_versions_sql(lake, spec)
+    """A DuckDB query: every entity once, at its newest extracted version, over the remembered state and
+    every partition (None when nothing was extracted). Its columns are the entity's plus `source_file`."""
+    sql = _newest_versions_sql(lake, spec, [uri for uri, _ in partition_files(lake, spec)])
     return None if sql is None else f"SELECT * EXCLUDE (from_state) FROM ({sql})"
 
 
 def refresh_current_state(lake: Lake, spec: EntitySpec) -> dict[str, int]:
-    """Rewrite `current/<entity>/part-0.parquet`; returns counts for the asset's metadata."""
-    import pyarrow.compute as pc
+    """Rewrite `current/<entity>/part-0.parquet` from itself and the partition objects written since the
+    last refresh (minus `REREAD_MARGIN`: clock skew, objects written while it ran); the first refresh, or
+    one after the object was deleted, reads every partition. Returns counts for the asset's metadata."""
+    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    files = partition_uris(lake, spec)
-    sql = _newest_versions_sql(lake, spec)
+    files = partition_files(lake, spec)
+    state = lake.fs.get_file_info(lake.path(current_key(spec)))
+    since = state.mtime - REREAD_MARGIN if state.type == pafs.FileType.File and state.mtime else None
+    read = [uri for uri, mtime in files if since is None or mtime is None or mtime >= since]
+    sql = _newest_versions_sql(lake, spec, read)
     if sql is None:
-        return {"entities": 0, "partition_files": 0, "held_from_earlier_extractions": 0}
+        return {"entities": 0, "partition_files": 0, "partition_files_read": 0}
     with lake.duckdb() as con:
         con.sql("SET TimeZone = 'UTC'")
         table = con.sql(f'{sql} ORDER BY {SOURCE_COLUMN}, "{spec.key}"').to_arrow_table()
-    held = int(pc.sum(table.column("from_state")).as_py() or 0)
     table = table.drop_columns(["from_state"])
     with lake.atomic_write(current_key(spec)) as out:
         pq.write_table(table, out, compression="zstd")
-    return {"entities": table.num_rows, "partition_files": len(files), "held_from_earlier_extractions": held}
+    return {"entities": table.num_rows, "partition_files": len(files), "partition_files_read": len(read)}
 
 
 def build_current_state_asset(spec: EntitySpec) -> dg.AssetsDefinition:

@@ -6,13 +6,21 @@ import csv
 import dataclasses
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 from lxml import etree
 
-from fc_assets.analytics.assets import ANALYTICS_ASSETS, analytics_job, daily_order_kpis, stock_by_location
+from fc_assets.analytics import current_state
+from fc_assets.analytics.assets import (
+    ANALYTICS_ASSETS,
+    analytics_job,
+    daily_order_kpis,
+    daily_order_kpis_table,
+    stock_by_location,
+)
 from fc_assets.analytics.current_state import build_current_state_asset
 from fc_assets.extraction.assets import build_extraction_assets
 from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS
@@ -326,3 +334,36 @@ def test_analytics_read_hourly_partitions(sandbox, lake, instance):
     start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     expected = sandbox.admin.counts("orders", iso(start), iso(start + DAY))["count"]
     assert expected > 0 and sum(k["orders"] for k in kpis) == expected
+
+
+def test_a_refresh_reads_only_new_partitions_and_keeps_what_a_re_extraction_removed(lake, monkeypatch):
+    monkeypatch.setattr(current_state, "REREAD_MARGIN", timedelta(0))
+    day1, day2 = make_orders(D1, 12, items=1), make_orders(D1 + DAY, 5, items=1)
+
+    def extract(day: int, orders: list[dict]) -> None:
+        list(extract_periods(ORDERS, [days(2)[day]], client=FakeFluent({"orders": orders}), lake=lake))
+
+    def current_ids() -> list[str]:
+        ids = lake.read_parquet(current_state.current_key(ORDERS), columns=["id"])["id"].to_pylist()
+        assert len(ids) == len(set(ids))
+        return sorted(ids)
+
+    extract(0, day1)
+    assert current_state.refresh_current_state(lake, ORDERS)["partition_files_read"] == 1
+    time.sleep(1.5)  # S3 modification times have whole seconds: day 2 is written strictly after the refresh
+    extract(1, day2)
+    counts = current_state.refresh_current_state(lake, ORDERS)
+    assert (counts["partition_files"], counts["partition_files_read"], counts["entities"]) == (2, 1, 17)
+
+    # day 1 re-extracted after its first order was updated again on day 3 (not extracted yet): kept, once
+    moved = dict(day1[0], updatedOn=ts(D1 + 2 * DAY + timedelta(minutes=30)))
+    time.sleep(1.5)
+    extract(0, day1[1:] + [moved])
+    assert (
+        day1[0]["id"] not in lake.read_parquet("fluent/orders/dt=2025-03-01/part-0.parquet")["id"].to_pylist()
+    )
+    counts = current_state.refresh_current_state(lake, ORDERS)
+    assert (counts["partition_files_read"], counts["entities"]) == (1, 17)
+    assert current_ids() == sorted(o["id"] for o in day1 + day2)
+    kpis = daily_order_kpis_table(lake).to_pylist()
+    assert sum(k["orders"] for k in kpis) == 17
