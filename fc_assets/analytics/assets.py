@@ -1,9 +1,9 @@
 """Downstream tables computed with DuckDB over the extracted entities in the lake, written back as Parquet.
 
 The extracted partitions are update-time windows, so an entity updated on several days has a row in
-several partitions. Both tables therefore read the whole hive-partitioned dataset and keep the latest
-version of each entity (`QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_on DESC) = 1`) before
-aggregating. They are small, unpartitioned full refreshes (`<lake>/analytics/<table>/part-0.parquet`),
+several partitions, and a re-extracted day can lack an entity whose newer version is not extracted yet.
+Both tables therefore read the current-state layer (`current_state.current_sql`: every entity once, at its
+newest extracted version, daily or hourly partitions alike) before aggregating. They are small, unpartitioned full refreshes (`<lake>/analytics/<table>/part-0.parquet`),
 run by the `analytics_daily` schedule after the extraction and late-update runs.
 """
 
@@ -14,19 +14,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fc_assets.analytics.current_state import current_asset_name, current_sql
+from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS, EntitySpec
 from fc_assets.resources.storage import Lake, LakeResource
 
 ANALYTICS_GROUP = "analytics"
 ANALYTICS_DIR = "analytics"
 
 STOCK_BY_LOCATION_SQL = """
-WITH positions AS (
-    SELECT * FROM {positions}
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_on DESC) = 1
-), locations AS (
-    SELECT ref, name FROM {locations}
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_on DESC) = 1
-)
+WITH positions AS (SELECT * FROM {positions}), locations AS (SELECT ref, name FROM {locations})
 SELECT p.location_ref, l.name AS location_name, p.product_ref,
        sum(p.on_hand)::BIGINT AS on_hand, count(*)::BIGINT AS positions, max(p.updated_on) AS last_updated_on
 FROM positions p LEFT JOIN locations l ON l.ref = p.location_ref
@@ -35,10 +31,7 @@ ORDER BY p.location_ref, p.product_ref
 """
 
 DAILY_ORDER_KPIS_SQL = """
-WITH orders AS (
-    SELECT * FROM {orders}
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_on DESC) = 1
-)
+WITH orders AS (SELECT * FROM {orders})
 SELECT CAST(created_on AS DATE) AS day,
        count(*)::BIGINT AS orders,
        coalesce(sum(len(items)), 0)::BIGINT AS order_lines,
@@ -54,11 +47,10 @@ ORDER BY day
 """
 
 
-def dataset(lake: Lake, entity: str, empty_columns: str) -> str:
-    """A DuckDB table expression over all partitions of an extracted entity (an empty relation if none)."""
-    if not lake.list_files("fluent", entity):
-        return f"(SELECT {empty_columns} LIMIT 0)"
-    return f"read_parquet('{lake.uri_for('fluent', entity)}/*/*.parquet', hive_partitioning = true)"
+def dataset(lake: Lake, spec: EntitySpec, empty_columns: str) -> str:
+    """A DuckDB table expression: the entity's current state (an empty relation if nothing was extracted)."""
+    sql = current_sql(lake, spec)
+    return f"(SELECT {empty_columns} LIMIT 0)" if sql is None else f"({sql})"
 
 
 def utc_duckdb(lake: Lake) -> duckdb.DuckDBPyConnection:
@@ -78,13 +70,13 @@ def write_table(lake: Lake, name: str, table: pa.Table) -> str:
 def stock_by_location_table(lake: Lake) -> pa.Table:
     positions = dataset(
         lake,
-        "inventory_positions",
+        INVENTORY_POSITIONS,
         "NULL::VARCHAR AS id, NULL::VARCHAR AS location_ref, NULL::VARCHAR AS product_ref, "
         "NULL::BIGINT AS on_hand, NULL::TIMESTAMPTZ AS updated_on",
     )
     locations = dataset(
         lake,
-        "locations",
+        LOCATIONS,
         "NULL::VARCHAR AS id, NULL::VARCHAR AS ref, NULL::VARCHAR AS name, NULL::TIMESTAMPTZ AS updated_on",
     )
     with utc_duckdb(lake) as con:
@@ -96,7 +88,7 @@ def stock_by_location_table(lake: Lake) -> pa.Table:
 def daily_order_kpis_table(lake: Lake) -> pa.Table:
     orders = dataset(
         lake,
-        "orders",
+        ORDERS,
         "NULL::VARCHAR AS id, NULL::TIMESTAMPTZ AS created_on, NULL::TIMESTAMPTZ AS updated_on, "
         "NULL::DOUBLE AS total_price, NULL::VARCHAR AS customer_ref, NULL::VARCHAR AS status, "
         "NULL::STRUCT(quantity BIGINT)[] AS items",
@@ -119,7 +111,7 @@ def _result(uri: str, table: pa.Table) -> dg.MaterializeResult:
 
 @dg.asset(
     group_name=ANALYTICS_GROUP,
-    deps=["inventory_positions", "locations"],
+    deps=[current_asset_name(INVENTORY_POSITIONS), current_asset_name(LOCATIONS)],
     kinds={"duckdb", "parquet"},
     description="Current on-hand stock per location and product (latest version of each position).",
 )
@@ -131,7 +123,7 @@ def stock_by_location(lake: LakeResource) -> dg.MaterializeResult:
 
 @dg.asset(
     group_name=ANALYTICS_GROUP,
-    deps=["orders"],
+    deps=[current_asset_name(ORDERS)],
     kinds={"duckdb", "parquet"},
     description="Per order-creation day: orders, lines, units, revenue, average order value, customers.",
 )

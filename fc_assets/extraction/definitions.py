@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from fc_assets.analytics.assets import ANALYTICS_ASSETS, analytics_job, analytics_schedule
+from fc_assets.analytics.current_state import build_current_state_asset
 from fc_assets.extraction.assets import build_extraction_assets
 from fc_assets.extraction.entities import ENTITIES, EntitySpec
 from fc_assets.extraction.exports import build_export_assets, export_targets_from_env
@@ -45,6 +46,7 @@ def extraction_definitions() -> dg.Definitions:
         assets=[
             *extraction_assets,
             *build_export_assets(export_targets_from_env(), s.extract_start_date, entities),
+            *(build_current_state_asset(e) for e in entities),
             *ANALYTICS_ASSETS,
         ],
         asset_checks=freshness_checks,

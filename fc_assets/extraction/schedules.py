@@ -1,7 +1,7 @@
 """Jobs and schedules per entity group: the run of the latest complete partition, and a late-updates re-run.
 
 - `<group>_daily` job + `<group>_daily_schedule` (00:30 UTC): yesterday's partition of every entity of the
-  group. Entities switched to hourly partitions (`FC_EXTRACT_HOURLY`) get `<group>_hourly` (HH:30).
+  group, then each entity's current-state object (`<entity>_current`). Entities switched to hourly partitions (`FC_EXTRACT_HOURLY`) get `<group>_hourly` (HH:30).
 - `<group>_late_updates` (04:00 UTC): one single-run backfill over the partitions of the last
   `FC_LATE_UPDATE_DAYS` complete days, for updates that became visible to Fluent's search after the
   regular run read their window. Re-materializing replaces those partitions, so nothing is duplicated.
@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from fc_assets.analytics.current_state import CURRENT_GROUP
 from fc_assets.extraction.assets import partitions_def
 from fc_assets.extraction.entities import EntitySpec
 
@@ -26,10 +27,14 @@ LATE_UPDATES_HOUR = 4
 def group_job(group: str, grain: str, entities: Sequence[EntitySpec]) -> UnresolvedAssetJobDefinition:
     names = [e.name for e in entities if e.group == group and e.grain.name == grain]
     freshness = [dg.AssetCheckKey(dg.AssetKey(n), FRESHNESS_CHECK) for n in names]
+    extracted = dg.AssetSelection.assets(*names)
+    # the entities' current-state objects are refreshed in the same run, before any later run can
+    # re-extract a partition away (analytics/current_state.py)
+    current = extracted.downstream(depth=1, include_self=False) & dg.AssetSelection.groups(CURRENT_GROUP)
     return dg.define_asset_job(
         f"{group}_{grain}",
         # the freshness checks are evaluated by their sensor after the deadline, not inside the run
-        selection=dg.AssetSelection.assets(*names) - dg.AssetSelection.checks(*freshness),
+        selection=(extracted | current) - dg.AssetSelection.checks(*freshness),
         description=f"Extract {', '.join(names)} for one {grain} partition (or a range: one run).",
     )
 

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import click
 import httpx
@@ -26,6 +27,8 @@ DEMO_BUCKET = "fc-lake"
 INBOX_BUCKET = "fc-inbox"
 S3_SAVE_DIR = "s3-objects"
 """Where the demo keeps the S3 server's objects between runs (under .local/demo/)."""
+FEED_STATE_DIR = "state"
+"""The feeds' snapshots, ledger and job ids under the lake (fc_assets/ingestion/ledger.py): not restored."""
 
 
 @dataclass
@@ -134,9 +137,11 @@ def start_stack(
         ):
             started.append(proc.start())
             echo(f"  {proc.name:<16} up  ({time.monotonic() - t0:4.1f} s)")
-        restored = load_buckets(info.s3_endpoint, state / S3_SAVE_DIR)
+        restored, dropped = restore_s3(info, state / S3_SAVE_DIR)
         if restored:
             echo(f"  s3 objects restored from the last run: {restored}")
+        if dropped:
+            echo(f"  feeds' state reset with the sandbox (it starts from its seed again): {dropped} objects")
         prepare_buckets(info)
         state.mkdir(parents=True, exist_ok=True)
         (state / "stack.json").write_text(json.dumps(asdict(info), indent=2))
@@ -234,6 +239,23 @@ def launch_first_extracts(url: str) -> list[str]:
         if res["launchRun"]["__typename"] == "LaunchRunSuccess":
             launched.append(f"{job['name']} [{day}]")
     return launched
+
+
+def restore_s3(info: StackInfo, saved: Path) -> tuple[int, int]:
+    """Upload the objects saved at the last stop, except the feeds' state (`<lake>/state/`).
+
+    The sandbox starts again from its seed on every start, so the last run's snapshots, ledger and daily
+    Batch job ids describe data it no longer has: a snapshot would say "already sent" (the feed would send
+    only a delta, and nothing for unchanged rows) and a job id would answer 404. Dropping the state makes
+    the first file of each feed a full send again. Extracted Parquet, rejects, inboxes and `processed/`
+    files are kept. Returns (restored, dropped)."""
+    lake = urlparse(info.lake_uri)
+    state_prefix = "/".join(p for p in (lake.path.strip("/"), FEED_STATE_DIR) if p) + "/"
+    return load_buckets(
+        info.s3_endpoint,
+        saved,
+        skip=lambda bucket, key: bucket == lake.netloc and key.startswith(state_prefix),
+    )
 
 
 def prepare_buckets(info: StackInfo) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -51,18 +52,25 @@ def save_buckets(endpoint: str, buckets: list[str], directory: Path) -> int:
     return count
 
 
-def load_buckets(endpoint: str, directory: Path) -> int:
-    """Create the buckets saved by `save_buckets` and upload their objects; returns the object count."""
+def load_buckets(
+    endpoint: str, directory: Path, skip: Callable[[str, str], bool] = lambda bucket, key: False
+) -> tuple[int, int]:
+    """Create the buckets saved by `save_buckets` and upload their objects but those `skip(bucket, key)`
+    selects; returns (uploaded, skipped)."""
     if not directory.is_dir():
-        return 0
+        return 0, 0
     s3 = s3_client(endpoint)
-    count = 0
+    uploaded = skipped = 0
     for bucket_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
         s3.create_bucket(Bucket=bucket_dir.name)
         for path in sorted(bucket_dir.iterdir()):
-            s3.upload_file(str(path), bucket_dir.name, unquote(path.name))
-            count += 1
-    return count
+            key = unquote(path.name)
+            if skip(bucket_dir.name, key):
+                skipped += 1
+                continue
+            s3.upload_file(str(path), bucket_dir.name, key)
+            uploaded += 1
+    return uploaded, skipped
 
 
 def s3_client(endpoint: str):

@@ -15,6 +15,7 @@ reset the sandbox or inject faults behind the developer's back (CSRF). Scripts a
 | `POST /_sandbox/reset` | reseeds the store with the start-up flags, clears jobs, events, received, faults, clock |
 | `GET /_sandbox/clock` | `{"now": ISO, "now_ms": n}` |
 | `POST /_sandbox/clock` `{"now": ISO}` or `{"advance_s": n}` | moves the sandbox clock (it keeps running) |
+| `POST /_sandbox/touch` `{"entity", "id", "updatedOn": ISO}` | sets one entity's `updatedOn` (an update at that time, e.g. across midnight); `{"entity", "id", "updatedOn"}`, 404 if no such id |
 | `GET /_sandbox/counts?entity=orders&from=ISO&to=ISO` | `{"entity", "from", "to", "count", "ids"}`: entities with `from <= updatedOn < to` (half-open; either bound optional), ids in connection order |
 
 Entities for `counts`: orders, fulfilments, locations, products (standard + variant), standard_products,
@@ -140,10 +141,28 @@ def admin_routes(state: Any) -> list[Route]:
             {"entity": entity, "from": q.get("from"), "to": q.get("to"), "count": len(ids), "ids": ids}
         )
 
+    async def touch(request: Request) -> Response:
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+            entity = snake(str(body.get("entity", "")))
+            ms = parse_iso_ms(body["updatedOn"])
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            return json({"message": f"give 'entity', 'id' and 'updatedOn' (ISO): {exc}"}, 400)
+        for name in ENTITY_TABLES.get(entity, ()):
+            table = state.store.tables[name]
+            row = table.row_of_id(body.get("id"))
+            if row is not None:
+                node = dict(table.node(row))
+                node["updatedOn"] = ms
+                table.put(row, node, ms)
+                return json({"entity": entity, "id": table.id_of(row), "updatedOn": iso_ms(ms)})
+        return json({"message": f"no {body.get('entity')!r} with id {body.get('id')!r}"}, 404)
+
     return [
         Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/received", received, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/clock", clock, methods=["GET", "POST"]),
         Route("/_sandbox/counts", counts, methods=["GET"]),
+        Route("/_sandbox/touch", touch, methods=["POST"]),
     ]

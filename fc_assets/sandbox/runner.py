@@ -65,6 +65,14 @@ class SandboxAdmin:
     def clock(self) -> dict[str, Any]:
         return self._json(self.http.get("/_sandbox/clock"))
 
+    def touch(self, entity: str, entity_id: str, updated_on: str) -> dict[str, Any]:
+        """Set one entity's `updatedOn` (ISO), as if it had been updated then."""
+        return self._json(
+            self.http.post(
+                "/_sandbox/touch", json={"entity": entity, "id": entity_id, "updatedOn": updated_on}
+            )
+        )
+
     def counts(self, entity: str, frm: str | None = None, to: str | None = None) -> dict[str, Any]:
         """Entities of a kind with `frm <= updatedOn < to`: `{"entity", "from", "to", "count", "ids"}`."""
         params = {"entity": entity, **({"from": frm} if frm else {}), **({"to": to} if to else {})}

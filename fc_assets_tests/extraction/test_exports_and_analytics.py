@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 from lxml import etree
 
-from fc_assets.analytics.assets import daily_order_kpis, stock_by_location
-from fc_assets.extraction.entities import INVENTORY_POSITIONS, ORDERS
+from fc_assets.analytics import current_state
+from fc_assets.analytics.assets import (
+    ANALYTICS_ASSETS,
+    analytics_job,
+    daily_order_kpis,
+    daily_order_kpis_table,
+    stock_by_location,
+)
+from fc_assets.analytics.current_state import build_current_state_asset
+from fc_assets.extraction.assets import build_extraction_assets
+from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS
 from fc_assets.extraction.exports import (
     ExportTarget,
     build_export_asset,
@@ -23,7 +33,9 @@ from fc_assets.extraction.exports import (
     open_target,
 )
 from fc_assets.extraction.extract import extract_periods
-from fc_assets.extraction.windows import DAY, Window
+from fc_assets.extraction.schedules import build_schedules
+from fc_assets.extraction.windows import DAY, HOURLY, Window, iso
+from fc_assets.resources.fluent import FluentResource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import TMP_DIR, Lake, LakeResource
 from fc_assets_tests.extraction.fake_fluent import FakeFluent, make_orders, ts
@@ -259,3 +271,189 @@ def test_sftp_export_temporary_is_outside_the_outbox_while_written(orders_lake, 
     assert uri.endswith("/partner-a/outbox/orders/orders-2025-03-01.csv")
     assert (outbox / "orders/orders-2025-03-01.csv").read_bytes() == b"id,ref\n1,half a file"
     assert not list((sftp_server.root / "partner-a/_tmp").iterdir())
+
+
+# ------------------------------------------------------- current state, against the sandbox (real extraction)
+
+TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+DAY_KEYS = {n: (TODAY - n * DAY).strftime("%Y-%m-%d") for n in range(1, 6)}
+CURRENT_ENTITIES = (ORDERS, INVENTORY_POSITIONS, LOCATIONS)
+
+
+def sandbox_defs(sandbox, lake, entities=CURRENT_ENTITIES) -> dg.Definitions:
+    """The code location's pieces for these entities, wired as definitions.py wires them."""
+    jobs, _ = build_schedules(
+        entities, late_update_days=1, start_date=(TODAY - 30 * DAY).strftime("%Y-%m-%d")
+    )
+    return dg.Definitions(
+        assets=[
+            *build_extraction_assets(
+                entities, start_date=(TODAY - 30 * DAY).strftime("%Y-%m-%d"), retry_policy=None
+            ),
+            *(build_current_state_asset(e) for e in entities),
+            *ANALYTICS_ASSETS,
+        ],
+        jobs=[*jobs, analytics_job],
+        resources={
+            "fluent": FluentResource(
+                base_url=sandbox.base_url,
+                client_id="fc-sandbox",
+                client_secret="fc-sandbox-secret",
+                concurrency=4,
+            ),
+            "lake": lake_resource(lake),
+        },
+    )
+
+
+class Platform:
+    """The scheduled runs of one deployment, run in order, and what the sandbox had when each ran."""
+
+    def __init__(self, sandbox, lake, instance, entities=CURRENT_ENTITIES) -> None:
+        self.sandbox, self.lake, self.instance = sandbox, lake, instance
+        self.defs = sandbox_defs(sandbox, lake, entities)
+        self.entities = entities
+        self.extracted: dict[str, set[str]] = {e.name: set() for e in entities}
+
+    def extract(self, first: str, last: str | None = None) -> None:
+        """Every extraction job over [first, last] (the daily run, or the late-updates run's range)."""
+        last = last or first
+        for job in self.defs.resolve_all_job_defs():
+            if not job.name.endswith("_daily") or job.name == "analytics_daily":
+                continue
+            tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+            assert job.execute_in_process(instance=self.instance, tags=tags).success
+        start = datetime.strptime(first, "%Y-%m-%d").replace(tzinfo=UTC)
+        end = datetime.strptime(last, "%Y-%m-%d").replace(tzinfo=UTC) + DAY
+        for e in self.entities:
+            ids = self.sandbox.admin.counts(e.name, iso(start), iso(end))["ids"]
+            self.extracted[e.name] |= set(ids)
+
+    def analytics(self) -> tuple[list[dict], list[dict]]:
+        assert self.defs.resolve_job_def("analytics_daily").execute_in_process(instance=self.instance).success
+        return (
+            self.lake.read_parquet("analytics/daily_order_kpis/part-0.parquet").to_pylist(),
+            self.lake.read_parquet("analytics/stock_by_location/part-0.parquet").to_pylist(),
+        )
+
+    def ids_in(self, entity: str, key: str) -> set[str]:
+        return set(
+            self.lake.read_parquet(f"fluent/{entity}/dt={key}/part-0.parquet", columns=["id"])[
+                "id"
+            ].to_pylist()
+        )
+
+    def current(self, entity: str) -> dict[str, datetime]:
+        rows = self.lake.read_parquet(
+            f"current/{entity}/part-0.parquet", columns=["id", "updated_on"]
+        ).to_pylist()
+        ids = [r["id"] for r in rows]
+        assert len(ids) == len(set(ids)), f"{entity}: an id twice in the current state"
+        return {r["id"]: r["updated_on"] for r in rows}
+
+
+@pytest.fixture
+def instance(tmp_path):
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as inst:
+        yield inst
+
+
+def test_an_update_across_midnight_is_never_missing_nor_counted_twice(sandbox_clean, lake, instance):
+    sandbox = sandbox_clean
+    before, day, after = DAY_KEYS[4], DAY_KEYS[3], DAY_KEYS[2]
+    platform = Platform(sandbox, lake, instance)
+
+    def counted() -> tuple[int, int]:
+        kpis, stock = platform.analytics()
+        return sum(k["orders"] for k in kpis), sum(s["positions"] for s in stock)
+
+    def expected() -> tuple[int, int]:
+        return len(platform.extracted["orders"]), len(platform.extracted["inventory_positions"])
+
+    # day D-1 and D extracted (the daily runs): X and P were updated at D 23:00-ish, Y and Q on D-1
+    platform.extract(before, day)
+    x, p = sorted(platform.ids_in("orders", day))[0], sorted(platform.ids_in("inventory_positions", day))[0]
+    y, q = (
+        sorted(platform.ids_in("orders", before))[0],
+        sorted(platform.ids_in("inventory_positions", before))[0],
+    )
+    assert counted() == expected()
+
+    # X, Y, P, Q are updated at D+1 00:30 - 00:45, after the daily run of D
+    d1 = datetime.strptime(after, "%Y-%m-%d").replace(tzinfo=UTC)
+    for entity, ids in (("orders", (x, y)), ("inventory_positions", (p, q))):
+        for minutes, entity_id in zip((30, 45), ids, strict=True):
+            sandbox.admin.touch(entity, entity_id, iso(d1 + timedelta(minutes=minutes)))
+
+    # the late-updates run re-extracts D before D+1 is extracted: X and P are gone from D's partition ...
+    platform.extract(day)
+    assert x not in platform.ids_in("orders", day) and p not in platform.ids_in("inventory_positions", day)
+    # ... yet still counted, once, at the version extracted before
+    assert counted() == expected()
+    assert platform.current("orders")[x] < d1 and x in platform.current("orders")
+
+    # D+1 extracted: the new X and P count instead; Y and Q (still in D-1 at their old version) count once
+    platform.extract(after)
+    assert {x, y} <= platform.ids_in("orders", after) and y in platform.ids_in("orders", before)
+    assert q in platform.ids_in("inventory_positions", before)
+    assert counted() == expected()
+    for entity, ids in (("orders", (x, y)), ("inventory_positions", (p, q))):
+        current = platform.current(entity)
+        assert len(current) == len(platform.extracted[entity])
+        for minutes, entity_id in zip((30, 45), ids, strict=True):
+            assert current[entity_id] == d1 + timedelta(minutes=minutes)
+
+
+def test_analytics_read_hourly_partitions(sandbox, lake, instance):
+    """`FC_EXTRACT_HOURLY=orders`: `dt=/hour=` objects, and the analytics count every order of the day once."""
+    hourly = dataclasses.replace(ORDERS, grain=HOURLY)
+    defs = sandbox_defs(sandbox, lake, (hourly,))
+    day = DAY_KEYS[2]
+    tags = {
+        "dagster/asset_partition_range_start": f"{day}-00:00",
+        "dagster/asset_partition_range_end": f"{day}-23:00",
+    }
+    assert (
+        defs.resolve_job_def("fluent_orders_hourly").execute_in_process(instance=instance, tags=tags).success
+    )
+    objects = lake.list_files("fluent/orders")
+    assert len(objects) == 24 and all(f"dt={day}/hour=" in k for k in objects)
+    assert defs.resolve_job_def("analytics_daily").execute_in_process(instance=instance).success
+    kpis = lake.read_parquet("analytics/daily_order_kpis/part-0.parquet").to_pylist()
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    expected = sandbox.admin.counts("orders", iso(start), iso(start + DAY))["count"]
+    assert expected > 0 and sum(k["orders"] for k in kpis) == expected
+
+
+def test_a_refresh_reads_only_new_partitions_and_keeps_what_a_re_extraction_removed(lake, monkeypatch):
+    monkeypatch.setattr(current_state, "REREAD_MARGIN", timedelta(0))
+    day1, day2 = make_orders(D1, 12, items=1), make_orders(D1 + DAY, 5, items=1)
+
+    def extract(day: int, orders: list[dict]) -> None:
+        list(extract_periods(ORDERS, [days(2)[day]], client=FakeFluent({"orders": orders}), lake=lake))
+
+    def current_ids() -> list[str]:
+        ids = lake.read_parquet(current_state.current_key(ORDERS), columns=["id"])["id"].to_pylist()
+        assert len(ids) == len(set(ids))
+        return sorted(ids)
+
+    extract(0, day1)
+    assert current_state.refresh_current_state(lake, ORDERS)["partition_files_read"] == 1
+    time.sleep(1.5)  # S3 modification times have whole seconds: day 2 is written strictly after the refresh
+    extract(1, day2)
+    counts = current_state.refresh_current_state(lake, ORDERS)
+    assert (counts["partition_files"], counts["partition_files_read"], counts["entities"]) == (2, 1, 17)
+
+    # day 1 re-extracted after its first order was updated again on day 3 (not extracted yet): kept, once
+    moved = dict(day1[0], updatedOn=ts(D1 + 2 * DAY + timedelta(minutes=30)))
+    time.sleep(1.5)
+    extract(0, day1[1:] + [moved])
+    assert (
+        day1[0]["id"] not in lake.read_parquet("fluent/orders/dt=2025-03-01/part-0.parquet")["id"].to_pylist()
+    )
+    counts = current_state.refresh_current_state(lake, ORDERS)
+    assert (counts["partition_files_read"], counts["entities"]) == (1, 17)
+    assert current_ids() == sorted(o["id"] for o in day1 + day2)
+    kpis = daily_order_kpis_table(lake).to_pylist()
+    assert sum(k["orders"] for k in kpis) == 17
