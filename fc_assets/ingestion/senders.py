@@ -36,7 +36,12 @@ import pyarrow as pa
 
 from fc_assets.ingestion.ledger import Ledger, LedgerEntry
 from fc_assets.resources.fluent import FluentClient
-from fc_assets.resources.fluent_errors import FluentBatchTimeout, FluentGraphQLError, FluentJobClosedError
+from fc_assets.resources.fluent_errors import (
+    FluentBatchTimeout,
+    FluentGraphQLError,
+    FluentHTTPError,
+    FluentJobClosedError,
+)
 
 MAX_BATCH = 5000
 CRASH_ENV = "FC_CRASH_AT"
@@ -161,6 +166,17 @@ def batch_errors(batch: dict[str, Any], entities: list[dict[str, Any]]) -> dict[
     return out
 
 
+def job_status(client: FluentClient, job_id: str) -> str:
+    """OPEN, CLOSED, or GONE when Fluent no longer knows the job (404: e.g. a sandbox restarted from its
+    seed) — a gone job is handled like a closed one: a new job is opened."""
+    try:
+        return str(client.get_job(job_id).get("status", "OPEN")).upper()
+    except FluentHTTPError as e:
+        if e.status == 404:
+            return "GONE"
+        raise
+
+
 def _job_batch_ids(job: dict[str, Any]) -> list[str]:
     items = job.get("batch") or job.get("batches") or []
     return [str(b.get("batchId") or b.get("id")) for b in items if isinstance(b, dict)]
@@ -191,10 +207,11 @@ class BatchInventorySender:
         if job.get("job_id") and job.get("day") == today and job["job_id"] != replace:
             if self._checked_job == job["job_id"]:
                 return job["job_id"]
-            if str(self.client.get_job(job["job_id"]).get("status", "OPEN")).upper() == "OPEN":
+            status = job_status(self.client, job["job_id"])
+            if status == "OPEN":
                 self._checked_job = job["job_id"]
                 return job["job_id"]
-            self.log(f"job {job['job_id']} is closed; creating a new one")
+            self.log(f"job {job['job_id']} is {status.lower()}; creating a new one")
         name = f"fc_assets/{self.ledger.feed}/{today}"
         # our delta already dropped unchanged rows, so Fluent's batch pre-processing would only repeat it
         job_id = self.client.create_job(
@@ -268,7 +285,9 @@ class BatchInventorySender:
             progress.save()
         try:
             batch_id = self.client.send_batch(job_id, entities)
-        except FluentJobClosedError:
+        except FluentHTTPError as e:
+            if not (isinstance(e, FluentJobClosedError) or e.status == 404):
+                raise  # a refusal without effect (closed or unknown job): a new job, the batch once more
             new_job = self.job_id(replace=job_id)
             self.log(f"job {job_id} closed before batch {ident}; re-sending once to new job {new_job}")
             req.update(closed_job=job_id, job_id=new_job, known_batches=[])
@@ -280,6 +299,8 @@ class BatchInventorySender:
     def _reconcile(self, progress: _Progress, req: dict[str, Any]) -> str | None:
         """A batch that appeared in the job after `known_batches` and is claimed by no other request."""
         claimed = {r.get("batch_id") for r in progress.entry.requests if r.get("batch_id")}
+        if job_status(self.client, req["job_id"]) == "GONE":
+            return None
         now = _job_batch_ids(self.client.get_job(req["job_id"]))
         fresh = [b for b in now if b not in set(req.get("known_batches") or []) and b not in claimed]
         return fresh[0] if len(fresh) == 1 else None
