@@ -8,6 +8,8 @@ Keys (a POST merges them into the current faults; `null` removes one):
 | `rate_limit: {"count": N, "retry_after": s}` | the next N API requests answer 429 with `Retry-After: s` |
 | `server_errors: {"count": N, "status": 503}` | the next N API requests answer that status |
 | `drop_connections: N` | the next N API requests: the connection is closed with no response |
+| `lose_responses: N` | the next N API requests are processed, then the connection is closed with no answer |
+| `fail_mutations: {"<location ref>": n, ...}` | the next n create/updateLocation of that ref fail on their alias (code `S0001E`) |
 | `expire_tokens: true` | every token issued so far expires now (an action, not kept) |
 | `stuck_cursor: true` | connections return the page ending at `after` again, `hasNextPage` true |
 | `stuck_batches: true` | new batches stay RUNNING forever |
@@ -16,7 +18,7 @@ Keys (a POST merges them into the current faults; `null` removes one):
 
 Without `paths`, counted faults hit every API path except `/oauth/token` (and never `/health` or
 `/_sandbox`). A request consumes one count of the first counted fault that applies, in the order
-drop → 429 → 5xx.
+drop → lost answer → 429 → 5xx.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ KNOWN = {
     "rate_limit",
     "server_errors",
     "drop_connections",
+    "lose_responses",
+    "fail_mutations",
     "expire_tokens",
     "stuck_cursor",
     "stuck_batches",
@@ -62,7 +66,9 @@ class Faults:
                 value = {"count": int(value.get("count", 1)), "retry_after": value.get("retry_after", 1)}
             elif key == "server_errors":
                 value = {"count": int(value.get("count", 1)), "status": int(value.get("status", 503))}
-            elif key in ("latency_ms", "drop_connections"):
+            elif key == "fail_mutations":
+                value = {str(ref): int(n) for ref, n in value.items()}
+            elif key in ("latency_ms", "drop_connections", "lose_responses"):
                 value = int(value)
             elif key == "paths":
                 value = [str(p) for p in value]
@@ -90,13 +96,16 @@ class Faults:
         return not path.startswith(UNCOUNTED_BY_DEFAULT)
 
     def take(self, path: str) -> tuple[str, Any] | None:
-        """Consume one count of the counted fault that hits this request: ("drop", None), ("429", retry
-        after) or ("5xx", status); None when no counted fault applies."""
+        """Consume one count of the counted fault that hits this request: ("drop", None), ("lose", None),
+        ("429", retry after) or ("5xx", status); None when no counted fault applies."""
         if not self._counted_applies(path):
             return None
         if self.state.get("drop_connections", 0) > 0:
             self.state["drop_connections"] -= 1
             return "drop", None
+        if self.state.get("lose_responses", 0) > 0:
+            self.state["lose_responses"] -= 1
+            return "lose", None
         rate = self.state.get("rate_limit")
         if rate and rate["count"] > 0:
             rate["count"] -= 1
@@ -106,3 +115,11 @@ class Faults:
             errors["count"] -= 1
             return "5xx", errors["status"]
         return None
+
+    def mutation_error(self, ref: str | None) -> str | None:
+        """The `fail_mutations` fault for a mutation of this location ref (consumes one of its failures)."""
+        left = self.state.get("fail_mutations") or {}
+        if ref is None or left.get(ref, 0) <= 0:
+            return None
+        left[ref] -= 1
+        return f"mutation of location {ref!r} failed (sandbox fail_mutations fault)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fc_assets.ingestion.feeds import inventory_feed
+from fc_assets.ingestion.feeds import inventory_feed, locations_feed, products_feed
 from fc_assets.ingestion.senders import CRASH_ENV
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,
@@ -73,3 +73,115 @@ def test_daily_job_gone_after_sandbox_reset_opens_a_new_job(inventory_flow):
     ok, third = run_file(flow, "c.csv", inventory_csv(ROWS))
     assert ok and third["fluent_job_ids"] == second["fluent_job_ids"]
     assert len(flow.sandbox.admin.received()["jobs"]) == 1
+
+
+# ------------------------------------------------------------------------------ product events
+
+
+PRODUCTS = (
+    "ref,type,name,parent_ref,price,currency,gtin,attr_colour\n"
+    "DL-STD-1,STANDARD,Shirt,,19.99,AUD,12345678,\n"
+    "DL-VAR-1,VARIANT,Shirt red,DL-STD-1,21.50,AUD,12345679,red\n"
+    "DL-STD-2,STANDARD,Trousers,,49.00,AUD,12345680,\n"
+    "DL-STD-3,STANDARD,Socks,,5.00,AUD,12345681,\n"
+)
+PRODUCT_NAMES = {"DL-STD-1": "Shirt", "DL-VAR-1": "Shirt red", "DL-STD-2": "Trousers", "DL-STD-3": "Socks"}
+
+PRODUCT_QUERY = """query P($refs: [String!]) { standardProducts(ref: $refs, first: 50) { edges { node { ref name } } }
+  variantProducts(ref: $refs, first: 50) { edges { node { ref name } } } }"""
+
+
+def product_names(flow: Flow) -> dict[str, str]:
+    """What Fluent holds now for the file's products (GraphQL)."""
+    with flow.resources["fluent"].get_client() as client:
+        data = client.graphql(PRODUCT_QUERY, {"refs": sorted(PRODUCT_NAMES)})
+    edges = data["standardProducts"]["edges"] + data["variantProducts"]["edges"]
+    return {e["node"]["ref"]: e["node"]["name"] for e in edges}
+
+
+@pytest.fixture
+def products_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
+    return make_flow(
+        products_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"server_errors": {"count": 1, "status": 503}},  # refused: the event never ran
+        {"lose_responses": 1},  # ran, but the answer was lost
+        {"drop_connections": 1},  # connection dropped before the answer
+    ],
+    ids=["5xx", "answer_lost", "dropped"],
+)
+def test_product_event_with_uncertain_post_is_resent_never_lost(products_flow, fault):
+    flow = products_flow
+    flow.sandbox.admin.set_faults(paths=["/api/v4.1/event"], **fault)
+    flow.put_s3("products.csv", PRODUCTS.encode())
+    (req,) = flow.tick("s3")
+    first = flow.execute(req)
+    assert not first.success  # the POST got no answer: the run fails rather than guess
+    flow.sandbox.admin.clear_faults()
+    again = flow.execute(req)
+    assert again.success
+    md = metadata(again)
+    assert product_names(flow) == PRODUCT_NAMES  # every product's final state is right
+    assert md["sent"] == 4 and md["fluent_rejected"] == 0
+    assert md["events_resent_after_uncertain_post"] == 1
+    events = [e for e in flow.received.events() if e["name"] == "UPSERT_PRODUCT"]
+    ran_twice = 1 if "lose_responses" in fault else 0  # only a lost answer leaves a (harmless) duplicate
+    assert len(events) == 4 + ran_twice and {e["entityRef"] for e in events} == set(PRODUCT_NAMES)
+    # the snapshot holds all four: the same file again sends nothing
+    ok, md2 = run_file(flow, "products-2.csv", PRODUCTS.encode())
+    assert ok and md2["sent"] == 0
+
+
+# ------------------------------------------------------------------------------ location mutations
+
+LOCATIONS = "ref,name,type,latitude,longitude,street,city,postcode,country\n" + "".join(
+    f"DL-LOC-{i},Store {i},STORE,-33.8{i},151.2{i},{i} George St,Sydney,2000,AU\n" for i in range(1, 6)
+)
+
+
+@pytest.fixture
+def locations_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
+    return make_flow(
+        locations_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+
+
+def location_names(flow: Flow) -> dict[str, str]:
+    refs = [f"DL-LOC-{i}" for i in range(1, 6)]
+    body = " ".join(f'l{i}: location(ref: "{r}") {{ ref name }}' for i, r in enumerate(refs))
+    with flow.resources["fluent"].get_client() as client:
+        data = client.graphql(f"query {{ {body} }}")
+    return {v["ref"]: v["name"] for v in data.values() if v}
+
+
+def test_location_failed_alias_retried_alone_per_alias_results_over_several_requests(locations_flow):
+    flow = locations_flow
+    # DL-LOC-2 fails once (retried alone, then created); DL-LOC-4 fails every time (reported, sent next file)
+    flow.sandbox.admin.set_faults(fail_mutations={"DL-LOC-2": 1, "DL-LOC-4": 99})
+    ok, md = run_file(flow, "locations.csv", LOCATIONS.encode(), batch_size=2)  # 2 aliases a request
+    assert ok
+    # 3 requests of 2, 2 and 1 aliases, then the two failed aliases alone: 7 mutations in 5 requests
+    assert md["sent"] == 7 and md["fluent_requests"] == 5 and md["fluent_retried_rows"] == 2
+    assert md["fluent_rejected"] == 1 and md["fluent_created"] == 4
+    assert "DL-LOC-4" in md["fluent_rejections"] or "row 4" in md["fluent_rejections"]
+    muts = flow.received.mutations()
+    by_ref = {}
+    for m in muts:
+        by_ref.setdefault(m["input"].get("ref"), []).append(m["ok"])
+    assert by_ref == {
+        "DL-LOC-1": [True],
+        "DL-LOC-2": [False, True],
+        "DL-LOC-3": [True],
+        "DL-LOC-4": [False, False],
+        "DL-LOC-5": [True],
+    }
+    assert location_names(flow) == {f"DL-LOC-{i}": f"Store {i}" for i in (1, 2, 3, 5)}
+    flow.sandbox.admin.clear_faults()
+    ok, md2 = run_file(flow, "locations-2.csv", LOCATIONS.encode(), batch_size=2)
+    assert ok and md2["sent"] == 1 and md2["fluent_created"] == 1  # only the rejected one goes again
+    assert location_names(flow) == {f"DL-LOC-{i}": f"Store {i}" for i in range(1, 6)}
