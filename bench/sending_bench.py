@@ -50,10 +50,10 @@ delta_rel = ledger.work(ref.file_id, "delta.parquet")
 with lake.atomic_write(delta_rel) as out:
     schema = pa.schema([("sku_ref", pa.string()), ("location_ref", pa.string()), ("qty", pa.int64()),
                         ("status", pa.string()), ("_row", pa.int64()), ("_h", pa.string()), ("_op", pa.string())])
-    with pq.ParquetWriter(out, schema, compression="zstd") as w:
+    with pq.ParquetWriter(out, schema, compression="zstd") as w:  # row groups as DuckDB's COPY writes them
         rng = np.random.default_rng(7)
-        for start in range(0, rows, 500_000):
-            idx = np.arange(start, min(rows, start + 500_000))
+        for start in range(0, rows, 122_880):
+            idx = np.arange(start, min(rows, start + 122_880))
             m = len(idx)
             w.write_table(pa.table({
                 "sku_ref": np.char.add("SKU-", np.char.zfill(idx.astype(str), 10)),

@@ -17,6 +17,7 @@ import pyarrow as pa
 from fc_assets.resources.storage import Lake
 
 SCAN_ROWS = 10_000  # read size of the scans that pick a few rows by position
+NOT_SENT = ("_h",)  # the row hash: the delta's business, never sent — not read back
 
 
 class DeltaFile:
@@ -32,12 +33,15 @@ class DeltaFile:
 
     def chunks(self, size: int, columns: list[str] | None = None) -> Iterator[tuple[int, pa.Table]]:
         """(ordinal, rows) for every chunk of exactly `size` rows (the last may be shorter), in file order.
-        Parquet batches stop at row-group ends, so they are re-cut to `size`."""
+        Parquet batches stop at row-group ends, so they are re-cut to `size`. Memory: one row group (DuckDB
+        writes 122,880 rows a group) plus the chunk."""
         import pyarrow.parquet as pq
 
         size = max(1, size)
         with self.lake.fs.open_input_file(self.lake.path(self.rel)) as f:
             pf = pq.ParquetFile(f)
+            if columns is None:
+                columns = [n for n in pf.schema_arrow.names if n not in NOT_SENT]
             pending: list[pa.RecordBatch] = []
             held, ordinal = 0, 0
             for batch in pf.iter_batches(batch_size=size, columns=columns):

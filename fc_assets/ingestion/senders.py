@@ -212,6 +212,7 @@ class BatchInventorySender:
         self.timeout_s, self.entity_retries, self.run_id, self.log = timeout_s, entity_retries, run_id, log
         self.job_strategy = job_strategy
         self._checked_job: str | None = None
+        self._job_batches: dict[str, int] = {}  # batches each job holds (read once, then counted here)
         self._sends: SendLog | None = None
         self._file_name = ""
 
@@ -288,8 +289,11 @@ class BatchInventorySender:
                 log.put(key, {**rec, "batch_id": adopted, "state": "posted", "reconciled": True})
                 return
         job_id = self.job_id()
-        # the job's batch count before the POST: a batch beyond it after a crash is this one
-        known = len(_job_batch_ids(self.client.get_job(job_id)))
+        # the job's batch count before the POST: a batch beyond it after a crash is this one. Read from
+        # Fluent once per job and run, then counted here (one run per feed at a time adds batches to it)
+        if job_id not in self._job_batches:
+            self._job_batches[job_id] = len(_job_batch_ids(self.client.get_job(job_id)))
+        known = self._job_batches[job_id]
         rec = log.put(
             key, {**ident, "entities": len(entities), "job_id": job_id, "state": "posting", "known": known}
         )
@@ -302,7 +306,9 @@ class BatchInventorySender:
             new_job = self.job_id(replace=job_id)
             self.log(f"job {job_id} refused batch {key} ({e.status}); re-sending once to new job {new_job}")
             rec = log.put(key, {**rec, "closed_job": job_id, "job_id": new_job, "known": 0})
+            self._job_batches[new_job] = 0
             batch_id = self.client.send_batch(new_job, entities)
+        self._job_batches[rec["job_id"]] += 1
         crash_point("after_post")
         rec = {k: v for k, v in rec.items() if k != "known"}
         log.put(key, {**rec, "batch_id": batch_id, "state": "posted"})

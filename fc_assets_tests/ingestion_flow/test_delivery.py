@@ -185,3 +185,92 @@ def test_location_failed_alias_retried_alone_per_alias_results_over_several_requ
     ok, md2 = run_file(flow, "locations-2.csv", LOCATIONS.encode(), batch_size=2)
     assert ok and md2["sent"] == 1 and md2["fluent_created"] == 1  # only the rejected one goes again
     assert location_names(flow) == {f"DL-LOC-{i}": f"Store {i}" for i in range(1, 6)}
+
+
+# ------------------------------------------------------------------------------ crashes, every sender
+
+STAGES = [
+    "after_claim",
+    "after_prepare",
+    "after_post",  # Fluent acted on the first request, its answer was never recorded
+    "mid_send",
+    "after_send",
+    "after_confirm",
+    "after_commit",
+    "during_archive",
+]
+
+
+def crash_then_rerun(flow: Flow, name: str, body: bytes, stage: str, monkeypatch, **config) -> dict:
+    flow.put_s3(name, body)
+    (req,) = flow.tick("s3")
+    monkeypatch.setenv(CRASH_ENV, stage)
+    first = flow.execute(req, **config)
+    assert not first.success and "injected crash" in failure_metadata(first)["error"]
+    monkeypatch.delenv(CRASH_ENV)
+    again = flow.execute(req, **config)
+    assert again.success
+    md = metadata(again)
+    assert md["resumed_from_stage"] != "new" and md["outcome"] == "processed"
+    assert flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix=f"{flow.feed.name}/{name}")["KeyCount"] == 0
+    return md
+
+
+@pytest.mark.parametrize("stage", [*STAGES, "after_confirm_batches"])
+def test_inventory_crash_at_each_stage_then_rerun(inventory_flow, stage, monkeypatch):
+    flow = inventory_flow
+    md = crash_then_rerun(flow, "stock.csv", inventory_csv(ROWS), stage, monkeypatch, batch_size=15)
+    entities = flow.received.entities()
+    assert len(entities) == 40 and len({(e["skuRef"], e["locationRef"]) for e in entities}) == 40  # once
+    assert on_hand(flow.resources["fluent"], SKUS) == {(s, loc): q for s, loc, q in ROWS}
+    assert md["sent"] == 40 and md["batches"] == 3 and len(flow.received.batches()) == 3
+    assert md.get("fluent_batches_adopted", 0) == (1 if stage == "after_post" else 0)
+    ok, again = run_file(flow, "stock-2.csv", inventory_csv(ROWS))  # the snapshot was committed once
+    assert ok and again["sent"] == 0
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_products_crash_at_each_stage_then_rerun(products_flow, stage, monkeypatch):
+    flow = products_flow
+    md = crash_then_rerun(flow, "products.csv", PRODUCTS.encode(), stage, monkeypatch)
+    assert product_names(flow) == PRODUCT_NAMES  # no loss: every product's final state is right
+    events = [e for e in flow.received.events() if e["name"] == "UPSERT_PRODUCT"]
+    resent = md["events_resent_after_uncertain_post"]
+    assert resent == (1 if stage == "after_post" else 0)
+    assert len(events) == 4 + resent and all(e["eventStatus"] == "COMPLETE" for e in events)  # dupes counted
+    assert md["sent"] == 4 and md["fluent_rejected"] == 0
+    ok, again = run_file(flow, "products-2.csv", PRODUCTS.encode())
+    assert ok and again["sent"] == 0
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_locations_crash_at_each_stage_then_rerun(locations_flow, stage, monkeypatch):
+    flow = locations_flow
+    md = crash_then_rerun(flow, "locations.csv", LOCATIONS.encode(), stage, monkeypatch, batch_size=2)
+    assert location_names(flow) == {f"DL-LOC-{i}": f"Store {i}" for i in range(1, 6)}
+    muts = flow.received.mutations()
+    assert all(m["ok"] for m in muts)  # never an "already exists" error
+    assert [m["name"] for m in muts].count("createLocation") == 5
+    resent = md["mutations_resent_after_uncertain_post"]
+    assert resent == (2 if stage == "after_post" else 0)  # the first request's two aliases, as updates
+    assert len(muts) == 5 + resent and md["fluent_created"] + md["fluent_updated"] == 5
+    ok, again = run_file(flow, "locations-2.csv", LOCATIONS.encode(), batch_size=2)
+    assert ok and again["sent"] == 0
+
+
+def test_per_file_job_strategy_opens_one_job_per_file(
+    dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    feed = inventory_feed(job_strategy="per_file")
+    flow = make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch)
+    ok, first = run_file(flow, "a.csv", inventory_csv(ROWS), batch_size=15)
+    assert ok and first["batches"] == 3
+    ok, second = run_file(flow, "b.csv", inventory_csv([(s, loc, q + 1) for s, loc, q in ROWS]))
+    assert ok and second["batches"] == 1
+    jobs = flow.sandbox.admin.received()["jobs"]
+    assert len(jobs) == 2 and first["fluent_job_ids"] != second["fluent_job_ids"]
+    by_job = {}
+    for b in flow.received.batches():
+        by_job.setdefault(b["jobId"], []).append(len(b["entities"]))
+    assert by_job == {first["fluent_job_ids"]: [15, 15, 10], second["fluent_job_ids"]: [40]}
+    assert jobs[0]["name"] != jobs[1]["name"]  # named after the file, not the day
