@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/extraction_bench.py
 	$(BIN)/python bench/check_file_bench.py
+	$(BIN)/python bench/sending_bench.py
 
 sandbox: install
 	$(BIN)/fc-assets sandbox

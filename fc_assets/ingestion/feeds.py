@@ -116,6 +116,9 @@ class Feed:
     attributes: AttributeColumns | None = None
     prices: tuple[PriceColumns, ...] = ()
     description: str = ""
+    # batch_inventory: "daily" = one Batch API job per feed per UTC day, reused by its files until Fluent
+    # closes it; "per_file" = a job of its own per file (its batches alone in it)
+    job_strategy: Literal["daily", "per_file"] = "daily"
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)

@@ -7,6 +7,7 @@ Layout under `<lake>/state/<feed>/`:
     state.json               the feed's state: watermark, last committed file, the file in flight, daily job
     snapshot.parquet         last-sent rows + row hash (written by `delta.commit_snapshot`)
     work/<file_id>/          accepted.parquet (validated rows), delta.parquet (what to send)
+    sends/<file_id>/<key>.json   the send log (`SendLog`): one small object per request or chunk sent
 
 Stages, in order (a rerun resumes after the last one recorded):
 
@@ -14,8 +15,11 @@ Stages, in order (a rerun resumes after the last one recorded):
 
 - `prepared`: the file was downloaded, hashed, validated and its delta written; nothing was sent yet, so a
   rerun may redo everything before it.
-- `sending`: each Fluent request is recorded right after it is accepted (batch id, event id, mutation
-  result) and *before* waiting on it; a rerun re-polls recorded batches instead of re-sending them.
+- `sending`: each Fluent request is recorded in the send log before it is made and right after Fluent
+  answered (batch id, events acknowledged, mutation results), *before* waiting on it; a rerun re-polls
+  recorded batches instead of re-sending them. The log holds batch ordinals and counts, never row-id
+  lists (only Fluent's per-entity rejections, which are few), one object per request: each write is O(1)
+  whatever the file's size, so a 10M-row file costs O(batches) ledger bytes.
 - `confirmed`: Fluent has finished with every request; per-row rejections are recorded.
 - `committed`: snapshot and watermark advanced (only now: a failed send never moves them).
 - `archived`: the source file sits in `processed/` or `error/`; the entry's `outcome` is final.
@@ -65,7 +69,7 @@ class LedgerEntry:
     stage: str = "claimed"
     outcome: str | None = None  # processed | error
     counts: dict[str, int] = field(default_factory=dict)
-    requests: list[dict[str, Any]] = field(default_factory=list)  # what was sent to Fluent, in order
+    send_summary: dict[str, Any] = field(default_factory=dict)  # job/batch ids, resends (the log: SendLog)
     fluent_rejected_rows: list[int] = field(default_factory=list)
     rejects_uri: str | None = None
     archive_target: str | None = None
@@ -148,6 +152,10 @@ class Ledger:
         entry.history.append({"stage": stage, "at": now_iso(), "run_id": run_id})
         self.save(entry)
 
+    def sends(self, file_id: str) -> SendLog:
+        """The send log of one file version (read back from the lake)."""
+        return SendLog(self.lake, self.rel("sends", file_id)).load()
+
     def entries(self) -> list[LedgerEntry]:
         out = []
         for rel in self.lake.list_files(self.rel("ledger")):
@@ -186,3 +194,36 @@ class Ledger:
                     "committed before this file's delta is computed"
                 )
         return state
+
+
+class SendLog:
+    """What was sent to Fluent for one file: one small JSON object per request (or chunk of events) under
+    `state/<feed>/sends/<file_id>/<key>.json`, rewritten as the request moves on (posting → posted →
+    complete). Writing one record never rewrites the others, so the bytes written grow with the number of
+    requests, not with its square; records hold batch ordinals and counts, not row ids."""
+
+    def __init__(self, lake: Lake, prefix: str) -> None:
+        self.lake, self.prefix = lake, prefix
+        self.records: dict[str, dict[str, Any]] = {}
+        self.bytes_written = 0
+
+    def load(self) -> SendLog:
+        for rel in self.lake.list_files(self.prefix):
+            if rel.endswith(".json"):
+                key = rel.rsplit("/", 1)[-1].removesuffix(".json")
+                self.records[key] = json.loads(self.lake.read_bytes(rel))
+        return self
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def put(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        self.records[key] = record
+        data = json.dumps(record, separators=(",", ":")).encode()
+        self.lake.write_bytes(data, self.prefix, f"{key}.json")
+        self.bytes_written += len(data)
+        return record
+
+    def items(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """Records whose key starts with `prefix`, in key (= sending) order."""
+        return sorted((k, r) for k, r in self.records.items() if k.startswith(prefix))

@@ -7,8 +7,9 @@ same file version resumes after the last recorded stage:
 | crash after …          | the rerun …                                                                  |
 |------------------------|------------------------------------------------------------------------------|
 | claim / prepare        | downloads and validates again (nothing was sent); a stale delta is redone     |
-| some batches posted    | posts only the chunks without a recorded batch id; adopts a batch that Fluent |
-|                        | created just before the crash (job batch list), then polls them all           |
+| some requests sent     | sends only the chunks the send log has no answer for; adopts a batch Fluent   |
+|                        | created just before the crash (job batch list); re-sends an event or mutation |
+|                        | request left without an answer (upserts: a duplicate is harmless, a loss not) |
 | send, before confirm   | polls the recorded batch ids; sends nothing                                  |
 | confirm, before commit | commits the snapshot/watermark (idempotent replace by key); sends nothing     |
 | commit, during archive | finishes the move (copy again if needed, verify, delete)                      |
@@ -25,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from fc_assets.ingestion.delta import DELTA_METADATA, DeltaSpec, commit_delta, compute_delta
+from fc_assets.ingestion.delta_chunks import DeltaFile
 from fc_assets.ingestion.files import FileLocation, FileRef
 from fc_assets.ingestion.ledger import Ledger, LedgerEntry
 from fc_assets.ingestion.senders import (
+    ALIASES_PER_REQUEST,
     BatchInventorySender,
     EventProductSender,
     GraphQLLocationSender,
@@ -68,6 +71,7 @@ class FeedPlan:
     sender: str  # batch_inventory | event_product | graphql_location
     validate: Validator
     reject_threshold: float = 0.05
+    job_strategy: str = "daily"  # batch_inventory: "daily" (today's job, shared by files) | "per_file"
 
     def location(self, name: str) -> FileLocation:
         for loc in self.locations:
@@ -84,7 +88,7 @@ class PipelineEnv:
     run_id: str | None = None
     log: Callable[[str], None] = print
     batch_timeout_s: float = 300.0
-    batch_size: int = 5000
+    batch_size: int = 5000  # entities per Batch API request; aliases per GraphQL request up to 25
 
 
 @dataclass
@@ -102,13 +106,15 @@ def make_sender(plan: FeedPlan, client: FluentClient, ledger: Ledger, env: Pipel
             ledger,
             batch_size=env.batch_size,
             timeout_s=env.batch_timeout_s,
+            job_strategy=plan.job_strategy,
             run_id=env.run_id,
             log=env.log,
         )
     if plan.sender == "event_product":
         return EventProductSender(client, ledger, run_id=env.run_id)
     if plan.sender == "graphql_location":
-        return GraphQLLocationSender(client, ledger, run_id=env.run_id)
+        aliases = min(env.batch_size, ALIASES_PER_REQUEST)
+        return GraphQLLocationSender(client, ledger, aliases_per_request=aliases, run_id=env.run_id)
     raise ValueError(f"unknown sender {plan.sender!r}")
 
 
@@ -146,7 +152,7 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
             ledger.update_state(
                 inflight={"file_id": ref.file_id, "partition_key": ref.partition_key, "key": ref.key}
             )
-            delta = lake.read_parquet(delta_rel)
+            delta = DeltaFile(lake, delta_rel)  # streamed chunk by chunk by the sender
             if delta.num_rows:
                 with env.fluent() as client:
                     outcome = make_sender(plan, client, ledger, env).send(entry, delta)
@@ -158,6 +164,7 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
                 env.run_id,
                 fluent_rejected_rows=sorted(outcome.rejected),
                 counts={**entry.counts, **_send_counts(outcome)},
+                send_summary=_send_summary(outcome),
                 error=_rejected_summary(outcome.rejected) or None,
             )
         crash_point("after_confirm")
@@ -259,6 +266,11 @@ def _send_counts(outcome: SendOutcome) -> dict[str, Any]:
     }
 
 
+def _send_summary(outcome: SendOutcome) -> dict[str, Any]:
+    """Ids and counts for the entry and the run's metadata (the full request list is the send log)."""
+    return {k: v for k, v in outcome.ids.items() if v not in (None, [], "")}
+
+
 def _rejected_summary(rejected: dict[int, str]) -> str:
     items = sorted(rejected.items())[:20]
     return "; ".join(f"row {r}: {m}" for r, m in items) + (" …" if len(rejected) > 20 else "")
@@ -272,8 +284,7 @@ def _result(
     resumed_from: str | None,
     outcome: SendOutcome | None,
 ) -> FileResult:
-    c = entry.counts
-    batches = [r for r in entry.requests if r.get("kind") == "batch"]
+    c, sent = entry.counts, entry.send_summary
     md: dict[str, Any] = {
         "file": f"{entry.location}:{entry.key}",
         "version": entry.version,
@@ -284,7 +295,7 @@ def _result(
         "rejected": c.get("rejected", 0),
         "changed": c.get("changed", 0),
         "sent": c.get("sent", 0),
-        "batches": len(batches),
+        "batches": sent.get("batches", 0),
         "fluent_requests": c.get("fluent_requests", 0),
         "fluent_rejected": c.get("fluent_rejected", 0),
         "fluent_retried_rows": c.get("fluent_retried_rows", 0),
@@ -297,12 +308,17 @@ def _result(
     }
     if entry.rejects_uri:
         md["rejects_uri"] = lake.uri_for(entry.rejects_uri)
-    if batches:
-        md["fluent_job_ids"] = ", ".join(sorted({b["job_id"] for b in batches}))
-        md["fluent_batch_ids"] = ", ".join(b["batch_id"] for b in batches if b.get("batch_id"))
-        closed = [b["closed_job"] for b in batches if b.get("closed_job")]
-        if closed:
-            md["fluent_closed_jobs_replaced"] = ", ".join(closed)
+    if sent.get("job_ids"):
+        md["fluent_job_ids"] = ", ".join(sent["job_ids"])
+        more = sent.get("batches", 0) - len(sent.get("batch_ids", []))
+        md["fluent_batch_ids"] = ", ".join(sent.get("batch_ids", [])) + (f" … (+{more})" if more > 0 else "")
+    if sent.get("closed_jobs_replaced"):
+        md["fluent_closed_jobs_replaced"] = ", ".join(sent["closed_jobs_replaced"])
+    for key in ("events_resent_after_uncertain_post", "mutations_resent_after_uncertain_post"):
+        if key in sent:
+            md[key] = sent[key]
+    if sent.get("batches_adopted"):
+        md["fluent_batches_adopted"] = sent["batches_adopted"]
     if entry.fluent_rejected_rows:
         md["fluent_rejections"] = entry.error or ""
     rows = c.get("rows", 0) or 0

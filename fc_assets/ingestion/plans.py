@@ -122,4 +122,5 @@ def plan_for(feed: Feed) -> FeedPlan:
         sender=feed.sender,
         validate=partial(validate_into_lake, feed),
         reject_threshold=feed.threshold,
+        job_strategy=feed.job_strategy,
     )

@@ -1,26 +1,31 @@
-"""Sending a file's delta to Fluent exactly once: Batch API (inventory), Event API (products), GraphQL
-mutations (locations).
+"""Sending a file's delta to Fluent: Batch API (inventory), Event API (products), GraphQL mutations
+(locations) — streamed chunk by chunk from delta.parquet, with every step in the file's send log.
 
-Every sender works from the delta (an Arrow table with `_op` = upsert|delete and `_row`) and keeps its
-progress in the ledger entry's `requests` list, saved after each step, so a rerun after a crash resumes:
+Memory and ledger size are bounded by the chunk, not the file: the delta is read back in file order with
+`DeltaFile.chunks` (only the chunk being sent becomes Python dicts), and progress is recorded per chunk
+ordinal in the send log (`ledger.SendLog`, one small object per request), never as row-id lists.
 
-- Before a non-idempotent POST the request is recorded as `posting` (with the job's batch ids known at that
-  moment); right after Fluent answers, its id is recorded (`posted`) — *before* waiting on it. A rerun
-  re-polls posted batches instead of re-sending them. A request left in `posting` (crash between the POST
-  and the record) is reconciled against the job's batch list: a batch that appeared since is ours (one run
-  per feed at a time), so it is adopted, not re-sent.
-- Inventory: one job per feed per UTC day (`FeedState.job`), reused across files while Fluent reports it
-  OPEN. A batch refused because the job closed (midnight UTC) gets a new job and is re-sent once. At most
-  5,000 entities per batch. Batches are polled on the real statuses (PENDING → RUNNING → COMPLETE) with
-  backoff and a timeout (`SendIncomplete` on timeout: the run fails, the ledger keeps the batch ids, a rerun
-  polls them again). Per-entity errors in `results` are mapped back to file rows; only those rows are sent
-  again (`entity_retries`, default 1), never the whole batch; what still fails is reported per row and kept
-  out of the snapshot, so the next file sends it again.
-- Products: UPSERT events, one per product (sync mode reports per-product success); posted events are
-  recorded one by one so none is posted twice.
-- Locations: looked up by ref (aliased `location(ref:)` queries), then `createLocation` for new refs and
-  `updateLocation` for existing ones, N aliases per request, per-alias results. A second run of the same file
-  is a set of updates (or nothing, thanks to the delta), never a storm of "already exists" errors.
+What a rerun after a crash or an uncertain POST (5xx, timeout, dropped connection: Fluent may or may not
+have acted) does, per sender:
+
+- Inventory (Batch API): a batch is recorded `posting` (with the job's batch count) before the POST and
+  `posted` with its id right after — before waiting on it. A rerun re-polls posted batches, never re-sends
+  them; a batch left `posting` is reconciled against the job's batch list (a batch that appeared since is
+  ours: adopted, not re-sent; else it is sent). Jobs: `daily` (one job per feed per UTC day, reused across
+  files while OPEN) or `per_file` (one job per file); a job Fluent reports CLOSED or no longer knows (404)
+  gets a new job and the batch is sent once to it. At most 5,000 entities per batch; polled to COMPLETE
+  with backoff and a timeout (`SendIncomplete`: the rerun polls again). Per-entity errors are mapped back
+  to rows and only those rows are sent again (`entity_retries`); what still fails is reported and kept out
+  of the snapshot, so the next file sends it again.
+- Products (Event API, sync): an event counts as sent only once Fluent answered it. Before each POST the
+  chunk's record says which event is in flight; an event left in flight (no answer, or a crash) is sent
+  again by the rerun — `UPSERT_PRODUCT` is an upsert, so a duplicate is harmless and a loss is not — and
+  counted in `events_resent_after_uncertain_post`. A 4xx refusal or an event Fluent reports FAILED is a
+  rejection of that row. Standard products go before variants (two passes over the delta).
+- Locations (GraphQL): looked up by ref, then `createLocation`/`updateLocation` for up to N aliases per
+  request, per-alias results. A request without an answer is re-done by the rerun after a fresh lookup (a
+  create that ran becomes an update), counted in `mutations_resent_after_uncertain_post`. An alias that
+  failed is retried alone (`entity_retries`); what still fails is reported and kept out of the snapshot.
 """
 
 from __future__ import annotations
@@ -30,16 +35,24 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-import pyarrow as pa
-
-from fc_assets.ingestion.ledger import Ledger, LedgerEntry
+from fc_assets.ingestion.delta_chunks import DeltaFile
+from fc_assets.ingestion.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.resources.fluent import FluentClient
-from fc_assets.resources.fluent_errors import FluentBatchTimeout, FluentGraphQLError, FluentJobClosedError
+from fc_assets.resources.fluent_errors import (
+    FluentBatchTimeout,
+    FluentGraphQLError,
+    FluentHTTPError,
+    FluentJobClosedError,
+    FluentRateLimited,
+)
 
 MAX_BATCH = 5000
+EVENT_CHUNK = 1000  # delta rows read at a time for product events (one event per row)
+ALIASES_PER_REQUEST = 25
 CRASH_ENV = "FC_CRASH_AT"
+JobStrategy = Literal["daily", "per_file"]
 
 
 class InjectedCrash(RuntimeError):
@@ -49,7 +62,8 @@ class InjectedCrash(RuntimeError):
 def crash_point(stage: str) -> None:
     """Test hook: `FC_CRASH_AT=after_send` (comma-separated stages) makes the pipeline fail right there,
     as a killed process would — nothing after that point runs, nothing is cleaned up. Stages:
-    after_claim, after_prepare, mid_send, after_send, after_confirm, after_commit, during_archive."""
+    after_claim, after_prepare, after_post (Fluent acted on the first request, its answer is not recorded),
+    mid_send, after_send, after_confirm_batches, after_confirm, after_commit, during_archive."""
     wanted = os.environ.get(CRASH_ENV, "")
     if wanted and stage in {s.strip() for s in wanted.split(",")}:
         raise InjectedCrash(f"injected crash at stage {stage!r} ({CRASH_ENV})")
@@ -66,11 +80,11 @@ class SendIncomplete(RuntimeError):
 
 @dataclass
 class SendOutcome:
-    sent: int = 0  # entities (or events / mutations) Fluent accepted to process, retries included
+    sent: int = 0  # entities (or events / mutations) Fluent acknowledged, retries included
     requests: int = 0  # HTTP requests that carried data
     rejected: dict[int, str] = field(default_factory=dict)  # file row → Fluent's reason, after retries
     retried: int = 0  # rows sent a second time because Fluent rejected them the first time
-    ids: dict[str, Any] = field(default_factory=dict)
+    ids: dict[str, Any] = field(default_factory=dict)  # job/batch ids, created/updated, resends
 
     def as_metadata(self) -> dict[str, Any]:
         return {
@@ -82,31 +96,22 @@ class SendOutcome:
         }
 
 
-def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()  # the delta: changed rows only, small next to the file
+def _open_log(ledger: Ledger, entry: LedgerEntry, run_id: str | None, chunk: int) -> tuple[SendLog, int]:
+    """The file's send log and its chunk size: fixed by the first run, so ordinals keep meaning the same
+    rows whatever batch size a rerun is configured with."""
+    log = ledger.sends(entry.file_id)
+    if entry.stage != "sending":
+        ledger.advance(entry, "sending", run_id)
+    plan = log.get("plan") or log.put("plan", {"chunk": chunk})
+    return log, int(plan["chunk"])
 
 
-class _Progress:
-    """The ledger entry's request list, persisted after every change."""
-
-    def __init__(self, ledger: Ledger, entry: LedgerEntry, run_id: str | None) -> None:
-        self.ledger, self.entry, self.run_id = ledger, entry, run_id
-        if entry.stage != "sending":
-            ledger.advance(entry, "sending", run_id)
-
-    def find(self, **match: Any) -> dict[str, Any] | None:
-        for r in self.entry.requests:
-            if all(r.get(k) == v for k, v in match.items()):
-                return r
-        return None
-
-    def add(self, req: dict[str, Any]) -> dict[str, Any]:
-        self.entry.requests.append(req)
-        self.save()
-        return req
-
-    def save(self) -> None:
-        self.ledger.save(self.entry)
+def _uncertain(e: Exception) -> bool:
+    """True when Fluent may have acted on a POST that got no usable answer (5xx, timeout, dropped
+    connection) or refused it only for now (429 after retries): not a rejection of the row."""
+    if isinstance(e, FluentHTTPError):
+        return isinstance(e, FluentRateLimited) or e.status >= 500 or e.request_may_have_been_processed
+    return True
 
 
 # ---------------------------------------------------------------------------------------- inventory
@@ -134,13 +139,20 @@ def inventory_entity(row: dict[str, Any], retailer_id: str) -> dict[str, Any]:
     return entity
 
 
-def batch_errors(batch: dict[str, Any], entities: list[dict[str, Any]]) -> dict[int, str]:
+def batch_errors(
+    batch: dict[str, Any],
+    entities: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]],
+    *,
+    count: int | None = None,
+) -> dict[int, str]:
     """Per-entity errors of a COMPLETE batch as {index in the batch: reason}.
 
     Accepts the shapes seen for Fluent's batch `results`: an index (`entityIndex`/`index`) or the entity's
-    refs (`skuRef` + `locationRef`, top-level or under `entity`)."""
+    refs (`skuRef` + `locationRef`, top-level or under `entity`). `entities` may be a callable: it is only
+    called (e.g. to read the batch's rows back) when an error names refs instead of an index."""
     out: dict[int, str] = {}
-    by_ref = {(e["skuRef"], e["locationRef"]): i for i, e in enumerate(entities)}
+    by_ref: dict[tuple[Any, Any], int] | None = None
+    n = count if count is not None else len(entities)  # type: ignore[arg-type]
     for item in batch.get("results") or batch.get("errors") or []:
         if not isinstance(item, dict):
             continue
@@ -154,11 +166,25 @@ def batch_errors(batch: dict[str, Any], entities: list[dict[str, Any]]) -> dict[
             reason = reason.get("message") or str(reason)
         idx = item.get("entityIndex", item.get("index"))
         if idx is None:
+            if by_ref is None:
+                listed = entities() if callable(entities) else entities
+                by_ref = {(e["skuRef"], e["locationRef"]): i for i, e in enumerate(listed)}
             ent = item.get("entity") if isinstance(item.get("entity"), dict) else item
             idx = by_ref.get((ent.get("skuRef"), ent.get("locationRef")))
-        if idx is not None and 0 <= int(idx) < len(entities):
+        if idx is not None and 0 <= int(idx) < n:
             out[int(idx)] = str(reason)
     return out
+
+
+def job_status(client: FluentClient, job_id: str) -> str:
+    """OPEN, CLOSED, or GONE when Fluent no longer knows the job (404: e.g. a sandbox restarted from its
+    seed) — a gone job is handled like a closed one: a new job is opened."""
+    try:
+        return str(client.get_job(job_id).get("status", "OPEN")).upper()
+    except FluentHTTPError as e:
+        if e.status == 404:
+            return "GONE"
+        raise
 
 
 def _job_batch_ids(job: dict[str, Any]) -> list[str]:
@@ -175,164 +201,186 @@ class BatchInventorySender:
         batch_size: int = MAX_BATCH,
         timeout_s: float = 300.0,
         entity_retries: int = 1,
+        job_strategy: JobStrategy = "daily",
         run_id: str | None = None,
         log: Callable[[str], None] = lambda m: None,
     ) -> None:
+        if job_strategy not in ("daily", "per_file"):
+            raise ValueError(f"job_strategy must be 'daily' or 'per_file', got {job_strategy!r}")
         self.client, self.ledger = client, ledger
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self.timeout_s, self.entity_retries, self.run_id, self.log = timeout_s, entity_retries, run_id, log
+        self.job_strategy = job_strategy
         self._checked_job: str | None = None
+        self._job_batches: dict[str, int] = {}  # batches each job holds (read once, then counted here)
+        self._sends: SendLog | None = None
+        self._file_name = ""
 
-    # the daily job
+    # the job: today's (FeedState.job) or this file's (the send log's "job" record)
     def job_id(self, *, replace: str | None = None) -> str:
-        state = self.ledger.state()
         today = datetime.now(UTC).strftime("%Y-%m-%d")
-        job = state.job or {}
-        if job.get("job_id") and job.get("day") == today and job["job_id"] != replace:
+        if self.job_strategy == "daily":
+            job = self.ledger.state().job or {}
+            usable = job.get("day") == today
+        else:
+            job = (self._sends.get("job") if self._sends else None) or {}
+            usable = True
+        if job.get("job_id") and usable and job["job_id"] != replace:
             if self._checked_job == job["job_id"]:
                 return job["job_id"]
-            if str(self.client.get_job(job["job_id"]).get("status", "OPEN")).upper() == "OPEN":
+            status = job_status(self.client, job["job_id"])
+            if status == "OPEN":
                 self._checked_job = job["job_id"]
                 return job["job_id"]
-            self.log(f"job {job['job_id']} is closed; creating a new one")
-        name = f"fc_assets/{self.ledger.feed}/{today}"
+            self.log(f"job {job['job_id']} is {status.lower()}; creating a new one")
+        label = today if self.job_strategy == "daily" else self._file_name
+        name = f"fc_assets/{self.ledger.feed}/{label}"
         # our delta already dropped unchanged rows, so Fluent's batch pre-processing would only repeat it
         job_id = self.client.create_job(
             name, meta={"preprocessing": "skip", "source": "fc_assets", "feed": self.ledger.feed}
         )
-        self.ledger.update_state(job={"day": today, "job_id": job_id, "name": name})
+        record = {"day": today, "job_id": job_id, "name": name}
+        if self.job_strategy == "daily":
+            self.ledger.update_state(job=record)
+        elif self._sends is not None:
+            self._sends.put("job", record)
         self._checked_job = job_id
         return job_id
 
-    def send(self, entry: LedgerEntry, delta: pa.Table) -> SendOutcome:
-        progress = _Progress(self.ledger, entry, self.run_id)
+    def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
+        log, size = _open_log(self.ledger, entry, self.run_id, self.batch_size)
+        self._sends, self._file_name = log, entry.partition_key
         rid = self.client.retailer_id
-        rows = _rows(delta)
-        n_chunks = math.ceil(len(rows) / self.batch_size)
-        for i in range(n_chunks):
-            chunk_rows = rows[i * self.batch_size : (i + 1) * self.batch_size]
-            self._post(
-                progress,
-                {"chunk": i, "attempt": 0},
-                [r["_row"] for r in chunk_rows],
-                [inventory_entity(r, rid) for r in chunk_rows],
-            )
+        n_chunks = math.ceil(delta.num_rows / size)
+        for i, table in delta.chunks(size):
+            key = f"b0-{i:06d}"
+            rec = log.get(key)
+            if rec and rec.get("batch_id"):
+                continue  # posted by an earlier run: never again (its rows are not even converted)
+            entities = [inventory_entity(r, rid) for r in table.to_pylist()]
+            self._post(log, key, {"attempt": 0, "chunk": i, "start": i * size}, entities)
             if i == 0 and n_chunks > 1:
                 crash_point("mid_send")
         crash_point("after_send")
-        by_row = {r["_row"]: r for r in rows}
-        self._confirm(progress, rows=by_row)
+        self._confirm(log, delta, size)
         for attempt in range(1, self.entity_retries + 1):
-            failed = self._failed_rows(progress, attempt - 1)
+            failed = sorted(self._failed_positions(log, attempt - 1))
             if not failed:
                 break
-            retry_rows = [by_row[r] for r in sorted(failed)]
-            for i in range(math.ceil(len(retry_rows) / self.batch_size)):
-                part = retry_rows[i * self.batch_size : (i + 1) * self.batch_size]
+            rows = delta.rows_at(failed)
+            for k in range(0, len(failed), size):
+                part = failed[k : k + size]
                 self._post(
-                    progress,
-                    {"chunk": i, "attempt": attempt},
-                    [r["_row"] for r in part],
-                    [inventory_entity(r, rid) for r in part],
+                    log,
+                    f"b{attempt}-{k // size:06d}",
+                    {"attempt": attempt, "chunk": k // size, "positions": part},
+                    [inventory_entity(rows[p], rid) for p in part],
                 )
-            self._confirm(progress, rows=by_row)
-        return self._outcome(progress)
+            self._confirm(log, delta, size)
+        return self._outcome(log, delta)
 
-    def _post(
-        self, progress: _Progress, ident: dict[str, Any], row_ids: list[int], entities: list[dict[str, Any]]
-    ) -> None:
-        req = progress.find(kind="batch", **ident)
-        if req and req.get("batch_id"):
+    def _post(self, log: SendLog, key: str, ident: dict[str, Any], entities: list[dict[str, Any]]) -> None:
+        rec = log.get(key)
+        if rec and rec.get("batch_id"):
             return  # posted by an earlier run: never again
-        if req and req.get("state") == "posting":
-            adopted = self._reconcile(progress, req)
+        if rec and rec.get("state") == "posting":
+            adopted = self._reconcile(log, rec)
             if adopted:
-                req.update(batch_id=adopted, state="posted", reconciled=True)
-                progress.save()
+                log.put(key, {**rec, "batch_id": adopted, "state": "posted", "reconciled": True})
                 return
         job_id = self.job_id()
-        if req is None:
-            req = progress.add(
-                {
-                    "kind": "batch",
-                    **ident,
-                    "rows": row_ids,
-                    "entities": len(entities),
-                    "job_id": job_id,
-                    "state": "posting",
-                    "known_batches": _job_batch_ids(self.client.get_job(job_id)),
-                }
-            )
-        else:
-            req.update(job_id=job_id, known_batches=_job_batch_ids(self.client.get_job(job_id)))
-            progress.save()
+        # the job's batch count before the POST: a batch beyond it after a crash is this one. Read from
+        # Fluent once per job and run, then counted here (one run per feed at a time adds batches to it)
+        if job_id not in self._job_batches:
+            self._job_batches[job_id] = len(_job_batch_ids(self.client.get_job(job_id)))
+        known = self._job_batches[job_id]
+        rec = log.put(
+            key, {**ident, "entities": len(entities), "job_id": job_id, "state": "posting", "known": known}
+        )
         try:
             batch_id = self.client.send_batch(job_id, entities)
-        except FluentJobClosedError:
+        except FluentHTTPError as e:
+            if not (isinstance(e, FluentJobClosedError) or e.status == 404):
+                raise  # no answer: the record stays `posting`, the rerun reconciles it
+            # refused without effect (the job closed or is gone): a new job, this batch once more
             new_job = self.job_id(replace=job_id)
-            self.log(f"job {job_id} closed before batch {ident}; re-sending once to new job {new_job}")
-            req.update(closed_job=job_id, job_id=new_job, known_batches=[])
-            progress.save()
+            self.log(f"job {job_id} refused batch {key} ({e.status}); re-sending once to new job {new_job}")
+            rec = log.put(key, {**rec, "closed_job": job_id, "job_id": new_job, "known": 0})
+            self._job_batches[new_job] = 0
             batch_id = self.client.send_batch(new_job, entities)
-        req.update(batch_id=batch_id, state="posted")
-        progress.save()
+        self._job_batches[rec["job_id"]] += 1
+        crash_point("after_post")
+        rec = {k: v for k, v in rec.items() if k != "known"}
+        log.put(key, {**rec, "batch_id": batch_id, "state": "posted"})
 
-    def _reconcile(self, progress: _Progress, req: dict[str, Any]) -> str | None:
-        """A batch that appeared in the job after `known_batches` and is claimed by no other request."""
-        claimed = {r.get("batch_id") for r in progress.entry.requests if r.get("batch_id")}
-        now = _job_batch_ids(self.client.get_job(req["job_id"]))
-        fresh = [b for b in now if b not in set(req.get("known_batches") or []) and b not in claimed]
+    def _reconcile(self, log: SendLog, rec: dict[str, Any]) -> str | None:
+        """A batch that appeared in the job after the `known` count and is claimed by no other request."""
+        if job_status(self.client, rec["job_id"]) == "GONE":
+            return None
+        claimed = {r.get("batch_id") for _, r in log.items("b") if r.get("batch_id")}
+        now = _job_batch_ids(self.client.get_job(rec["job_id"]))
+        fresh = [b for b in now[int(rec.get("known") or 0) :] if b not in claimed]
         return fresh[0] if len(fresh) == 1 else None
 
-    def _confirm(self, progress: _Progress, rows: dict[int, dict[str, Any]]) -> None:
+    def _confirm(self, log: SendLog, delta: DeltaFile, size: int) -> None:
         rid = self.client.retailer_id
-        for req in progress.entry.requests:
-            if req.get("kind") != "batch" or req.get("state") == "complete":
+        for key, rec in log.items("b"):
+            if rec.get("state") != "posted":
                 continue
             try:
-                body = self.client.wait_for_batch(req["job_id"], req["batch_id"], timeout=self.timeout_s)
+                body = self.client.wait_for_batch(rec["job_id"], rec["batch_id"], timeout=self.timeout_s)
             except FluentBatchTimeout as e:
                 raise SendIncomplete(
-                    f"batch {req['batch_id']} of job {req['job_id']} not COMPLETE after {self.timeout_s:.0f}s "
-                    f"(last status {e.last_status if hasattr(e, 'last_status') else '?'}); re-execute the run to "
-                    "poll it again — it will not be re-sent",
+                    f"batch {rec['batch_id']} of job {rec['job_id']} not COMPLETE after {self.timeout_s:.0f}s "
+                    f"(last status {e.last_status}); re-execute the run to poll it again — it will not be "
+                    "re-sent",
                     {
-                        "fluent_job_id": req["job_id"],
-                        "fluent_batch_id": req["batch_id"],
-                        "batch_status": getattr(e, "last_status", None),
+                        "fluent_job_id": rec["job_id"],
+                        "fluent_batch_id": rec["batch_id"],
+                        "batch_status": e.last_status,
                         "stage": "sending",
                     },
                 ) from e
-            entities = [inventory_entity(rows[r], rid) for r in req["rows"]]
-            errors = batch_errors(body, entities)
-            req.update(state="complete", errors={str(req["rows"][i]): msg for i, msg in errors.items()})
-            progress.save()
+            positions = rec.get("positions") or range(rec["start"], rec["start"] + rec["entities"])
+
+            def entities(positions=positions) -> list[dict[str, Any]]:
+                rows = delta.rows_at(positions)  # only for errors given by refs, not by index
+                return [inventory_entity(rows[p], rid) for p in positions]
+
+            errors = batch_errors(body, entities, count=rec["entities"])
+            log.put(
+                key,
+                {**rec, "state": "complete", "errors": {str(positions[i]): m for i, m in errors.items()}},
+            )
         crash_point("after_confirm_batches")
 
     @staticmethod
-    def _failed_rows(progress: _Progress, attempt: int) -> set[int]:
-        out: set[int] = set()
-        for r in progress.entry.requests:
-            if r.get("kind") == "batch" and r.get("attempt") == attempt:
-                out.update(int(k) for k in (r.get("errors") or {}))
-        return out
+    def _failed_positions(log: SendLog, attempt: int) -> set[int]:
+        return {int(p) for _, r in log.items(f"b{attempt}-") for p in (r.get("errors") or {})}
 
-    def _outcome(self, progress: _Progress) -> SendOutcome:
-        reqs = [r for r in progress.entry.requests if r.get("kind") == "batch"]
+    def _outcome(self, log: SendLog, delta: DeltaFile) -> SendOutcome:
+        reqs = [r for _, r in log.items("b")]
         final: dict[int, str] = {}
         for r in sorted(reqs, key=lambda r: r["attempt"]):
-            for row in r["rows"]:
-                err = (r.get("errors") or {}).get(str(row))
-                if err is None:
-                    final.pop(row, None)
-                else:
-                    final[row] = err
+            errors = r.get("errors") or {}
+            for p in r.get("positions") or ():
+                final.pop(p, None)  # a retried row: its latest attempt decides
+            for p, msg in errors.items():
+                final[int(p)] = msg
+        rows = delta.rows_at(final)
+        batch_ids = [r["batch_id"] for r in reqs if r.get("batch_id")]
         return SendOutcome(
             sent=sum(r["entities"] for r in reqs),
             requests=len(reqs),
-            rejected=final,
+            rejected={int(rows[p]["_row"]): msg for p, msg in final.items()},
             retried=sum(r["entities"] for r in reqs if r["attempt"] > 0),
-            ids={"job_ids": sorted({r["job_id"] for r in reqs}), "batch_ids": [r["batch_id"] for r in reqs]},
+            ids={
+                "job_ids": sorted({r["job_id"] for r in reqs}),
+                "batches": len(batch_ids),
+                "batch_ids": batch_ids[:50],
+                "closed_jobs_replaced": sorted({r["closed_job"] for r in reqs if r.get("closed_job")}),
+                "batches_adopted": sum(1 for r in reqs if r.get("reconciled")),
+            },
         )
 
 
@@ -352,6 +400,10 @@ def product_event(row: dict[str, Any], retailer_id: str, catalogue_ref: str) -> 
         "retailerId": retailer_id,
         "attributes": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in attrs.items()},
     }
+
+
+def _is_variant(row: dict[str, Any]) -> bool:
+    return str(row.get("type") or "STANDARD").upper() == "VARIANT"
 
 
 class EventProductSender:
@@ -374,39 +426,59 @@ class EventProductSender:
         )
         self.catalogue_ref = catalogue_ref or f"PC:MASTER:{client.retailer_id}"
 
-    def send(self, entry: LedgerEntry, delta: pa.Table) -> SendOutcome:
-        progress = _Progress(self.ledger, entry, self.run_id)
+    def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
+        log, size = _open_log(self.ledger, entry, self.run_id, EVENT_CHUNK)
+        first = True
         # standard products before their variants (a variant event needs its standard product to exist);
         # Fluent has no product delete event, so rows gone from the file are not sent
-        rows = sorted(
-            (r for r in _rows(delta) if r.get("_op") != "delete"),
-            key=lambda r: (str(r.get("type") or "STANDARD").upper() == "VARIANT", r["_row"]),
+        for phase, variants in ((0, False), (1, True)):
+            for i, table in delta.chunks(size):
+                key = f"e{phase}-{i:06d}"
+                rec = log.get(key)
+                if rec and rec["state"] == "done":
+                    continue
+                rows = [
+                    r for r in table.to_pylist() if r.get("_op") != "delete" and _is_variant(r) == variants
+                ]
+                if not rows:
+                    continue
+                rec = rec or {"chunk": i, "events": len(rows), "acked": 0, "resent": 0, "errors": {}}
+                if rec.get("in_flight") is not None:
+                    rec["resent"] += 1  # no answer recorded for it: send it again (an upsert: harmless)
+                for j in range(rec["acked"], len(rows)):
+                    # one write per event: the previous one acknowledged, this one in flight
+                    rec = log.put(key, {**rec, "state": "sending", "in_flight": j})
+                    error = self._post(rows[j])
+                    crash_point("after_post")
+                    if error:
+                        rec["errors"] = {**rec["errors"], str(rows[j]["_row"]): error}
+                    rec = {**rec, "acked": j + 1, "in_flight": None}
+                    if first and delta.num_rows > 1:
+                        log.put(key, rec)
+                        crash_point("mid_send")
+                    first = False
+                log.put(key, {**rec, "state": "done", "in_flight": None})
+        crash_point("after_send")
+        recs = [r for _, r in log.items("e")]
+        return SendOutcome(
+            sent=sum(r["acked"] for r in recs),
+            requests=sum(r["acked"] for r in recs),
+            rejected={int(row): msg for r in recs for row, msg in r["errors"].items()},
+            ids={"events_resent_after_uncertain_post": sum(r["resent"] for r in recs)},
         )
-        for i, row in enumerate(rows):
-            req = progress.find(kind="event", row=row["_row"])
-            if req is not None:
-                continue  # posted (or possibly posted) by an earlier run: not again
-            req = progress.add({"kind": "event", "row": row["_row"], "state": "posting"})
+
+    def _post(self, row: dict[str, Any]) -> str | None:
+        """Post one event; its rejection reason, or None. No answer (5xx, dropped, timeout) raises."""
+        try:
             answer = self.client.post_event(
                 self.to_event(row, self.client.retailer_id, self.catalogue_ref), mode=self.mode
             )
-            status = str(answer.get("eventStatus") or "").upper()
-            req.update(
-                state="posted",
-                event_id=answer.get("eventId") or answer.get("id"),
-                error=None if status in ("", "COMPLETE", "SUCCESS") else f"event status {status}",
-            )
-            progress.save()
-            if i == 0 and len(rows) > 1:
-                crash_point("mid_send")
-        crash_point("after_send")
-        reqs = [r for r in progress.entry.requests if r.get("kind") == "event"]
-        return SendOutcome(
-            sent=len(reqs),
-            requests=len(reqs),
-            rejected={r["row"]: r["error"] for r in reqs if r.get("error")},
-            ids={"event_ids": [r.get("event_id") for r in reqs if r.get("event_id")][:50]},
-        )
+        except FluentHTTPError as e:
+            if _uncertain(e):
+                raise
+            return f"refused: HTTP {e.status} {e.body_excerpt}"  # a 4xx: Fluent did not take it
+        status = str(answer.get("eventStatus") or "").upper()
+        return None if status in ("", "COMPLETE", "SUCCESS") else f"event status {status}"
 
 
 # ---------------------------------------------------------------------------------------- locations
@@ -427,13 +499,15 @@ class GraphQLLocationSender:
         client: FluentClient,
         ledger: Ledger,
         *,
-        aliases_per_request: int = 25,
+        aliases_per_request: int = ALIASES_PER_REQUEST,
+        entity_retries: int = 1,
         run_id: str | None = None,
         to_inputs: Callable[[dict[str, Any], dict[str, Any] | None, str], tuple[str, dict[str, Any]]]
         | None = None,
     ) -> None:
         self.client, self.ledger, self.run_id = client, ledger, run_id
         self.n = max(1, aliases_per_request)
+        self.entity_retries = entity_retries
         self.to_inputs = to_inputs or location_input
 
     def lookup(self, refs: list[str]) -> dict[str, dict[str, Any]]:
@@ -448,45 +522,81 @@ class GraphQLLocationSender:
                     found[ref] = data[a]
         return found
 
-    def send(self, entry: LedgerEntry, delta: pa.Table) -> SendOutcome:
-        progress = _Progress(self.ledger, entry, self.run_id)
-        rows = [r for r in _rows(delta) if r.get("_op") != "delete"]
-        rid = self.client.retailer_id
-        for ci, part in enumerate(chunked(rows, self.n)):
-            if progress.find(kind="mutations", chunk=ci, state="done"):
-                continue
-            existing = self.lookup([r["ref"] for r in part])  # fresh on resume: creates that ran are updates
-            ops = [self.to_inputs(r, existing.get(r["ref"]), rid) for r in part]
-            decl = ", ".join(
-                f"$i{i}: {'CreateLocationInput' if m == 'createLocation' else 'UpdateLocationInput'}!"
-                for i, (m, _) in enumerate(ops)
-            )
-            body = " ".join(f"a{i}: {m}(input: $i{i}) {{ id ref }}" for i, (m, _) in enumerate(ops))
-            variables = {f"i{i}": inp for i, (_, inp) in enumerate(ops)}
-            req = progress.find(kind="mutations", chunk=ci) or progress.add(
-                {"kind": "mutations", "chunk": ci, "rows": [r["_row"] for r in part], "state": "posting"}
-            )
-            result = self.client.graphql(f"mutation Upsert({decl}) {{ {body} }}", variables, partial=True)
-            errors: dict[str, str] = {}
-            for err in result.errors:
-                path = err.get("path") or []
-                alias = str(path[0]) if path else ""
-                if alias.startswith("a") and alias[1:].isdigit() and int(alias[1:]) < len(part):
-                    errors[str(part[int(alias[1:])]["_row"])] = str(err.get("message", "error"))
-                else:  # an error not tied to an alias: the request as a whole failed
-                    raise FluentGraphQLError(result.errors, data=result.data)
-            req.update(state="done", ops=[m for m, _ in ops], errors=errors)
-            progress.save()
-            if ci == 0:
+    def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
+        log, size = _open_log(self.ledger, entry, self.run_id, self.n)
+        for i, table in delta.chunks(size):
+            rows = [(i * size + k, r) for k, r in enumerate(table.to_pylist()) if r.get("_op") != "delete"]
+            if rows:
+                self._request(log, f"m0-{i:06d}", {"attempt": 0, "chunk": i}, rows)
+            if i == 0:
                 crash_point("mid_send")
         crash_point("after_send")
-        reqs = [r for r in progress.entry.requests if r.get("kind") == "mutations"]
-        ops = [m for r in reqs for m in r.get("ops", [])]
+        for attempt in range(1, self.entity_retries + 1):
+            failed = sorted({int(p) for _, r in log.items(f"m{attempt - 1}-") for p in r.get("errors") or {}})
+            if not failed:
+                break
+            rows = delta.rows_at(failed)
+            for p in failed:  # a failed alias is retried alone
+                self._request(log, f"m{attempt}-{p:09d}", {"attempt": attempt, "position": p}, [(p, rows[p])])
+        return self._outcome(log, delta)
+
+    def _request(self, log: SendLog, key: str, ident: dict[str, Any], rows: list[tuple[int, dict]]) -> None:
+        rec = log.get(key)
+        if rec and rec["state"] == "done":
+            return
+        resent = (rec or {}).get("resent", 0) + (len(rows) if rec else 0)  # `posting`: no answer recorded
+        log.put(key, {**ident, "aliases": len(rows), "state": "posting", "resent": resent})
+        existing = self.lookup([r["ref"] for _, r in rows])  # fresh on resume: creates that ran are updates
+        rid = self.client.retailer_id
+        ops = [self.to_inputs(r, existing.get(r["ref"]), rid) for _, r in rows]
+        decl = ", ".join(
+            f"$i{i}: {'CreateLocationInput' if m == 'createLocation' else 'UpdateLocationInput'}!"
+            for i, (m, _) in enumerate(ops)
+        )
+        body = " ".join(f"a{i}: {m}(input: $i{i}) {{ id ref }}" for i, (m, _) in enumerate(ops))
+        variables = {f"i{i}": inp for i, (_, inp) in enumerate(ops)}
+        result = self.client.graphql(f"mutation Upsert({decl}) {{ {body} }}", variables, partial=True)
+        crash_point("after_post")
+        errors: dict[str, str] = {}
+        for err in result.errors:
+            path = err.get("path") or []
+            alias = str(path[0]) if path else ""
+            if alias.startswith("a") and alias[1:].isdigit() and int(alias[1:]) < len(rows):
+                errors[str(rows[int(alias[1:])][0])] = str(err.get("message", "error"))
+            else:  # an error not tied to an alias: the request as a whole failed
+                raise FluentGraphQLError(result.errors, data=result.data)
+        ok = [m for k, (m, _) in enumerate(ops) if str(rows[k][0]) not in errors]
+        log.put(
+            key,
+            {
+                **ident,
+                "aliases": len(rows),
+                "state": "done",
+                "resent": resent,
+                "created": ok.count("createLocation"),
+                "updated": ok.count("updateLocation"),
+                "errors": errors,
+            },
+        )
+
+    def _outcome(self, log: SendLog, delta: DeltaFile) -> SendOutcome:
+        recs = [r for _, r in log.items("m")]
+        final: dict[int, str] = {}
+        for r in sorted(recs, key=lambda r: r["attempt"]):
+            if r["attempt"] > 0:
+                final.pop(r["position"], None)
+            final.update({int(p): m for p, m in (r.get("errors") or {}).items()})
+        rows = delta.rows_at(final)
         return SendOutcome(
-            sent=len(ops),
-            requests=len(reqs),
-            rejected={int(k): v for r in reqs for k, v in (r.get("errors") or {}).items()},
-            ids={"created": ops.count("createLocation"), "updated": ops.count("updateLocation")},
+            sent=sum(r["aliases"] for r in recs),
+            requests=len(recs),
+            rejected={int(rows[p]["_row"]): msg for p, msg in final.items()},
+            retried=sum(r["aliases"] for r in recs if r["attempt"] > 0),
+            ids={
+                "created": sum(r.get("created", 0) for r in recs),
+                "updated": sum(r.get("updated", 0) for r in recs),
+                "mutations_resent_after_uncertain_post": sum(r.get("resent", 0) for r in recs),
+            },
         )
 
 

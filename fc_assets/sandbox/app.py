@@ -58,6 +58,13 @@ class FaultsAndAuth:
             kind, value = fault
             if kind == "drop":
                 return await drop_connection(send)
+            if kind == "lose":  # processed, but the answer never reaches the client
+
+                async def swallow(_message: Any) -> None:
+                    return None
+
+                await self._authorized(scope, receive, swallow)
+                return await drop_connection(send)
             if kind == "429":
                 response = json(
                     {"message": "Too many requests (sandbox rate_limit fault)"},
@@ -70,6 +77,10 @@ class FaultsAndAuth:
             return await response(scope, receive, send)
         if state.faults.tokens_due(path):
             state.tokens.expire_all()
+        await self._authorized(scope, receive, send)
+
+    async def _authorized(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state, path = self.state, scope["path"]
         if not path.startswith(UNAUTHENTICATED):
             headers = dict(scope["headers"])
             auth = headers.get(b"authorization")
@@ -145,6 +156,7 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
             stuck_cursor=state.faults.flag("stuck_cursor"),
             user=user,
             record_mutation=state.received.mutation,
+            mutation_error=state.faults.mutation_error,
         )
         status, out = state.graphql.run(body, ctx)
         return json(out, status)

@@ -8,6 +8,8 @@ Keys (a POST merges them into the current faults; `null` removes one):
 | `rate_limit: {"count": N, "retry_after": s}` | the next N API requests answer 429 with `Retry-After: s` |
 | `server_errors: {"count": N, "status": 503, "message"?: s}` | the next N API requests answer that status (any 4xx/5xx), body `{"message"}` |
 | `drop_connections: N` | the next N API requests: the connection is closed with no response |
+| `lose_responses: N` | the next N API requests are processed, then the connection is closed with no answer |
+| `fail_mutations: {"<location ref>": n, ...}` | the next n create/updateLocation of that ref fail on their alias (code `S0001E`) |
 | `expire_tokens: true` | every token issued so far expires now (an action, not kept) |
 | `expire_tokens_after: N` | after N more API requests (token requests not counted), every token issued so far expires (once) |
 | `graphql_errors: {"message": s, "code"?: c, "classification"?: k, "match"?: t, "count"?: N}` | `/graphql` requests whose raw body contains `t` (all when absent) answer HTTP 200 `{"data": null, "errors": [{"message": s, "extensions": {"code": c, "classification": k}}]}`; the next N of them, or every one without `count` |
@@ -19,7 +21,7 @@ Keys (a POST merges them into the current faults; `null` removes one):
 `graphql_errors` is answered after the token check (a client sees it as Fluent's GraphQL error); it
 ignores `paths`. Without `paths`, counted faults hit every API path except `/oauth/token` (and never `/health` or
 `/_sandbox`). A request consumes one count of the first counted fault that applies, in the order
-drop → 429 → 5xx.
+drop → lost answer → 429 → 5xx.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ KNOWN = {
     "rate_limit",
     "server_errors",
     "drop_connections",
+    "lose_responses",
+    "fail_mutations",
     "expire_tokens",
     "expire_tokens_after",
     "graphql_errors",
@@ -81,7 +85,9 @@ class Faults:
                 }
                 if "count" in value:
                     value["count"] = int(value["count"])
-            elif key in ("latency_ms", "drop_connections", "expire_tokens_after"):
+            elif key == "fail_mutations":
+                value = {str(ref): int(n) for ref, n in value.items()}
+            elif key in ("latency_ms", "drop_connections", "lose_responses", "expire_tokens_after"):
                 value = int(value)
             elif key == "paths":
                 value = [str(p) for p in value]
@@ -132,13 +138,16 @@ class Faults:
         return {"message": fault["message"], **({"extensions": ext} if ext else {})}
 
     def take(self, path: str) -> tuple[str, Any] | None:
-        """Consume one count of the counted fault that hits this request: ("drop", None), ("429", retry
-        after) or ("5xx", (status, message)); None when no counted fault applies."""
+        """Consume one count of the counted fault that hits this request: ("drop", None), ("lose", None),
+        ("429", retry after) or ("5xx", (status, message)); None when no counted fault applies."""
         if not self._counted_applies(path):
             return None
         if self.state.get("drop_connections", 0) > 0:
             self.state["drop_connections"] -= 1
             return "drop", None
+        if self.state.get("lose_responses", 0) > 0:
+            self.state["lose_responses"] -= 1
+            return "lose", None
         rate = self.state.get("rate_limit")
         if rate and rate["count"] > 0:
             rate["count"] -= 1
@@ -148,3 +157,11 @@ class Faults:
             errors["count"] -= 1
             return "5xx", (errors["status"], errors.get("message"))
         return None
+
+    def mutation_error(self, ref: str | None) -> str | None:
+        """The `fail_mutations` fault for a mutation of this location ref (consumes one of its failures)."""
+        left = self.state.get("fail_mutations") or {}
+        if ref is None or left.get(ref, 0) <= 0:
+            return None
+        left[ref] -= 1
+        return f"mutation of location {ref!r} failed (sandbox fail_mutations fault)"

@@ -30,6 +30,7 @@ class RequestContext:
     stuck_cursor: bool = False
     user: dict[str, Any] = field(default_factory=dict)
     record_mutation: Callable[[str, str, Any, bool], None] | None = None
+    mutation_error: Callable[[str | None], str | None] | None = None  # the fail_mutations fault
 
 
 def coded(code: str, message: str) -> GraphQLError:
@@ -283,6 +284,14 @@ def quantity_position(q: dict[str, Any], info: Any) -> Any:
 # ---------------------------------------------------------------------------------------- mutations
 
 
+def _location_ref(store: Store, input: dict[str, Any]) -> str | None:
+    if input.get("ref"):
+        return str(input["ref"])
+    table = store.tables["locations"]
+    row = table.row_of_id(input["id"]) if input.get("id") is not None else None
+    return table.node(row)["ref"] if row is not None else None
+
+
 def mutation(name: str, write: Callable[[Store, dict[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
     """A mutation resolver that records what it received (`/_sandbox/received`) and whether it worked."""
 
@@ -292,6 +301,9 @@ def mutation(name: str, write: Callable[[Store, dict[str, Any]], dict[str, Any]]
         try:
             if input is None:
                 raise GraphQLError(f"'input' is required for {name}")
+            injected = ctx.mutation_error(_location_ref(ctx.store, input)) if ctx.mutation_error else None
+            if injected:
+                raise FluentError("S0001E", injected)
             node = write(ctx.store, input)
         except FluentError as exc:
             if ctx.record_mutation:

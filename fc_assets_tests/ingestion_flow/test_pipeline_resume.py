@@ -141,7 +141,8 @@ def test_crash_between_post_and_record_adopts_the_batch(world):
         world.run(ref)
     result = world.run(ref)
     assert len(world.fluent.received) == 200 and result.metadata["sent"] == 200
-    assert Ledger(world.lake, "inventory").get(ref.file_id).requests[0].get("reconciled") is True
+    assert Ledger(world.lake, "inventory").sends(ref.file_id).get("b0-000000").get("reconciled") is True
+    assert result.metadata["fluent_batches_adopted"] == 1
 
 
 def test_closed_job_is_replaced_and_batch_resent_once(world):

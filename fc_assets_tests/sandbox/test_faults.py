@@ -57,6 +57,28 @@ def test_dropped_connections_get_no_response(api, sandbox_clean):
     assert api.post("/graphql", json={"query": ME}).status_code == 200
 
 
+def test_lost_responses_are_processed_but_never_answered(api, sandbox_clean):
+    before = len(sandbox_clean.admin.received()["events"])
+    sandbox_clean.admin.set_faults(lose_responses=1, paths=["/api/v4.1/event"])
+    event = {"name": "LOST_ANSWER", "entityType": "ORDER", "retailerId": "1"}
+    with pytest.raises(httpx.TransportError):
+        api.post("/api/v4.1/event/async", json=event)
+    assert [e["name"] for e in sandbox_clean.admin.received()["events"][before:]] == ["LOST_ANSWER"]  # ran
+    assert api.post("/api/v4.1/event/async", json=event).status_code == 200
+
+
+def test_fail_mutations_fail_the_alias_of_that_location_n_times(api, sandbox_clean):
+    ref = api.data("{ locations(first: 1) { edges { node { id ref } } } }")["locations"]["edges"][0]["node"]
+    before = len(sandbox_clean.admin.received()["mutations"])
+    sandbox_clean.admin.set_faults(fail_mutations={ref["ref"]: 1})
+    mutation = "mutation($i: UpdateLocationInput!) { a0: updateLocation(input: $i) { id } }"
+    body = {"query": mutation, "variables": {"i": {"id": ref["id"], "name": "Renamed"}}}
+    first = api.post("/graphql", json=body).json()
+    assert first["errors"][0]["path"] == ["a0"] and first["errors"][0]["extensions"]["code"] == "S0001E"
+    assert api.post("/graphql", json=body).json()["data"]["a0"]["id"] == ref["id"]
+    assert [m["ok"] for m in sandbox_clean.admin.received()["mutations"][before:]] == [False, True]
+
+
 def test_stuck_cursor_repeats_the_cursor_with_has_next_page_true(api, sandbox_clean):
     query = (
         "query($a: String) { locations(first: 5, after: $a) { edges { cursor } pageInfo { hasNextPage } } }"

@@ -1,0 +1,180 @@
+"""Sending benchmark: a first load of an inventory feed (every row new) through the Batch API sender, to the
+Fluent sandbox over HTTP, at 100k and 1M rows (and 10M with `--big`): peak memory and ledger bytes.
+
+    python bench/sending_bench.py                  # 100k and 1M rows (a few minutes)
+    python bench/sending_bench.py --big            # also 10M rows (the sandbox holds every entity: ~GBs)
+    python bench/sending_bench.py --rows 100000 --rows 300000
+
+Each size runs against a fresh sandbox (`--batch-delay-ms 0`: batches complete as soon as they are
+processed) and a `file://` lake in a temp directory. A first child writes the delta as `pipeline._prepare`
+leaves it (delta.parquet with `_op`, `_row`, `_h`, in file order, and a `prepared` ledger entry); a second,
+fresh child runs `BatchInventorySender.send` — the stage this benchmark is about — and reports:
+
+- peak RSS of the child (ru_maxrss) and its RSS before sending;
+- lake bytes written for the ledger: every write under `state/<feed>/ledger/`, `sends/` and `state.json`
+  (each rewrite counted again), against the size of delta.parquet.
+
+Targets (issue 12): peak RSS(1M) <= 1.3 x peak RSS(100k); ledger bytes <= 1 % of the delta's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+PREPARE = r"""
+import json, sys, time
+rows, lake_dir = int(sys.argv[1]), sys.argv[2]
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fc_assets.ingestion.files import FileRef
+from fc_assets.ingestion.ledger import Ledger, LedgerEntry
+from fc_assets.resources.storage import Lake
+
+lake = Lake(f"file://{lake_dir}")
+feed = "inventory"
+ref = FileRef(feed, "s3", f"inventory/first-load-{rows}.csv", "v1", rows * 40, time.time(), "etag")
+ledger = Ledger(lake, feed)
+entry = LedgerEntry.new(ref)
+ledger.advance(entry, "claimed")
+delta_rel = ledger.work(ref.file_id, "delta.parquet")
+
+# the delta of a first load: every row an upsert, in file order (what compute_delta writes)
+with lake.atomic_write(delta_rel) as out:
+    schema = pa.schema([("sku_ref", pa.string()), ("location_ref", pa.string()), ("qty", pa.int64()),
+                        ("status", pa.string()), ("_row", pa.int64()), ("_h", pa.string()), ("_op", pa.string())])
+    with pq.ParquetWriter(out, schema, compression="zstd") as w:  # row groups as DuckDB's COPY writes them
+        rng = np.random.default_rng(7)
+        for start in range(0, rows, 122_880):
+            idx = np.arange(start, min(rows, start + 122_880))
+            m = len(idx)
+            w.write_table(pa.table({
+                "sku_ref": np.char.add("SKU-", np.char.zfill(idx.astype(str), 10)),
+                "location_ref": np.char.add("LOC-", np.char.zfill((idx % 997).astype(str), 4)),
+                "qty": rng.integers(0, 100_000, m),
+                "status": np.full(m, "AVAILABLE"),
+                "_row": idx + 1,
+                "_h": [f"{x:032x}" for x in rng.integers(0, 2**62, m)],
+                "_op": np.full(m, "upsert"),
+            }, schema=schema))
+ledger.advance(entry, "prepared")
+print(json.dumps({"file_id": ref.file_id}))
+"""
+
+SEND = r"""
+import json, resource, sys, time
+rows, base_url, lake_dir, file_id = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+
+from fc_assets.ingestion.delta_chunks import DeltaFile
+from fc_assets.ingestion.ledger import Ledger
+from fc_assets.ingestion.senders import BatchInventorySender
+from fc_assets.resources.fluent import FluentClient
+from fc_assets.resources.storage import Lake
+
+lake = Lake(f"file://{lake_dir}")
+feed = "inventory"
+written = {"ledger": 0}
+plain_write = Lake.write_bytes
+
+
+def counting_write(self, data, *parts):
+    rel = "/".join(parts)
+    if rel.startswith(f"state/{feed}/") and ("/ledger/" in rel or "/sends/" in rel or rel.endswith("state.json")):
+        written["ledger"] += len(data)
+    return plain_write(self, data, *parts)
+
+
+Lake.write_bytes = counting_write
+ledger = Ledger(lake, feed)
+entry = ledger.get(file_id)
+delta_rel = ledger.work(file_id, "delta.parquet")
+delta_bytes = lake.fs.get_file_info(lake.path(delta_rel)).size
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+client = FluentClient(base_url, "fc-sandbox", "fc-sandbox-secret", retailer_id="1", timeout=120)
+t = time.perf_counter()
+with client:
+    outcome = BatchInventorySender(client, ledger, timeout_s=600).send(entry, DeltaFile(lake, delta_rel))
+ledger.advance(entry, "confirmed", send_summary=outcome.ids)
+seconds = time.perf_counter() - t
+print(json.dumps({
+    "rows": rows, "sent": outcome.sent, "batches": outcome.ids["batches"], "rejected": len(outcome.rejected),
+    "seconds": seconds, "rss_before_mb": rss_before / 1024,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "delta_bytes": delta_bytes, "ledger_bytes": written["ledger"],
+}))
+"""
+
+
+def run(rows: int) -> dict:
+    from fc_assets.sandbox.runner import SandboxServer
+
+    args = [
+        "--orders",
+        "0",
+        "--inventory-positions",
+        "0",
+        "--virtual-positions",
+        "0",
+        "--batch-delay-ms",
+        "0",
+    ]
+    with SandboxServer(args, seed=7) as sandbox, tempfile.TemporaryDirectory(prefix="fc-send-bench-") as lake:
+        prepared = child(PREPARE, str(rows), lake)
+        return child(SEND, str(rows), sandbox.base_url, lake, prepared["file_id"])
+
+
+def child(code: str, *args: str) -> dict:
+    """Run `code` in a fresh interpreter (its own peak RSS); its last stdout line is JSON."""
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"child failed {args}:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, action="append", help="sizes to run (default 100k and 1M)")
+    parser.add_argument("--big", action="store_true", help="also 10M rows")
+    opts = parser.parse_args()
+    sizes = opts.rows or [100_000, 1_000_000]
+    if opts.big:
+        sizes.append(10_000_000)
+    results = []
+    for rows in sizes:
+        started = time.perf_counter()
+        r = run(rows)
+        results.append(r)
+        print(
+            f"{rows:>11,} rows: sent {r['sent']:,} in {r['batches']} batches, {r['seconds']:.1f} s sending "
+            f"({r['sent'] / r['seconds']:,.0f} entities/s); peak RSS {r['peak_rss_mb']:.0f} MB "
+            f"(before sending {r['rss_before_mb']:.0f} MB); ledger {r['ledger_bytes']:,} B written = "
+            f"{100 * r['ledger_bytes'] / r['delta_bytes']:.3f} % of the delta ({r['delta_bytes']:,} B); "
+            f"{time.perf_counter() - started:.0f} s with set-up",
+            flush=True,
+        )
+    small = results[0]
+    for r in results[1:]:
+        ratio = r["peak_rss_mb"] / small["peak_rss_mb"]
+        print(
+            f"peak RSS {r['rows']:,} vs {small['rows']:,} rows: {r['peak_rss_mb']:.0f} / "
+            f"{small['peak_rss_mb']:.0f} MB = {ratio:.2f}x (target <= 1.3x) "
+            f"{'OK' if ratio <= 1.3 else 'NOT MET'}"
+        )
+    for r in results:
+        share = r["ledger_bytes"] / r["delta_bytes"]
+        print(
+            f"ledger bytes {r['rows']:,} rows: {share:.3%} of the delta (target <= 1 %) "
+            f"{'OK' if share <= 0.01 else 'NOT MET'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
