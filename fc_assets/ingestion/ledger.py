@@ -148,6 +148,14 @@ class Ledger:
         entry.history.append({"stage": stage, "at": now_iso(), "run_id": run_id})
         self.save(entry)
 
+    def file_ids(self) -> set[str]:
+        """The file ids with an entry (one LIST of the ledger directory, no reads)."""
+        return {
+            rel.rsplit("/", 1)[-1].removesuffix(".json")
+            for rel in self.lake.list_files(self.rel("ledger"))
+            if rel.endswith(".json")
+        }
+
     def entries(self) -> list[LedgerEntry]:
         out = []
         for rel in self.lake.list_files(self.rel("ledger")):
