@@ -25,6 +25,10 @@ def _register() -> None:
 
     main.add_command(check_file)
 
+    from fc_assets.ingestion.state_cli import state
+
+    main.add_command(state)
+
 
 _register()
 

@@ -184,7 +184,7 @@ def plan_tick(
     floor = None if cursor.mark is None else cursor.mark - lookback_s
 
     def is_candidate(f: ListedFile) -> bool:
-        if f.digest in seen:
+        if f.digest in seen and f.key not in rescued_keys:  # rescued: no ledger entry (e.g. reprocess)
             return False
         return floor is None or f.mtime >= floor or f.key in cursor.pending or f.key in rescued_keys
 
@@ -199,7 +199,7 @@ def plan_tick(
             reason = f"too large ({f.size} bytes > max {max_bytes}); raise FC_MAX_FILE_BYTES to take it"
         elif stability == "marker" and f.key not in (markers or set()):
             reason = "waiting for its completion marker"
-        elif stability == "size_stable":
+        elif stability == "size_stable" and not (f.key in rescued_keys and f.digest in seen):
             prev = cursor.pending.get(f.key)
             if f.size == 0:
                 reason = "empty so far"

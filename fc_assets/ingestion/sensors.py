@@ -97,11 +97,13 @@ def tick_result(
     lookback = settings.sensor_lookback_s if lookback_s is None else lookback_s
     rescued: list[ListedFile] = []
     notes: list[str] = []
+    generations: dict[str, int] = {}
     now = time.time()
     if ledger is not None and (
         cursor.full_scan_at is None or now - cursor.full_scan_at >= settings.sensor_full_scan_minutes * 60
     ):
         rescued, notes = full_scan(feed, location, listing, ledger, fingerprint, now)
+        generations = ledger.state().reprocess
         cursor.full_scan_at = now
         seen = cursor.seen()
         if fresh := [f for f in rescued if f.digest not in seen]:
@@ -119,7 +121,8 @@ def tick_result(
     refs = [FileRef.of(feed, location, f) for f in plan.ready]
     requests = [
         dg.RunRequest(
-            run_key=r.run_key,
+            # a file forgotten by `fc-assets state reprocess` runs again under a new run key
+            run_key=f"{r.run_key}#{generations[r.file_id]}" if r.file_id in generations else r.run_key,
             partition_key=r.partition_key,
             tags=r.tags(),
             run_config={"ops": {asset_name: {"config": r.config()}}},
