@@ -42,6 +42,10 @@ def s3_resource() -> S3Resource:
 
 
 def ingestion_definitions(feeds: list[Feed] | None = None) -> dg.Definitions:
+    from fc_assets.ingestion.state_jobs import build_state_retention_definitions
+
+    feeds = feeds or list(FEEDS.values())
     return dg.Definitions.merge(
-        *(build_feed_definitions(plan_for(f)) for f in (feeds or list(FEEDS.values())))
+        *(build_feed_definitions(plan_for(f)) for f in feeds),
+        build_state_retention_definitions([f.name for f in feeds]),
     )
