@@ -10,7 +10,7 @@ def build_state_retention_definitions(feeds: list[str]) -> dg.Definitions:
     @dg.op(
         description="Apply FC_STATE_RETENTION_DAYS to every feed's ledger and work files (state_ops.prune)."
     )
-    def prune_feed_state(context: dg.OpExecutionContext, lake: LakeResource) -> None:
+    def prune_state_of_feeds(context: dg.OpExecutionContext, lake: LakeResource) -> None:
         from fc_assets.ingestion import state_ops
         from fc_assets.settings import get_settings
 
@@ -23,7 +23,7 @@ def build_state_retention_definitions(feeds: list[str]) -> dg.Definitions:
 
     @dg.job(name="prune_feed_state", description="Retention of the feeds' ledger and work files in the lake.")
     def prune_job() -> None:
-        prune_feed_state()
+        prune_state_of_feeds()
 
     schedule = dg.ScheduleDefinition(
         job=prune_job, cron_schedule="17 3 * * *", execution_timezone="UTC", name="prune_feed_state_daily"
