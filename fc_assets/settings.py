@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     def send_disappeared_feeds(self) -> frozenset[str]:
         return frozenset(n.strip() for n in self.send_disappeared.split(",") if n.strip())
 
+    sensor_lookback_s: float = Field(3600.0, alias="FC_SENSOR_LOOKBACK_S")
+    sensor_full_scan_minutes: float = Field(30.0, alias="FC_SENSOR_FULL_SCAN_MINUTES")
+    feed_max_retries: int = Field(3, alias="FC_FEED_MAX_RETRIES")
+    feed_retry_delay_s: float = Field(30.0, alias="FC_FEED_RETRY_DELAY_S")
+    feed_lease_s: float = Field(1800.0, alias="FC_FEED_LEASE_S")
+    state_retention_days: int = Field(90, alias="FC_STATE_RETENTION_DAYS")
+
     # Local stack ports (make demo)
     sandbox_port: int = Field(8099, alias="FC_SANDBOX_PORT")
     s3_port: int = Field(9000, alias="FC_S3_PORT")

@@ -15,20 +15,32 @@ ends however it ends, and freed by run monitoring if a worker dies — so there 
 live holder and no way to release someone else's slot. Two sensors (S3 and SFTP) or a manual
 materialization racing on the same feed queue on the slot instead of interleaving sends. The ledger adds a
 second, data-level guard: a file half-sent blocks others of the feed until it is finished (`FeedBusyError`).
+
+**Retries.** A failed attempt is counted in the file's ledger entry (across runs). Up to `FC_FEED_MAX_RETRIES`
+failures are retried in the same run after `FC_FEED_RETRY_DELAY_S` × 2^(n-1) (±25 % jitter; Dagster
+`RetryRequested`; nothing already sent is sent again, the ledger resumes). The next failure is permanent:
+the file is released to `error/` with its reason (state_ops.release_to_error), the run fails with that
+reason in its metadata and `fc-assets state files FEED --outcome error` lists it. A replaced source
+(`SourceChanged`) is not retried: the new version is a new file. Later files of the feed follow the rule in
+state_ops.py (wait while a live holder keeps its lease, else finish or release the in-flight file first).
 """
+
+import random
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.files import FileRef, FileRefConfig
-from fc_assets.ingestion.ledger import FeedBusyError
+from fc_assets.ingestion.ledger import FeedBusyError, Ledger
 from fc_assets.ingestion.pipeline import FeedPlan, PipelineEnv, process_file
-from fc_assets.ingestion.senders import SendIncomplete
+from fc_assets.ingestion.senders import InjectedCrash
 from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets.ingestion.sources import SourceChanged, SourceStore
+from fc_assets.ingestion.state_ops import release_to_error, run_alive, settle_inflight
 from fc_assets.resources.fluent import FluentResource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import LakeResource
+from fc_assets.settings import get_settings
 
 CHECK_NAME = "rejects_under_threshold"
 DEFAULT_BATCH_TIMEOUT_S = 600.0
@@ -69,6 +81,9 @@ def resolve_file(context: dg.AssetExecutionContext, feed: str, config: FileRefCo
 
 def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
     feed = plan.name
+    settings = get_settings()
+    max_retries, retry_delay_s = settings.feed_max_retries, settings.feed_retry_delay_s
+    busy_wait_s = max(0.2, min(60.0, settings.feed_lease_s / 10))
     asset_name = f"{feed}_feed"
     partitions = dg.DynamicPartitionsDefinition(name=f"{feed}_files")
     check = dg.AssetCheckSpec(
@@ -83,6 +98,13 @@ def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
         partitions_def=partitions,
         pool=pool_name(feed),
         check_specs=[check],
+        # errors outside the file's handling below (e.g. the lake unreachable before the file is claimed)
+        retry_policy=dg.RetryPolicy(
+            max_retries=max_retries,
+            delay=retry_delay_s,
+            backoff=dg.Backoff.EXPONENTIAL,
+            jitter=dg.Jitter.PLUS_MINUS,
+        ),
         group_name="ingestion",
         kinds={"fluent", *(loc.kind for loc in plan.locations)},
         description=f"Files of the `{feed}` feed sent to Fluent ({plan.sender}); one partition per file version.",
@@ -105,12 +127,35 @@ def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
             batch_timeout_s=config.batch_timeout_s,
             batch_size=config.batch_size,
         )
+        ledger = Ledger(env.lake, feed)
         try:
+            settled = settle_inflight(
+                plan, ref, env, alive=run_alive(context.instance), max_retries=max_retries
+            )
+            if settled:
+                context.log.warning(settled)
             result = process_file(plan, ref, env)
-        except SendIncomplete as e:
-            raise dg.Failure(str(e), metadata=e.metadata) from e
-        except (FeedBusyError, SourceChanged) as e:
-            raise dg.Failure(str(e)) from e
+        except SourceChanged as e:
+            raise dg.Failure(str(e), allow_retries=False) from e
+        except InjectedCrash as e:  # a test's stand-in for a killed worker: nothing in this process goes on
+            raise dg.Failure(str(e), allow_retries=False) from e
+        except FeedBusyError as e:
+            context.log.info(f"{e}; next look in {busy_wait_s:.0f} s")
+            raise dg.RetryRequested(max_retries=context.retry_number + 1, seconds_to_wait=busy_wait_s) from e
+        except Exception as e:
+            entry = ledger.get(ref.file_id)
+            if entry is None or entry.done:
+                raise  # not claimed yet: the retry policy applies
+            entry.attempts += 1
+            ledger.save(entry)
+            md = dict(getattr(e, "metadata", None) or {})
+            if entry.attempts <= max_retries:
+                wait = retry_delay_s * 2 ** (entry.attempts - 1) * random.uniform(0.75, 1.25)
+                context.log.warning(
+                    f"{ref.key}: attempt {entry.attempts} failed ({e}); retrying in {wait:.1f} s"
+                )
+                raise dg.RetryRequested(max_retries=context.retry_number + 1, seconds_to_wait=wait) from e
+            raise _permanent_failure(plan, entry, env, e, md) from e
         md = result.metadata
         return dg.MaterializeResult(
             metadata=md,
@@ -126,6 +171,31 @@ def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
                     },
                 )
             ],
+        )
+
+    def _permanent_failure(plan, entry, env, error, md) -> dg.Failure:
+        reason = f"failed {entry.attempts} times; last error: {error}"
+        try:
+            entry = release_to_error(plan, entry, env.lake, env.sources, reason, env.run_id)
+        except Exception as release_error:  # e.g. committed (only its archive failed) or source unreachable
+            return dg.Failure(
+                f"{entry.key}: {reason}; not released to error/: {release_error}",
+                metadata={**md, "outcome": "failed", "attempts": entry.attempts},
+                allow_retries=False,
+            )
+        return dg.Failure(
+            f"{entry.key}: {entry.error} — moved to {entry.archive_target}",
+            metadata={
+                **md,
+                "outcome": "error",
+                "error": entry.error or "",
+                "attempts": entry.attempts,
+                "archived_to": entry.archive_target or "",
+                "ledger": env.lake.uri_for(
+                    Ledger(env.lake, plan.name).rel("ledger", f"{entry.file_id}.json")
+                ),
+            },
+            allow_retries=False,
         )
 
     job = dg.define_asset_job(

@@ -3,7 +3,7 @@
 The cursor is a small JSON document (Dagster copies it into every tick row, dagster-notes §2.4):
 
     {"v": 1, "mark": 1718000000.0, "tie_keys": ["3f9a…"], "recent": {"1717999990.0": "ab12…cd34…"},
-     "pending": {"inbox/a.csv": [1024, 1718000001.0]}, "pruned_on": "2025-06-01"}
+     "pending": {"inbox/a.csv": [1024, 1718000001.0]}, "pruned_on": "2025-06-01", "full_scan_at": 1718000000.0}
 
 - `mark`: high-water mark, the largest last-modified time of an emitted file. It never regresses.
 - `tie_keys`: digests of `key@version` emitted at exactly `mark`. SFTP mtimes are whole seconds and S3's
@@ -14,10 +14,13 @@ The cursor is a small JSON document (Dagster copies it into every tick row, dags
   its *start* time; a client that preserves mtimes) is still found, and the digests keep it from repeating.
 - `pending`: files seen but held back (still growing, no marker yet, too large), keyed by path with the
   size/mtime last observed. They are re-examined every tick whatever the mark, so holding never loses them.
+- `full_scan_at`: when the sensor last compared the whole listing with the feed's ledger (sensors.py): a file
+  older than the lookback window that was never processed is "rescued" by that comparison, whatever its mtime.
 
 A digest is 12 hex characters of BLAKE2b over `key@version` (version = S3 ETag, or `mtime:size` on SFTP), so
 the cursor stays in the low kilobytes even for long file names, and a re-uploaded file with new content is a
-new digest (and a new run). Files over the per-tick limit are neither recorded nor held: they sort after
+new digest (and a new run). On SFTP a same-size rewrite in the same second keeps `mtime:size`; the full scan
+tells it apart by content and gives it the version `mtime:size:<sha256 prefix>` (`ListedFile.fingerprint`). Files over the per-tick limit are neither recorded nor held: they sort after
 everything emitted, so they stay "new" for the next tick.
 """
 
@@ -43,12 +46,14 @@ class ListedFile:
     mtime: float
     size: int
     etag: str | None = None
+    fingerprint: str | None = None  # content hash prefix, set only when mtime:size is ambiguous (SFTP)
 
     @property
     def version(self) -> str:
         if self.etag:
             return self.etag.strip('"')
-        return f"{_num(self.mtime)}:{self.size}"
+        base = f"{_num(self.mtime)}:{self.size}"
+        return f"{base}:{self.fingerprint}" if self.fingerprint else base
 
     @property
     def digest(self) -> str:
@@ -68,8 +73,11 @@ class Cursor:
     mark: float | None = None
     tie_keys: list[str] = field(default_factory=list)
     recent: dict[str, list[str]] = field(default_factory=dict)
-    pending: dict[str, list[float]] = field(default_factory=dict)
+    pending: dict[str, list] = field(
+        default_factory=dict
+    )  # key → [size, mtime] or [size, mtime, fingerprint]
     pruned_on: str | None = None
+    full_scan_at: float | None = None
 
     @classmethod
     def parse(cls, raw: str | None) -> Cursor:
@@ -85,6 +93,7 @@ class Cursor:
             recent,
             dict(d.get("pending") or {}),
             d.get("pruned_on"),
+            d.get("full_scan_at"),
         )
 
     def dump(self) -> str:
@@ -97,6 +106,8 @@ class Cursor:
         }
         if self.pruned_on:
             d["pruned_on"] = self.pruned_on
+        if self.full_scan_at is not None:
+            d["full_scan_at"] = self.full_scan_at
         return json.dumps(d, separators=(",", ":"))
 
     def seen(self) -> set[str]:
@@ -144,16 +155,38 @@ def plan_tick(
     max_bytes: int | None = None,
     stability: Stability = "atomic",
     markers: set[str] | None = None,
+    rescued: Iterable[ListedFile] = (),
 ) -> TickPlan:
-    """Decide one tick. `markers` holds the keys whose completion marker exists (stability="marker")."""
+    """Decide one tick. `markers` holds the keys whose completion marker exists (stability="marker").
+
+    `rescued` are files the full scan found unprocessed (older than the lookback window, or an SFTP rewrite
+    told apart by content): candidates whatever their mtime, held like any other file until complete. A held
+    file's fingerprint is kept in `pending` so the next tick knows the same version without hashing again."""
     files = {f.key: f for f in listing}  # a listing has each key once
+    for key, prev in cursor.pending.items():
+        f = files.get(key)
+        if (
+            f is not None
+            and len(prev) > 2
+            and not f.etag
+            and [float(f.size), float(f.mtime)]
+            == [
+                float(prev[0]),
+                float(prev[1]),
+            ]
+        ):
+            files[key] = ListedFile(f.key, f.mtime, f.size, None, str(prev[2]))
+    rescued_keys = set()
+    for f in rescued:
+        files[f.key] = f
+        rescued_keys.add(f.key)
     seen = cursor.seen()
     floor = None if cursor.mark is None else cursor.mark - lookback_s
 
     def is_candidate(f: ListedFile) -> bool:
-        if f.digest in seen:
+        if f.digest in seen and f.key not in rescued_keys:  # rescued: no ledger entry (e.g. reprocess)
             return False
-        return floor is None or f.mtime >= floor or f.key in cursor.pending
+        return floor is None or f.mtime >= floor or f.key in cursor.pending or f.key in rescued_keys
 
     candidates = sorted((f for f in files.values() if is_candidate(f)), key=lambda f: (f.mtime, f.key))
     ready: list[ListedFile] = []
@@ -166,7 +199,7 @@ def plan_tick(
             reason = f"too large ({f.size} bytes > max {max_bytes}); raise FC_MAX_FILE_BYTES to take it"
         elif stability == "marker" and f.key not in (markers or set()):
             reason = "waiting for its completion marker"
-        elif stability == "size_stable":
+        elif stability == "size_stable" and not (f.key in rescued_keys and f.digest in seen):
             prev = cursor.pending.get(f.key)
             if f.size == 0:
                 reason = "empty so far"
@@ -174,7 +207,7 @@ def plan_tick(
                 reason = "still being written (size/mtime not yet stable across two ticks)"
         if reason:
             held.append(Held(f, reason))
-            pending[f.key] = [f.size, f.mtime]
+            pending[f.key] = [f.size, f.mtime, *([f.fingerprint] if f.fingerprint else [])]
         elif len(ready) < max_files:
             ready.append(f)
         else:
@@ -193,7 +226,7 @@ def _advance(
     marks = [m for m in (cursor.mark, *(f.mtime for f in emitted)) if m is not None]
     mark = max(marks) if marks else None
     if mark is None:
-        return Cursor(None, [], {}, pending, cursor.pruned_on)
+        return Cursor(None, [], {}, pending, cursor.pruned_on, cursor.full_scan_at)
     floor = mark - lookback_s
     kept = {t: d for t, d in buckets.items() if floor <= t < mark}
     tie = sorted(buckets.get(mark, set()))
@@ -203,4 +236,4 @@ def _advance(
             break
         total -= len(kept.pop(t))
     recent = {_num(t): sorted(d) for t, d in sorted(kept.items())}
-    return Cursor(mark, tie, recent, pending, cursor.pruned_on)
+    return Cursor(mark, tie, recent, pending, cursor.pruned_on, cursor.full_scan_at)

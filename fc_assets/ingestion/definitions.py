@@ -42,8 +42,13 @@ def s3_resource() -> S3Resource:
 
 
 def ingestion_definitions(feeds: list[Feed] | None = None) -> dg.Definitions:
+    from fc_assets.ingestion.state_jobs import build_state_retention_definitions
+
     feeds = feeds or list(FEEDS.values())
     unknown = get_settings().send_disappeared_feeds - {f.name for f in feeds}
     if unknown:
         raise ValueError(f"FC_SEND_DISAPPEARED: unknown feeds {sorted(unknown)}")
-    return dg.Definitions.merge(*(build_feed_definitions(plan_for(f)) for f in feeds))
+    return dg.Definitions.merge(
+        *(build_feed_definitions(plan_for(f)) for f in feeds),
+        build_state_retention_definitions([f.name for f in feeds]),
+    )

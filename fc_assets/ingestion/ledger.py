@@ -4,7 +4,9 @@ Layout under `<lake>/state/<feed>/`:
 
     ledger/<file_id>.json    one entry per file version (path + etag/size/mtime + content hash), its stage,
                              counts, Fluent job/batch ids, archive target and history of runs
-    state.json               the feed's state: watermark, last committed file, the file in flight, daily job
+    state.json               the feed's state: watermark, last committed file, the file in flight (with the
+                             run holding it and its lease), daily job, reprocess generations
+    audit.jsonl              every operator change (`fc-assets state …`): who, when, what
     snapshot.parquet         last-sent rows + row hash (written by `delta.commit_snapshot`)
     work/<file_id>/          accepted.parquet (validated rows), delta.parquet (what to send)
     sends/<file_id>/<key>.json   the send log (`SendLog`): one small object per request or chunk sent
@@ -26,14 +28,16 @@ Stages, in order (a rerun resumes after the last one recorded):
 
 Only one run per feed works at a time (Dagster pool, see assets.py); the ledger adds the guard that a file
 which reached `sending` must finish before another file of the same feed computes a delta, so snapshots
-are applied in the order Fluent saw the data (`FeedBusyError`).
+are applied in the order Fluent saw the data (`FeedBusyError`). The in-flight slot names the run holding it
+and a lease (`FC_FEED_LEASE_S`, renewed at each attempt); what a later file does about it is in
+state_ops.settle_inflight.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fc_assets.ingestion.files import FileRef
@@ -76,6 +80,7 @@ class LedgerEntry:
     error: str | None = None
     watermark: str | None = None
     base_commit: int | None = None  # FeedState.committed when the delta was computed (stale if it moved)
+    attempts: int = 0  # failed attempts so far (transient failures; see assets.py for the retry rule)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -109,9 +114,11 @@ class LedgerEntry:
 class FeedState:
     watermark: str | None = None
     last_file_id: str | None = None
-    inflight: dict[str, Any] | None = None  # {file_id, partition_key, key} of a file past "prepared"
+    # {file_id, partition_key, key, run_id, taken_at, lease_until} of a file past "prepared"
+    inflight: dict[str, Any] | None = None
     job: dict[str, Any] | None = None  # {day, job_id}: the Batch API job reused across files
     committed: int = 0
+    reprocess: dict[str, int] = field(default_factory=dict)  # file_id → generation (`state reprocess`)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeedState:
@@ -156,6 +163,14 @@ class Ledger:
         """The send log of one file version (read back from the lake)."""
         return SendLog(self.lake, self.rel("sends", file_id)).load()
 
+    def file_ids(self) -> set[str]:
+        """The file ids with an entry (one LIST of the ledger directory, no reads)."""
+        return {
+            rel.rsplit("/", 1)[-1].removesuffix(".json")
+            for rel in self.lake.list_files(self.rel("ledger"))
+            if rel.endswith(".json")
+        }
+
     def entries(self) -> list[LedgerEntry]:
         out = []
         for rel in self.lake.list_files(self.rel("ledger")):
@@ -180,6 +195,24 @@ class Ledger:
             setattr(state, k, v)
         self.save_state(state)
         return state
+
+    def take_slot(self, ref: FileRef, run_id: str | None, lease_s: float | None = None) -> FeedState:
+        """Hold the in-flight slot for `ref` (or renew it) with a lease of `lease_s` (FC_FEED_LEASE_S)."""
+        if lease_s is None:
+            from fc_assets.settings import get_settings
+
+            lease_s = get_settings().feed_lease_s
+        now = datetime.now(UTC)
+        return self.update_state(
+            inflight={
+                "file_id": ref.file_id,
+                "partition_key": ref.partition_key,
+                "key": ref.key,
+                "run_id": run_id,
+                "taken_at": now.isoformat(timespec="seconds"),
+                "lease_until": (now + timedelta(seconds=lease_s)).isoformat(timespec="seconds"),
+            }
+        )
 
     def check_not_busy(self, file_id: str) -> FeedState:
         """Raise `FeedBusyError` if another file of the feed is between `sending` and `committed`."""

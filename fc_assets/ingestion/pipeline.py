@@ -149,9 +149,7 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
     outcome: SendOutcome | None = None
     if entry.outcome != "error":
         if not entry.reached("confirmed"):
-            ledger.update_state(
-                inflight={"file_id": ref.file_id, "partition_key": ref.partition_key, "key": ref.key}
-            )
+            ledger.take_slot(ref, env.run_id)
             delta = DeltaFile(lake, delta_rel)  # streamed chunk by chunk by the sender
             if delta.num_rows:
                 with env.fluent() as client:

@@ -10,12 +10,22 @@ run config), and the next cursor. Dagster commits the cursor only after the runs
 What waits is said, never dropped: files still being written, waiting for a marker, too large, or over
 `FC_MAX_FILES_PER_TICK` are listed in the tick's skip reason or log line and picked up by a later tick.
 Partitions older than `retention_days` (by the date in their key) are deleted once a day.
+
+Ticks look back `FC_SENSOR_LOOKBACK_S` behind the mark. Every `FC_SENSOR_FULL_SCAN_MINUTES` a tick also
+compares the whole listing with the feed's ledger in the lake (one LIST of `state/<feed>/ledger/`): a
+settled file (mtime ≥ 1 min old) with no ledger entry is requested whatever its mtime (a late copy that
+kept an old mtime), and a file whose version was already processed and archived — so it left the inbox —
+yet is present again is a re-upload: on SFTP, whose `mtime:size` cannot tell a same-size rewrite in the same
+second, its content is hashed and, if it differs, requested as version `mtime:size:<sha256[:12]>`; if it is
+identical (or on S3, same ETag) it is reported in the tick message, not silently skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -23,11 +33,13 @@ from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.cursor import Cursor, ListedFile, TickPlan, plan_tick
 from fc_assets.ingestion.files import FileLocation, FileRef
+from fc_assets.ingestion.ledger import Ledger
 from fc_assets.resources.sftp import SFTPResource, SFTPSession
+from fc_assets.resources.storage import LakeResource
 from fc_assets.settings import get_settings
 
-DEFAULT_LOOKBACK_S = 3600.0
 DEFAULT_RETENTION_DAYS = 30
+SETTLED_S = 60.0  # the full scan rescues only files whose mtime is at least this old (not being written)
 
 
 def list_s3(client, location: FileLocation) -> tuple[list[ListedFile], set[str]]:
@@ -74,25 +86,43 @@ def tick_result(
     partitions_def: dg.DynamicPartitionsDefinition,
     listing: Sequence[ListedFile],
     markers: set[str],
-    lookback_s: float,
+    lookback_s: float | None,
     retention_days: int,
+    ledger: Ledger | None = None,
+    fingerprint: Callable[[str], str] | None = None,
 ) -> dg.SensorResult:
     """The pure-ish heart of both sensors (no listing I/O): plan, run requests, partitions, cursor."""
     settings = get_settings()
     cursor = Cursor.parse(context.cursor)
+    lookback = settings.sensor_lookback_s if lookback_s is None else lookback_s
+    rescued: list[ListedFile] = []
+    notes: list[str] = []
+    generations: dict[str, int] = {}
+    now = time.time()
+    if ledger is not None and (
+        cursor.full_scan_at is None or now - cursor.full_scan_at >= settings.sensor_full_scan_minutes * 60
+    ):
+        rescued, notes = full_scan(feed, location, listing, ledger, fingerprint, now)
+        generations = ledger.state().reprocess
+        cursor.full_scan_at = now
+        seen = cursor.seen()
+        if fresh := [f for f in rescued if f.digest not in seen]:
+            context.log.info(f"full scan: {len(fresh)} unprocessed file(s) the lookback window missed")
     plan: TickPlan = plan_tick(
         cursor,
         listing,
-        lookback_s=lookback_s,
+        lookback_s=lookback,
         max_files=settings.max_files_per_tick,
         max_bytes=settings.max_file_bytes,
         stability=location.stability,
         markers=markers,
+        rescued=rescued,
     )
     refs = [FileRef.of(feed, location, f) for f in plan.ready]
     requests = [
         dg.RunRequest(
-            run_key=r.run_key,
+            # a file forgotten by `fc-assets state reprocess` runs again under a new run key
+            run_key=f"{r.run_key}#{generations[r.file_id]}" if r.file_id in generations else r.run_key,
             partition_key=r.partition_key,
             tags=r.tags(),
             run_config={"ops": {asset_name: {"config": r.config()}}},
@@ -111,7 +141,7 @@ def tick_result(
             partition_requests.append(partitions_def.build_delete_request(old))
             context.log.info(f"pruning {len(old)} partition(s) older than {retention_days} days")
         new_cursor.pruned_on = today
-    summary = plan.skip_summary()
+    summary = "; ".join(x for x in (plan.skip_summary(), *notes) if x) or None
     if summary and requests:
         context.log.info(f"{location.name}: {len(requests)} new file(s); waiting: {summary}")
     return dg.SensorResult(
@@ -120,6 +150,56 @@ def tick_result(
         cursor=new_cursor.dump(),
         skip_reason=None if requests else (summary or f"no new files in {location.kind}:{location.path}"),
     )
+
+
+def full_scan(
+    feed: str,
+    location: FileLocation,
+    listing: Sequence[ListedFile],
+    ledger: Ledger,
+    fingerprint: Callable[[str], str] | None,
+    now: float,
+) -> tuple[list[ListedFile], list[str]]:
+    """Compare the listing with the ledger: files to request whatever their mtime, and what to report."""
+    known = ledger.file_ids()
+    rescued, notes = [], []
+    for f in listing:
+        if f.mtime > now - SETTLED_S:
+            continue  # the normal tick path sees recent files
+        file_id = FileRef.of(feed, location, f).file_id
+        if file_id not in known:
+            rescued.append(f)  # never processed (a queued run's request repeats its run key: deduped)
+            continue
+        entry = ledger.get(file_id)
+        if entry is None or not entry.done or entry.counts.get("archive") not in ("moved", "already moved"):
+            continue  # in progress, or its archive step left it in place on purpose
+        # this version was processed and moved away, yet the key is here again: a re-upload
+        if fingerprint is not None:
+            sha = fingerprint(f.key)
+            fp = ListedFile(f.key, f.mtime, f.size, None, sha[:12])
+            fp_id = FileRef.of(feed, location, fp).file_id
+            if sha != entry.content_sha256 and fp_id not in known:
+                rescued.append(fp)
+                continue
+            entry = ledger.get(fp_id) or entry
+            if not entry.done:
+                continue
+        notes.append(
+            f"{f.key}: identical to a version already processed ({entry.outcome}, partition "
+            f"{entry.partition_key}); not processed again — delete it, or `fc-assets state reprocess`"
+        )
+    return rescued, notes
+
+
+def sftp_sha256(session: SFTPSession) -> Callable[[str], str]:
+    def digest(path: str) -> str:
+        h = hashlib.sha256()
+        with session.open(path) as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return h.hexdigest()
+
+    return digest
 
 
 def expired_partitions(keys: Sequence[str], retention_days: int) -> list[str]:
@@ -135,7 +215,7 @@ def build_file_sensor(
     job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition,
     partitions_def: dg.DynamicPartitionsDefinition,
     minimum_interval_seconds: int = 30,
-    lookback_s: float = DEFAULT_LOOKBACK_S,
+    lookback_s: float | None = None,
     retention_days: int = DEFAULT_RETENTION_DAYS,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
     name: str | None = None,
@@ -162,16 +242,29 @@ def build_file_sensor(
     if location.kind == "s3":
 
         @decorator
-        def _s3_sensor(context: dg.SensorEvaluationContext, s3: S3Resource) -> dg.SensorResult:
+        def _s3_sensor(
+            context: dg.SensorEvaluationContext, s3: S3Resource, lake: LakeResource
+        ) -> dg.SensorResult:
             listing, markers = list_s3(s3.get_client(), location)
-            return tick_result(context, listing=listing, markers=markers, **common)
+            ledger = Ledger(lake.get_lake(), feed)
+            return tick_result(context, listing=listing, markers=markers, ledger=ledger, **common)
 
         return _s3_sensor
 
     @decorator
-    def _sftp_sensor(context: dg.SensorEvaluationContext, sftp: SFTPResource) -> dg.SensorResult:
+    def _sftp_sensor(
+        context: dg.SensorEvaluationContext, sftp: SFTPResource, lake: LakeResource
+    ) -> dg.SensorResult:
         with sftp.session() as session:
             listing, markers = list_sftp(session, location)
-        return tick_result(context, listing=listing, markers=markers, **common)
+            ledger = Ledger(lake.get_lake(), feed)
+            return tick_result(
+                context,
+                listing=listing,
+                markers=markers,
+                ledger=ledger,
+                fingerprint=sftp_sha256(session),
+                **common,
+            )
 
     return _sftp_sensor

@@ -97,9 +97,12 @@ class Flow:
     def tick(self, kind: str) -> list[dg.RunRequest]:
         sensor = self.defs.resolve_sensor_def(f"{kind}_{self.feed.name}_sensor")
         ctx = dg.build_sensor_context(
-            instance=self.instance, cursor=self.cursors.get(kind), resources={kind: self.resources[kind]}
+            instance=self.instance,
+            cursor=self.cursors.get(kind),
+            resources={kind: self.resources[kind], "lake": self.resources["lake"]},
         )
         result = sensor(ctx)
+        self.skip = result.skip_reason.skip_message if result.skip_reason else ""
         self.cursors[kind] = result.cursor
         for req in result.dynamic_partitions_requests or []:
             if isinstance(req, dg.AddDynamicPartitionsRequest):

@@ -141,7 +141,7 @@ def test_ledger_entries_stages_and_busy_guard(file_lake):
     b = FileRef("inv", "s3", "in/b.csv", "e2", 10, 2.0, "e2")
     ea = LedgerEntry.new(a)
     ledger.advance(ea, "claimed", run_id="r1")
-    ledger.advance(ea, "sending", run_id="r1", requests=[{"batch_id": "7"}])
+    ledger.advance(ea, "sending", run_id="r1", send_summary={"batch_ids": ["7"]})
     state = ledger.state()
     state.inflight = {"file_id": a.file_id}
     ledger.save_state(state)
@@ -149,7 +149,7 @@ def test_ledger_entries_stages_and_busy_guard(file_lake):
         ledger.check_not_busy(b.file_id)
     ledger.check_not_busy(a.file_id)  # the file itself may resume
     ledger.advance(ea, "claimed", run_id="r2")  # never moves backwards
-    assert ledger.get(a.file_id).stage == "sending" and ledger.get(a.file_id).requests == [{"batch_id": "7"}]
+    assert ledger.get(a.file_id).stage == "sending" and ledger.get(a.file_id).send_summary == {"batch_ids": ["7"]}
     ledger.advance(ea, "committed")
     ledger.check_not_busy(b.file_id)
     assert [e.key for e in ledger.entries()] == ["in/a.csv"]

@@ -9,6 +9,7 @@ import pytest
 
 from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.ingestion.senders import CRASH_ENV
+from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,
     Received,
@@ -23,6 +24,9 @@ from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 @pytest.fixture
 def flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
     monkeypatch.delenv(CRASH_ENV, raising=False)
+    monkeypatch.setenv("FC_FEED_MAX_RETRIES", "1")  # retries: test_feed_retries.py
+    monkeypatch.setenv("FC_FEED_RETRY_DELAY_S", "0.2")
+    get_settings.cache_clear()
     f = Flow(
         inventory_feed(),
         instance=dagster_instance,
@@ -33,7 +37,8 @@ def flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypa
     )
     f.sandbox = sandbox_clean
     f.received = Received(sandbox_clean.admin)
-    return f
+    yield f
+    get_settings.cache_clear()
 
 
 ROWS = [(f"E2E{i:04d}", f"LOC{i % 5}", i % 50) for i in range(500)]
@@ -132,13 +137,13 @@ def test_stuck_batch_times_out_and_is_never_resent(flow):
     flow.sandbox.admin.set_faults(stuck_batches=True)
     flow.put_s3("stock.csv", inventory_csv(ROWS[:20]))
     (req,) = flow.tick("s3")
-    first = flow.execute(req, batch_timeout_s=1.0)
+    first = flow.execute(req, batch_timeout_s=1.0)  # retried once: polls the same batch, sends nothing
     fm = failure_metadata(first)
     assert not first.success and fm["batch_status"] == "RUNNING" and fm["fluent_batch_id"]
-    again = flow.execute(req, batch_timeout_s=0.5)  # re-executed: polls the same batch, sends nothing
-    assert failure_metadata(again)["fluent_batch_id"] == fm["fluent_batch_id"]
     assert len(flow.received.batches()) == 1
-    assert flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix="inventory/stock")["KeyCount"] == 1
+    # failed for good: released to error/ with its reason (test_feed_retries.py)
+    assert fm["outcome"] == "error" and fm["archived_to"].startswith("inventory/error/")
+    assert flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix="inventory/stock")["KeyCount"] == 0
 
 
 def test_too_many_rejects_fails_the_check_and_moves_file_to_error(flow):

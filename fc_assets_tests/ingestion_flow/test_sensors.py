@@ -16,6 +16,7 @@ from dagster_aws.s3 import S3Resource
 from fc_assets.ingestion.files import FileLocation
 from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets.resources.sftp import SFTPConfigError, SFTPResource
+from fc_assets.resources.storage import Lake, LakeResource
 from fc_assets.settings import get_settings
 
 PARTS = dg.DynamicPartitionsDefinition(name="test_feed_files")
@@ -33,7 +34,10 @@ class Ticker:
     """Evaluates a sensor tick after tick the way the daemon does: cursor carried over, partitions added,
     run keys deduplicated (Dagster skips a run key it has seen, whatever that run's outcome)."""
 
-    def __init__(self, sensor, instance, resources):
+    def __init__(self, sensor, instance, resources, lake: Lake | None = None):
+        if lake is None:  # the sensors' full scan reads the ledger: an empty lake unless one is given
+            lake = Lake("file:///nonexistent-fc-lake")
+        resources = {"lake": lake_resource(lake), **resources}
         self.sensor, self.instance, self.resources = sensor, instance, resources
         self.cursor: str | None = None
         self.run_keys: set[str] = set()
@@ -54,6 +58,15 @@ class Ticker:
         new = [r for r in result.run_requests or [] if r.run_key not in self.run_keys]
         self.run_keys.update(r.run_key for r in new)
         return new
+
+
+def lake_resource(lake: Lake) -> LakeResource:
+    return LakeResource(
+        uri=lake.uri,
+        endpoint_url=lake.endpoint_url,
+        access_key_id=lake.access_key_id,
+        secret_access_key=lake.secret_access_key,
+    )
 
 
 def keys_of(requests) -> list[str]:

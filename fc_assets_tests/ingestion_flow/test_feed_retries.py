@@ -1,0 +1,143 @@
+"""Failures of a feed's run end to end (real Dagster instance, sandbox over HTTP, moto S3 inbox and lake):
+transient errors retried with backoff in the same run, a file failing for good released to `error/` with its
+reason while the next file of the feed goes on with a consistent delta base, a file left in flight by a dead
+run finished by the next file's run, and a live holder's lease making the next file wait, then reclaimed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from fc_assets.ingestion.feeds import inventory_feed
+from fc_assets.ingestion.ledger import Ledger
+from fc_assets.ingestion.senders import CRASH_ENV
+from fc_assets.settings import get_settings
+from fc_assets_tests.ingestion_flow.flow import (
+    Flow,
+    Received,
+    failure_metadata,
+    metadata,
+    on_hand,
+    sandbox_fluent,
+)
+from fc_assets_tests.ingestion_flow.helpers import inventory_csv
+
+
+@pytest.fixture
+def make_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+
+    def make(**env) -> Flow:
+        for k, v in {"FC_FEED_MAX_RETRIES": 2, "FC_FEED_RETRY_DELAY_S": 0.2, **env}.items():
+            monkeypatch.setenv(k, str(v))
+        get_settings.cache_clear()
+        f = Flow(
+            inventory_feed(),
+            instance=dagster_instance,
+            lake=lake,
+            s3_endpoint=s3_server.endpoint_url,
+            sftp_server=sftp_server,
+            fluent=sandbox_fluent(sandbox_clean),
+        )
+        f.sandbox = sandbox_clean
+        f.received = Received(sandbox_clean.admin)
+        return f
+
+    yield make
+    get_settings.cache_clear()
+
+
+ROWS = [(f"RT{i:03d}", "LOC1", i) for i in range(20)]
+SKUS = [s for s, _, _ in ROWS]
+
+
+def keys(flow: Flow, prefix: str) -> list[str]:
+    got = flow.s3.list_objects_v2(Bucket=flow.bucket, Prefix=prefix).get("Contents", [])
+    return sorted(o["Key"] for o in got)
+
+
+def retried(result: dg.ExecuteInProcessResult) -> int:
+    return sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
+
+
+def run(flow: Flow, name: str, rows, **config) -> dg.ExecuteInProcessResult:
+    flow.put_s3(name, inventory_csv(rows))
+    (req,) = flow.tick("s3")
+    return flow.execute(req, **config)
+
+
+def test_transient_fluent_errors_are_retried_with_backoff(make_flow):
+    flow = make_flow()
+    # the client does not retry a POST (Fluent may have taken it): two 503s fail two attempts of the run
+    flow.sandbox.admin.set_faults(server_errors={"count": 2, "status": 503}, paths=["/api/v4.1/job"])
+    result = run(flow, "stock.csv", ROWS)
+    assert result.success and retried(result) == 2
+    assert metadata(result)["sent"] == 20 and len(flow.received.entities()) == 20
+    assert on_hand(flow.resources["fluent"], SKUS) == {(s, loc): q for s, loc, q in ROWS}
+    assert keys(flow, "inventory/processed/")
+
+
+def test_permanent_failure_goes_to_error_and_the_next_file_goes_on(make_flow):
+    flow = make_flow(FC_FEED_MAX_RETRIES=1)
+    assert run(flow, "base.csv", ROWS).success
+    flow.sandbox.admin.set_faults(stuck_batches=True)
+    bumped = [(s, loc, q + 100) for s, loc, q in ROWS]
+    failed = run(flow, "a.csv", bumped, batch_timeout_s=0.5)
+    fm = failure_metadata(failed)
+    assert not failed.success and retried(failed) == 1  # two attempts, the second polls the same batch
+    assert fm["outcome"] == "error" and "failed 2 times" in fm["error"] and "/error/" in fm["archived_to"]
+    assert keys(flow, "inventory/a.csv") == [] and keys(flow, "inventory/error/")
+    assert len(flow.received.batches()) == 2  # base + a's one batch: never re-sent
+    ledger = Ledger(flow.lake, "inventory")
+    (entry,) = [e for e in ledger.entries() if e.key == "inventory/a.csv"]
+    assert entry.outcome == "error" and entry.attempts == 2 and ledger.sends(entry.file_id).records
+    assert ledger.state().inflight is None
+
+    # a later file with the base values: Fluent may hold a's values, so every key a touched is sent again
+    flow.sandbox.admin.clear_faults()
+    later = run(flow, "b.csv", ROWS)
+    assert later.success and metadata(later)["sent"] == 20
+    assert on_hand(flow.resources["fluent"], SKUS) == {(s, loc): q for s, loc, q in ROWS}
+
+
+def test_next_file_finishes_the_file_a_dead_run_left_in_flight(make_flow, monkeypatch):
+    flow = make_flow()
+    monkeypatch.setenv(CRASH_ENV, "after_send")  # the worker dies after Fluent took the batch
+    dead = run(flow, "a.csv", ROWS)
+    assert not dead.success and Ledger(flow.lake, "inventory").state().inflight["run_id"] == dead.run_id
+    monkeypatch.delenv(CRASH_ENV)
+    changed = [(s, loc, q + 1 if i < 3 else q) for i, (s, loc, q) in enumerate(ROWS)]
+    later = run(flow, "b.csv", changed)
+    assert later.success and metadata(later)["sent"] == 3  # its delta is against a's committed rows
+    assert len(flow.received.entities()) == 23  # a's rows once (polled, not re-sent) + b's 3
+    assert len(keys(flow, "inventory/processed/")) == 2 and keys(flow, "inventory/a.csv") == []
+    assert on_hand(flow.resources["fluent"], SKUS) == {(s, loc): q for s, loc, q in changed}
+    assert Ledger(flow.lake, "inventory").state().inflight is None
+
+
+def test_live_holder_makes_the_next_file_wait_until_its_lease_expires(make_flow, monkeypatch):
+    flow = make_flow(FC_FEED_LEASE_S=4)
+    monkeypatch.setenv(CRASH_ENV, "after_send")
+    assert not run(flow, "a.csv", ROWS).success
+    monkeypatch.delenv(CRASH_ENV)
+    flow.put_s3("b.csv", inventory_csv(ROWS))
+    (req,) = flow.tick("s3")
+    # the holder looks alive to Dagster (a worker that died without anyone noticing: still STARTED)
+    ledger = Ledger(flow.lake, "inventory")
+    ghost = dg.DagsterRun(
+        job_name="inventory_feed_job", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED
+    )
+    flow.instance.add_run(ghost)
+    lease_until = (datetime.now(UTC) + timedelta(seconds=25)).isoformat()  # renewed just now
+    ledger.update_state(
+        inflight={**ledger.state().inflight, "run_id": ghost.run_id, "lease_until": lease_until}
+    )
+    later = flow.execute(req)
+    assert later.success and retried(later) >= 2  # waited (retrying) while the lease held
+    logs = [e.message for e in flow.instance.all_logs(later.run_id)]
+    assert any("waiting for it to finish" in m for m in logs)
+    assert any(f"left in flight by run {ghost.run_id}" in m for m in logs)
+    assert len(flow.received.entities()) == 20 and len(keys(flow, "inventory/processed/")) == 2
