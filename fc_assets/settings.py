@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     reject_threshold: float = Field(0.05, alias="FC_REJECT_THRESHOLD")
     max_files_per_tick: int = Field(50, alias="FC_MAX_FILES_PER_TICK")
     max_file_bytes: int = Field(2 * 1024**3, alias="FC_MAX_FILE_BYTES")
+    max_decompressed_bytes: int = Field(4 * 1024**3, alias="FC_MAX_DECOMPRESSED_BYTES")
+    max_value_bytes: int = Field(8 * 1024**2, alias="FC_MAX_VALUE_BYTES")
 
     # Local stack ports (make demo)
     sandbox_port: int = Field(8099, alias="FC_SANDBOX_PORT")
