@@ -80,7 +80,12 @@ def test_a_manual_run_cannot_process_another_feeds_file(flow):
     flow.put_s3("stock.csv", inventory_csv(ROWS))
     flow.s3.put_object(Bucket=flow.bucket, Key="products/catalog.csv", Body=b"ref,name\nP1,x\n")
     (req,) = flow.tick("s3")
-    result = flow.execute(req, key="products/catalog.csv")
+    head = flow.s3.head_object(Bucket=flow.bucket, Key="products/catalog.csv")
+    etag = head["ETag"].strip('"')
+    # a config naming the other file's exact version (so the version check cannot be what stops it)
+    result = flow.execute(
+        req, key="products/catalog.csv", etag=etag, version=etag, size=head["ContentLength"]
+    )
     assert not result.success
     error = failure_metadata(result)["error"]
     assert "'products/catalog.csv' is not a file of location" in error and "refused" in error
