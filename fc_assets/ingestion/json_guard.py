@@ -24,8 +24,7 @@ from fc_assets.ingestion.unreadable import FileUnreadable
 
 MAX_DEPTH = 64
 
-_SPECIAL = np.zeros(256, bool)
-_SPECIAL[list(b'"\\[]{},:')] = True
+_SPECIAL_TABLE = bytes(1 if c in b'"\\[]{},:' else 0 for c in range(256))
 _OPEN = np.zeros(256, np.int8)
 _OPEN[list(b"[{")] = 1
 _OPEN[list(b"]}")] = -1
@@ -64,21 +63,25 @@ class JsonGuard(io.RawIOBase):
 
     def _scan(self, data: bytes) -> None:
         arr = np.frombuffer(data, np.uint8)
-        pos = np.flatnonzero(_SPECIAL[arr])
+        pos = np.flatnonzero(np.frombuffer(data.translate(_SPECIAL_TABLE), np.bool_))
         ch = arr[pos]
-        # a quote is escaped when an odd run of backslashes ends right before it
+        is_quote = ch == QUOTE
         is_bs = ch == BACKSLASH
+        quote_idx = np.flatnonzero(is_quote)
+        quotes = pos[quote_idx]
+        real = np.ones(len(quotes), bool)
         bs_pos = pos[is_bs]
-        quotes = pos[ch == QUOTE]
         if len(bs_pos) or self._backslashes:
+            # a quote is escaped when an odd run of backslashes ends right before it
             run_start = np.ones(len(bs_pos), bool)
             run_start[1:] = np.diff(bs_pos) != 1
             starts = bs_pos[run_start]
-            ends = np.append(bs_pos[np.flatnonzero(run_start)[1:] - 1], bs_pos[-1:]) if len(bs_pos) else bs_pos
+            ends = (
+                np.append(bs_pos[np.flatnonzero(run_start)[1:] - 1], bs_pos[-1:]) if len(bs_pos) else bs_pos
+            )
             lengths = ends - starts + 1
             if len(starts) and starts[0] == 0:
                 lengths[0] += self._backslashes
-            # the run (if any) ending right before each quote
             k = np.searchsorted(ends, quotes - 1)
             k_ok = k < len(ends)
             before = np.zeros(len(quotes), np.int64)
@@ -87,33 +90,26 @@ class JsonGuard(io.RawIOBase):
             before[hit] = lengths[k[hit]]
             if self._backslashes and len(quotes) and quotes[0] == 0:
                 before[0] = self._backslashes
-            quotes = quotes[before % 2 == 0]
-            if len(bs_pos) and bs_pos[-1] == len(data) - 1:
-                self._backslashes = int(lengths[-1])
-            else:
-                self._backslashes = 0
-        # structural characters outside strings: the parity of real quotes before them
-        structural = pos[~is_bs & (ch != QUOTE)]
-        inside = (np.searchsorted(quotes, structural) + self._in_string) % 2 == 1
-        structural = structural[~inside]
-        steps = _OPEN[arr[structural]].astype(np.int64)
+            real = before % 2 == 0
+            self._backslashes = int(lengths[-1]) if len(bs_pos) and bs_pos[-1] == len(data) - 1 else 0
+        real_quote = np.zeros(len(pos), bool)
+        real_quote[quote_idx[real]] = True
+        # structural characters outside strings: an even number of real quotes before them
+        inside = (np.cumsum(real_quote) + self._in_string) % 2 == 1
+        structural = ~is_quote & ~is_bs & ~inside
+        steps = _OPEN[ch[structural]].astype(np.int64)
         if len(steps):
             depths = np.cumsum(steps) + self._depth
             if depths.max() > self._max_depth:
-                at = self._offset + int(structural[int(np.argmax(depths > self._max_depth))])
+                at = self._offset + int(pos[structural][int(np.argmax(depths > self._max_depth))])
                 self._refuse(f"nesting deeper than {self._max_depth} levels (at byte {at:,})")
             self._depth = int(depths[-1])
-        if len(quotes) % 2:
+        if int(real.sum()) % 2:
             self._in_string = not self._in_string
-        boundaries = np.union1d(quotes, structural) + self._offset
-        gaps = np.diff(np.concatenate([[self._boundary], boundaries, [self._offset + len(data)]]))
-        if len(gaps) and gaps.max() > self._max_value:
-            at = self._boundary if not len(boundaries) else int(np.concatenate([[self._boundary], boundaries])[
-                int(np.argmax(gaps > self._max_value))
-            ])
-            self._refuse(
-                f"value longer than {self._max_value:,} bytes (FC_MAX_VALUE_BYTES) from byte {at:,}"
-            )
-        if len(boundaries):
-            self._boundary = int(boundaries[-1])
+        edges = np.concatenate([[self._boundary], pos[real_quote | structural] + self._offset])
+        gaps = np.diff(np.append(edges, self._offset + len(data)))
+        if gaps.max() > self._max_value:
+            at = int(edges[int(np.argmax(gaps > self._max_value))])
+            self._refuse(f"value longer than {self._max_value:,} bytes (FC_MAX_VALUE_BYTES) from byte {at:,}")
+        self._boundary = int(edges[-1])
         self._offset += len(data)

@@ -318,3 +318,26 @@ def test_unexpanded_entity_never_cuts_a_value(monkeypatch):
     )
     with pytest.raises(FileUnreadable, match="entity reference"):
         run(INVENTORY, io.BytesIO(xml), name="ent.xml")
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 64])
+def test_json_guard_tracks_strings_and_escapes_across_blocks(block):
+    """Brackets inside strings, escaped quotes and runs of backslashes never count as nesting, wherever
+    the parser's reads cut the bytes; real nesting and long tokens do."""
+    import json as stdlib_json
+
+    from fc_assets.ingestion.json_guard import JsonGuard
+
+    doc = b'[{"a":"x\\\\\\"[[[[[\\\\","b":"]]]]{{","c":[[1]],"d":"\\\\\\\\"}]'
+    assert stdlib_json.loads(doc)[0]["c"] == [[1]]  # (valid JSON: 4 levels)
+
+    def drain(data: bytes, depth: int, value: int) -> None:
+        guard = JsonGuard(io.BytesIO(data), "g.json", value, depth)
+        while guard.read(block):
+            pass
+
+    drain(doc, 4, 20)
+    with pytest.raises(FileUnreadable, match="nesting deeper than 3 levels"):
+        drain(doc, 3, 20)
+    with pytest.raises(FileUnreadable, match="value longer than 12 bytes"):
+        drain(doc, 4, 12)  # "x\\\"[[[[[\\" is 17 bytes between its quotes
