@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     feed_retry_delay_s: float = Field(30.0, alias="FC_FEED_RETRY_DELAY_S")
     feed_lease_s: float = Field(1800.0, alias="FC_FEED_LEASE_S")
     state_retention_days: int = Field(90, alias="FC_STATE_RETENTION_DAYS")
+    max_decompressed_bytes: int = Field(4 * 1024**3, alias="FC_MAX_DECOMPRESSED_BYTES")
+    max_value_bytes: int = Field(8 * 1024**2, alias="FC_MAX_VALUE_BYTES")
 
     # Local stack ports (make demo)
     sandbox_port: int = Field(8099, alias="FC_SANDBOX_PORT")

@@ -13,7 +13,9 @@ Rules per kind (the text is already trimmed; empty is null = missing, which the 
   checked so `31/02/2025` is not silently March 3rd). A value without an offset is local time in the
   feed's declared time zone (default UTC) — never the machine's — and the result is UTC.
 - `time`: military `HHMM` (`0`, `800`, `1830`) or `HH:MM` → int; range and minutes in the schema.
-- `code`: upper-cased text (allowed values are a schema rule). `text`: unchanged.
+- `code`: upper-cased text (allowed values are a schema rule). `text`: unchanged. Text (and code and list)
+  containing a NUL byte is rejected: no ref or name legitimately holds one, and downstream systems
+  truncate or choke on it.
 - `list`: items split on the field's separator (trimmed, empties dropped), or a JSON array text.
 """
 
@@ -90,12 +92,28 @@ def convert(f: Field, text: pa.Array, tz: str = "UTC") -> Converted:
     return _convert(f, text, tz)
 
 
+def _has_nul(text: pa.Array) -> bool:
+    data = text.buffers()[2]
+    return data is not None and data.size > 0 and not np.frombuffer(data, np.uint8).all()
+
+
+def _refuse_nul(converted: Converted, text: pa.Array) -> Converted:
+    """Values holding a NUL byte become rejected cells (one pass over the bytes when there is none)."""
+    if not _has_nul(text):
+        return converted
+    nul = _mask(pc.match_substring(text, "\x00"))
+    if not nul.any():
+        return converted
+    values = with_validity(converted.values, ~nul)
+    return Converted(values, [*converted.failures, (nul, "contains a NUL byte")])
+
+
 def _convert(f: Field, text: pa.Array, tz: str) -> Converted:
     kind = f.kind
     if kind == "text":
-        return Converted(text)
+        return _refuse_nul(Converted(text), text)
     if kind == "code":
-        return Converted(upper(text))
+        return _refuse_nul(Converted(upper(text)), text)
     if text.null_count == len(text):
         return Converted(pa.nulls(len(text), ARROW_TYPES[kind]))
     present = _mask(pc.is_valid(text))
@@ -119,7 +137,7 @@ def _convert(f: Field, text: pa.Array, tz: str) -> Converted:
     if kind == "datetime":
         return _to_datetime(text, present, f.formats, tz)
     if kind == "list":
-        return Converted(_to_list(text, f.separator))
+        return _refuse_nul(Converted(_to_list(text, f.separator)), text)
     raise ValueError(f"unknown field kind {kind!r} for {f.name}")
 
 

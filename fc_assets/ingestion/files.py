@@ -14,6 +14,7 @@ agree on what "this file" means:
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import posixpath
 import re
@@ -28,6 +29,13 @@ from fc_assets.ingestion.cursor import ListedFile, Stability
 
 TAG_PREFIX = "fc/"
 SLUG_MAX = 48
+REJECTS_SUFFIX = ".rejects.csv"  # the rejects file archived beside a file: <archived name>.rejects.csv
+NAME_MAX = 255  # bytes of one path component on common file systems (and SFTP servers on them)
+
+
+class KeyOutsideLocation(ValueError):
+    """A run was asked to process a key that is not one of its location's files (e.g. a manual run config
+    naming another feed's file)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,16 @@ class FileLocation:
     def directory(self) -> str:
         """Directory of the source files, in which `processed/` and `error/` are created."""
         return self.prefix.rstrip("/") if self.kind == "s3" else self.path.rstrip("/")
+
+    def require_own(self, key: str) -> None:
+        """Refuse a key that the sensor of this location would not have listed: it must sit directly in the
+        location's directory (not in another feed's, not in `processed/` or `error/`) and match the glob."""
+        name = posixpath.basename(key)
+        if posixpath.dirname(key) != self.directory or not fnmatch.fnmatchcase(name, self.glob) or not name:
+            raise KeyOutsideLocation(
+                f"{key!r} is not a file of location {self.name!r} ({self.kind}:{self.path}, glob "
+                f"{self.glob!r}): refused (a feed only processes files of its own location)"
+            )
 
 
 class FileRefConfig(dg.Config):
@@ -160,3 +178,22 @@ def slug(name: str) -> str:
         ext = ext if dot and len(ext) <= 8 else ""
         s = s[: SLUG_MAX - len(ext) - 1].rstrip("._-") + ("." + ext if ext else "")
     return s or "file"
+
+
+def archive_name(name: str, file_id: str) -> str:
+    """The name a file is archived under: `<stem>.<version hash>.<ext>`, so a re-uploaded file keeps each
+    version. A name too long for that (the archive name, and its `.rejects.csv` beside it, must fit in
+    255 bytes) is shortened deterministically: a prefix of the stem, `~` + 8 hex of a hash of the whole
+    name (two long names sharing a prefix stay apart), the version hash and the extension."""
+    tag = file_id[:8]
+    stem, dot, ext = name.rpartition(".")
+    has_ext = bool(dot and stem)
+    full = f"{stem}.{tag}.{ext}" if has_ext else f"{name}.{tag}"
+    limit = NAME_MAX - len(REJECTS_SUFFIX)
+    if len(full.encode()) <= limit:
+        return full
+    ext_part = f".{ext}" if has_ext and len(ext.encode()) <= 16 else ""
+    base = stem if ext_part else name
+    suffix = f"~{hashlib.sha256(name.encode()).hexdigest()[:8]}.{tag}{ext_part}"
+    prefix = base.encode()[: limit - len(suffix.encode())].decode("utf-8", "ignore")
+    return prefix + suffix

@@ -122,6 +122,7 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
     started = time.monotonic()
     lake, ledger = env.lake, Ledger(env.lake, plan.name)
     location = plan.location(ref.location)
+    location.require_own(ref.key)  # before anything is claimed: never another feed's file
     entry = ledger.get(ref.file_id)
     resumed_from = entry.stage if entry else None
     if entry is None:

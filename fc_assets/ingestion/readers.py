@@ -38,8 +38,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from fc_assets.ingestion.records import ERROR, RAW, ROW, BatchBuilder, flatten, scalar_text
-from fc_assets.ingestion.streams import ByteSource, Source
+from fc_assets.ingestion.json_guard import MAX_DEPTH, JsonGuard
+from fc_assets.ingestion.records import ERROR, RAW, ROW, BatchBuilder, TooDeep, flatten, scalar_text
+from fc_assets.ingestion.streams import HEAD_BYTES, ByteSource, Source
 from fc_assets.ingestion.unreadable import FileUnreadable
 from fc_assets.ingestion.xml_records import read_xml
 
@@ -62,6 +63,7 @@ DELIMITERS = (",", ";", "|", "\t")
 BOM = b"\xef\xbb\xbf"
 DEFAULT_CHUNK_ROWS = 65_536
 CSV_BLOCK_BYTES = 1 << 20
+JSON_BUFFER_BYTES = 1 << 20  # ijson re-scans an unfinished token per refill: few, large refills
 
 
 @dataclass(frozen=True)
@@ -130,28 +132,41 @@ def open_raw(
     fmt = detect_format(src, fmt or options.format)
     columns: list[str] | None = None
     selection: list[str] = []
-    if fmt == "csv":
-        columns, batches = _read_csv(src, options, chunk_rows, selection)
-    elif fmt == "parquet":
-        batches = _read_parquet(src, chunk_rows)
-    elif fmt == "json":
-        batches = _read_json(src, options.json_records, chunk_rows)
-    elif fmt == "jsonl":
-        batches = _read_jsonl(src, chunk_rows)
-    else:
-        batches = read_xml(src, options.xml_record, chunk_rows)
+    try:
+        if fmt == "csv":
+            columns, batches = _read_csv(src, options, chunk_rows, selection)
+        elif fmt == "parquet":
+            batches = _read_parquet(src, chunk_rows)
+        elif fmt == "json":
+            batches = _read_json(src, options.json_records, chunk_rows)
+        elif fmt == "jsonl":
+            batches = _read_jsonl(src, chunk_rows)
+        else:
+            batches = read_xml(src, options.xml_record, chunk_rows)
+    except FileUnreadable:
+        raise
+    except Exception as e:  # noqa: BLE001 - see _guard
+        raise _unreadable(src.name, fmt, e) from e
     return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches), selection)
 
 
 def _guard(name: str, fmt: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Low-level failures while reading (a truncated gzip stream, bytes that are not text) as
-    `FileUnreadable` naming the file."""
+    """Every failure while reading as `FileUnreadable` naming the file: a truncated gzip stream, bytes that
+    are not text, and whatever a parser raises on hostile input (`RecursionError`, orjson's `TypeError`,
+    `_csv.Error`, `MemoryError`). A traceback would leave the file in the inbox to fail the same way on
+    every retry; unreadable, it goes to `error/` with its reason."""
     try:
         yield from batches
     except FileUnreadable:
         raise
-    except (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as e:
-        raise FileUnreadable(name, f"{fmt.upper()} cannot be read: {e}") from e
+    except Exception as e:  # noqa: BLE001 - any reader failure is this file's, not the run's
+        raise _unreadable(name, fmt, e) from e
+
+
+def _unreadable(name: str, fmt: str, e: Exception) -> FileUnreadable:
+    known = (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError)
+    detail = str(e) if isinstance(e, known) else f"{type(e).__name__}: {e}"
+    return FileUnreadable(name, f"{fmt.upper()} cannot be read: {detail}"[:2000])
 
 
 def read_file(
@@ -184,30 +199,56 @@ def sniff_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def _csv_header(src: ByteSource, options: FormatOptions) -> tuple[list[str], str, int]:
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _csv_encoding(src: ByteSource, options: FormatOptions) -> str:
+    """The feed's encoding, or UTF-16 when the file starts with its BOM (Excel's "Unicode text")."""
+    return "utf-16" if src.head.startswith(UTF16_BOMS) else options.encoding
+
+
+def _csv_header(src: ByteSource, options: FormatOptions, encoding: str) -> tuple[list[str], str, int]:
     """(column names, delimiter, longest line in the head) from the head of the file."""
     head = src.head[len(BOM) :] if src.head.startswith(BOM) else src.head
-    text = head.decode(options.encoding, errors="replace")
+    text = head.decode(encoding, errors="replace")
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), None)
     if first is None:
         raise FileUnreadable(src.name, "empty file: no header row")
+    start = text.index(first)
+    if len(src.head) >= HEAD_BYTES and not any(c in text[start:] for c in "\r\n"):
+        raise FileUnreadable(
+            src.name, f"CSV header line longer than {HEAD_BYTES // 1024} KiB (no line end found): refused"
+        )
     delimiter = options.delimiter or (
         "\t" if src.base_name.lower().endswith(".tsv") else sniff_delimiter(first)
     )
-    start = text.index(first)
-    header = next(csv.reader(io.StringIO(text[start:]), delimiter=delimiter))
+    try:
+        header = next(csv.reader(io.StringIO(text[start:]), delimiter=delimiter))
+    except csv.Error as e:
+        raise FileUnreadable(src.name, f"CSV header cannot be parsed: {e}") from e
     return header, delimiter, max(len(line) for line in lines)
+
+
+def _header_only(src: ByteSource, encoding: str) -> bool:
+    if len(src.head) >= HEAD_BYTES:  # more follows
+        return False
+    text = src.head.decode(encoding, errors="replace").lstrip("\ufeff").strip()
+    return "\n" not in text and "\r" not in text
 
 
 def _read_csv(
     src: ByteSource, options: FormatOptions, chunk_rows: int, selection: list[str]
 ) -> tuple[list[str], Iterator]:
-    header, delimiter, longest = _csv_header(src, options)
+    encoding = _csv_encoding(src, options)
+    header, delimiter, longest = _csv_header(src, options, encoding)
     # Arrow's streaming reader reads up to 32 blocks ahead of the parser, so the block size bounds memory
     # (32 x 1 MiB); small blocks are then joined into chunks of chunk_rows rows.
     block = max(CSV_BLOCK_BYTES, 16 * longest)
-    return header, _coalesce(_csv_batches(src, options, header, delimiter, block, selection), chunk_rows)
+    if _header_only(src, encoding):  # a valid empty file (Arrow refuses one without a final newline)
+        return header, iter(())
+    batches = _csv_batches(src, encoding, header, delimiter, block, selection)
+    return header, _coalesce(batches, chunk_rows)
 
 
 def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
@@ -234,7 +275,7 @@ def _join(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 
 def _csv_batches(
     src: ByteSource,
-    options: FormatOptions,
+    encoding: str,
     header: list[str],
     delimiter: str,
     block: int,
@@ -254,7 +295,8 @@ def _csv_batches(
         )
         return "skip"
 
-    read = pcsv.ReadOptions(use_threads=False, block_size=block, encoding=options.encoding)
+    # (another encoding than UTF-8 is transcoded by Arrow on the fly, block by block)
+    read = pcsv.ReadOptions(use_threads=False, block_size=block, encoding=encoding)
     parse = pcsv.ParseOptions(
         delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True, invalid_row_handler=on_invalid
     )
@@ -323,8 +365,9 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
     if head.startswith(b"["):
         return "item"
     if head.startswith(b"{"):  # an object holding the records: the first array of objects at its top level
+        guarded = JsonGuard(io.BytesIO(src.head.lstrip(BOM)), src.name, _max_value_bytes())
         try:
-            for prefix, event, _ in ijson.parse(io.BytesIO(src.head.lstrip(BOM))):
+            for prefix, event, _ in ijson.parse(guarded):
                 if event == "start_array" and prefix and "." not in prefix:
                     return f"{prefix}.item"
         except ijson.JSONError:
@@ -336,20 +379,39 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
     )
 
 
+def _max_value_bytes() -> int:
+    from fc_assets.settings import get_settings
+
+    return get_settings().max_value_bytes
+
+
+def _record_fields(value: object) -> dict[str, str | None] | str:
+    """A parsed record's flat fields, or why it cannot be one."""
+    if not isinstance(value, dict):
+        return "record is not a JSON object"
+    try:
+        return flatten(value)
+    except (TooDeep, TypeError, RecursionError):  # orjson refuses arrays nested > 255 deep (TypeError)
+        return f"record nested deeper than {MAX_DEPTH} levels"
+
+
 def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
     prefix = _records_prefix(src, explicit)
     builder = BatchBuilder(chunk_rows)
     n = 0
-    with src.open() as stream:
+    with src.open() as raw_stream:
+        # depth and token length are checked on the bytes before ijson sees them (json_guard.py)
+        stream = JsonGuard(raw_stream, src.name, _max_value_bytes())
         if src.head.startswith(BOM):
             stream.read(len(BOM))
         try:
-            for value in ijson.items(stream, prefix, use_float=False):
+            for value in ijson.items(stream, prefix, use_float=False, buf_size=JSON_BUFFER_BYTES):
                 n += 1
+                fields = _record_fields(value)
                 full = (
-                    builder.add(n, flatten(value))
-                    if isinstance(value, dict)
-                    else builder.add_error(n, "record is not a JSON object", scalar_text(value) or "null")
+                    builder.add(n, fields)
+                    if isinstance(fields, dict)
+                    else builder.add_error(n, fields, _text_or_null(value))
                 )
                 if full:
                     yield builder.flush()
@@ -359,38 +421,74 @@ def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterat
         yield builder.flush()
 
 
+def _text_or_null(value: object) -> str:
+    try:
+        return scalar_text(value) or "null"
+    except (TypeError, RecursionError):
+        return "(nested too deep to show)"
+
+
+def _lines(stream: pa.NativeFile, max_bytes: int) -> Iterator[bytes | None]:
+    """The stream's lines (without `\n`), in linear time however long a line is; a line longer than
+    `max_bytes` is yielded as None (and never held in memory whole)."""
+    pieces: list[bytes] = []  # the current line's parts so far (joined once: no quadratic re-copying)
+    size = 0
+    while True:
+        block = stream.read(1 << 20)
+        if not block:
+            break
+        start = 0
+        while (end := block.find(b"\n", start)) != -1:
+            if size + end - start > max_bytes:
+                yield None
+            elif pieces:
+                pieces.append(block[start:end])
+                yield b"".join(pieces)
+            else:
+                yield block[start:end]
+            pieces, size, start = [], 0, end + 1
+        rest = len(block) - start
+        if size + rest > max_bytes:
+            pieces, size = [], max_bytes + 1  # too long already: keep counting, not the bytes
+        elif rest:
+            pieces.append(block[start:])
+            size += rest
+    if size > max_bytes:
+        yield None
+    elif pieces:
+        yield b"".join(pieces)
+
+
 def _read_jsonl(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
     builder = BatchBuilder(chunk_rows)
-    line_no = 0
-    carry = b""
+    max_bytes = _max_value_bytes()
     with src.open() as stream:
-        while True:
-            block = stream.read(1 << 20)
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop() if block else b""
-            for line in lines:
-                line_no += 1
+        for line_no, line in enumerate(_lines(stream, max_bytes), start=1):
+            if line is None:
+                full = builder.add_error(
+                    line_no, f"line longer than {max_bytes:,} bytes (FC_MAX_VALUE_BYTES)", ""
+                )
+            else:
                 if line_no == 1 and line.startswith(BOM):
                     line = line[len(BOM) :]
                 line = line.strip()
                 if not line:
                     continue
                 try:
-                    value = orjson.loads(line)
+                    value = orjson.loads(line)  # (orjson refuses nesting deeper than 1024 itself)
                 except orjson.JSONDecodeError as e:
-                    full = builder.add_error(line_no, f"malformed JSON: {e}", line.decode("utf-8", "replace"))
+                    fields: dict[str, str | None] | str = f"malformed JSON: {e}"
                 else:
-                    full = (
-                        builder.add(line_no, flatten(value))
-                        if isinstance(value, dict)
-                        else builder.add_error(
-                            line_no, "line is not a JSON object", line.decode("utf-8", "replace")
-                        )
-                    )
-                if full:
-                    yield builder.flush()
-            if not block:
-                break
+                    fields = _record_fields(value)
+                    if fields == "record is not a JSON object":
+                        fields = "line is not a JSON object"
+                full = (
+                    builder.add(line_no, fields)
+                    if isinstance(fields, dict)
+                    else builder.add_error(line_no, fields, line[:4000].decode("utf-8", "replace"))
+                )
+            if full:
+                yield builder.flush()
     if len(builder):
         yield builder.flush()
 

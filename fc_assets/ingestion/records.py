@@ -32,15 +32,24 @@ def scalar_text(value: Any) -> str | None:
     return orjson.dumps(value, default=str).decode()
 
 
+MAX_NESTING = 64  # objects within a record (the JSON readers refuse deeper documents before parsing)
+
+
+class TooDeep(ValueError):
+    """A record's objects are nested deeper than MAX_NESTING (the record is rejected)."""
+
+
 def flatten(
-    obj: dict[str, Any], prefix: str = "", out: dict[str, str | None] | None = None
+    obj: dict[str, Any], prefix: str = "", out: dict[str, str | None] | None = None, depth: int = 0
 ) -> dict[str, str | None]:
     """Nested objects to dotted keys; arrays to JSON text; scalars to their text."""
+    if depth >= MAX_NESTING:
+        raise TooDeep(f"nested deeper than {MAX_NESTING} levels")
     out = {} if out is None else out
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flatten(value, name + ".", out)
+            flatten(value, name + ".", out, depth + 1)
         else:
             out[name] = scalar_text(value)
     return out

@@ -3,7 +3,9 @@
 `row` is the record's number as defined in readers.py (CSV: data record, header excluded; JSONL: line).
 `field` is the canonical field (or `_record` when the record itself could not be parsed: a malformed
 JSONL line, a CSV record with the wrong number of fields). `value` is the field's text as mapped (trimmed;
-empty when missing), cut at 1,000 characters. Lines are ordered by row, then by the feed's field order, then by reason.
+empty when missing), cut at 1,000 characters; a value a spreadsheet would run as a formula (starting with
+`=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'` (`=HYPERLINK(…)` is written `'=HYPERLINK(…)`),
+except a plain number such as `-4`, which is written as it is. Lines are ordered by row, then by the feed's field order, then by reason.
 
 Reject tables are built from vectorised masks per chunk and written with Arrow's CSV writer (RFC 4180
 quoting, so values with commas, quotes or newlines survive), never row by row in Python.
@@ -67,4 +69,20 @@ def reject_table(
     reason_arr = pa.array([reasons] * n, pa.string()) if isinstance(reasons, str) else reasons
     values = pc.utf8_slice_codeunits(values.cast(pa.string()), 0, VALUE_CHARS)
     values = pc.fill_null(values, pa.scalar("", pa.string()))
+    values = neutralise_formulas(values)
     return pa.Table.from_arrays([rows.cast(pa.int64()), field_arr, values, reason_arr], schema=REJECT_SCHEMA)
+
+
+_FORMULA_START = r"^[=+\-@\t\r]"
+_PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
+
+
+def neutralise_formulas(values: pa.Array) -> pa.Array:
+    """Values a spreadsheet would evaluate (CSV formula injection) with a leading `'` (plain numbers kept)."""
+    risky = pc.and_(
+        pc.match_substring_regex(values, _FORMULA_START),
+        pc.invert(pc.match_substring_regex(values, _PLAIN_NUMBER)),
+    )
+    if not pc.any(risky).as_py():
+        return values
+    return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)

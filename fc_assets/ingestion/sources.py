@@ -26,7 +26,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from fc_assets.ingestion.files import FileLocation, FileRef
+from fc_assets.ingestion.files import FileLocation, FileRef, archive_name
 from fc_assets.resources.sftp import SFTPResource
 
 CHUNK = 1 << 20
@@ -100,8 +100,7 @@ class SourceStore:
         day = (when or datetime.now(UTC)).strftime("%Y-%m-%d")
         base = location.directory
         # a file re-uploaded under the same name gets its own archived copy (version hash in the name)
-        stem, dot, ext = ref.name.rpartition(".")
-        name = f"{stem}.{ref.file_id[:8]}.{ext}" if dot and stem else f"{ref.name}.{ref.file_id[:8]}"
+        name = archive_name(ref.name, ref.file_id)
         return posixpath.join(base, folder, day, name) if base else posixpath.join(folder, day, name)
 
     def archive(

@@ -4,7 +4,9 @@ S3 and SFTP objects arrive as file-like streams that cannot always seek, yet the
 the start of the content first (format, CSV delimiter and header, XML prolog). `ByteSource` reads a head
 once and then hands out the whole content again: by reopening a path, seeking a seekable stream, or
 replaying the head in front of the rest of a forward-only stream. Gzip is recognised by its magic bytes
-(whatever the name says) and decompressed by Arrow's native stream, so memory stays bounded.
+(whatever the name says) and decompressed by Arrow's native stream, so memory stays bounded; the
+decompressed content may not grow beyond `FC_MAX_DECOMPRESSED_BYTES` (a 13 MB gzip can hold 5 GB of
+text): reading past it makes the file unreadable.
 """
 
 from __future__ import annotations
@@ -49,6 +51,34 @@ class _Replay(io.RawIOBase):
             return 0
         view[: len(data)] = data
         return len(data)
+
+
+class _Capped(io.RawIOBase):
+    """A decompressed stream that refuses to yield more than `limit` bytes (gzip bombs)."""
+
+    def __init__(self, stream: pa.NativeFile, limit: int, name: str) -> None:
+        self._stream, self._limit, self._name, self._read = stream, limit, name, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        # one byte past the limit tells "exactly at the limit" from "over it"
+        data = self._stream.read(min(len(view), self._limit + 1 - self._read))
+        self._read += len(data)
+        if self._read > self._limit:
+            raise FileUnreadable(
+                self._name,
+                f"decompressed content is larger than {self._limit:,} bytes "
+                "(FC_MAX_DECOMPRESSED_BYTES): refused",
+            )
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 class ByteSource:
@@ -96,7 +126,12 @@ class ByteSource:
         """The whole (decompressed) content as an Arrow input stream; callers close it."""
         stream = self._raw()
         self._opened = True
-        return pa.CompressedInputStream(stream, "gzip") if self.gzip else stream
+        if not self.gzip:
+            return stream
+        from fc_assets.settings import get_settings
+
+        limit = get_settings().max_decompressed_bytes
+        return pa.PythonFile(_Capped(pa.CompressedInputStream(stream, "gzip"), limit, self.name), mode="r")
 
     @contextmanager
     def random_access(self) -> Iterator[str | BinaryIO]:

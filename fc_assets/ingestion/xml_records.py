@@ -1,10 +1,12 @@
 """Streaming XML records, safely.
 
-Safety first: before the parser sees a byte, the prolog is checked and any DOCTYPE that declares entities
-(`<!ENTITY`, general or parameter) is refused — that is where billion-laughs expansion and external
-entities (`SYSTEM "file:///etc/passwd"`) live — so such a file fails in milliseconds whatever its size.
-lxml then runs with `resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False` as a second
-line of defence.
+Safety first: before the parser sees a byte, the prolog (XML declaration, processing instructions,
+comments, DOCTYPE) is read token by token and any DOCTYPE beyond a bare `<!DOCTYPE name>` is refused: an
+internal subset (`[...]`: where billion-laughs expansion and entity declarations live) or an external DTD
+(`SYSTEM`/`PUBLIC`: external entities, and entities that would silently stay unexpanded). So such a file
+fails in milliseconds whatever its size. lxml then runs with `resolve_entities=False, no_network=True,
+load_dtd=False, huge_tree=False` as a second line of defence, and a record holding an entity reference
+that was not expanded makes the file unreadable — the text after it (`X&xxe;Y`) is never silently cut.
 
 Records: by default the root's repeated child (`<inventory><meta/><item/><item/>…</inventory>` yields the
 `item` elements; see `read_xml`); a feed can name the record element instead (`xml_record="Item"`), which
@@ -19,7 +21,6 @@ never converted: `<Sku>00123</Sku>` stays `00123`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,25 +32,56 @@ from fc_assets.ingestion.records import BatchBuilder
 from fc_assets.ingestion.streams import ByteSource
 from fc_assets.ingestion.unreadable import FileUnreadable
 
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_ROOT_START = re.compile(rb"<[A-Za-z_:]")
-_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_SPACE = b" \t\r\n"
 
 
 def check_prolog(head: bytes, name: str) -> None:
-    """Refuse a DOCTYPE with entity declarations — or a prolog too long to inspect — before parsing."""
+    """Refuse a DOCTYPE with an internal subset or an external DTD — or a prolog too long to inspect —
+    before parsing. The prolog is walked token by token (so a `<!--` inside a processing instruction
+    cannot hide what follows it)."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: inspect it as ASCII-compatible bytes
         head = head.decode("utf-16", errors="ignore").encode("utf-8", errors="ignore")
-    head = _COMMENT.sub(b"", head)  # an unterminated comment hides the root below, which is refused
-    doctype = _DOCTYPE.search(head)
-    root = _ROOT_START.search(head, doctype.end() if doctype else 0)
-    if root is None:
-        raise FileUnreadable(name, "XML prolog too large to inspect (no root element in the first 256 KiB)")
-    if doctype is not None and _ENTITY.search(head, doctype.end()) is not None:
-        raise FileUnreadable(
-            name, "XML DOCTYPE declares entities: refused (entity expansion and external entities are unsafe)"
-        )
+    too_long = "XML prolog too large to inspect (no root element in the first 256 KiB)"
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    while True:
+        while pos < len(head) and head[pos] in _SPACE:
+            pos += 1
+        if head.startswith(b"<?", pos):  # XML declaration or processing instruction
+            end = head.find(b"?>", pos + 2)
+            next_pos = end + 2
+        elif head.startswith(b"<!--", pos):
+            end = head.find(b"-->", pos + 4)
+            next_pos = end + 3
+        elif head[pos : pos + 9].upper() == b"<!DOCTYPE":
+            end = _doctype_end(head, pos + 9)
+            if end == -2:
+                what = "declares entities" if b"<!ENTITY" in head[pos:].upper() else "has a subset or DTD"
+                raise FileUnreadable(
+                    name,
+                    f"XML DOCTYPE {what}: refused (entity expansion and external entities are unsafe, and "
+                    "entities left unexpanded would change values; only a bare <!DOCTYPE name> is accepted)",
+                )
+            next_pos = end + 1
+        elif pos >= len(head):
+            raise FileUnreadable(name, too_long)
+        else:
+            return  # the root element (or something not well-formed, which the parser reports)
+        if end == -1:
+            raise FileUnreadable(name, too_long)
+        pos = next_pos
+
+
+def _doctype_end(head: bytes, pos: int) -> int:
+    """Index of the `>` closing a bare `<!DOCTYPE name>`, -2 when it has more (subset, SYSTEM, PUBLIC),
+    -1 when the head ends first."""
+    end = head.find(b">", pos)
+    subset = head.find(b"[", pos)
+    if subset != -1 and (end == -1 or subset < end):
+        return -2
+    if end == -1:
+        return -1
+    words = head[pos:end].split()
+    return end if len(words) <= 1 else -2
 
 
 def _local(tag: Any) -> str:
@@ -65,6 +97,10 @@ def _value(el: etree._Element) -> Any:
     return fields
 
 
+class UnexpandedEntity(ValueError):
+    """A record holds an entity reference the parser did not expand (its text would be cut there)."""
+
+
 def element_fields(el: etree._Element, prefix: str, out: dict[str, str | None]) -> None:
     for key, value in el.attrib.items():
         out[prefix + _local(key)] = value
@@ -72,6 +108,8 @@ def element_fields(el: etree._Element, prefix: str, out: dict[str, str | None]) 
     for child in el:
         if isinstance(child.tag, str):  # skip comments and processing instructions
             groups.setdefault(_local(child.tag), []).append(child)
+        elif child.tag is etree.Entity:
+            raise UnexpandedEntity(f"{_local(el.tag)} holds the entity reference {child.text}")
     for local, items in groups.items():
         key = prefix + local
         if len(items) > 1:
@@ -148,6 +186,10 @@ def read_xml(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator[p
                             del parent[0]
                 if full:
                     yield builder.flush()
+        except UnexpandedEntity as e:
+            raise FileUnreadable(
+                src.name, f"XML {e} that was not expanded: refused (its value would be cut)", row=n + 1
+            ) from e
         except etree.XMLSyntaxError as e:
             line = e.position[0] if e.position else getattr(e, "lineno", None)
             row = n + (2 if pending is not None else 1)

@@ -1,0 +1,115 @@
+"""Limits on a JSON document's shape, checked on the bytes before the parser sees them.
+
+ijson (yajl) has two costs an attacker controls: it tracks the path to every value as a string, so a
+document of `[` x 100,000 (200 KB) made it allocate ~23 GB; and it re-scans an unfinished token on every
+buffer refill, so a 80 MB string took 42 s (quadratic). `JsonGuard` wraps the byte stream handed to ijson
+and refuses, before a block reaches the parser:
+
+- nesting deeper than `MAX_DEPTH` (arrays and objects, counted outside strings);
+- a single token (string, number, literal) or run of whitespace longer than the limit
+  (`FC_MAX_VALUE_BYTES`): no value of a record legitimately runs to megabytes.
+
+The scan is vectorised per block (numpy over the positions of `" \\ [ ] { } , :` only), so it costs a few
+milliseconds per MB and memory stays one block.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+
+from fc_assets.ingestion.unreadable import FileUnreadable
+
+MAX_DEPTH = 64
+
+_SPECIAL_TABLE = bytes(1 if c in b'"\\[]{},:' else 0 for c in range(256))
+_OPEN = np.zeros(256, np.int8)
+_OPEN[list(b"[{")] = 1
+_OPEN[list(b"]}")] = -1
+QUOTE, BACKSLASH = ord('"'), ord("\\")
+
+
+class JsonGuard(io.RawIOBase):
+    """A readable stream over `stream` that raises `FileUnreadable` at the first block breaking a limit."""
+
+    def __init__(self, stream: pa.NativeFile, name: str, max_value_bytes: int, max_depth: int = MAX_DEPTH):
+        self._stream, self._name = stream, name
+        self._max_value, self._max_depth = max_value_bytes, max_depth
+        self._offset = 0  # bytes scanned so far
+        self._depth = 0
+        self._in_string = False
+        self._backslashes = 0  # length of the run of backslashes that ended the previous block
+        self._boundary = 0  # offset of the last token boundary seen (quote or structural character)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self._stream.read(len(view))
+        if data:
+            self._scan(data)
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+    def _refuse(self, message: str) -> None:
+        raise FileUnreadable(self._name, f"JSON {message}: refused")
+
+    def _scan(self, data: bytes) -> None:
+        arr = np.frombuffer(data, np.uint8)
+        pos = np.flatnonzero(np.frombuffer(data.translate(_SPECIAL_TABLE), np.bool_))
+        ch = arr[pos]
+        is_quote = ch == QUOTE
+        is_bs = ch == BACKSLASH
+        quote_idx = np.flatnonzero(is_quote)
+        quotes = pos[quote_idx]
+        real = np.ones(len(quotes), bool)
+        bs_pos = pos[is_bs]
+        if len(bs_pos) or self._backslashes:
+            # a quote is escaped when an odd run of backslashes ends right before it
+            run_start = np.ones(len(bs_pos), bool)
+            run_start[1:] = np.diff(bs_pos) != 1
+            starts = bs_pos[run_start]
+            ends = (
+                np.append(bs_pos[np.flatnonzero(run_start)[1:] - 1], bs_pos[-1:]) if len(bs_pos) else bs_pos
+            )
+            lengths = ends - starts + 1
+            if len(starts) and starts[0] == 0:
+                lengths[0] += self._backslashes
+            k = np.searchsorted(ends, quotes - 1)
+            k_ok = k < len(ends)
+            before = np.zeros(len(quotes), np.int64)
+            hit = np.zeros(len(quotes), bool)
+            hit[k_ok] = ends[k[k_ok]] == quotes[k_ok] - 1
+            before[hit] = lengths[k[hit]]
+            if self._backslashes and len(quotes) and quotes[0] == 0:
+                before[0] = self._backslashes
+            real = before % 2 == 0
+            self._backslashes = int(lengths[-1]) if len(bs_pos) and bs_pos[-1] == len(data) - 1 else 0
+        real_quote = np.zeros(len(pos), bool)
+        real_quote[quote_idx[real]] = True
+        # structural characters outside strings: an even number of real quotes before them
+        inside = (np.cumsum(real_quote) + self._in_string) % 2 == 1
+        structural = ~is_quote & ~is_bs & ~inside
+        steps = _OPEN[ch[structural]].astype(np.int64)
+        if len(steps):
+            depths = np.cumsum(steps) + self._depth
+            if depths.max() > self._max_depth:
+                at = self._offset + int(pos[structural][int(np.argmax(depths > self._max_depth))])
+                self._refuse(f"nesting deeper than {self._max_depth} levels (at byte {at:,})")
+            self._depth = int(depths[-1])
+        if int(real.sum()) % 2:
+            self._in_string = not self._in_string
+        edges = np.concatenate([[self._boundary], pos[real_quote | structural] + self._offset])
+        gaps = np.diff(np.append(edges, self._offset + len(data)))
+        if gaps.max() > self._max_value:
+            at = int(edges[int(np.argmax(gaps > self._max_value))])
+            self._refuse(f"value longer than {self._max_value:,} bytes (FC_MAX_VALUE_BYTES) from byte {at:,}")
+        self._boundary = int(edges[-1])
+        self._offset += len(data)

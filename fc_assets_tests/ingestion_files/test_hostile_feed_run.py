@@ -1,0 +1,95 @@
+"""Hostile input in a feed run (issue 14), on a real Dagster instance against moto's S3, the SFTP server and
+the Fluent sandbox: an unreadable file goes to `error/` (never stuck in the inbox), a 250-character SFTP
+name is archived, and a manual run config cannot make a feed process another feed's file."""
+
+from __future__ import annotations
+
+import pytest
+
+from fc_assets.ingestion.feeds import inventory_feed
+from fc_assets.ingestion.files import NAME_MAX, REJECTS_SUFFIX
+from fc_assets.ingestion.senders import CRASH_ENV
+from fc_assets_tests.ingestion_flow.flow import Flow, Received, failure_metadata, metadata, sandbox_fluent
+from fc_assets_tests.ingestion_flow.helpers import inventory_csv
+
+pytestmark = pytest.mark.timeout(900)
+ROWS = [(f"HOST{i:03d}", "LOC1", i) for i in range(99)]
+
+
+@pytest.fixture
+def flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+    f = Flow(
+        inventory_feed(),
+        instance=dagster_instance,
+        lake=lake,
+        s3_endpoint=s3_server.endpoint_url,
+        sftp_server=sftp_server,
+        fluent=sandbox_fluent(sandbox_clean),
+    )
+    f.received = Received(sandbox_clean.admin)
+    return f
+
+
+def _keys(flow) -> list[str]:
+    return [o["Key"] for o in flow.s3.list_objects_v2(Bucket=flow.bucket).get("Contents", [])]
+
+
+def test_a_file_a_parser_chokes_on_goes_to_error(flow):
+    """A header field over Python's csv limit (128 KiB) once escaped as `_csv.Error`: the run crashed, the
+    file stayed in the inbox and the ledger at `claimed`, and every retry failed the same way."""
+    flow.put_s3("huge-header.csv", b"sku_ref,location_ref,qty," + b"x" * 140_000 + b"\nA,L,1\n")
+    (req,) = flow.tick("s3")
+    result = flow.execute(req)
+    # the file is handled (materialized, outcome error); only the blocking reject check fails the run
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [False]
+    assert "_csv.Error" not in failure_metadata(result).get("error", "")
+    md = metadata(result)
+    assert md["outcome"] == "error" and md["sent"] == 0
+    keys = _keys(flow)
+    assert "inventory/huge-header.csv" not in keys
+    archived = [k for k in keys if "/error/" in k and not k.endswith(REJECTS_SUFFIX)]
+    assert len(archived) == 1 and archived[0].startswith("inventory/error/")
+    rejects = flow.lake.read_bytes(f"rejects/inventory/{req.partition_key}.csv")  # the reason, for the user
+    assert b"CSV header cannot be parsed: field larger than field limit" in rejects
+    assert flow.received.batches() == []
+
+
+def test_a_250_character_sftp_name_is_archived(flow):
+    name = (
+        "stock-" + "n" * 240 + ".csv"
+    )  # 250 characters: the archive name and its rejects file grew past 255
+    body = inventory_csv(ROWS) + b"BAD,LOC1,12abc,AVAILABLE\n"  # 1 % rejected: processed, with a rejects file
+    flow.put_sftp(name, body)
+    results = flow.drain("sftp")
+    assert len(results) == 1 and results[0].success, failure_metadata(results[0]).get("error", "")[-2000:]
+    md = metadata(results[0])
+    assert (md["outcome"], md["accepted"], md["rejected"]) == ("processed", 99, 1)
+    inbox = flow.sftp_root / flow.sftp_dir
+    assert not (inbox / name).exists()
+    (day,) = (inbox / "processed").iterdir()
+    archived = sorted(p.name for p in day.iterdir())
+    assert len(archived) == 2 and archived[1] == archived[0] + REJECTS_SUFFIX
+    assert archived[0].startswith("stock-nnnn") and archived[0].endswith(".csv")
+    assert all(len(a.encode()) <= NAME_MAX for a in archived)
+    assert (day / archived[0]).read_bytes() == body
+    assert md["archived_to"].endswith("/" + archived[0])
+
+
+def test_a_manual_run_cannot_process_another_feeds_file(flow):
+    flow.put_s3("stock.csv", inventory_csv(ROWS))
+    flow.s3.put_object(Bucket=flow.bucket, Key="products/catalog.csv", Body=b"ref,name\nP1,x\n")
+    (req,) = flow.tick("s3")
+    head = flow.s3.head_object(Bucket=flow.bucket, Key="products/catalog.csv")
+    etag = head["ETag"].strip('"')
+    # a config naming the other file's exact version (so the version check cannot be what stops it)
+    result = flow.execute(
+        req, key="products/catalog.csv", etag=etag, version=etag, size=head["ContentLength"]
+    )
+    assert not result.success
+    error = failure_metadata(result)["error"]
+    assert "'products/catalog.csv' is not a file of location" in error and "refused" in error
+    keys = _keys(flow)
+    assert "products/catalog.csv" in keys and "inventory/stock.csv" in keys  # nothing moved
+    assert not any("/processed/" in k or "/error/" in k for k in keys)
+    assert flow.received.batches() == []
