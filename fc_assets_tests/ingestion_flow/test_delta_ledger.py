@@ -149,7 +149,9 @@ def test_ledger_entries_stages_and_busy_guard(file_lake):
         ledger.check_not_busy(b.file_id)
     ledger.check_not_busy(a.file_id)  # the file itself may resume
     ledger.advance(ea, "claimed", run_id="r2")  # never moves backwards
-    assert ledger.get(a.file_id).stage == "sending" and ledger.get(a.file_id).send_summary == {"batch_ids": ["7"]}
+    assert ledger.get(a.file_id).stage == "sending" and ledger.get(a.file_id).send_summary == {
+        "batch_ids": ["7"]
+    }
     ledger.advance(ea, "committed")
     ledger.check_not_busy(b.file_id)
     assert [e.key for e in ledger.entries()] == ["in/a.csv"]
