@@ -13,11 +13,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[local,dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[local,dev,deploy]'
 	@touch $(STAMP)
 
-# Optional system packages the tests use when they can: OpenSSH's sshd (a second, real SFTP server) and
-# Debian's Chromium (the UI screenshot test). Skipped quietly when apt or root is not available.
+# Optional system packages the tests use when they can: OpenSSH's sshd (a second, real SFTP server),
+# Debian's Chromium (the UI screenshot test) and PostgreSQL (the production-instance test). Skipped quietly
+# when apt or root is not available.
 system-deps:
 	@bash scripts/system-deps.sh
 
