@@ -134,6 +134,7 @@ class RunSpan:
     feed: str
     key: str
     status: str
+    parent: str | None  # the run this one retries (run_retries in dagster.yaml)
     launched: float | None
     started: float | None
     ended: float | None
@@ -152,6 +153,7 @@ def feed_runs(instance) -> list[RunSpan]:
                 run.tags["fc/feed"],
                 f"{run.tags['fc/location']}:{run.tags['fc/key']}",
                 run.status.value,
+                run.parent_run_id,
                 starting[0].timestamp if starting else None,
                 rec.start_time,
                 rec.end_time,
@@ -182,12 +184,13 @@ def overlaps(spans: list[RunSpan]) -> list[tuple[str, str, str, float]]:
 
 
 def wait_for_runs(instance, expected: int, timeout: float) -> list[RunSpan]:
-    """Until `expected` feed runs exist and none is queued or in progress (or the timeout)."""
+    """Until `expected` feed runs succeeded and none is queued or in progress (or the timeout)."""
     deadline = time.monotonic() + timeout
     spans: list[RunSpan] = []
     while time.monotonic() < deadline:
         spans = feed_runs(instance)
-        if len(spans) >= expected and not any(s.status in ACTIVE for s in spans):
+        done = [s for s in spans if s.status == "SUCCESS"]
+        if len(done) >= expected and not any(s.status in ACTIVE for s in spans):
             return spans
         time.sleep(3)
     raise AssertionError(

