@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/extraction_bench.py
 	$(BIN)/python bench/check_file_bench.py
+	$(BIN)/python bench/production_bench.py
 
 sandbox: install
 	$(BIN)/fc-assets sandbox

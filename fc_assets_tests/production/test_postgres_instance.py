@@ -13,6 +13,7 @@ Skips (saying why) without PostgreSQL server binaries; `make test` installs them
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import Counter
 
@@ -22,8 +23,8 @@ from fc_assets.local_stack.s3_server import s3_client
 from fc_assets_tests.production.deployment import ACTIVE, Deployment, feed_runs, overlaps, wait_for_runs
 from fc_assets_tests.production.files import make_drop, put_all
 
-FILES = 30
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+FILES = int(os.environ.get("FC_TEST_PRODUCTION_FILES", "30"))  # bench/production_bench.py: 200
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(max(900, 25 * FILES))]
 
 
 def test_files_at_once_on_postgres_each_once_one_run_per_feed_at_a_time(
@@ -66,7 +67,7 @@ def test_files_at_once_on_postgres_each_once_one_run_per_feed_at_a_time(
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         put_all(drop, s3, inbox, sftp_server.root / sftp_dir)  # all files at once, before the first tick
         deployment.start_sensors()
-        spans = wait_for_runs(instance, drop.count, timeout=600)
+        spans = wait_for_runs(instance, drop.count, timeout=max(600, 20 * drop.count))
         all_runs = instance.get_run_records()
 
     # one successful run per file; a run that failed (a launch that timed out on a loaded machine) was
