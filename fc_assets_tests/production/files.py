@@ -70,24 +70,23 @@ def locations_csv(tag: str, drop: Drop) -> bytes:
 
 
 def make_drop(total: int) -> Drop:
-    """`total` files spread over the feeds and both inboxes: inventory 2/5 (half S3 CSV, half SFTP XML),
-    products 3/10 and locations 3/10 (each alternating S3 and SFTP)."""
+    """`total` files, a third per feed (the longest chain of runs a feed must do one after another), each
+    feed's files alternating between S3 and SFTP: inventory as CSV on S3 and XML on SFTP."""
     drop = Drop()
-    n_inv = round(total * 0.4)
-    n_prd = round(total * 0.3)
     for i in range(total):
-        tag = f"F{i:03d}"
-        if i < n_inv:
-            if i % 2 == 0:
-                drop.s3.append((f"inventory/stock-{tag}.csv", inventory_csv(tag, drop)))
-            else:
-                drop.sftp.append((f"inventory/wms-{tag}.xml", inventory_xml(tag, drop)))
-        elif i < n_inv + n_prd:
-            target = drop.s3 if i % 2 == 0 else drop.sftp
-            target.append((f"products/products-{tag}.json", products_json(tag, drop)))
+        tag, feed, on_s3 = f"F{i:03d}", ("inventory", "products", "locations")[i % 3], (i // 3) % 2 == 0
+        target = drop.s3 if on_s3 else drop.sftp
+        if feed == "inventory":
+            name, body = (
+                (f"stock-{tag}.csv", inventory_csv(tag, drop))
+                if on_s3
+                else (f"wms-{tag}.xml", inventory_xml(tag, drop))
+            )
+        elif feed == "products":
+            name, body = f"products-{tag}.json", products_json(tag, drop)
         else:
-            target = drop.s3 if i % 2 == 0 else drop.sftp
-            target.append((f"locations/locations-{tag}.csv", locations_csv(tag, drop)))
+            name, body = f"locations-{tag}.csv", locations_csv(tag, drop)
+        target.append((f"{feed}/{name}", body))
     return drop
 
 
