@@ -13,11 +13,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[local,dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[local,dev,deploy]'
 	@touch $(STAMP)
 
-# Optional system packages the tests use when they can: OpenSSH's sshd (a second, real SFTP server) and
-# Debian's Chromium (the UI screenshot test). Skipped quietly when apt or root is not available.
+# Optional system packages the tests use when they can: OpenSSH's sshd (a second, real SFTP server),
+# Debian's Chromium (the UI screenshot test) and PostgreSQL (the production-instance test). Skipped quietly
+# when apt or root is not available.
 system-deps:
 	@bash scripts/system-deps.sh
 
@@ -37,6 +38,7 @@ bench: install
 	$(BIN)/python bench/extraction_bench.py
 	$(BIN)/python bench/check_file_bench.py
 	$(BIN)/python bench/sending_bench.py
+	$(BIN)/python bench/production_bench.py
 
 sandbox: install
 	$(BIN)/fc-assets sandbox

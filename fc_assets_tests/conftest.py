@@ -6,4 +6,5 @@ pytest_plugins = [
     "fc_assets_tests.fixtures.sftp",
     "fc_assets_tests.fixtures.dagster",
     "fc_assets_tests.fixtures.sshd",
+    "fc_assets_tests.fixtures.postgres",
 ]

@@ -67,12 +67,16 @@ class StackInfo:
 
 
 def write_dagster_home(home: Path) -> None:
-    """A local instance: SQLite storage, queued runs, pools for the Fluent API and one run per feed."""
+    """A local instance: SQLite storage, queued runs, one run per feed (run tag `fc/feed`, as in
+    deploy/dagster.yaml) and pools for the Fluent API."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(
         "# written by `fc-assets demo`; production uses deploy/dagster.yaml\n"
         "telemetry:\n  enabled: false\n"
-        "concurrency:\n  runs:\n    max_concurrent_runs: 4\n  pools:\n    default_limit: 1\n"
+        "concurrency:\n  runs:\n    max_concurrent_runs: 4\n"
+        "    tag_concurrency_limits:\n"
+        "      - key: fc/feed\n        value: { applyLimitPerUniqueValue: true }\n        limit: 1\n"
+        "  pools:\n    default_limit: 1\n"
     )
     nux = home / ".nux"
     nux.mkdir(exist_ok=True)
