@@ -293,6 +293,11 @@ def reprocess(lake: Lake, plan: FeedPlan, sources: SourceStore, file: str, who: 
     lake.delete(ledger.rel("ledger", f"{entry.file_id}.json"))
     lake.delete(ledger.work(entry.file_id, "delta.parquet"))
     lake.delete(ledger.work(entry.file_id, "accepted.parquet"))
+    # the same file version runs again: its old send log would make the sender skip every chunk as sent
+    kept_sends = ledger.rel("reprocessed", f"{entry.file_id}.g{generation}")
+    for rel in lake.list_files(ledger.rel("sends", entry.file_id)):
+        lake.write_bytes(lake.read_bytes(rel), kept_sends, rel.rsplit("/", 1)[-1])
+        lake.delete(rel)
     return audit(
         lake,
         plan.name,
@@ -302,6 +307,7 @@ def reprocess(lake: Lake, plan: FeedPlan, sources: SourceStore, file: str, who: 
         key=entry.key,
         generation=generation,
         restored_from=restored,
+        forgotten_sends=kept_sends,
         forgotten_entry=asdict(entry),
     )
 

@@ -174,3 +174,23 @@ def test_release_makes_a_file_prepared_earlier_compute_its_delta_again(make_flow
     later = flow.execute(reqs["b.csv"])
     assert later.success and metadata(later)["sent"] == 20
     assert on_hand(fluent, SKUS) == {(s, loc): q for s, loc, q in ROWS}
+
+
+def test_reprocessed_file_is_sent_again_not_skipped_by_its_old_send_log(make_flow):
+    """`state reprocess` after `state reset --to-empty`: the same file version runs again and every row goes
+    to Fluent again (the first run's send log must not make the sender skip its chunks)."""
+    from fc_assets.ingestion.plans import plan_for
+    from fc_assets.ingestion.sources import SourceStore
+    from fc_assets.ingestion.state_ops import reprocess, reset
+
+    flow = make_flow()
+    first = run(flow, "base.csv", ROWS)
+    assert first.success and metadata(first)["sent"] == 20 and len(flow.received.entities()) == 20
+    reset(flow.lake, "inventory", "ops", to_empty=True)
+    reprocess(flow.lake, plan_for(flow.feed), SourceStore(s3_client=flow.s3), "inventory/base.csv", "ops")
+    flow.cursors.pop("s3")  # a fresh cursor: the sensor's next full scan
+    (req,) = flow.tick("s3")
+    assert req.run_key.endswith("#1")
+    again = flow.execute(req)
+    assert again.success and metadata(again)["sent"] == 20
+    assert len(flow.received.entities()) == 40  # Fluent got every row a second time
