@@ -13,7 +13,8 @@ the views and changes behind `fc-assets state …` (every change is appended to 
 - if finishing it keeps failing (`FC_FEED_MAX_RETRIES` failed attempts of that file, counted in its ledger
   entry across runs), the in-flight file is released to `error/`
   (`release_to_error`): the keys of its delta are removed from the snapshot — Fluent may or may not hold
-  them — so the next file sends them in full, the requests Fluent got stay recorded in its send log,
+  them — so the next file sends them in full (a delta computed before the release is computed again),
+  the requests Fluent got stay recorded in its send log,
   and the later file goes on.
 """
 
@@ -140,8 +141,11 @@ def release_to_error(
     moved = sources.archive(location, ref, entry.archive_target, rejects)
     ledger.advance(entry, "archived", run_id, counts={**entry.counts, "archive": moved})
     state = ledger.state()
+    changes: dict[str, Any] = {"committed": state.committed + 1} if forgotten else {}  # older deltas stale
     if state.inflight and state.inflight.get("file_id") == entry.file_id:
-        ledger.update_state(inflight=None)
+        changes["inflight"] = None
+    if changes:
+        ledger.update_state(**changes)
     return entry
 
 
@@ -289,6 +293,11 @@ def reprocess(lake: Lake, plan: FeedPlan, sources: SourceStore, file: str, who: 
     lake.delete(ledger.rel("ledger", f"{entry.file_id}.json"))
     lake.delete(ledger.work(entry.file_id, "delta.parquet"))
     lake.delete(ledger.work(entry.file_id, "accepted.parquet"))
+    # the same file version runs again: its old send log would make the sender skip every chunk as sent
+    kept_sends = ledger.rel("reprocessed", f"{entry.file_id}.g{generation}")
+    for rel in lake.list_files(ledger.rel("sends", entry.file_id)):
+        lake.write_bytes(lake.read_bytes(rel), kept_sends, rel.rsplit("/", 1)[-1])
+        lake.delete(rel)
     return audit(
         lake,
         plan.name,
@@ -298,6 +307,7 @@ def reprocess(lake: Lake, plan: FeedPlan, sources: SourceStore, file: str, who: 
         key=entry.key,
         generation=generation,
         restored_from=restored,
+        forgotten_sends=kept_sends,
         forgotten_entry=asdict(entry),
     )
 

@@ -141,3 +141,56 @@ def test_live_holder_makes_the_next_file_wait_until_its_lease_expires(make_flow,
     assert any("waiting for it to finish" in m for m in logs)
     assert any(f"left in flight by run {ghost.run_id}" in m for m in logs)
     assert len(flow.received.entities()) == 20 and len(keys(flow, "inventory/processed/")) == 2
+
+
+def test_release_makes_a_file_prepared_earlier_compute_its_delta_again(make_flow, monkeypatch):
+    """b.csv's delta was computed before a.csv was sent and released: the snapshot lost a's keys, so b's
+    delta is stale and must be computed again (else b's unchanged-looking rows are never sent and Fluent
+    keeps a's values)."""
+    import time
+
+    from fc_assets.ingestion.plans import plan_for
+    from fc_assets.ingestion.sources import SourceStore
+    from fc_assets.ingestion.state_ops import release
+
+    flow = make_flow()
+    assert run(flow, "base.csv", ROWS).success
+    bumped = [(s, loc, q + 100) for s, loc, q in ROWS]
+    flow.put_s3("a.csv", inventory_csv(bumped))
+    flow.put_s3("b.csv", inventory_csv(ROWS))
+    reqs = {r.tags["fc/key"].rsplit("/", 1)[-1]: r for r in flow.tick("s3")}
+    monkeypatch.setenv(CRASH_ENV, "after_prepare")  # both workers die before sending (e.g. a deploy)
+    assert not flow.execute(reqs["a.csv"]).success
+    assert not flow.execute(reqs["b.csv"]).success
+    monkeypatch.setenv(CRASH_ENV, "after_send")  # a's rerun: Fluent takes a's batch, the worker dies
+    assert not flow.execute(reqs["a.csv"]).success
+    monkeypatch.delenv(CRASH_ENV)
+    fluent, deadline = flow.resources["fluent"], time.monotonic() + 120
+    while on_hand(fluent, SKUS) != {(s, loc): q for s, loc, q in bumped} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert on_hand(fluent, SKUS) == {(s, loc): q for s, loc, q in bumped}  # Fluent holds a's values
+
+    release(flow.lake, plan_for(flow.feed), SourceStore(s3_client=flow.s3), "ops", "partner resends it")
+    later = flow.execute(reqs["b.csv"])
+    assert later.success and metadata(later)["sent"] == 20
+    assert on_hand(fluent, SKUS) == {(s, loc): q for s, loc, q in ROWS}
+
+
+def test_reprocessed_file_is_sent_again_not_skipped_by_its_old_send_log(make_flow):
+    """`state reprocess` after `state reset --to-empty`: the same file version runs again and every row goes
+    to Fluent again (the first run's send log must not make the sender skip its chunks)."""
+    from fc_assets.ingestion.plans import plan_for
+    from fc_assets.ingestion.sources import SourceStore
+    from fc_assets.ingestion.state_ops import reprocess, reset
+
+    flow = make_flow()
+    first = run(flow, "base.csv", ROWS)
+    assert first.success and metadata(first)["sent"] == 20 and len(flow.received.entities()) == 20
+    reset(flow.lake, "inventory", "ops", to_empty=True)
+    reprocess(flow.lake, plan_for(flow.feed), SourceStore(s3_client=flow.s3), "inventory/base.csv", "ops")
+    flow.cursors.pop("s3")  # a fresh cursor: the sensor's next full scan
+    (req,) = flow.tick("s3")
+    assert req.run_key.endswith("#1")
+    again = flow.execute(req)
+    assert again.success and metadata(again)["sent"] == 20
+    assert len(flow.received.entities()) == 40  # Fluent got every row a second time
