@@ -23,7 +23,7 @@ from fc_assets.analytics.assets import (
     stock_by_location,
 )
 from fc_assets.analytics.current_state import build_current_state_asset
-from fc_assets.extraction.assets import build_extraction_assets
+from fc_assets.extraction.assets import build_extraction_asset, build_extraction_assets
 from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS
 from fc_assets.extraction.exports import (
     ExportTarget,
@@ -403,6 +403,27 @@ def test_an_update_across_midnight_is_never_missing_nor_counted_twice(sandbox_cl
         assert len(current) == len(platform.extracted[entity])
         for minutes, entity_id in zip((30, 45), ids, strict=True):
             assert current[entity_id] == d1 + timedelta(minutes=minutes)
+
+
+def test_an_extraction_outside_the_job_is_remembered_before_a_re_extraction(sandbox_clean, lake, instance):
+    """Day D materialized from the asset alone (a UI or CLI backfill: no `orders_current` step), then X is
+    updated after midnight and the late-updates job re-extracts D: X must still count, once."""
+    sandbox = sandbox_clean
+    day, after = DAY_KEYS[3], DAY_KEYS[2]
+    platform = Platform(sandbox, lake, instance, (ORDERS,))
+    orders_asset = build_extraction_asset(ORDERS, (TODAY - 30 * DAY).strftime("%Y-%m-%d"), retry_policy=None)
+    assert dg.materialize(
+        [orders_asset], resources=platform.defs.resources, instance=instance, partition_key=day
+    ).success
+    extracted = platform.ids_in("orders", day)
+    x = sorted(extracted)[0]
+    d1 = datetime.strptime(after, "%Y-%m-%d").replace(tzinfo=UTC)
+    sandbox.admin.touch("orders", x, iso(d1 + timedelta(minutes=30)))
+    platform.extract(day)  # the late-updates run: X is gone from D, D+1 not extracted yet
+    assert x not in platform.ids_in("orders", day)
+    kpis, _ = platform.analytics()
+    assert sum(k["orders"] for k in kpis) == len(extracted)  # on main: X missing until D+1 is extracted
+    assert x in platform.current("orders")
 
 
 def test_analytics_read_hourly_partitions(sandbox, lake, instance):
