@@ -134,7 +134,7 @@ def test_duckdb_reads_the_entity_as_one_hive_dataset(orders_lake):
         rows = con.sql(f"""
             SELECT dt, count(DISTINCT id) AS orders, sum(i.quantity) AS units
             FROM (SELECT dt, id, unnest(items) AS i
-                  FROM read_parquet('{orders_lake.uri_for("fluent/orders")}/*/*.parquet', hive_partitioning = true))
+                  FROM read_parquet('{orders_lake.uri_for("fluent/orders")}/**/*.parquet', hive_partitioning = true))
             GROUP BY dt ORDER BY dt""").fetchall()
     assert [(str(d), o, u) for d, o, u in rows] == [("2025-03-01", 12, 12 * 6), ("2025-03-02", 5, 5)]
 
