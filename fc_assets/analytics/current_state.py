@@ -115,6 +115,19 @@ def refresh_current_state(lake: Lake, spec: EntitySpec) -> dict[str, int]:
     return {"entities": table.num_rows, "partition_files": len(files), "partition_files_read": len(read)}
 
 
+def remember_before_replacing(
+    lake: Lake, spec: EntitySpec, partition_keys: list[str]
+) -> dict[str, int] | None:
+    """Refresh the state before a run replaces partition objects that exist (`partition_keys`: lake keys),
+    so that a version the re-extraction removes is remembered even if the objects were written by a run
+    that did not refresh the state (an asset materialized alone from the UI or CLI). None when there is
+    nothing to replace. This refresh is outside the `lake_current_state` pool: a concurrent refresh of the
+    same entity may overwrite it, which loses a version only if a third run replaced its partition between."""
+    if not any(lake.exists(key) for key in partition_keys):
+        return None
+    return refresh_current_state(lake, spec)
+
+
 def build_current_state_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=current_asset_name(spec),

@@ -20,6 +20,7 @@ import dagster as dg
 import pyarrow as pa
 from dagster import AssetExecutionContext
 
+from fc_assets.analytics.current_state import remember_before_replacing
 from fc_assets.extraction.entities import ENTITIES, EntitySpec
 from fc_assets.extraction.extract import PART_FILE, PartitionResult, extract_periods
 from fc_assets.extraction.validation import ValidationReport
@@ -167,6 +168,10 @@ def build_extraction_asset(
         store = lake.get_lake()
         for stale in store.remove_stale_temporaries():  # left in <lake>/_tmp/ by killed runs
             context.log.info(f"removed a temporary older than a day: {stale}")
+        replaced = [f"{spec.lake_dir}/{spec.grain.partition_dir(p)}/{PART_FILE}" for p in periods]
+        remembered = remember_before_replacing(store, spec, replaced)
+        if remembered is not None:
+            context.log.info(f"current state refreshed before replacing partitions: {remembered}")
         written: list[tuple[str, PartitionResult]] = []
         with fluent.get_client() as client:
             before = client.stats_snapshot()

@@ -23,7 +23,7 @@ from fc_assets.analytics.assets import (
     stock_by_location,
 )
 from fc_assets.analytics.current_state import build_current_state_asset
-from fc_assets.extraction.assets import build_extraction_assets
+from fc_assets.extraction.assets import build_extraction_asset, build_extraction_assets
 from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS
 from fc_assets.extraction.exports import (
     ExportTarget,
@@ -134,7 +134,7 @@ def test_duckdb_reads_the_entity_as_one_hive_dataset(orders_lake):
         rows = con.sql(f"""
             SELECT dt, count(DISTINCT id) AS orders, sum(i.quantity) AS units
             FROM (SELECT dt, id, unnest(items) AS i
-                  FROM read_parquet('{orders_lake.uri_for("fluent/orders")}/*/*.parquet', hive_partitioning = true))
+                  FROM read_parquet('{orders_lake.uri_for("fluent/orders")}/**/*.parquet', hive_partitioning = true))
             GROUP BY dt ORDER BY dt""").fetchall()
     assert [(str(d), o, u) for d, o, u in rows] == [("2025-03-01", 12, 12 * 6), ("2025-03-02", 5, 5)]
 
@@ -405,6 +405,27 @@ def test_an_update_across_midnight_is_never_missing_nor_counted_twice(sandbox_cl
             assert current[entity_id] == d1 + timedelta(minutes=minutes)
 
 
+def test_an_extraction_outside_the_job_is_remembered_before_a_re_extraction(sandbox_clean, lake, instance):
+    """Day D materialized from the asset alone (a UI or CLI backfill: no `orders_current` step), then X is
+    updated after midnight and the late-updates job re-extracts D: X must still count, once."""
+    sandbox = sandbox_clean
+    day, after = DAY_KEYS[3], DAY_KEYS[2]
+    platform = Platform(sandbox, lake, instance, (ORDERS,))
+    orders_asset = build_extraction_asset(ORDERS, (TODAY - 30 * DAY).strftime("%Y-%m-%d"), retry_policy=None)
+    assert dg.materialize(
+        [orders_asset], resources=platform.defs.resources, instance=instance, partition_key=day
+    ).success
+    extracted = platform.ids_in("orders", day)
+    x = sorted(extracted)[0]
+    d1 = datetime.strptime(after, "%Y-%m-%d").replace(tzinfo=UTC)
+    sandbox.admin.touch("orders", x, iso(d1 + timedelta(minutes=30)))
+    platform.extract(day)  # the late-updates run: X is gone from D, D+1 not extracted yet
+    assert x not in platform.ids_in("orders", day)
+    kpis, _ = platform.analytics()
+    assert sum(k["orders"] for k in kpis) == len(extracted)  # on main: X missing until D+1 is extracted
+    assert x in platform.current("orders")
+
+
 def test_analytics_read_hourly_partitions(sandbox, lake, instance):
     """`FC_EXTRACT_HOURLY=orders`: `dt=/hour=` objects, and the analytics count every order of the day once."""
     hourly = dataclasses.replace(ORDERS, grain=HOURLY)
@@ -431,7 +452,11 @@ def test_a_refresh_reads_only_new_partitions_and_keeps_what_a_re_extraction_remo
     day1, day2 = make_orders(D1, 12, items=1), make_orders(D1 + DAY, 5, items=1)
 
     def extract(day: int, orders: list[dict]) -> None:
+        """Write one day, strictly a second before and after: S3 modification times have whole seconds, and
+        a refresh re-reads an object modified in the same second as the state (REREAD_MARGIN 0)."""
+        time.sleep(1.1)
         list(extract_periods(ORDERS, [days(2)[day]], client=FakeFluent({"orders": orders}), lake=lake))
+        time.sleep(1.1)
 
     def current_ids() -> list[str]:
         ids = lake.read_parquet(current_state.current_key(ORDERS), columns=["id"])["id"].to_pylist()
@@ -440,14 +465,12 @@ def test_a_refresh_reads_only_new_partitions_and_keeps_what_a_re_extraction_remo
 
     extract(0, day1)
     assert current_state.refresh_current_state(lake, ORDERS)["partition_files_read"] == 1
-    time.sleep(1.5)  # S3 modification times have whole seconds: day 2 is written strictly after the refresh
     extract(1, day2)
     counts = current_state.refresh_current_state(lake, ORDERS)
     assert (counts["partition_files"], counts["partition_files_read"], counts["entities"]) == (2, 1, 17)
 
     # day 1 re-extracted after its first order was updated again on day 3 (not extracted yet): kept, once
     moved = dict(day1[0], updatedOn=ts(D1 + 2 * DAY + timedelta(minutes=30)))
-    time.sleep(1.5)
     extract(0, day1[1:] + [moved])
     assert (
         day1[0]["id"] not in lake.read_parquet("fluent/orders/dt=2025-03-01/part-0.parquet")["id"].to_pylist()
