@@ -64,7 +64,7 @@ print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t}))
 
 CHECK = r"""
 import json, resource, sys, time
-from fc_assets.ingestion.validate import check_file
+from fc_assets.ingestion.read.validate import check_file
 t = time.perf_counter()
 r = check_file("inventory", sys.argv[1], sys.argv[2])
 print(json.dumps({"rows": r.rows, "accepted": r.accepted, "rejected": r.rejected,

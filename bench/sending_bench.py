@@ -34,8 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fc_assets.ingestion.files import FileRef
-from fc_assets.ingestion.ledger import Ledger, LedgerEntry
+from fc_assets.ingestion.deliver.files import FileRef
+from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry
 from fc_assets.resources.storage import Lake
 
 lake = Lake(f"file://{lake_dir}")
@@ -72,9 +72,9 @@ SEND = r"""
 import json, resource, sys, time
 rows, base_url, lake_dir, file_id = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 
-from fc_assets.ingestion.delta_chunks import DeltaFile
-from fc_assets.ingestion.ledger import Ledger
-from fc_assets.ingestion.senders import BatchInventorySender
+from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
+from fc_assets.ingestion.deliver.ledger import Ledger
+from fc_assets.ingestion.deliver.senders import BatchInventorySender
 from fc_assets.resources.fluent import FluentClient
 from fc_assets.resources.storage import Lake
 

@@ -13,10 +13,10 @@ import importlib
 import click
 
 COMMANDS: dict[str, tuple[str, str | None]] = {
-    "check-file": ("fc_assets.ingestion.check_file:check_file", None),
+    "check-file": ("fc_assets.ingestion.read.check_file:check_file", None),
     "demo": ("fc_assets.local_stack.demo:demo", "local"),
     "sandbox": ("fc_assets.sandbox.command:sandbox", None),
-    "state": ("fc_assets.ingestion.state_cli:state", None),
+    "state": ("fc_assets.ingestion.deliver.state_cli:state", None),
 }
 """Subcommands: name -> ("module:attribute", the pyproject extra it needs beyond the base install)."""
 

@@ -30,13 +30,13 @@ import random
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from fc_assets.ingestion.files import FileRef, FileRefConfig
-from fc_assets.ingestion.ledger import FeedBusyError, Ledger
-from fc_assets.ingestion.pipeline import FeedPlan, PipelineEnv, process_file
-from fc_assets.ingestion.senders import InjectedCrash
+from fc_assets.ingestion.deliver.files import FileRef, FileRefConfig
+from fc_assets.ingestion.deliver.ledger import FeedBusyError, Ledger
+from fc_assets.ingestion.deliver.pipeline import FeedPlan, PipelineEnv, process_file
+from fc_assets.ingestion.deliver.senders import InjectedCrash
+from fc_assets.ingestion.deliver.sources import SourceChanged, SourceStore
+from fc_assets.ingestion.deliver.state_ops import release_to_error, run_alive, settle_inflight
 from fc_assets.ingestion.sensors import build_file_sensor
-from fc_assets.ingestion.sources import SourceChanged, SourceStore
-from fc_assets.ingestion.state_ops import release_to_error, run_alive, settle_inflight
 from fc_assets.resources.fluent import FluentResource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import LakeResource

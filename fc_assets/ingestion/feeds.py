@@ -3,8 +3,10 @@ onto the feed's canonical fields and what those must be, the delta strategy and 
 
 Adding a feed is one `Feed(...)` here (or a call of a factory below with other arguments, e.g. another
 inventory feed with its own status list); readers, mapping, validation, the rejects file and `fc-assets
-check-file` follow from the declaration. Nothing here does I/O or heavy imports: the pandera schema and
-the sensors' `FileLocation`s are built on first use.
+check-file` follow from the declaration. Declarations only: no I/O, no heavy imports, and nothing from
+`read/` or `deliver/` (the vocabulary is in `spec.py`). What is built from a feed lives with its user:
+the mapper and the pandera schema in `read/` (`mapper_for`, `schema_for`), the delta spec and the
+sensors' `FileLocation`s in `deliver/plans.py`.
 
 Canonical shapes (what `validate_file` yields, `Feed.arrow_schema`, always ending with `_row`):
 
@@ -35,18 +37,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
-from fc_assets.ingestion.conversions import ARROW_TYPES
-from fc_assets.ingestion.mapping import ATTRIBUTE_TYPE, AttributeColumns, Field, FieldMapper
-from fc_assets.ingestion.nested import PRICE_TYPE
-from fc_assets.ingestion.readers import FormatOptions
-from fc_assets.ingestion.records import ROW
+from fc_assets.ingestion.spec import (
+    ARROW_TYPES,
+    ATTRIBUTE_TYPE,
+    PRICE_TYPE,
+    ROW,
+    AttributeColumns,
+    Field,
+    FormatOptions,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pandera.pandas as pdv
 
-    from fc_assets.ingestion.delta import DeltaSpec
-    from fc_assets.ingestion.files import FileLocation
 
 Sender = Literal["batch_inventory", "event_product", "graphql_location"]
 Strategy = Literal["hash", "timestamp", "hybrid", "change_column", "full"]
@@ -124,15 +127,6 @@ class Feed:
         return next(f for f in self.fields if f.name == name)
 
     @cached_property
-    def mapper(self) -> FieldMapper:
-        return FieldMapper(self.fields, self.attributes)
-
-    @property
-    def text_schema(self) -> pa.Schema:
-        """What `read_file` yields: canonical fields as text, plus `_row`, `_error`, `_raw`."""
-        return self.mapper.schema
-
-    @cached_property
     def price_fields(self) -> frozenset[str]:
         return frozenset(n for p in self.prices for n in (p.value, p.currency))
 
@@ -150,13 +144,6 @@ class Feed:
     def columns(self) -> tuple[str, ...]:
         return tuple(n for n in self.arrow_schema.names if n != ROW)
 
-    @cached_property
-    def schema(self) -> pdv.DataFrameSchema:
-        """The pandera schema every chunk is validated against (built from the fields and rules)."""
-        from fc_assets.ingestion.validate import build_schema
-
-        return build_schema(self)
-
     @property
     def threshold(self) -> float:
         if self.reject_threshold is not None:
@@ -164,46 +151,6 @@ class Feed:
         from fc_assets.settings import get_settings
 
         return get_settings().reject_threshold
-
-    def delta_spec(self) -> DeltaSpec:
-        from fc_assets.ingestion.delta import DeltaSpec
-        from fc_assets.settings import get_settings
-
-        d = self.delta
-        spec = DeltaSpec(
-            keys=self.keys,
-            strategy=d.strategy,
-            timestamp_column=d.timestamp_column,
-            change_column=d.change_column,
-            send_disappeared=d.send_disappeared or self.name in get_settings().send_disappeared_feeds,
-            hash_columns=d.hash_columns,
-        )
-        spec.check(list(self.columns))
-        return spec
-
-    def locations(self) -> tuple[FileLocation, ...]:
-        """The inboxes as the sensors' `FileLocation`s (default paths from the settings)."""
-        from fc_assets.ingestion.files import FileLocation
-        from fc_assets.settings import get_settings
-
-        s = get_settings()
-        out = []
-        for box in self.inboxes:
-            if box.kind == "s3":
-                default = s.inbox_s3_uri.removeprefix("s3://").rstrip("/") + f"/{self.name}/"
-            else:
-                default = f"{s.sftp_inbox_dir.rstrip('/')}/{self.name}"
-            stability = box.stability or ("atomic" if box.kind == "s3" else "size_stable")
-            out.append(
-                FileLocation(
-                    name=box.name or box.kind,
-                    kind=box.kind,
-                    path=box.path or default,
-                    glob=box.glob,
-                    stability=stability,
-                )
-            )
-        return tuple(out)
 
 
 # ------------------------------------------------------------------------------------------ inventory

@@ -11,7 +11,7 @@ def build_state_retention_definitions(feeds: list[str]) -> dg.Definitions:
         description="Apply FC_STATE_RETENTION_DAYS to every feed's ledger and work files (state_ops.prune)."
     )
     def prune_state_of_feeds(context: dg.OpExecutionContext, lake: LakeResource) -> None:
-        from fc_assets.ingestion import state_ops
+        from fc_assets.ingestion.deliver import state_ops
         from fc_assets.settings import get_settings
 
         days = get_settings().state_retention_days

@@ -28,7 +28,7 @@ INBOX_BUCKET = "fc-inbox"
 S3_SAVE_DIR = "s3-objects"
 """Where the demo keeps the S3 server's objects between runs (under .local/demo/)."""
 FEED_STATE_DIR = "state"
-"""The feeds' snapshots, ledger and job ids under the lake (fc_assets/ingestion/ledger.py): not restored."""
+"""The feeds' snapshots, ledger and job ids under the lake (fc_assets/ingestion/deliver/ledger.py): not restored."""
 
 
 @dataclass

@@ -8,7 +8,7 @@ import itertools
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fc_assets.ingestion.ledger import Ledger
+from fc_assets.ingestion.deliver.ledger import Ledger
 from fc_assets.local_stack.demo import StackInfo, restore_s3
 from fc_assets.local_stack.s3_server import s3_client, save_buckets
 from fc_assets.resources.storage import Lake

@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 
 from fc_assets.ingestion.feeds import Feed
-from fc_assets.ingestion.rejects import RejectsWriter
-from fc_assets.ingestion.validate import ValidationReport, validate_file
+from fc_assets.ingestion.read.rejects import RejectsWriter
+from fc_assets.ingestion.read.validate import ValidationReport, validate_file
 
 
 @dataclass

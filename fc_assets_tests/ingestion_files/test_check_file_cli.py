@@ -113,8 +113,8 @@ def test_strict_exits_3_only_over_the_threshold(cli):
 
 
 def test_progress_goes_to_a_terminal_at_most_once_a_second(monkeypatch, capsys):
-    from fc_assets.ingestion import check_file as command
-    from fc_assets.ingestion.validate import ValidationReport
+    from fc_assets.ingestion.read import check_file as command
+    from fc_assets.ingestion.read.validate import ValidationReport
 
     progress = command._Progress("big.csv")
     report = ValidationReport("inventory", "big.csv", rows=1_000_000, rejected=12)

@@ -12,8 +12,10 @@ import os
 import pytest
 
 from fc_assets.ingestion.feeds import get_feed, inventory_feed
-from fc_assets.ingestion.readers import FormatOptions, read_file
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.mapping import text_schema
+from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.spec import FormatOptions
 from fc_assets_tests.ingestion_files.corpus import (
     INVENTORY_ACCEPTED,
     INVENTORY_REJECTS,
@@ -107,7 +109,7 @@ def test_read_file_gives_canonical_text_columns(tmp_path):
     path.write_bytes(inventory_csv(","))
     batches = list(read_file(INVENTORY, path, chunk_rows=4))
     assert [b.num_rows for b in batches] == [4, 4, 3]
-    assert batches[0].schema == INVENTORY.text_schema
+    assert batches[0].schema == text_schema(INVENTORY)
     first = batches[0].to_pylist()
     assert first[0] | {} == {
         "sku_ref": "00123",

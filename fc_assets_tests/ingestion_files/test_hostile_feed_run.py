@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from fc_assets.ingestion.deliver.files import NAME_MAX, REJECTS_SUFFIX
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.files import NAME_MAX, REJECTS_SUFFIX
-from fc_assets.ingestion.senders import CRASH_ENV
 from fc_assets_tests.ingestion_flow.flow import Flow, Received, failure_metadata, metadata, sandbox_fluent
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.readers import open_raw
-from fc_assets.ingestion.unreadable import FileUnreadable
-from fc_assets.ingestion.validate import check_file
+from fc_assets.ingestion.read.readers import open_raw
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.read.validate import check_file
 from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.helpers import parse_rejects, run
 
@@ -308,7 +308,7 @@ def test_rejects_file_neutralises_spreadsheet_formulas():
 def test_unexpanded_entity_never_cuts_a_value(monkeypatch):
     """Defence in depth behind the prolog check: a record holding an entity reference the parser did not
     expand (an external DTD is never loaded) makes the file unreadable instead of `X&xxe;Y` → `X`."""
-    from fc_assets.ingestion import xml_records
+    from fc_assets.ingestion.read import xml_records
 
     monkeypatch.setattr(xml_records, "check_prolog", lambda head, name: None)
     xml = (
@@ -326,7 +326,7 @@ def test_json_guard_tracks_strings_and_escapes_across_blocks(block):
     the parser's reads cut the bytes; real nesting and long tokens do."""
     import json as stdlib_json
 
-    from fc_assets.ingestion.json_guard import JsonGuard
+    from fc_assets.ingestion.read.json_guard import JsonGuard
 
     doc = b'[{"a":"x\\\\\\"[[[[[\\\\","b":"]]]]{{","c":[[1]],"d":"\\\\\\\\"}]'
     assert stdlib_json.loads(doc)[0]["c"] == [[1]]  # (valid JSON: 4 levels)

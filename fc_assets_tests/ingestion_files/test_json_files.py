@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from fc_assets.ingestion.feeds import get_feed, inventory_feed
-from fc_assets.ingestion.readers import FormatOptions, read_file
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.spec import FormatOptions
 from fc_assets_tests.ingestion_files.corpus import (
     INVENTORY_REJECTS,
     Endless,

@@ -9,10 +9,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from fc_assets.ingestion.deliver import plans
 from fc_assets.ingestion.feeds import Feed, Inbox, get_feed, inventory_feed
-from fc_assets.ingestion.mapping import AttributeColumns, Field, join, pandas_transform, value_map
-from fc_assets.ingestion.readers import read_file
-from fc_assets.ingestion.validate import check_file
+from fc_assets.ingestion.read.mapping import join, pandas_transform, text_schema, value_map
+from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.validate import check_file
+from fc_assets.ingestion.spec import AttributeColumns, Field
 from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.helpers import parse_rejects, run
 
@@ -139,12 +141,12 @@ def test_feed_declarations_for_the_pipeline(monkeypatch):
     feed = inventory_feed(
         inboxes=(Inbox("s3", glob="*.csv"), Inbox("sftp", path="in/stock", glob="stock_*.csv.gz"))
     )
-    locations = feed.locations()
+    locations = plans.locations(feed)
     assert [(x.name, x.kind, x.path, x.glob, x.stability) for x in locations] == [
         ("s3", "s3", "fc-inbox/inventory/", "*.csv", "atomic"),
         ("sftp", "sftp", "in/stock", "stock_*.csv.gz", "size_stable"),
     ]
-    spec = get_feed("inventory").delta_spec()
+    spec = plans.delta_spec(get_feed("inventory"))
     assert (spec.keys, spec.strategy, spec.send_disappeared) == (("sku_ref", "location_ref"), "hash", False)
     assert (
         get_feed("products").sender == "event_product" and get_feed("locations").sender == "graphql_location"
@@ -158,5 +160,5 @@ def test_text_schema_is_stable_across_chunks_of_sparse_json():
         b'[{"sku": "A", "location": "L", "qty": 1}, {"sku": "B", "location": "L", "qty": 2, "status": "x"}]'
     )
     batches = list(read_file(get_feed("inventory"), io.BytesIO(data), name="s.json", chunk_rows=1))
-    assert all(b.schema == get_feed("inventory").text_schema for b in batches)
+    assert all(b.schema == text_schema(get_feed("inventory")) for b in batches)
     assert pa.Table.from_batches(batches).column("status").to_pylist() == [None, "x"]

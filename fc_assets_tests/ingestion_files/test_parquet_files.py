@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fc_assets.ingestion.feeds import get_feed
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets_tests.ingestion_files.corpus import ForwardOnly
 from fc_assets_tests.ingestion_files.helpers import run
 

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from fc_assets.ingestion.conversions import convert
 from fc_assets.ingestion.feeds import get_feed
-from fc_assets.ingestion.readers import read_file
-from fc_assets.ingestion.rules import MISSING, column_rules
-from fc_assets.ingestion.validate import ChunkValidator
+from fc_assets.ingestion.read.conversions import convert
+from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.rules import MISSING, column_rules
+from fc_assets.ingestion.read.validate import ChunkValidator, schema_for
 from fc_assets_tests.ingestion_files.corpus import inventory_csv
 from fc_assets_tests.ingestion_files.test_products_locations import LOCATIONS_CSV, PRODUCTS_CSV
 
@@ -64,7 +64,7 @@ def test_pandera_alone_agrees_with_the_arrow_masks(feed_name, data):
     frame = pa.RecordBatch.from_arrays(typed, schema=ChunkValidator(feed).typed_schema).to_pandas(
         types_mapper=pd.ArrowDtype
     )
-    column_only = pdv.DataFrameSchema(feed.schema.columns, strict=True)  # without the row rules
+    column_only = pdv.DataFrameSchema(schema_for(feed).columns, strict=True)  # without the row rules
     try:
         column_only.validate(frame, lazy=True)
         cases = pd.DataFrame(columns=["index", "column", "check"])

@@ -12,7 +12,7 @@ import sys
 SCRIPT = r"""
 import io, json
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.validate import validate_file
+from fc_assets.ingestion.read.validate import validate_file
 feed = inventory_feed(timezone="Europe/Berlin", date_formats=("%m/%d/%Y", "%d.%m.%Y %H:%M"))
 data = "\n".join(["sku,location,qty,expected_on", "A,L,1,2025-01-15", "B,L,1,2025-01-15T23:30:00",
                   "C,L,1,2025-01-15T10:00:00+09:00", "D,L,1,01/15/2025", "E,L,1,15.01.2025 23:30",

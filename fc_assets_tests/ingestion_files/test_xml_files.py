@@ -12,8 +12,9 @@ import time
 import pytest
 
 from fc_assets.ingestion.feeds import get_feed, inventory_feed, products_feed
-from fc_assets.ingestion.readers import FormatOptions, read_file
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.spec import FormatOptions
 from fc_assets_tests.ingestion_files.corpus import (
     NS_XML,
     Endless,
@@ -91,8 +92,8 @@ def test_external_entities_are_refused_and_nothing_is_read(tmp_path):
 
 def test_entities_are_not_expanded_even_past_the_prolog_check():
     """Defence in depth: lxml itself runs with resolve_entities=False, no_network=True, load_dtd=False."""
-    from fc_assets.ingestion import xml_records
-    from fc_assets.ingestion.streams import ByteSource
+    from fc_assets.ingestion.read import xml_records
+    from fc_assets.ingestion.read.streams import ByteSource
 
     src = ByteSource(io.BytesIO(billion_laughs()), "lol.xml")
     original = xml_records.check_prolog

@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fc_assets.ingestion.delta import DeltaSpec
-from fc_assets.ingestion.files import FileLocation
-from fc_assets.ingestion.pipeline import FeedPlan, ValidationSummary
+from fc_assets.ingestion.deliver.delta import DeltaSpec
+from fc_assets.ingestion.deliver.files import FileLocation
+from fc_assets.ingestion.deliver.pipeline import FeedPlan, ValidationSummary
 from fc_assets.resources.storage import Lake
 
 INV_COLS = ("sku_ref", "location_ref", "qty", "status")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from fc_assets.ingestion.cursor import Cursor, ListedFile, plan_tick
-from fc_assets.ingestion.files import FileLocation, FileRef, slug
+from fc_assets.ingestion.deliver.cursor import Cursor, ListedFile, plan_tick
+from fc_assets.ingestion.deliver.files import FileLocation, FileRef, slug
 
 
 def f(key: str, mtime: float, size: int = 10, etag: str | None = None) -> ListedFile:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed, locations_feed, products_feed
-from fc_assets.ingestion.senders import CRASH_ENV
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,
     Received,

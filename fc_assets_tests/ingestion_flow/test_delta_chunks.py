@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fc_assets.ingestion.delta_chunks import DeltaFile
-from fc_assets.ingestion.ledger import Ledger
+from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
+from fc_assets.ingestion.deliver.ledger import Ledger
 from fc_assets.resources.storage import Lake
 
 

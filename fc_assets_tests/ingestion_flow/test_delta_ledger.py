@@ -9,9 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fc_assets.ingestion.delta import DeltaSpec, commit_delta, commit_snapshot, compute_delta, snapshot_rel
-from fc_assets.ingestion.files import FileRef
-from fc_assets.ingestion.ledger import FeedBusyError, Ledger, LedgerEntry
+from fc_assets.ingestion.deliver.delta import (
+    DeltaSpec,
+    commit_delta,
+    commit_snapshot,
+    compute_delta,
+    snapshot_rel,
+)
+from fc_assets.ingestion.deliver.files import FileRef
+from fc_assets.ingestion.deliver.ledger import FeedBusyError, Ledger, LedgerEntry
 from fc_assets.resources.storage import Lake
 
 COLS = ["sku_ref", "location_ref", "qty", "status"]
@@ -240,7 +246,7 @@ def test_watermark_text_does_not_depend_on_the_machine_zone(tmp_path):
     code = f"""
 import pyarrow as pa, pyarrow.parquet as pq
 from datetime import datetime, timezone
-from fc_assets.ingestion.delta import DeltaSpec, compute_delta, connect
+from fc_assets.ingestion.deliver.delta import DeltaSpec, compute_delta, connect
 from fc_assets.resources.storage import Lake
 lake = Lake("file://{tmp_path}/lake")
 t = pa.table({{"k": ["A"], "ts": pa.array([datetime(2025, 1, 1, 12, tzinfo=timezone.utc)], pa.timestamp("us", "UTC")),
@@ -259,7 +265,7 @@ print(res.watermark)
 def test_validation_hands_over_the_keys_of_rejected_rows(tmp_path):
     """What the delta gets to tell a rejected row from a disappeared one: typed keys, null when unknown."""
     from fc_assets.ingestion.feeds import inventory_feed
-    from fc_assets.ingestion.validate import validate_file
+    from fc_assets.ingestion.read.validate import validate_file
 
     path = tmp_path / "stock.jsonl"
     path.write_text(

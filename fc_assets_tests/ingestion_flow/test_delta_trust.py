@@ -10,10 +10,10 @@ import multiprocessing
 
 import pytest
 
-from fc_assets.ingestion.delta import snapshot_rel
+from fc_assets.ingestion.deliver.delta import snapshot_rel
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import Delta, inventory_feed
-from fc_assets.ingestion.mapping import Field
-from fc_assets.ingestion.senders import CRASH_ENV
+from fc_assets.ingestion.spec import Field
 from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand, sandbox_fluent
 

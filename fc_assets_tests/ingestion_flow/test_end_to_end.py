@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.senders import CRASH_ENV
 from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,

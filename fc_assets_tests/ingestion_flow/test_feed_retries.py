@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from fc_assets.ingestion.deliver.ledger import Ledger
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.ledger import Ledger
-from fc_assets.ingestion.senders import CRASH_ENV
 from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,

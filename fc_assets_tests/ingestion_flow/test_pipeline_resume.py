@@ -9,12 +9,12 @@ import itertools
 import boto3
 import pytest
 
-from fc_assets.ingestion.files import FileLocation, FileRef
-from fc_assets.ingestion.ledger import Ledger
-from fc_assets.ingestion.pipeline import PipelineEnv, process_file
-from fc_assets.ingestion.senders import CRASH_ENV, InjectedCrash, SendIncomplete
+from fc_assets.ingestion.deliver.files import FileLocation, FileRef
+from fc_assets.ingestion.deliver.ledger import Ledger
+from fc_assets.ingestion.deliver.pipeline import PipelineEnv, process_file
+from fc_assets.ingestion.deliver.senders import CRASH_ENV, InjectedCrash, SendIncomplete
+from fc_assets.ingestion.deliver.sources import SourceStore
 from fc_assets.ingestion.sensors import list_s3, list_sftp
-from fc_assets.ingestion.sources import SourceStore
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets_tests.ingestion_flow.fake_batch_api import FakeBatchApi
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv, inventory_plan

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from fc_assets.ingestion.deliver.files import FileLocation
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.files import FileLocation
-from fc_assets.ingestion.senders import CRASH_ENV
 from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand, sandbox_fluent

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from fc_assets.ingestion.files import FileLocation
+from fc_assets.ingestion.deliver.files import FileLocation
 from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets.resources.sftp import SFTPConfigError, SFTPResource
 from fc_assets.resources.storage import Lake, LakeResource

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from fc_assets.ingestion.delta import snapshot_rel
-from fc_assets.ingestion.ledger import Ledger
-from fc_assets.ingestion.senders import CRASH_ENV, InjectedCrash
+from fc_assets.ingestion.deliver.delta import snapshot_rel
+from fc_assets.ingestion.deliver.ledger import Ledger
+from fc_assets.ingestion.deliver.senders import CRASH_ENV, InjectedCrash
 from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets_tests.ingestion_flow.test_pipeline_resume import World
 from fc_assets_tests.ingestion_flow.test_sensors import JOB, PARTS, Ticker

@@ -19,9 +19,9 @@ from dagster._serdes import serialize_value
 from fc_assets.extraction.assets import build_extraction_asset
 from fc_assets.extraction.entities import ORDERS
 from fc_assets.ingestion.assets import build_feed_definitions
+from fc_assets.ingestion.deliver.plans import plan_for
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.plans import plan_for
-from fc_assets.ingestion.senders import CRASH_ENV
 from fc_assets.local_stack.process import free_port
 from fc_assets.local_stack.sftp_server import sftp_server as make_sftp_server
 from fc_assets.resources.fluent import FluentAuthError, FluentResource

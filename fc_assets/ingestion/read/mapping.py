@@ -1,6 +1,6 @@
 """Declarative mapping: a feed's canonical fields and where each one's text comes from.
 
-A `Field` is declared once and drives three steps: mapping (this module: which source column, default,
+A `Field` (`spec.py`) is declared once and drives three steps: mapping (this module: which source column, default,
 constant, transform), conversion (`conversions.py`: text → Arrow type, with a reason when the text is not
 a value of that type) and the rules of the pandera schema (`validate.py`: required, ranges, allowed
 values, lengths, patterns).
@@ -25,24 +25,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.records import ERROR, RAW, ROW, TECHNICAL
-from fc_assets.ingestion.text_arrays import STRING, as_text, clean, constant
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.text_arrays import STRING, as_text, clean, constant
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.spec import ATTRIBUTE_TYPE, ERROR, RAW, ROW, TECHNICAL, AttributeColumns, Field
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fc_assets.ingestion.readers import RawFile
-
-Kind = Literal["text", "code", "int", "decimal", "bool", "datetime", "time", "list"]
-
-ATTRIBUTE_TYPE = pa.struct([("name", STRING), ("type", STRING), ("value", STRING)])
+    from fc_assets.ingestion.feeds import Feed
+    from fc_assets.ingestion.read.readers import RawFile
 
 
 def normalise(name: str) -> str:
@@ -71,53 +68,6 @@ class Columns:
                 constant(None, len(self)) if i is None else clean(as_text(self._batch.column(i)))
             )
         return self._cache[key]
-
-
-@dataclass(frozen=True)
-class Field:
-    """One canonical field: its source (mapping) and its rules (conversion + pandera schema)."""
-
-    name: str
-    kind: Kind = "text"
-    aliases: tuple[str, ...] = ()
-    required: bool = False  # the column must exist (unless default/constant/compute) and never be empty
-    default: str | None = None  # used when the column is absent or the value empty
-    constant: str | None = None  # always this value
-    fallback: str | None = None  # another canonical field whose value fills an empty one
-    compute: Callable[[Columns], pa.Array] | None = None
-    transform: Callable[[pa.Array], pa.Array] | None = None
-    # rules
-    values: tuple[str, ...] | Callable[[], Iterable[str]] = ()  # allowed values (codes: upper case); a
-    # callable is evaluated when the schema is first built (e.g. the IANA time zone names)
-    values_error: str | None = None  # the reject reason for a value not allowed (default lists them)
-    pattern: str | None = None  # text/code: full-match regular expression
-    min: float | None = None  # int/decimal/time
-    max: float | None = None
-    max_length: int | None = None  # text/code, in characters
-    separator: str = "|"  # list: between items (a JSON array text is also accepted)
-    formats: tuple[str, ...] = ()  # datetime: strptime formats accepted besides ISO-8601
-    description: str = ""
-
-    @property
-    def needs_column(self) -> bool:
-        return self.required and self.default is None and self.constant is None and self.compute is None
-
-    def names(self) -> tuple[str, ...]:
-        return (self.name, *self.aliases)
-
-
-@dataclass(frozen=True)
-class AttributeColumns:
-    """Source columns that become Fluent attributes, `list<struct{name, type, value}>` in one field.
-
-    A column belongs here when its name starts with one of `prefixes` (case-insensitive; the attribute is
-    named by the rest, e.g. `attr_colour` → `colour`) or is listed in `columns` (named as in the file).
-    Empty values are left out of a row's list."""
-
-    prefixes: tuple[str, ...] = ("attr_", "attribute_", "attributes.")
-    columns: tuple[str, ...] = ()
-    type: str = "STRING"
-    field: str = "attributes"
 
 
 @dataclass
@@ -239,6 +189,22 @@ class FieldMapper:
         for batch in raw.batches:
             yield self.map_batch(batch, self.plan(batch.schema.names, raw.name, strict=first))
             first = False
+
+
+_MAPPERS: dict[int, tuple[Feed, FieldMapper]] = {}
+
+
+def mapper_for(feed: Feed) -> FieldMapper:
+    """The feed's mapper, built once per feed object (it keeps a plan per header it has seen)."""
+    hit = _MAPPERS.get(id(feed))
+    if hit is None or hit[0] is not feed:
+        hit = _MAPPERS[id(feed)] = (feed, FieldMapper(feed.fields, feed.attributes))
+    return hit[1]
+
+
+def text_schema(feed: Feed) -> pa.Schema:
+    """What `read_file` yields for the feed: canonical fields as text, plus `_row`, `_error`, `_raw`."""
+    return mapper_for(feed).schema
 
 
 def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str) -> pa.ListArray:

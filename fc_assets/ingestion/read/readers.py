@@ -38,11 +38,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from fc_assets.ingestion.json_guard import MAX_DEPTH, JsonGuard
-from fc_assets.ingestion.records import ERROR, RAW, ROW, BatchBuilder, TooDeep, flatten, scalar_text
-from fc_assets.ingestion.streams import HEAD_BYTES, ByteSource, Source
-from fc_assets.ingestion.unreadable import FileUnreadable
-from fc_assets.ingestion.xml_records import read_xml
+from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
+from fc_assets.ingestion.read.mapping import mapper_for
+from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, scalar_text
+from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.read.xml_records import read_xml
+from fc_assets.ingestion.spec import ERROR, RAW, ROW, FormatOptions
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.feeds import Feed
@@ -64,17 +66,7 @@ BOM = b"\xef\xbb\xbf"
 DEFAULT_CHUNK_ROWS = 65_536
 CSV_BLOCK_BYTES = 1 << 20
 JSON_BUFFER_BYTES = 1 << 20  # ijson re-scans an unfinished token per refill: few, large refills
-
-
-@dataclass(frozen=True)
-class FormatOptions:
-    """How a feed's files are read (all optional: detected when not set)."""
-
-    format: str | None = None  # csv | json | jsonl | xml | parquet; None: from the extension/content
-    delimiter: str | None = None  # CSV; None: detected from the header line
-    encoding: str = "utf-8"  # CSV text encoding (a UTF-8 BOM is always accepted)
-    xml_record: str | None = None  # local name of the record element; None: the root's repeated child
-    json_records: str | None = None  # ijson prefix of the records (e.g. "inventory.item"); None: detected
+DETECT = FormatOptions()  # every option detected from the file
 
 
 @dataclass
@@ -124,7 +116,7 @@ def open_raw(
     source: Source | ByteSource,
     *,
     name: str | None = None,
-    options: FormatOptions = FormatOptions(),
+    options: FormatOptions = DETECT,
     fmt: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> RawFile:
@@ -177,10 +169,10 @@ def read_file(
     fmt: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """The file's records mapped onto the feed's canonical fields, as text (`feed.text_schema`), with
+    """The file's records mapped onto the feed's canonical fields, as text (`text_schema(feed)`), with
     `_row`, `_error` and `_raw`. Nothing is validated or converted yet (see `validate.validate_file`)."""
     raw = open_raw(source, name=name, options=feed.format_options, fmt=fmt, chunk_rows=chunk_rows)
-    return feed.mapper.map_file(raw)
+    return mapper_for(feed).map_file(raw)
 
 
 # ---------------------------------------------------------------------------------------------- CSV

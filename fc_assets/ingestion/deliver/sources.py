@@ -26,7 +26,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from fc_assets.ingestion.files import FileLocation, FileRef, archive_name
+from fc_assets.ingestion.deliver.files import FileLocation, FileRef, archive_name
 from fc_assets.resources.sftp import SFTPResource
 
 CHUNK = 1 << 20

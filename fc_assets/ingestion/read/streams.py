@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.unreadable import FileUnreadable
 
 HEAD_BYTES = 256 * 1024
 GZIP_MAGIC = b"\x1f\x8b"

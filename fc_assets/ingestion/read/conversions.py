@@ -28,20 +28,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.mapping import Field
-from fc_assets.ingestion.text_arrays import STRING, is_ascii, trim, upper, with_validity
-
-UTC = pa.timestamp("us", "UTC")
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "text": STRING,
-    "code": STRING,
-    "int": pa.int64(),
-    "decimal": pa.float64(),
-    "bool": pa.bool_(),
-    "datetime": UTC,
-    "time": pa.int32(),
-    "list": pa.list_(STRING),
-}
+from fc_assets.ingestion.read.text_arrays import STRING, is_ascii, trim, upper, with_validity
+from fc_assets.ingestion.spec import ARROW_TYPES, UTC, Field
 
 _INT = r"^-?[0-9]+$"
 _DECIMAL = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"

@@ -25,7 +25,7 @@ from typing import Literal
 
 import dagster as dg
 
-from fc_assets.ingestion.cursor import ListedFile, Stability
+from fc_assets.ingestion.deliver.cursor import ListedFile, Stability
 
 TAG_PREFIX = "fc/"
 SLUG_MAX = 48

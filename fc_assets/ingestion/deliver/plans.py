@@ -1,4 +1,5 @@
-"""From a feed declaration (feeds.py) to what the ingestion flow runs: `plan_for(feed)`.
+"""From a feed declaration (feeds.py) to what the ingestion flow runs: `plan_for(feed)`, with the feed's
+delta spec (`delta_spec`) and the sensors' `FileLocation`s of its inboxes (`locations`).
 
 `validate_into_lake` is the bridge to validation (validate.py): it streams the downloaded file through
 `validate_file`, writes the accepted rows (typed, with `_row`) as Parquet into the lake for the delta, and the
@@ -18,17 +19,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fc_assets.ingestion.deliver.delta import DeltaSpec
+from fc_assets.ingestion.deliver.files import FileLocation
+from fc_assets.ingestion.deliver.pipeline import FeedPlan, ValidationSummary
 from fc_assets.ingestion.feeds import Feed
-from fc_assets.ingestion.pipeline import FeedPlan, ValidationSummary
 from fc_assets.resources.storage import Lake
+from fc_assets.settings import get_settings
 
 
 def validate_into_lake(
     feed: Feed, path: Path, name: str, lake: Lake, accepted_rel: str, rejects_rel: str
 ) -> ValidationSummary:
-    from fc_assets.ingestion.rejects import RejectsWriter
-    from fc_assets.ingestion.unreadable import FileUnreadable
-    from fc_assets.ingestion.validate import validate_file
+    from fc_assets.ingestion.read.rejects import RejectsWriter
+    from fc_assets.ingestion.read.unreadable import FileUnreadable
+    from fc_assets.ingestion.read.validate import validate_file
 
     keys_rel = rejected_keys_rel(accepted_rel)
     with tempfile.TemporaryDirectory(prefix="fc-rejects-") as tmp:
@@ -116,11 +120,48 @@ class RejectedKeys:
 def plan_for(feed: Feed) -> FeedPlan:
     return FeedPlan(
         name=feed.name,
-        locations=feed.locations(),
+        locations=locations(feed),
         columns=feed.columns,
-        delta=feed.delta_spec(),
+        delta=delta_spec(feed),
         sender=feed.sender,
         validate=partial(validate_into_lake, feed),
         reject_threshold=feed.threshold,
         job_strategy=feed.job_strategy,
     )
+
+
+def delta_spec(feed: Feed) -> DeltaSpec:
+    """The feed's delta strategy as the delta step runs it (checked against the feed's columns)."""
+    d = feed.delta
+    spec = DeltaSpec(
+        keys=feed.keys,
+        strategy=d.strategy,
+        timestamp_column=d.timestamp_column,
+        change_column=d.change_column,
+        send_disappeared=d.send_disappeared or feed.name in get_settings().send_disappeared_feeds,
+        hash_columns=d.hash_columns,
+    )
+    spec.check(list(feed.columns))
+    return spec
+
+
+def locations(feed: Feed) -> tuple[FileLocation, ...]:
+    """The inboxes as the sensors' `FileLocation`s (default paths from the settings)."""
+    s = get_settings()
+    out = []
+    for box in feed.inboxes:
+        if box.kind == "s3":
+            default = s.inbox_s3_uri.removeprefix("s3://").rstrip("/") + f"/{feed.name}/"
+        else:
+            default = f"{s.sftp_inbox_dir.rstrip('/')}/{feed.name}"
+        stability = box.stability or ("atomic" if box.kind == "s3" else "size_stable")
+        out.append(
+            FileLocation(
+                name=box.name or box.kind,
+                kind=box.kind,
+                path=box.path or default,
+                glob=box.glob,
+                stability=stability,
+            )
+        )
+    return tuple(out)

@@ -66,8 +66,8 @@ def _fail(message: str, code: int = 2) -> None:
 def check_file(feed: str, path: str, rejects_path: str | None, fmt: str | None, strict: bool) -> None:
     """Validate PATH as a file of FEED and print the totals as one JSON line."""
     from fc_assets.ingestion.feeds import FEEDS
-    from fc_assets.ingestion.unreadable import FileUnreadable
-    from fc_assets.ingestion.validate import check_file as run_check
+    from fc_assets.ingestion.read.unreadable import FileUnreadable
+    from fc_assets.ingestion.read.validate import check_file as run_check
 
     if feed not in FEEDS:
         _fail(f"unknown feed {feed!r} (feeds: {', '.join(sorted(FEEDS))})")

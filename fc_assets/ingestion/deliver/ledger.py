@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fc_assets.ingestion.files import FileRef
+from fc_assets.ingestion.deliver.files import FileRef
 from fc_assets.resources.storage import Lake
 
 STAGES = ("claimed", "prepared", "sending", "confirmed", "committed", "archived")

@@ -28,13 +28,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fc_assets.ingestion.files import FileRef
-from fc_assets.ingestion.ledger import FeedBusyError, Ledger, LedgerEntry, now_iso
+from fc_assets.ingestion.deliver.files import FileRef
+from fc_assets.ingestion.deliver.ledger import FeedBusyError, Ledger, LedgerEntry, now_iso
 from fc_assets.resources.storage import Lake
 
 if TYPE_CHECKING:
-    from fc_assets.ingestion.pipeline import FeedPlan, PipelineEnv
-    from fc_assets.ingestion.sources import SourceStore
+    from fc_assets.ingestion.deliver.pipeline import FeedPlan, PipelineEnv
+    from fc_assets.ingestion.deliver.sources import SourceStore
 
 ALIVE_STATUSES = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 
@@ -71,7 +71,7 @@ def settle_inflight(
 ) -> str | None:
     """Before `ref` is processed: apply the module's rule to another file holding the slot. Returns what
     was done (for the log and metadata), raises `FeedBusyError` while a live holder keeps its lease."""
-    from fc_assets.ingestion.pipeline import process_file
+    from fc_assets.ingestion.deliver.pipeline import process_file
 
     ledger = Ledger(env.lake, plan.name)
     slot = ledger.state().inflight
@@ -152,7 +152,7 @@ def release_to_error(
 def forget_keys(lake: Lake, plan: FeedPlan, delta_rel: str) -> int:
     """Remove the keys of a delta from the feed's snapshot (their state in Fluent is unknown); returns how many
     snapshot rows were removed."""
-    from fc_assets.ingestion.delta import connect, duck_path, ident, snapshot_rel
+    from fc_assets.ingestion.deliver.delta import connect, duck_path, ident, snapshot_rel
 
     snap = snapshot_rel(plan.name)
     if not plan.delta.keeps_snapshot or not lake.exists(snap):
@@ -205,7 +205,7 @@ def audit_log(lake: Lake, feed: str) -> list[dict[str, Any]]:
 
 
 def show(lake: Lake, feed: str) -> dict[str, Any]:
-    from fc_assets.ingestion.delta import snapshot_rel
+    from fc_assets.ingestion.deliver.delta import snapshot_rel
 
     ledger = Ledger(lake, feed)
     state = ledger.state()
@@ -333,7 +333,7 @@ def reset(
 ) -> dict[str, Any]:
     """The next file is sent in full (`to_empty`) or against the snapshot `to` (a lake path or local file).
     The current snapshot is kept as `state/<feed>/snapshots/<time>.parquet`, so a reset can be undone."""
-    from fc_assets.ingestion.delta import snapshot_rel
+    from fc_assets.ingestion.deliver.delta import snapshot_rel
 
     if to_empty == (to is not None):
         raise ValueError("give exactly one of --to-empty or --to SNAPSHOT")

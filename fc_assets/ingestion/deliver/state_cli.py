@@ -28,8 +28,8 @@ def _lake():
 
 
 def _plan(feed: str):
+    from fc_assets.ingestion.deliver.plans import plan_for
     from fc_assets.ingestion.feeds import get_feed
-    from fc_assets.ingestion.plans import plan_for
 
     try:
         return plan_for(get_feed(feed))
@@ -41,7 +41,7 @@ def _sources():
     """The feeds' inboxes, reached with the same settings as the code location's `s3` and `sftp`."""
     import boto3
 
-    from fc_assets.ingestion.sources import SourceStore
+    from fc_assets.ingestion.deliver.sources import SourceStore
     from fc_assets.resources.sftp import SFTPResource
     from fc_assets.settings import get_settings
 
@@ -91,7 +91,7 @@ def state() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(feed: str, as_json: bool) -> None:
     """Watermark, last file, in-flight file, committed count, snapshot size."""
-    from fc_assets.ingestion import state_ops
+    from fc_assets.ingestion.deliver import state_ops
 
     _plan(feed)
     _echo(state_ops.show(_lake(), feed), as_json)
@@ -105,7 +105,7 @@ def show(feed: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def files(feed: str, outcome: str | None, since: str | None, until: str | None, as_json: bool) -> None:
     """The feed's ledger, oldest first."""
-    from fc_assets.ingestion import state_ops
+    from fc_assets.ingestion.deliver import state_ops
 
     _plan(feed)
     rows = state_ops.files(_lake(), feed, outcome, since, until)
@@ -125,7 +125,7 @@ def files(feed: str, outcome: str | None, since: str | None, until: str | None, 
 @click.argument("feed")
 def audit(feed: str) -> None:
     """Every change made with these commands (who, when, what), oldest first."""
-    from fc_assets.ingestion import state_ops
+    from fc_assets.ingestion.deliver import state_ops
 
     for line in state_ops.audit_log(_lake(), feed):
         line.pop("forgotten_entry", None)
@@ -139,11 +139,11 @@ def audit(feed: str) -> None:
 def reprocess(feed: str, file: str, yes: bool) -> None:
     """Forget one file version (FILE = file id, partition key or source key) so the sensor's next full scan
     requests it again; an archived copy is put back in the inbox."""
-    from fc_assets.ingestion import state_ops
+    from fc_assets.ingestion.deliver import state_ops
 
     plan, lake = _plan(feed), _lake()
     try:
-        from fc_assets.ingestion.ledger import Ledger
+        from fc_assets.ingestion.deliver.ledger import Ledger
 
         entry = state_ops.find_entry(Ledger(lake, feed), file)
         _confirm(yes, f"forget {entry.location}:{entry.key} ({entry.outcome or entry.stage}) of feed {feed}")
@@ -164,7 +164,7 @@ def reprocess(feed: str, file: str, yes: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset(feed: str, to_empty: bool, to: str | None, yes: bool) -> None:
     """Reset the last-sent snapshot (the current one is kept under state/<feed>/snapshots/)."""
-    from fc_assets.ingestion import state_ops
+    from fc_assets.ingestion.deliver import state_ops
 
     _plan(feed)
     if to_empty == (to is not None):
@@ -184,8 +184,8 @@ def reset(feed: str, to_empty: bool, to: str | None, yes: bool) -> None:
 def release(feed: str, reason: str, yes: bool) -> None:
     """Force the in-flight slot free: the in-flight file is released to error/ and its delta's keys leave
     the snapshot (the next file sends them again)."""
-    from fc_assets.ingestion import state_ops
-    from fc_assets.ingestion.ledger import Ledger
+    from fc_assets.ingestion.deliver import state_ops
+    from fc_assets.ingestion.deliver.ledger import Ledger
 
     plan, lake = _plan(feed), _lake()
     slot = Ledger(lake, feed).state().inflight
@@ -208,7 +208,7 @@ def release(feed: str, reason: str, yes: bool) -> None:
 def prune(feeds: tuple[str, ...], days: int | None, yes: bool) -> None:
     """Apply the retention: work files of archived files removed, archived entries older than the retention
     compacted into state/<feed>/summary/<month>.jsonl. Unfinished entries are never touched."""
-    from fc_assets.ingestion import state_ops
+    from fc_assets.ingestion.deliver import state_ops
     from fc_assets.ingestion.feeds import feed_names
     from fc_assets.settings import get_settings
 

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fc_assets.ingestion.delta_chunks import DeltaFile
-from fc_assets.ingestion.ledger import Ledger, LedgerEntry, SendLog
+from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
+from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.resources.fluent import FluentClient
 from fc_assets.resources.fluent_errors import (
     FluentBatchTimeout,

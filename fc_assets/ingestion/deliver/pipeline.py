@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fc_assets.ingestion.delta import DELTA_METADATA, DeltaSpec, commit_delta, compute_delta
-from fc_assets.ingestion.delta_chunks import DeltaFile
-from fc_assets.ingestion.files import FileLocation, FileRef
-from fc_assets.ingestion.ledger import Ledger, LedgerEntry
-from fc_assets.ingestion.senders import (
+from fc_assets.ingestion.deliver.delta import DELTA_METADATA, DeltaSpec, commit_delta, compute_delta
+from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
+from fc_assets.ingestion.deliver.files import FileLocation, FileRef
+from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry
+from fc_assets.ingestion.deliver.senders import (
     ALIASES_PER_REQUEST,
     BatchInventorySender,
     EventProductSender,
@@ -37,7 +37,7 @@ from fc_assets.ingestion.senders import (
     SendOutcome,
     crash_point,
 )
-from fc_assets.ingestion.sources import SourceStore
+from fc_assets.ingestion.deliver.sources import SourceStore
 from fc_assets.resources.fluent import FluentClient
 from fc_assets.resources.storage import Lake
 

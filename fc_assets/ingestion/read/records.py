@@ -14,10 +14,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-ROW = "_row"  # the record's number in the file (see readers.py for what is counted)
-ERROR = "_error"  # why the record could not be parsed (the row is then rejected as a whole), else null
-RAW = "_raw"  # the unparsed text of such a record (for the rejects file), else null
-TECHNICAL = (ROW, ERROR, RAW)
+from fc_assets.ingestion.spec import ERROR, RAW, ROW, TECHNICAL
 
 
 def scalar_text(value: Any) -> str | None:

@@ -20,7 +20,7 @@ import io
 import numpy as np
 import pyarrow as pa
 
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.unreadable import FileUnreadable
 
 MAX_DEPTH = 64
 

@@ -28,9 +28,9 @@ import orjson
 import pyarrow as pa
 from lxml import etree
 
-from fc_assets.ingestion.records import BatchBuilder
-from fc_assets.ingestion.streams import ByteSource
-from fc_assets.ingestion.unreadable import FileUnreadable
+from fc_assets.ingestion.read.records import BatchBuilder
+from fc_assets.ingestion.read.streams import ByteSource
+from fc_assets.ingestion.read.unreadable import FileUnreadable
 
 _SPACE = b" \t\r\n"
 

@@ -21,7 +21,7 @@ import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.mapping import Field
+from fc_assets.ingestion.spec import Field
 
 MISSING = "required value is missing"
 MINUTES = "minutes must be 00..59"

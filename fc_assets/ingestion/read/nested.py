@@ -13,10 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fc_assets.ingestion.spec import PRICE_TYPE
+
 if TYPE_CHECKING:
     from fc_assets.ingestion.feeds import PriceColumns
-
-PRICE_TYPE = pa.struct([("type", pa.string()), ("currency", pa.string()), ("value", pa.float64())])
 
 
 def fold_prices(batch: pa.RecordBatch, specs: tuple[PriceColumns, ...]) -> pa.ListArray:

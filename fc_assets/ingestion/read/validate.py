@@ -34,13 +34,14 @@ import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.conversions import ARROW_TYPES, convert
 from fc_assets.ingestion.feeds import Feed, get_feed
-from fc_assets.ingestion.nested import fold_prices
-from fc_assets.ingestion.readers import open_raw
-from fc_assets.ingestion.records import ERROR, RAW, ROW
-from fc_assets.ingestion.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
-from fc_assets.ingestion.rules import MISSING, column_rules
+from fc_assets.ingestion.read.conversions import convert
+from fc_assets.ingestion.read.mapping import mapper_for, text_schema
+from fc_assets.ingestion.read.nested import fold_prices
+from fc_assets.ingestion.read.readers import open_raw
+from fc_assets.ingestion.read.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
+from fc_assets.ingestion.read.rules import MISSING, column_rules
+from fc_assets.ingestion.spec import ARROW_TYPES, ERROR, RAW, ROW
 from fc_assets.prefetch import prefetch
 
 DEFAULT_CHUNK_ROWS = 262_144  # pandera's per-call overhead (~10 ms) is ~5 % of a chunk this size
@@ -55,6 +56,17 @@ def rule_error(rule_field: str, reason: str) -> str:
     return f"{rule_field}: {reason}"
 
 
+_SCHEMAS: dict[int, tuple[Feed, pdv.DataFrameSchema]] = {}
+
+
+def schema_for(feed: Feed) -> pdv.DataFrameSchema:
+    """The pandera schema every chunk of the feed is validated against, built once per feed object."""
+    hit = _SCHEMAS.get(id(feed))
+    if hit is None or hit[0] is not feed:
+        hit = _SCHEMAS[id(feed)] = (feed, build_schema(feed))
+    return hit[1]
+
+
 def build_schema(feed: Feed) -> pdv.DataFrameSchema:
     """The feed's pandera schema over its typed, flat columns (Arrow-backed dtypes): every field's rules
     (rules.py) as column checks, and the feed's row rules as DataFrame checks."""
@@ -66,7 +78,7 @@ def build_schema(feed: Feed) -> pdv.DataFrameSchema:
         )
     if feed.attributes:
         columns[feed.attributes.field] = pdv.Column(
-            pd.ArrowDtype(feed.text_schema.field(feed.attributes.field).type), nullable=True
+            pd.ArrowDtype(text_schema(feed).field(feed.attributes.field).type), nullable=True
         )
     rules = [pdv.Check(r.check, error=rule_error(r.field, r.reason)) for r in feed.rules]
     return pdv.DataFrameSchema(columns, checks=rules, name=feed.name, strict=True, coerce=False)
@@ -90,7 +102,7 @@ class ChunkValidator:
 
     def __init__(self, feed: Feed) -> None:
         self.feed = feed
-        self.schema = feed.schema
+        self.schema = schema_for(feed)
         self.rules = {f.name: column_rules(f) for f in feed.fields}
         self.field_order = pa.array([RECORD_FIELD, *(f.name for f in feed.fields)], pa.string())
         self.rule_fields = {rule_error(r.field, r.reason): r.field for r in feed.rules}
@@ -98,7 +110,7 @@ class ChunkValidator:
         self.key_schema = pa.schema([(k, ARROW_TYPES[feed.field(k).kind]) for k in feed.keys])
         self.typed_schema = pa.schema(
             [(f.name, ARROW_TYPES[f.kind]) for f in feed.fields]
-            + ([feed.text_schema.field(feed.attributes.field)] if feed.attributes else [])
+            + ([text_schema(feed).field(feed.attributes.field)] if feed.attributes else [])
         )
 
     def run(self, mapped: pa.RecordBatch) -> ChunkResult:
@@ -309,7 +321,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         self.report.format = raw.format
         if rejects_sink is not None:
             self.report.rejects_path = rejects_sink.path
-        self._batches = prefetch(feed.mapper.map_file(raw), depth=2, name="fc-ingestion-prefetch")
+        self._batches = prefetch(mapper_for(feed).map_file(raw), depth=2, name="fc-ingestion-prefetch")
         self._validator = ChunkValidator(feed)
         self._rejects = rejects_sink
         self._rejected_keys = rejected_keys_sink

@@ -1,0 +1,97 @@
+"""The vocabulary of feed declarations: the types `feeds.py` declares feeds with (`Field`,
+`AttributeColumns`, `FormatOptions`) and the Arrow shapes a feed's canonical schema is made of.
+
+Its own module so that the declarations and the readers depend on it, and not on each other: `feeds.py`
+imports nothing from `read/`; `read/` imports the declarations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from fc_assets.ingestion.read.mapping import Columns
+
+ROW = "_row"  # the record's number in the file (see read/readers.py for what is counted)
+ERROR = "_error"  # why the record could not be parsed (the row is then rejected as a whole), else null
+RAW = "_raw"  # the unparsed text of such a record (for the rejects file), else null
+TECHNICAL = (ROW, ERROR, RAW)
+
+Kind = Literal["text", "code", "int", "decimal", "bool", "datetime", "time", "list"]
+
+UTC = pa.timestamp("us", "UTC")
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "code": pa.string(),
+    "int": pa.int64(),
+    "decimal": pa.float64(),
+    "bool": pa.bool_(),
+    "datetime": UTC,
+    "time": pa.int32(),
+    "list": pa.list_(pa.string()),
+}
+
+ATTRIBUTE_TYPE = pa.struct([("name", pa.string()), ("type", pa.string()), ("value", pa.string())])
+PRICE_TYPE = pa.struct([("type", pa.string()), ("currency", pa.string()), ("value", pa.float64())])
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """How a feed's files are read (all optional: detected when not set)."""
+
+    format: str | None = None  # csv | json | jsonl | xml | parquet; None: from the extension/content
+    delimiter: str | None = None  # CSV; None: detected from the header line
+    encoding: str = "utf-8"  # CSV text encoding (a UTF-8 BOM is always accepted)
+    xml_record: str | None = None  # local name of the record element; None: the root's repeated child
+    json_records: str | None = None  # ijson prefix of the records (e.g. "inventory.item"); None: detected
+
+
+@dataclass(frozen=True)
+class Field:
+    """One canonical field: its source (mapping) and its rules (conversion + pandera schema)."""
+
+    name: str
+    kind: Kind = "text"
+    aliases: tuple[str, ...] = ()
+    required: bool = False  # the column must exist (unless default/constant/compute) and never be empty
+    default: str | None = None  # used when the column is absent or the value empty
+    constant: str | None = None  # always this value
+    fallback: str | None = None  # another canonical field whose value fills an empty one
+    compute: Callable[[Columns], pa.Array] | None = None
+    transform: Callable[[pa.Array], pa.Array] | None = None
+    # rules
+    values: tuple[str, ...] | Callable[[], Iterable[str]] = ()  # allowed values (codes: upper case); a
+    # callable is evaluated when the schema is first built (e.g. the IANA time zone names)
+    values_error: str | None = None  # the reject reason for a value not allowed (default lists them)
+    pattern: str | None = None  # text/code: full-match regular expression
+    min: float | None = None  # int/decimal/time
+    max: float | None = None
+    max_length: int | None = None  # text/code, in characters
+    separator: str = "|"  # list: between items (a JSON array text is also accepted)
+    formats: tuple[str, ...] = ()  # datetime: strptime formats accepted besides ISO-8601
+    description: str = ""
+
+    @property
+    def needs_column(self) -> bool:
+        return self.required and self.default is None and self.constant is None and self.compute is None
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True)
+class AttributeColumns:
+    """Source columns that become Fluent attributes, `list<struct{name, type, value}>` in one field.
+
+    A column belongs here when its name starts with one of `prefixes` (case-insensitive; the attribute is
+    named by the rest, e.g. `attr_colour` → `colour`) or is listed in `columns` (named as in the file).
+    Empty values are left out of a row's list."""
+
+    prefixes: tuple[str, ...] = ("attr_", "attribute_", "attributes.")
+    columns: tuple[str, ...] = ()
+    type: str = "STRING"
+    field: str = "attributes"
