@@ -149,9 +149,9 @@ def test_release_makes_a_file_prepared_earlier_compute_its_delta_again(make_flow
     keeps a's values)."""
     import time
 
-    from fc_assets.ingestion.plans import plan_for
-    from fc_assets.ingestion.sources import SourceStore
-    from fc_assets.ingestion.state_ops import release
+    from fc_assets.ingestion.deliver.plans import plan_for
+    from fc_assets.ingestion.deliver.sources import SourceStore
+    from fc_assets.ingestion.deliver.state_ops import release
 
     flow = make_flow()
     assert run(flow, "base.csv", ROWS).success
@@ -179,9 +179,9 @@ def test_release_makes_a_file_prepared_earlier_compute_its_delta_again(make_flow
 def test_reprocessed_file_is_sent_again_not_skipped_by_its_old_send_log(make_flow):
     """`state reprocess` after `state reset --to-empty`: the same file version runs again and every row goes
     to Fluent again (the first run's send log must not make the sender skip its chunks)."""
-    from fc_assets.ingestion.plans import plan_for
-    from fc_assets.ingestion.sources import SourceStore
-    from fc_assets.ingestion.state_ops import reprocess, reset
+    from fc_assets.ingestion.deliver.plans import plan_for
+    from fc_assets.ingestion.deliver.sources import SourceStore
+    from fc_assets.ingestion.deliver.state_ops import reprocess, reset
 
     flow = make_flow()
     first = run(flow, "base.csv", ROWS)
