@@ -30,7 +30,7 @@ import random
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from fc_assets.ingestion.deliver.files import FileRef, FileRefConfig
+from fc_assets.ingestion.deliver.files import FileRef, FileRefConfig, KeyOutsideLocation
 from fc_assets.ingestion.deliver.ledger import FeedBusyError, Ledger
 from fc_assets.ingestion.deliver.pipeline import FeedPlan, PipelineEnv, process_file
 from fc_assets.ingestion.deliver.senders import InjectedCrash
@@ -135,7 +135,7 @@ def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
             if settled:
                 context.log.warning(settled)
             result = process_file(plan, ref, env)
-        except SourceChanged as e:
+        except (SourceChanged, KeyOutsideLocation) as e:  # retrying cannot help
             raise dg.Failure(str(e), allow_retries=False) from e
         except InjectedCrash as e:  # a test's stand-in for a killed worker: nothing in this process goes on
             raise dg.Failure(str(e), allow_retries=False) from e
