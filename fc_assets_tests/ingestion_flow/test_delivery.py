@@ -8,6 +8,7 @@ import pytest
 
 from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed, locations_feed, products_feed
+from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,
     Received,
@@ -19,8 +20,19 @@ from fc_assets_tests.ingestion_flow.flow import (
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    yield
+    get_settings.cache_clear()  # make_flow's environment is undone by monkeypatch; the cache must follow
+
+
 def make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch) -> Flow:
     monkeypatch.delenv(CRASH_ENV, raising=False)
+    # one quick in-run retry: the attempt that got no answer fails, the retry resumes from the send log
+    # (retry policy and backoff are test_feed_retries.py's subject)
+    monkeypatch.setenv("FC_FEED_MAX_RETRIES", "1")
+    monkeypatch.setenv("FC_FEED_RETRY_DELAY_S", "0.2")
+    get_settings.cache_clear()
     f = Flow(
         feed,
         instance=dagster_instance,
@@ -32,6 +44,10 @@ def make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox, mon
     f.sandbox = sandbox
     f.received = Received(sandbox.admin)
     return f
+
+
+def retried(result) -> int:
+    return sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
 
 
 def run_file(flow: Flow, name: str, body: bytes, **config) -> tuple[bool, dict]:
@@ -120,11 +136,10 @@ def test_product_event_with_uncertain_post_is_resent_never_lost(products_flow, f
     flow.sandbox.admin.set_faults(paths=["/api/v4.1/event"], **fault)
     flow.put_s3("products.csv", PRODUCTS.encode())
     (req,) = flow.tick("s3")
-    first = flow.execute(req)
-    assert not first.success  # the POST got no answer: the run fails rather than guess
-    flow.sandbox.admin.clear_faults()
-    again = flow.execute(req)
+    again = flow.execute(req)  # attempt 1: the POST gets no answer and fails rather than guess; the retry
+    flow.sandbox.admin.clear_faults()  # (same run) resumes from the send log
     assert again.success
+    assert retried(again) == 1
     md = metadata(again)
     assert product_names(flow) == PRODUCT_NAMES  # every product's final state is right
     assert md["sent"] == 4 and md["fluent_rejected"] == 0
