@@ -1,5 +1,7 @@
 """Fixtures live in fc_assets_tests/fixtures/, one module per server they start; they are loaded here."""
 
+import pytest
+
 pytest_plugins = [
     "fc_assets_tests.fixtures.sandbox",
     "fc_assets_tests.fixtures.s3",
@@ -8,3 +10,13 @@ pytest_plugins = [
     "fc_assets_tests.fixtures.sshd",
     "fc_assets_tests.fixtures.postgres",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _settings_follow_the_environment():
+    """Settings are cached per process; a test that changes the environment (monkeypatch) must not leave
+    its settings to the next test, so the cache is cleared after every test."""
+    yield
+    from fc_assets.settings import get_settings
+
+    get_settings.cache_clear()

@@ -107,7 +107,7 @@ def _lake_keys(info: StackInfo) -> list[str]:
     ]
 
 
-@pytest.mark.timeout(900)  # two demo starts, each up to 150 s, and up to 240 s of sensor runs after each
+@pytest.mark.timeout(1200)  # two demo starts, each up to 150 s, and up to 480 s of sensor runs
 def test_demo_stack_runs_sensors_and_ui_and_starts_again(tmp_path):
     home = tmp_path / "demo"
     home.mkdir()
@@ -141,7 +141,7 @@ def test_demo_stack_runs_sensors_and_ui_and_starts_again(tmp_path):
             done = [r for r in sensor_runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
             return done if len(done) >= 4 and len(done) == len(sensor_runs) else None
 
-        done = _wait(finished_sensor_runs, 240, "the first four sensor-driven runs", interval=2)
+        done = _wait(finished_sensor_runs, 480, "the first four sensor-driven runs", interval=2)
         statuses = {r["runId"]: r["status"] for r in done}
         assert all(s == "SUCCESS" for s in statuses.values()), statuses
         keys = _lake_keys(info)
@@ -172,7 +172,7 @@ def test_demo_stack_runs_sensors_and_ui_and_starts_again(tmp_path):
             new = [r for r in done or [] if r["runId"] not in first_statuses]
             return new if len(new) >= 4 else None
 
-        again_done = _wait(new_sensor_runs, 240, "four sensor-driven runs after the restart", interval=2)
+        again_done = _wait(new_sensor_runs, 480, "four sensor-driven runs after the restart", interval=2)
         assert all(r["status"] == "SUCCESS" for r in again_done), again_done
     finally:
         again.stop()
