@@ -13,10 +13,16 @@ pytest_plugins = [
 
 
 @pytest.fixture(autouse=True)
-def _settings_follow_the_environment():
+def _no_state_between_tests():
     """Settings are cached per process; a test that changes the environment (monkeypatch) must not leave
-    its settings to the next test, so the cache is cleared after every test."""
+    its settings to the next test, so the cache is cleared after every test (and Dagster's current
+    defs-state storage too, see below)."""
     yield
+    from dagster._core.storage.defs_state.base import _current_storage
+
     from fc_assets.settings import get_settings
 
     get_settings.cache_clear()
+    # a sensor context built on a test's instance leaves Dagster's current defs-state storage pointing at
+    # that instance; once it is closed, the next Definitions load fails ("undefined DagsterInstance weakref")
+    _current_storage.set(None)
