@@ -118,7 +118,8 @@ PG_ENGINE = """
 import sys, yaml, sqlalchemy
 from dagster_postgres.utils import pg_url_from_config
 config = yaml.safe_load(open(sys.argv[1]))["storage"]["postgres"]
-db = {k: ("x" if isinstance(v, dict) else v) for k, v in config["postgres_db"].items()}
+# values from the environment are placeholders here; the port must still be a number
+db = {k: (("5432" if k == "port" else "x") if isinstance(v, dict) else v) for k, v in config["postgres_db"].items()}
 print(sqlalchemy.create_engine(pg_url_from_config({"postgres_db": db})).dialect.driver)
 """
 
