@@ -25,6 +25,29 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group; Linux reads /proc, elsewhere a signal-0 probe."""
+    if not os.path.isdir("/proc/self"):
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")"
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
 class ServerProcess:
     """A child process in its own session (so a signal reaches all its children) with a readiness probe."""
 
@@ -73,15 +96,26 @@ class ServerProcess:
         raise TimeoutError(f"{self.name} did not become ready in {self.start_timeout:.0f} s")
 
     def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM to the whole session, then SIGKILL to what is left of it after `timeout`.
+
+        The leader exiting is not enough: `dagster dev` returns while the code servers and run workers
+        it started (same process group) are still shutting down, and they would outlive the demo.
+        """
         proc = self.proc
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                pass
+            while _group_members(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _group_members(proc.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
         if self._log:
             self._log.close()

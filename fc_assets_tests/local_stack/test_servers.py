@@ -66,3 +66,28 @@ def test_sftp_server_rejects_unknown_host_key(sftp_server, tmp_path):
             allow_agent=False,
         )
     client.close()
+
+
+def test_stopping_a_server_stops_what_it_started(tmp_path):
+    """`dagster dev` exits on SIGTERM before its code servers and run workers do; stopping it must not leave
+    them running (CI saw a code server and a run's step process outlive `fc-assets demo`)."""
+    import sys
+    import time
+
+    from fc_assets.local_stack.process import ServerProcess, _group_members
+
+    slow_child = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    leader = (
+        "import signal, subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {slow_child!r}]); "
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(600)"
+    )
+    server = ServerProcess("leader", [sys.executable, "-c", leader], ready=lambda: True).start()
+    deadline = time.monotonic() + 10
+    while len(_group_members(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_group_members(server.proc.pid)) == 2
+    started = time.monotonic()
+    server.stop(timeout=2)
+    assert _group_members(server.proc.pid) == []
+    assert time.monotonic() - started < 8
