@@ -106,10 +106,8 @@ class ServerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
             while _group_members(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
             if _group_members(proc.pid):

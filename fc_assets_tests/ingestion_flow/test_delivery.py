@@ -152,6 +152,24 @@ def test_product_event_with_uncertain_post_is_resent_never_lost(products_flow, f
     assert ok and md2["sent"] == 0
 
 
+def test_product_send_log_is_written_per_window_of_events_not_per_event(products_flow, monkeypatch):
+    """120 events cost a handful of send-log writes (one per window of EVENT_WINDOW events, plus the plan,
+    the first event's checkpoint and the chunk's end), not one lake PUT per event (2x the requests)."""
+    from fc_assets.ingestion.deliver import senders
+    from fc_assets.ingestion.deliver.ledger import SendLog
+
+    writes: list[str] = []
+    real_put = SendLog.put
+    monkeypatch.setattr(SendLog, "put", lambda self, key, rec: writes.append(key) or real_put(self, key, rec))
+    body = "ref,type,name,price,currency\n" + "".join(
+        f"WIN-{i:03d},STANDARD,P {i},1.00,AUD\n" for i in range(120)
+    )
+    ok, md = run_file(products_flow, "many.csv", body.encode())
+    assert ok and md["sent"] == 120 and md["events_resent_after_uncertain_post"] == 0
+    event_writes = [k for k in writes if k.startswith("e")]
+    assert len(event_writes) <= -(-120 // senders.EVENT_WINDOW) + 2, event_writes
+
+
 # ------------------------------------------------------------------------------ location mutations
 
 LOCATIONS = "ref,name,type,latitude,longitude,street,city,postcode,country\n" + "".join(
@@ -251,8 +269,13 @@ def test_products_crash_at_each_stage_then_rerun(products_flow, stage, monkeypat
     assert product_names(flow) == PRODUCT_NAMES  # no loss: every product's final state is right
     events = [e for e in flow.received.events() if e["name"] == "UPSERT_PRODUCT"]
     resent = md["events_resent_after_uncertain_post"]
-    assert resent == (1 if stage == "after_post" else 0)
-    assert len(events) == 4 + resent and all(e["eventStatus"] == "COMPLETE" for e in events)  # dupes counted
+    # a crash right after the first POST: that event reaches Fluent twice; the rerun cannot know how far the
+    # window of events in flight got, so it re-sends the whole window and counts each as a possible duplicate
+    duplicates = 1 if stage == "after_post" else 0
+    assert len(events) == 4 + duplicates and all(e["eventStatus"] == "COMPLETE" for e in events)
+    # every duplicate is counted; the count is bounded by the window in flight (the first pass's three
+    # standard products), and nothing is counted when the crash was outside a window
+    assert duplicates <= resent <= (3 if stage in ("after_post", "mid_send") else 0)
     assert md["sent"] == 4 and md["fluent_rejected"] == 0
     ok, again = run_file(flow, "products-2.csv", PRODUCTS.encode())
     assert ok and again["sent"] == 0

@@ -17,10 +17,11 @@ have acted) does, per sender:
   with backoff and a timeout (`SendIncomplete`: the rerun polls again). Per-entity errors are mapped back
   to rows and only those rows are sent again (`entity_retries`); what still fails is reported and kept out
   of the snapshot, so the next file sends it again.
-- Products (Event API, sync): an event counts as sent only once Fluent answered it. Before each POST the
-  chunk's record says which event is in flight; an event left in flight (no answer, or a crash) is sent
-  again by the rerun — `UPSERT_PRODUCT` is an upsert, so a duplicate is harmless and a loss is not — and
-  counted in `events_resent_after_uncertain_post`. A 4xx refusal or an event Fluent reports FAILED is a
+- Products (Event API, sync): an event counts as sent only once Fluent answered it. Before a window of
+  up to `EVENT_WINDOW` POSTs the chunk's record says which events are in flight, and after it how many were
+  answered (two lake writes per window, not one per event); events left in flight (no answer, or a crash)
+  are sent again by the rerun — `UPSERT_PRODUCT` is an upsert, so a duplicate is harmless and a loss is
+  not — and counted in `events_resent_after_uncertain_post` (each a possible duplicate). A 4xx refusal or an event Fluent reports FAILED is a
   rejection of that row. Standard products go before variants (two passes over the delta).
 - Locations (GraphQL): looked up by ref, then `createLocation`/`updateLocation` for up to N aliases per
   request, per-alias results. A request without an answer is re-done by the rerun after a fresh lookup (a
@@ -50,6 +51,7 @@ from fc_assets.resources.fluent_errors import (
 
 MAX_BATCH = 5000
 EVENT_CHUNK = 1000  # delta rows read at a time for product events (one event per row)
+EVENT_WINDOW = 50  # events between two send-log writes: the most a crash can make the rerun send twice
 ALIASES_PER_REQUEST = 25
 CRASH_ENV = "FC_CRASH_AT"
 JobStrategy = Literal["daily", "per_file"]
@@ -444,19 +446,30 @@ class EventProductSender:
                     continue
                 rec = rec or {"chunk": i, "events": len(rows), "acked": 0, "resent": 0, "errors": {}}
                 if rec.get("in_flight") is not None:
-                    rec["resent"] += 1  # no answer recorded for it: send it again (an upsert: harmless)
-                for j in range(rec["acked"], len(rows)):
-                    # one write per event: the previous one acknowledged, this one in flight
-                    rec = log.put(key, {**rec, "state": "sending", "in_flight": j})
-                    error = self._post(rows[j])
-                    crash_point("after_post")
-                    if error:
-                        rec["errors"] = {**rec["errors"], str(rows[j]["_row"]): error}
-                    rec = {**rec, "acked": j + 1, "in_flight": None}
-                    if first and delta.num_rows > 1:
-                        log.put(key, rec)
-                        crash_point("mid_send")
-                    first = False
+                    # events of a window without a recorded answer: sent again (an upsert: harmless), and
+                    # counted, each as a possible duplicate
+                    rec["resent"] += int(rec["in_flight"]) - rec["acked"]
+                while rec["acked"] < len(rows):
+                    # two small writes per window of events, not one per event: the window is in flight,
+                    # then acknowledged (a crash inside it re-sends at most EVENT_WINDOW events)
+                    end = min(rec["acked"] + EVENT_WINDOW, len(rows))
+                    rec = log.put(key, {**rec, "state": "sending", "in_flight": end})
+                    errors = dict(rec["errors"])
+                    for j in range(rec["acked"], end):
+                        try:
+                            error = self._post(rows[j])
+                        except Exception:
+                            # answered up to j, j itself uncertain: the rerun re-sends exactly that one
+                            log.put(key, {**rec, "acked": j, "errors": errors, "in_flight": j + 1})
+                            raise
+                        crash_point("after_post")
+                        if error:
+                            errors[str(rows[j]["_row"])] = error
+                        if first and delta.num_rows > 1:
+                            log.put(key, {**rec, "acked": j + 1, "errors": errors})
+                            crash_point("mid_send")
+                        first = False
+                    rec = {**rec, "acked": end, "errors": errors, "in_flight": None}
                 log.put(key, {**rec, "state": "done", "in_flight": None})
         crash_point("after_send")
         recs = [r for _, r in log.items("e")]
