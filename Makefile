@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export UV_CACHE_DIR ?= $(CURDIR)/.local/uv-cache
+# Bytecode is cached: with PYTHONDONTWRITEBYTECODE set (some CI images set it), every Dagster process
+# (code server, run worker, CLI, each test's subprocess) recompiled Dagster from source, ~2x its start-up.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test install system-deps lint bench sandbox clean
 
@@ -13,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[local,dev,deploy]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[local,dev,deploy]'
 	@touch $(STAMP)
 
 # Optional system packages the tests use when they can: OpenSSH's sshd (a second, real SFTP server),
