@@ -202,6 +202,8 @@ def build_feed_definitions(plan: FeedPlan) -> dg.Definitions:
         f"{asset_name}_job",
         selection=[_feed_asset],
         description=f"One file of the `{feed}` feed (launched by its sensors).",
+        # one step: run it in the run worker rather than in a second process that imports the code again
+        executor_def=dg.in_process_executor,
     )
     several = len([loc for loc in plan.locations]) > len({loc.kind for loc in plan.locations})
     sensors = [

@@ -7,9 +7,7 @@ from __future__ import annotations
 import pytest
 
 from fc_assets.ingestion.deliver.files import NAME_MAX, REJECTS_SUFFIX
-from fc_assets.ingestion.deliver.senders import CRASH_ENV
-from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets_tests.ingestion_flow.flow import Flow, Received, failure_metadata, metadata, sandbox_fluent
+from fc_assets_tests.ingestion_flow.flow import failure_metadata, metadata
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 
 pytestmark = pytest.mark.timeout(900)
@@ -17,18 +15,8 @@ ROWS = [(f"HOST{i:03d}", "LOC1", i) for i in range(99)]
 
 
 @pytest.fixture
-def flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    f = Flow(
-        inventory_feed(),
-        instance=dagster_instance,
-        lake=lake,
-        s3_endpoint=s3_server.endpoint_url,
-        sftp_server=sftp_server,
-        fluent=sandbox_fluent(sandbox_clean),
-    )
-    f.received = Received(sandbox_clean.admin)
-    return f
+def flow(make_flow):
+    return make_flow()
 
 
 def _keys(flow) -> list[str]:

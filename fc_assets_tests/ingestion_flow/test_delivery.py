@@ -8,42 +8,8 @@ import pytest
 
 from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed, locations_feed, products_feed
-from fc_assets.settings import get_settings
-from fc_assets_tests.ingestion_flow.flow import (
-    Flow,
-    Received,
-    failure_metadata,
-    metadata,
-    on_hand,
-    sandbox_fluent,
-)
+from fc_assets_tests.ingestion_flow.flow import Flow, Received, failure_metadata, metadata, on_hand
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
-
-
-@pytest.fixture(autouse=True)
-def _fresh_settings():
-    yield
-    get_settings.cache_clear()  # make_flow's environment is undone by monkeypatch; the cache must follow
-
-
-def make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch) -> Flow:
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    # one quick in-run retry: the attempt that got no answer fails, the retry resumes from the send log
-    # (retry policy and backoff are test_feed_retries.py's subject)
-    monkeypatch.setenv("FC_FEED_MAX_RETRIES", "1")
-    monkeypatch.setenv("FC_FEED_RETRY_DELAY_S", "0.2")
-    get_settings.cache_clear()
-    f = Flow(
-        feed,
-        instance=dagster_instance,
-        lake=lake,
-        s3_endpoint=s3_server.endpoint_url,
-        sftp_server=sftp_server,
-        fluent=sandbox_fluent(sandbox),
-    )
-    f.sandbox = sandbox
-    f.received = Received(sandbox.admin)
-    return f
 
 
 def retried(result) -> int:
@@ -62,10 +28,8 @@ SKUS = sorted({s for s, _, _ in ROWS})
 
 
 @pytest.fixture
-def inventory_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
-    return make_flow(
-        inventory_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-    )
+def inventory_flow(make_flow):
+    return make_flow(inventory_feed())
 
 
 # ------------------------------------------------------------------------------ the daily job is gone
@@ -116,10 +80,8 @@ def product_names(flow: Flow) -> dict[str, str]:
 
 
 @pytest.fixture
-def products_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
-    return make_flow(
-        products_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-    )
+def products_flow(make_flow):
+    return make_flow(products_feed())
 
 
 @pytest.mark.parametrize(
@@ -178,10 +140,8 @@ LOCATIONS = "ref,name,type,latitude,longitude,street,city,postcode,country\n" + 
 
 
 @pytest.fixture
-def locations_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
-    return make_flow(
-        locations_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-    )
+def locations_flow(make_flow):
+    return make_flow(locations_feed())
 
 
 def location_names(flow: Flow) -> dict[str, str]:
@@ -296,11 +256,8 @@ def test_locations_crash_at_each_stage_then_rerun(locations_flow, stage, monkeyp
     assert ok and again["sent"] == 0
 
 
-def test_per_file_job_strategy_opens_one_job_per_file(
-    dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-):
-    feed = inventory_feed(job_strategy="per_file")
-    flow = make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch)
+def test_per_file_job_strategy_opens_one_job_per_file(make_flow):
+    flow = make_flow(inventory_feed(job_strategy="per_file"))
     ok, first = run_file(flow, "a.csv", inventory_csv(ROWS), batch_size=15)
     assert ok and first["batches"] == 3
     ok, second = run_file(flow, "b.csv", inventory_csv([(s, loc, q + 1) for s, loc, q in ROWS]))

@@ -8,36 +8,10 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 
-import pytest
-
 from fc_assets.ingestion.deliver.delta import snapshot_rel
-from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import Delta, inventory_feed
 from fc_assets.ingestion.spec import Field
-from fc_assets.settings import get_settings
-from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand, sandbox_fluent
-
-
-@pytest.fixture
-def make_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    get_settings.cache_clear()
-
-    def make(feed) -> Flow:
-        f = Flow(
-            feed,
-            instance=dagster_instance,
-            lake=lake,
-            s3_endpoint=s3_server.endpoint_url,
-            sftp_server=sftp_server,
-            fluent=sandbox_fluent(sandbox_clean),
-        )
-        f.sandbox = sandbox_clean
-        f.received = Received(sandbox_clean.admin)
-        return f
-
-    yield make
-    get_settings.cache_clear()
+from fc_assets_tests.ingestion_flow.flow import Flow, metadata, on_hand
 
 
 def csv_body(header: str, lines: list[str]) -> bytes:

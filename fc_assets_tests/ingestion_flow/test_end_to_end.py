@@ -8,37 +8,17 @@ from __future__ import annotations
 import pytest
 
 from fc_assets.ingestion.deliver.senders import CRASH_ENV
-from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import (
-    Flow,
-    Received,
     failure_metadata,
     metadata,
     on_hand,
-    sandbox_fluent,
 )
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 
 
 @pytest.fixture
-def flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    monkeypatch.setenv("FC_FEED_MAX_RETRIES", "1")  # retries: test_feed_retries.py
-    monkeypatch.setenv("FC_FEED_RETRY_DELAY_S", "0.2")
-    get_settings.cache_clear()
-    f = Flow(
-        inventory_feed(),
-        instance=dagster_instance,
-        lake=lake,
-        s3_endpoint=s3_server.endpoint_url,
-        sftp_server=sftp_server,
-        fluent=sandbox_fluent(sandbox_clean),
-    )
-    f.sandbox = sandbox_clean
-    f.received = Received(sandbox_clean.admin)
-    yield f
-    get_settings.cache_clear()
+def flow(make_flow):
+    return make_flow()
 
 
 ROWS = [(f"E2E{i:04d}", f"LOC{i % 5}", i % 50) for i in range(500)]

@@ -5,6 +5,7 @@ run finished by the next file's run, and a live holder's lease making the next f
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,41 +14,19 @@ import pytest
 
 from fc_assets.ingestion.deliver.ledger import Ledger
 from fc_assets.ingestion.deliver.senders import CRASH_ENV
-from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,
-    Received,
     failure_metadata,
     metadata,
     on_hand,
-    sandbox_fluent,
 )
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 
 
 @pytest.fixture
-def make_flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch):
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-
-    def make(**env) -> Flow:
-        for k, v in {"FC_FEED_MAX_RETRIES": 2, "FC_FEED_RETRY_DELAY_S": 0.2, **env}.items():
-            monkeypatch.setenv(k, str(v))
-        get_settings.cache_clear()
-        f = Flow(
-            inventory_feed(),
-            instance=dagster_instance,
-            lake=lake,
-            s3_endpoint=s3_server.endpoint_url,
-            sftp_server=sftp_server,
-            fluent=sandbox_fluent(sandbox_clean),
-        )
-        f.sandbox = sandbox_clean
-        f.received = Received(sandbox_clean.admin)
-        return f
-
-    yield make
-    get_settings.cache_clear()
+def make_flow(make_flow):
+    """The inventory feed with two quick in-run retries unless a test says otherwise."""
+    return functools.partial(make_flow, None, FC_FEED_MAX_RETRIES=2)
 
 
 ROWS = [(f"RT{i:03d}", "LOC1", i) for i in range(20)]

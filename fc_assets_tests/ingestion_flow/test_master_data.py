@@ -7,21 +7,7 @@ import pytest
 
 from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import locations_feed, products_feed
-from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, sandbox_fluent
-
-
-def make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch) -> Flow:
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    f = Flow(
-        feed,
-        instance=dagster_instance,
-        lake=lake,
-        s3_endpoint=s3_server.endpoint_url,
-        sftp_server=sftp_server,
-        fluent=sandbox_fluent(sandbox),
-    )
-    f.received = Received(sandbox.admin)
-    return f
+from fc_assets_tests.ingestion_flow.flow import Flow, metadata
 
 
 def run_file(flow: Flow, name: str, body: bytes) -> dict:
@@ -43,12 +29,8 @@ PRODUCT_QUERY = """query P($refs: [String!]) { standardProducts(ref: $refs, firs
   prices { type currency value } } } } variantProducts(ref: $refs, first: 10) { edges { node { ref name } } } }"""
 
 
-def test_products_as_upsert_events(
-    dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-):
-    flow = make_flow(
-        products_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-    )
+def test_products_as_upsert_events(make_flow):
+    flow = make_flow(products_feed())
     md = run_file(flow, "products-1.csv", PRODUCTS.encode())
     assert md["sent"] == 3 and md["fluent_rejected"] == 0
     events = flow.received.events()
@@ -72,12 +54,8 @@ LOCATIONS = (
 )
 
 
-def test_locations_upserted_with_alias_batched_mutations(
-    dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-):
-    flow = make_flow(
-        locations_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-    )
+def test_locations_upserted_with_alias_batched_mutations(make_flow):
+    flow = make_flow(locations_feed())
     md = run_file(flow, "locations-1.csv", LOCATIONS.encode())
     assert (
         md["sent"] == 3 and md["fluent_rejected"] == 0 and md["fluent_requests"] == 1
@@ -102,12 +80,8 @@ def test_locations_upserted_with_alias_batched_mutations(
 
 
 @pytest.mark.parametrize("stage", ["after_send"])
-def test_crash_while_sending_locations_never_creates_twice(
-    stage, dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-):
-    flow = make_flow(
-        locations_feed(), dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-    )
+def test_crash_while_sending_locations_never_creates_twice(stage, make_flow, monkeypatch):
+    flow = make_flow(locations_feed())
     flow.put_s3("locations.csv", LOCATIONS.encode())
     (req,) = flow.tick("s3")
     monkeypatch.setenv(CRASH_ENV, stage)

@@ -12,11 +12,9 @@ import time
 import pytest
 
 from fc_assets.ingestion.deliver.files import FileLocation
-from fc_assets.ingestion.deliver.senders import CRASH_ENV
-from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets.settings import get_settings
-from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand, sandbox_fluent
+from fc_assets_tests.ingestion_flow.flow import metadata, on_hand
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 from fc_assets_tests.ingestion_flow.test_sensors import JOB, PARTS, Ticker, keys_of, sftp_resource
 
@@ -92,19 +90,8 @@ def test_lookback_window_is_a_setting(sftp_server, dagster_instance, lake, setti
 
 
 @pytest.fixture
-def flow(dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch, settings_env):
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    settings_env(FC_SENSOR_FULL_SCAN_MINUTES=0)  # every tick compares the listing with the ledger
-    f = Flow(
-        inventory_feed(),
-        instance=dagster_instance,
-        lake=lake,
-        s3_endpoint=s3_server.endpoint_url,
-        sftp_server=sftp_server,
-        fluent=sandbox_fluent(sandbox_clean),
-    )
-    f.received = Received(sandbox_clean.admin)
-    return f
+def flow(make_flow):
+    return make_flow(FC_SENSOR_FULL_SCAN_MINUTES=0)  # every tick compares the listing with the ledger
 
 
 ROWS = [(f"RW{i:04d}", "LOC1", 10 + i % 50) for i in range(100)]
