@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCALHOST = "127.0.0.1"
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     aws_access_key_id: str = Field("testing", alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr = Field(SecretStr("testing"), alias="AWS_SECRET_ACCESS_KEY")
     aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _empty_endpoint_is_aws(cls, value: str | None) -> str | None:
+        """`AWS_ENDPOINT_URL=""` means AWS itself (boto3 rejects an empty endpoint)."""
+        return value or None
 
     # SFTP
     sftp_host: str = Field(LOCALHOST, alias="FC_SFTP_HOST")
