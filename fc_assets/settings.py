@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(4 * 1024**3, alias="FC_MAX_DECOMPRESSED_BYTES")
     max_value_bytes: int = Field(8 * 1024**2, alias="FC_MAX_VALUE_BYTES")
 
+    # Alerts: a Slack-compatible webhook for failed runs (no alert sensor when unset) and the UI's address
+    # for the link to the run
+    alert_webhook_url: SecretStr | None = Field(None, alias="FC_ALERT_WEBHOOK_URL")
+    dagster_ui_url: str | None = Field(None, alias="FC_DAGSTER_UI_URL")
+
+    @field_validator("alert_webhook_url", "dagster_ui_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return value or None
+
     # Local stack ports (make demo)
     sandbox_port: int = Field(8099, alias="FC_SANDBOX_PORT")
     s3_port: int = Field(9000, alias="FC_S3_PORT")
