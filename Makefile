@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/check_file_bench.py
 	$(BIN)/python bench/sending_bench.py
 	$(BIN)/python bench/production_bench.py
+	$(BIN)/python bench/sensor_scale_bench.py
 
 sandbox: install
 	$(BIN)/fc-assets sandbox

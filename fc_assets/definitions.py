@@ -11,6 +11,7 @@ import os
 
 import dagster as dg
 
+from fc_assets.alerts import build_alert_sensor
 from fc_assets.extraction.definitions import extraction_definitions
 from fc_assets.ingestion.definitions import ingestion_definitions, s3_resource
 from fc_assets.resources.fluent import FluentResource
@@ -47,4 +48,5 @@ defs = dg.Definitions.merge(
     ),
     extraction_definitions(),
     ingestion_definitions(),
+    dg.Definitions(sensors=[s for s in [build_alert_sensor()] if s is not None]),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCALHOST = "127.0.0.1"
@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     aws_access_key_id: str = Field("testing", alias="AWS_ACCESS_KEY_ID")
     aws_secret_access_key: SecretStr = Field(SecretStr("testing"), alias="AWS_SECRET_ACCESS_KEY")
     aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _empty_endpoint_is_aws(cls, value: str | None) -> str | None:
+        """`AWS_ENDPOINT_URL=""` means AWS itself (boto3 rejects an empty endpoint)."""
+        return value or None
 
     # SFTP
     sftp_host: str = Field(LOCALHOST, alias="FC_SFTP_HOST")
@@ -71,6 +77,16 @@ class Settings(BaseSettings):
     state_retention_days: int = Field(90, alias="FC_STATE_RETENTION_DAYS")
     max_decompressed_bytes: int = Field(4 * 1024**3, alias="FC_MAX_DECOMPRESSED_BYTES")
     max_value_bytes: int = Field(8 * 1024**2, alias="FC_MAX_VALUE_BYTES")
+
+    # Alerts: a Slack-compatible webhook for failed runs (no alert sensor when unset) and the UI's address
+    # for the link to the run
+    alert_webhook_url: SecretStr | None = Field(None, alias="FC_ALERT_WEBHOOK_URL")
+    dagster_ui_url: str | None = Field(None, alias="FC_DAGSTER_UI_URL")
+
+    @field_validator("alert_webhook_url", "dagster_ui_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return value or None
 
     # Local stack ports (make demo)
     sandbox_port: int = Field(8099, alias="FC_SANDBOX_PORT")

@@ -136,3 +136,37 @@ def test_the_deploy_instance_storage_opens_with_the_installed_driver(deploy_venv
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "psycopg2"
+
+
+def compose_commands() -> list[tuple[str, list[str]]]:
+    """Each command deploy/compose.yaml runs in our image: the services' and the code server's health check."""
+    import yaml
+
+    services = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]
+    out = []
+    for name, svc in services.items():
+        if "build" in svc:
+            out.append((name, svc["command"]))
+            if "healthcheck" in svc:
+                out.append((f"{name} healthcheck", svc["healthcheck"]["test"][1:]))  # after "CMD"
+    return out
+
+
+def test_the_compose_commands_exist_in_the_image(deploy_venv):
+    """Every executable, subcommand and option deploy/compose.yaml uses exists in the production install."""
+    venv, env = deploy_venv
+    commands = compose_commands()
+    assert {n for n, _ in commands} >= {"code-server", "webserver", "daemon", "code-server healthcheck"}
+    for name, argv in commands:
+        exe = venv / "bin" / argv[0]
+        assert exe.exists(), f"{name}: {argv[0]} is not installed by '.[deploy]'"
+        words = [a for a in argv[1:] if not a.startswith("-")]
+        sub = []
+        for w in words:  # the subcommands: the words before the first option
+            if argv.index(w) > len(sub) + 1:
+                break
+            sub.append(w)
+        proc = run([str(exe), *sub, "--help"], venv.parent, env)
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        for flag in (a for a in argv if a.startswith("-")):
+            assert f"{flag}," in proc.stdout or f"{flag} " in proc.stdout, f"{name}: no option {flag}"

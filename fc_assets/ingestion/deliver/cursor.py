@@ -21,7 +21,9 @@ A digest is 12 hex characters of BLAKE2b over `key@version` (version = S3 ETag, 
 the cursor stays in the low kilobytes even for long file names, and a re-uploaded file with new content is a
 new digest (and a new run). On SFTP a same-size rewrite in the same second keeps `mtime:size`; the full scan
 tells it apart by content and gives it the version `mtime:size:<sha256 prefix>` (`ListedFile.fingerprint`). Files over the per-tick limit are neither recorded nor held: they sort after
-everything emitted, so they stay "new" for the next tick.
+everything emitted, so they stay "new" for the next tick. Of a size_stable backlog at most a tick's worth
+(`max_files`) is watched (kept in `pending`) at once, stable files over the limit first, so the cursor stays
+small and every tick can start `max_files` files.
 """
 
 from __future__ import annotations
@@ -193,8 +195,14 @@ def plan_tick(
     held: list[Held] = []
     deferred: list[ListedFile] = []
     pending: dict[str, list[float]] = {}
+    watched = 0  # size_stable sightings recorded this tick: at most a tick's worth (`max_files`)
+
+    def record(f: ListedFile) -> None:
+        pending[f.key] = [f.size, f.mtime, *([f.fingerprint] if f.fingerprint else [])]
+
     for f in candidates:
         reason = None
+        sighting = False
         if max_bytes is not None and f.size > max_bytes:
             reason = f"too large ({f.size} bytes > max {max_bytes}); raise FC_MAX_FILE_BYTES to take it"
         elif stability == "marker" and f.key not in (markers or set()):
@@ -205,13 +213,23 @@ def plan_tick(
                 reason = "empty so far"
             elif prev is None or [float(prev[0]), float(prev[1])] != [float(f.size), float(f.mtime)]:
                 reason = "still being written (size/mtime not yet stable across two ticks)"
-        if reason:
+            sighting = True
+        if reason and sighting and watched >= max_files:
+            # a backlog: watching more files than a tick can start only grows the cursor (each is a
+            # pending entry); these sort after everything watched, so they stay candidates and are
+            # watched as the ones before them are started
+            deferred.append(f)
+        elif reason:
             held.append(Held(f, reason))
-            pending[f.key] = [f.size, f.mtime, *([f.fingerprint] if f.fingerprint else [])]
+            record(f)
+            watched += sighting
         elif len(ready) < max_files:
             ready.append(f)
         else:
             deferred.append(f)
+            if sighting and watched < max_files:
+                record(f)  # stable already: keep its sighting so the next tick can start it
+                watched += 1
     return TickPlan(ready, held, deferred, _advance(cursor, ready, pending, lookback_s))
 
 

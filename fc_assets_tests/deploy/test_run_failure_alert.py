@@ -1,0 +1,165 @@
+"""The run-failure alert (fc_assets/alerts.py) against a local HTTP receiver on loopback: a feed run that
+really fails (Fluent never finishes its batch) on a real Dagster instance → the sensor's next tick, evaluated
+the way the daemon evaluates it (cursor over the instance's event log), posts exactly one message with feed,
+file, stage, reason and the run's link; the webhook URL appears in no log line, event or error."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+
+from fc_assets.alerts import SENSOR_NAME, AlertError, build_alert_sensor, post_alert
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
+from fc_assets.ingestion.feeds import inventory_feed
+from fc_assets.settings import get_settings
+from fc_assets_tests.ingestion_flow.flow import Flow, sandbox_fluent
+from fc_assets_tests.ingestion_flow.helpers import inventory_csv
+
+TOKEN = "T0001/B0002/hook-secret-xyz"
+
+
+class Receiver:
+    """A webhook on loopback recording each POST; answers `status`."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.posts.append((self.path, json.loads(body)))
+                self.send_response(outer.status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/{TOKEN}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def alert_env(receiver, monkeypatch):
+    monkeypatch.setenv("FC_ALERT_WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("FC_DAGSTER_UI_URL", "https://dagster.example.com/")
+    monkeypatch.setenv("FC_FEED_MAX_RETRIES", "0")
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+    get_settings.cache_clear()
+    yield receiver
+    get_settings.cache_clear()
+
+
+def tick(sensor, instance, cursor, resources, repo):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, repository_def=repo)
+    return sensor.evaluate_tick(ctx)
+
+
+def test_a_failed_feed_run_posts_one_alert(
+    alert_env, dagster_instance, lake, s3_server, sftp_server, sandbox_clean, caplog
+):
+    receiver = alert_env
+    caplog.set_level(logging.DEBUG)
+    flow = Flow(
+        inventory_feed(),
+        instance=dagster_instance,
+        lake=lake,
+        s3_endpoint=s3_server.endpoint_url,
+        sftp_server=sftp_server,
+        fluent=sandbox_fluent(sandbox_clean),
+    )
+    sensor = build_alert_sensor()
+    assert sensor is not None and sensor.name == SENSOR_NAME
+    defs = dg.Definitions.merge(flow.defs, dg.Definitions(sensors=[sensor]))
+    repo = defs.get_repository_def()
+    resources = {"lake": flow.resources["lake"]}
+
+    first = tick(sensor, dagster_instance, None, resources, repo)  # sets the cursor: older runs are not news
+    assert receiver.posts == []
+
+    sandbox_clean.admin.set_faults(stuck_batches=True)
+    flow.put_s3("stock-a.csv", inventory_csv([("SKU-1", "LOC-1", 5), ("SKU-2", "LOC-1", 7)]))
+    (req,) = flow.tick("s3")
+    failed = flow.execute(req, batch_timeout_s=0.5)
+    assert not failed.success
+    run_id = failed.dagster_run.run_id
+
+    second = tick(sensor, dagster_instance, first.cursor, resources, repo)
+    assert len(receiver.posts) == 1, receiver.posts
+    path, body = receiver.posts[0]
+    assert path == f"/services/{TOKEN}" and set(body) == {"text"}
+    text = body["text"]
+    assert "feed `inventory`" in text
+    assert "inventory/stock-a.csv" in text
+    assert "stage: " in text and "stage: not claimed" not in text
+    assert "reason: inventory_feed:" in text and "moved to" in text  # the pipeline's own failure
+    assert f"https://dagster.example.com/runs/{run_id}" in text
+
+    # the next tick does not repeat it
+    tick(sensor, dagster_instance, second.cursor, resources, repo)
+    assert len(receiver.posts) == 1
+
+    # the webhook URL is a secret: in no log record, no event of the instance
+    assert TOKEN not in caplog.text
+    for rec in dagster_instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.RUN_FAILURE)):
+        assert TOKEN not in str(rec.event_log_entry)
+    for log in dagster_instance.all_logs(run_id):
+        assert TOKEN not in (log.user_message or "")
+
+
+def test_a_refusing_webhook_names_no_url(receiver):
+    receiver.status = 500
+    with pytest.raises(AlertError) as e:
+        post_alert(receiver.url, "x")
+    assert "500" in str(e.value) and TOKEN not in str(e.value) and e.value.__cause__ is None
+    receiver.close()
+    with pytest.raises(AlertError) as e:
+        post_alert(receiver.url, "x", timeout_s=2)
+    assert TOKEN not in str(e.value) and "127.0.0.1" not in str(e.value)
+
+
+def test_secrets_are_scrubbed_from_the_message(monkeypatch):
+    from fc_assets.alerts import alert_text, scrub, secret_values
+
+    monkeypatch.setenv("FLUENT_CLIENT_SECRET", "s3cr3t-Value!")
+    get_settings.cache_clear()
+    run = dg.DagsterRun(job_name="orders_job", run_id="abc", tags={"dagster/partition": "2025-01-01"})
+    text = scrub(
+        alert_text(run, "401 with client_secret=s3cr3t-Value!", None, None), secret_values(get_settings())
+    )
+    assert "s3cr3t-Value!" not in text and "client_secret=***" in text
+    assert "job `orders_job`" in text and "partition: `2025-01-01`" in text and "run abc" in text
+
+
+def test_off_when_unset_and_registered_when_set(monkeypatch, receiver):
+    import fc_assets.definitions as definitions
+
+    monkeypatch.delenv("FC_ALERT_WEBHOOK_URL", raising=False)
+    get_settings.cache_clear()
+    assert build_alert_sensor() is None
+    names = {s.name for s in importlib.reload(definitions).defs.sensors}
+    assert SENSOR_NAME not in names and names  # the other sensors are there
+    monkeypatch.setenv("FC_ALERT_WEBHOOK_URL", receiver.url)
+    get_settings.cache_clear()
+    defs = importlib.reload(definitions).defs
+    assert defs.get_sensor_def(SENSOR_NAME).default_status == dg.DefaultSensorStatus.RUNNING
