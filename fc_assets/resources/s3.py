@@ -18,7 +18,7 @@ class S3Resource(dg.ConfigurableResource):
     use_unsigned_session: bool = Field(default=False, description="Send requests unsigned (public buckets).")
     region_name: str | None = Field(default=None, description="Region of the session.")
     endpoint_url: str | None = Field(default=None, description="A custom endpoint (e.g. moto, MinIO).")
-    max_attempts: int = Field(default=5, description="boto3's retry attempts, the first call included.")
+    max_attempts: int = Field(default=5, description="botocore's `max_attempts`: retries of a failed call.")
     profile_name: str | None = Field(default=None, description="A profile of the AWS config files.")
     use_ssl: bool = Field(default=True, description="Use SSL.")
     verify: bool | None = Field(default=None, description="Verify SSL certificates (default: yes).")
