@@ -11,6 +11,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from fc_assets.resources.secret_masking import masked_repr_args
+
 
 class S3Resource(dg.ConfigurableResource):
     """Settings of one S3 (or S3-compatible) endpoint; `get_client()` returns a boto3 S3 client."""
@@ -25,6 +27,11 @@ class S3Resource(dg.ConfigurableResource):
     aws_access_key_id: str | None = Field(default=None, description="Access key ID.")
     aws_secret_access_key: str | None = Field(default=None, description="Secret access key.")
     aws_session_token: str | None = Field(default=None, description="Session token.")
+
+    def __repr_args__(self):
+        return masked_repr_args(
+            super().__repr_args__(), frozenset({"aws_secret_access_key", "aws_session_token"})
+        )
 
     def get_client(self) -> Any:
         """A boto3 S3 client, as dagster_aws builds it (standard retry mode, `max_attempts`)."""
