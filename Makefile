@@ -37,6 +37,7 @@ lint: install
 
 # Benchmarks (minutes; not part of `make test`): each prints what it measured against a baseline of the same run.
 bench: install
+	$(BIN)/python bench/startup_bench.py
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/extraction_bench.py
 	$(BIN)/python bench/check_file_bench.py

@@ -20,6 +20,15 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
 }
 """Subcommands: name -> ("module:attribute", the pyproject extra it needs beyond the base install)."""
 
+SHORT_HELP: dict[str, str] = {
+    "check-file": "Validate a file of a feed; print the totals as JSON.",
+    "demo": "Run the platform locally: sandbox, S3, SFTP, Dagster UI.",
+    "sandbox": "Run the local Fluent Commerce API sandbox.",
+    "state": "A feed's state in the lake: watermark, snapshot, ledger.",
+}
+"""What `fc-assets --help` lists, so listing the commands imports none of them (the demo stack alone takes
+seconds); a command missing here is imported to ask for its help."""
+
 
 def missing_extra(name: str, extra: str, exc: ModuleNotFoundError) -> click.Command:
     """A stand-in for a command whose optional dependencies are not installed: it explains and exits 1."""
@@ -53,6 +62,17 @@ class LazyGroup(click.Group):
                 raise
             return missing_extra(cmd_name, extra, exc)
         return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in SHORT_HELP:
+                rows.append((name, SHORT_HELP[name]))
+            elif (cmd := self.get_command(ctx, name)) is not None:
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - max(map(len, COMMANDS)))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

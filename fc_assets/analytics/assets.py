@@ -8,15 +8,18 @@ run by the `analytics_daily` schedule after the extraction and late-update runs.
 """
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fc_assets.analytics.current_state import current_asset_name, current_sql
 from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS, EntitySpec
 from fc_assets.resources.storage import Lake, LakeResource
+
+if TYPE_CHECKING:  # connections come from `Lake.duckdb()`, which imports duckdb when a table is computed
+    import duckdb
 
 ANALYTICS_GROUP = "analytics"
 ANALYTICS_DIR = "analytics"
@@ -53,7 +56,7 @@ def dataset(lake: Lake, spec: EntitySpec, empty_columns: str) -> str:
     return f"(SELECT {empty_columns} LIMIT 0)" if sql is None else f"({sql})"
 
 
-def utc_duckdb(lake: Lake) -> duckdb.DuckDBPyConnection:
+def utc_duckdb(lake: Lake) -> "duckdb.DuckDBPyConnection":
     """The lake's DuckDB connection with days computed in UTC (partitions are UTC days)."""
     con = lake.duckdb()
     con.sql("SET TimeZone = 'UTC'")

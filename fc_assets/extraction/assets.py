@@ -12,6 +12,7 @@ client's own retries fail the step and the asset's `RetryPolicy` re-runs it late
 paging that cannot continue safely, auth) fails at once with `Failure(allow_retries=False)`.
 """
 
+import warnings
 from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
@@ -40,6 +41,16 @@ RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 PREVIEW_COLUMNS = 8
+
+# Single-run backfills (`BackfillPolicy.single_run()`, here and in exports.py) are what the design needs: a
+# 30-day backfill is one run, not 30. Dagster marks the `backfill_policy` parameter of `@asset` beta and
+# warns once per asset on every load (code server, run worker, step, CLI): seven lines of noise each time.
+# Only that exact warning is silenced.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Parameter `backfill_policy` of function `asset` is currently in beta",
+    category=dg.BetaWarning,
+)
 
 
 @cache

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -35,6 +33,13 @@ from fc_assets.extraction.columns import (
     nested,
 )
 from fc_assets.extraction.windows import DAILY, Grain
+
+if TYPE_CHECKING:  # pandas and pandera (~1.5 s) are imported when a partition is validated, not at load
+    import pandas as pd
+    import pandera.pandas as pdv
+
+CheckFactory = Callable[[], "pdv.Check"]
+"""Builds one pandera check when the entity's schema is first needed (`EntitySpec.pandera_schema`)."""
 
 QUERIES_DIR = Path(__file__).parent / "queries"
 
@@ -94,7 +99,7 @@ class EntitySpec:
     key: str = "id"
     updated_column: str = "updated_on"
     grain: Grain = DAILY
-    column_checks: tuple[tuple[str, pdv.Check], ...] = ()
+    column_checks: tuple[tuple[str, CheckFactory], ...] = ()
     row_group_rows: int = 10_000
 
     @property
@@ -109,9 +114,12 @@ class EntitySpec:
     def pandera_schema(self) -> pdv.DataFrameSchema:
         """Types and nullability from the columns plus the entity's own checks. (Key uniqueness is checked
         across the whole partition by `ValidationReport`, not per row group here.)"""
+        import pandas as pd
+        import pandera.pandas as pdv
+
         checks: dict[str, list[pdv.Check]] = {}
-        for column, check in self.column_checks:
-            checks.setdefault(column, []).append(check)
+        for column, make_check in self.column_checks:
+            checks.setdefault(column, []).append(make_check())
         unknown = set(checks) - {c.name for c in self.columns}
         if unknown:
             raise ValueError(f"{self.name}: checks on unknown columns {sorted(unknown)}")
@@ -151,18 +159,25 @@ def common(*, ref_required: bool = True) -> list[Column]:
     ]
 
 
-def each_item(field_name: str, predicate: Callable[[pa.Array], pa.Array], name: str) -> pdv.Check:
+def each_item(field_name: str, predicate: Callable[[pa.Array], pa.Array], name: str) -> CheckFactory:
     """A check on a `list<struct>` column: every element's `field_name` satisfies `predicate` (vectorised)."""
 
-    def check(series: pd.Series) -> pd.Series:
-        lists = pa.array(series)
-        ok = pc.fill_null(predicate(pc.struct_field(pc.list_flatten(lists), field_name)), False)
-        bad_rows = pc.filter(pc.list_parent_indices(lists), pc.invert(ok)).to_numpy()
-        mask = np.ones(len(lists), dtype=bool)
-        mask[bad_rows] = False
-        return pd.Series(mask, index=series.index)
+    def make_check() -> pdv.Check:
+        import numpy as np
+        import pandas as pd
+        import pandera.pandas as pdv
 
-    return pdv.Check(check, name=name, error=f"every {field_name} {name}")
+        def check(series: pd.Series) -> pd.Series:
+            lists = pa.array(series)
+            ok = pc.fill_null(predicate(pc.struct_field(pc.list_flatten(lists), field_name)), False)
+            bad_rows = pc.filter(pc.list_parent_indices(lists), pc.invert(ok)).to_numpy()
+            mask = np.ones(len(lists), dtype=bool)
+            mask[bad_rows] = False
+            return pd.Series(mask, index=series.index)
+
+        return pdv.Check(check, name=name, error=f"every {field_name} {name}")
+
+    return make_check
 
 
 def positive(a: pa.Array) -> pa.Array:
@@ -177,7 +192,10 @@ def not_null(a: pa.Array) -> pa.Array:
     return pc.is_valid(a)
 
 
-NON_NEGATIVE = pdv.Check.ge(0)
+def NON_NEGATIVE() -> pdv.Check:  # noqa: N802 - a check factory, named like the check it makes
+    import pandera.pandas as pdv
+
+    return pdv.Check.ge(0)
 
 
 def items_connection(query: str, connection_path: str) -> NestedConnection:

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from fc_assets.extraction.entities import EntitySpec, NestedConnection, Scope, Source, load_query
 from fc_assets.extraction.windows import Window
 from fc_assets.resources.fluent_errors import FluentPagingError
-from fc_assets.resources.fluent_query import connection_plan
 
 
 class PageLike(Protocol):
@@ -99,6 +98,8 @@ def complete_nested(
     Edges are appended in place, so the node then holds the whole nested list. `cancel` is checked before
     every follow-up request.
     """
+    from fc_assets.resources.fluent_query import connection_plan  # graphql-core: at run time, not at load
+
     follow_up = query_text(conn.query)
     after_var = connection_plan(follow_up, conn.connection_path).after_var
     pages = 0

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pandera.pandas as pdv
 import pyarrow as pa
+
+if TYPE_CHECKING:  # pandas and pandera (~1.5 s) are imported when a row group is validated, not at load
+    import pandera.pandas as pdv
 
 SAMPLE_SIZE = 10
 
@@ -34,6 +35,9 @@ class ValidationReport:
     _key_hashes: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def validate(self, schema: pdv.DataFrameSchema, table: pa.Table, key: str) -> None:
+        import pandas as pd
+        import pandera.pandas as pdv
+
         self.rows += table.num_rows
         self._key_hashes.append(pd.util.hash_array(np.asarray(table.column(key).to_pylist(), dtype=object)))
         frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # Arrow-backed: views of the row group's buffers
@@ -97,6 +101,8 @@ def _drop_accessor_cycle(frame: Any) -> None:
     group's Arrow buffers stayed alive: peak memory grew by one row group (~8 MB per 10k orders) per row
     group written.
     """
+    import pandas as pd
+
     if isinstance(frame, pd.DataFrame | pd.Series):
         vars(frame).pop("pandera", None)
         cache = vars(frame).get("_item_cache")

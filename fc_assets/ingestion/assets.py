@@ -28,7 +28,6 @@ state_ops.py (wait while a live holder keeps its lease, else finish or release t
 import random
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.deliver.files import FileRef, FileRefConfig, KeyOutsideLocation
 from fc_assets.ingestion.deliver.ledger import FeedBusyError, Ledger
@@ -38,6 +37,7 @@ from fc_assets.ingestion.deliver.sources import SourceChanged, SourceStore
 from fc_assets.ingestion.deliver.state_ops import release_to_error, run_alive, settle_inflight
 from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets.resources.fluent import FluentResource
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import LakeResource
 from fc_assets.settings import get_settings

@@ -11,11 +11,11 @@ never runs two files at once (see ingestion/assets.py).
 from __future__ import annotations
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.assets import build_feed_definitions, pool_name
 from fc_assets.ingestion.deliver.plans import plan_for
 from fc_assets.ingestion.feeds import FEEDS, Feed
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.settings import get_settings
 
 

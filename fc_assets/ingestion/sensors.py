@@ -29,11 +29,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.deliver.cursor import Cursor, ListedFile, TickPlan, plan_tick
 from fc_assets.ingestion.deliver.files import FileLocation, FileRef
 from fc_assets.ingestion.deliver.ledger import Ledger
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPResource, SFTPSession
 from fc_assets.resources.storage import LakeResource
 from fc_assets.settings import get_settings

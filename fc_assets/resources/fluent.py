@@ -34,11 +34,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 import dagster as dg
-import httpx
 import orjson
 from pydantic import Field
 
@@ -56,9 +55,11 @@ from fc_assets.resources.fluent_errors import (
     FluentTransportError,
     FluentValidationError,
 )
-from fc_assets.resources.fluent_query import connection_plan, parse_operation
 from fc_assets.resources.secret_masking import masked_repr_args
 from fc_assets.settings import get_settings
+
+if TYPE_CHECKING:  # httpx (~0.3 s) and graphql-core are imported when a client is made, not at load
+    import httpx
 
 __all__ = [
     "ClientStats",
@@ -208,6 +209,8 @@ class FluentClient:
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        import httpx
+
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -256,6 +259,8 @@ class FluentClient:
         `cancel` (set by the caller, e.g. when another stream of an extraction failed) ends a wait before a
         retry at once with `FluentCancelled`.
         """
+        from fc_assets.resources.fluent_query import parse_operation
+
         op = parse_operation(query)
         body: dict[str, Any] = {"query": query}
         if variables is not None:
@@ -313,6 +318,8 @@ class FluentClient:
         `hasNextPage` true on an empty page, a malformed or null connection). Pages are not de-duplicated.
         `cancel`: see `graphql`.
         """
+        from fc_assets.resources.fluent_query import connection_plan
+
         plan = connection_plan(query, connection_path)
         vars_ = dict(variables or {})
         if plan.first_var is None:
@@ -613,6 +620,8 @@ class FluentClient:
         cancel: threading.Event | None = None,
     ) -> T:
         """Send one logical request with the retry policy of the module docstring; `handle` reads the answer."""
+        import httpx
+
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else {}
         retries = 0

@@ -28,13 +28,15 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import dagster as dg
-import paramiko
 from pydantic import Field
 
 from fc_assets.resources.secret_masking import masked_repr_args
+
+if TYPE_CHECKING:  # paramiko (~0.5 s with cryptography) is imported when a session opens, not at load
+    import paramiko
 
 logger = logging.getLogger("fc_assets.sftp")
 
@@ -125,6 +127,8 @@ class SFTPSession:
 
     def rename(self, src: str, dst: str) -> None:
         """Atomic rename that replaces `dst` (posix-rename@openssh.com when offered, else remove + rename)."""
+        import paramiko
+
         try:
             self.sftp.posix_rename(src, dst)
         except (OSError, paramiko.SSHException):
@@ -144,6 +148,8 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def load_known_hosts(client: paramiko.SSHClient, path: Path) -> None:
     """paramiko's `load_host_keys`, with a line it cannot parse reported as our configuration error."""
+    import paramiko
+
     try:
         client.load_host_keys(str(path))
     except paramiko.hostkeys.InvalidHostKey as exc:
@@ -157,13 +163,17 @@ def load_known_hosts(client: paramiko.SSHClient, path: Path) -> None:
         ) from None
 
 
-class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    """Accept the key of a host `known_hosts` has no entry for at all: log its fingerprint, append it."""
+class TrustOnFirstUse:
+    """Accept the key of a host `known_hosts` has no entry for at all: log its fingerprint, append it.
+    (paramiko's `MissingHostKeyPolicy` interface, `missing_host_key`; not its subclass, so that importing
+    this module does not import paramiko.)"""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        import paramiko
+
         known = client.get_host_keys().lookup(hostname)
         if known:  # paramiko asks when only the key *type* differs: that is a changed key, never trusted
             raise paramiko.BadHostKeyException(hostname, key, next(iter(known.values())))
@@ -203,6 +213,8 @@ class SFTPResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[SFTPSession]:
+        import paramiko
+
         client = paramiko.SSHClient()
         try:
             if self.insecure_skip_host_key:

@@ -7,12 +7,12 @@ import dataclasses
 from typing import Any
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.assets import build_feed_definitions
 from fc_assets.ingestion.deliver.plans import plan_for
 from fc_assets.ingestion.feeds import Inbox, inventory_feed
 from fc_assets.resources.fluent import FluentResource
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import LakeResource
 

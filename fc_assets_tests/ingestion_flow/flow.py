@@ -10,12 +10,12 @@ from typing import Any
 
 import boto3
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.assets import build_feed_definitions, set_feed_pool_limits
 from fc_assets.ingestion.deliver.plans import plan_for
 from fc_assets.ingestion.feeds import Feed, Inbox
 from fc_assets.resources.fluent import FluentResource
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import Lake, LakeResource
 

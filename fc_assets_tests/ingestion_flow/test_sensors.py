@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import dagster as dg
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.deliver.files import FileLocation
 from fc_assets.ingestion.sensors import build_file_sensor
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPConfigError, SFTPResource
 from fc_assets.resources.storage import Lake, LakeResource
 from fc_assets.settings import get_settings

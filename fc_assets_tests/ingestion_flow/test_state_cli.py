@@ -95,7 +95,7 @@ def test_state_commands_against_the_lake(world, s3_server, monkeypatch, dagster_
     sensor = build_file_sensor(
         feed="inventory", asset_name="feed_asset", location=world.location, job=JOB, partitions_def=PARTS
     )
-    from dagster_aws.s3 import S3Resource
+    from fc_assets.resources.s3 import S3Resource
 
     s3 = S3Resource(
         endpoint_url=s3_server.endpoint_url,

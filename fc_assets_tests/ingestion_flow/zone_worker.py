@@ -9,12 +9,12 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_aws.s3 import S3Resource
 
 from fc_assets.ingestion.assets import build_feed_definitions
 from fc_assets.ingestion.deliver.plans import plan_for
 from fc_assets.ingestion.feeds import Inbox, inventory_feed
 from fc_assets.resources.fluent import FluentResource
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import LakeResource
 from fc_assets_tests.ingestion_flow.flow import metadata

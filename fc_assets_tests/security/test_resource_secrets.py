@@ -11,6 +11,7 @@ import pytest
 from dagster._core.execution.build_resources import build_resources
 
 from fc_assets.resources.fluent import FluentResource
+from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPResource
 from fc_assets.resources.storage import Lake, LakeResource
 from fc_assets_tests.security.secrets import leak_forms, nasty_secret
@@ -29,6 +30,7 @@ def test_resource_reprs_mask_secret_fields_whatever_their_value(monkeypatch):
         ),
         "lake": LakeResource(uri="s3://b/l", access_key_id="k", secret_access_key=aws),
         "sftp": SFTPResource(host="h", username="u", password=sftp),
+        "s3": S3Resource(aws_access_key_id="k", aws_secret_access_key=aws),
     }
     texts = [repr(r) for r in resources.values()] + [str(r) for r in resources.values()]
     with build_resources(resources) as resolved:  # what an asset receives: EnvVar resolved to its value

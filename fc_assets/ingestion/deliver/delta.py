@@ -38,12 +38,14 @@ import contextlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import duckdb
 import pyarrow as pa
 
 from fc_assets.resources.storage import TMP_DIR, Lake
+
+if TYPE_CHECKING:  # connections come from `Lake.duckdb()`, which imports duckdb when a delta runs
+    import duckdb
 
 Strategy = Literal["hash", "timestamp", "hybrid", "change_column", "full"]
 DELETE_VALUES = ("D", "DELETE", "DELETED", "d", "delete", "deleted")

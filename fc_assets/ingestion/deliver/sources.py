@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import botocore.exceptions
-
 from fc_assets.ingestion.deliver.files import FileLocation, FileRef, archive_name
 from fc_assets.resources.sftp import SFTPResource
 
@@ -68,6 +66,8 @@ class SourceStore:
 
     def _blocks(self, location: FileLocation, ref: FileRef) -> Iterator[bytes]:
         if location.kind == "s3":
+            import botocore.exceptions  # with boto3, at run time: not at code-location load
+
             kw = {"IfMatch": f'"{ref.etag}"'} if ref.etag else {}
             try:
                 body = self.s3_client.get_object(Bucket=location.bucket, Key=ref.key, **kw)["Body"]
@@ -158,6 +158,8 @@ class SourceStore:
 
 
 def _head(s3, bucket: str, key: str) -> dict | None:
+    import botocore.exceptions
+
     try:
         return s3.head_object(Bucket=bucket, Key=key)
     except botocore.exceptions.ClientError as e:
