@@ -1,6 +1,7 @@
 """deploy/ as it runs in production, on loopback: a Dagster instance on PostgreSQL configured by
-deploy/dagster.yaml, a code server (`dagster code-server start`, the Dockerfile's command) and the daemon
-(`dagster-daemon run`) as separate processes, the sensors turned on with `dagster sensor start --start-all`.
+deploy/dagster.yaml, a code server (`dagster code-server start`, the Dockerfile's command), the webserver and
+the daemon (`dagster-daemon run`) as separate processes, the sensors turned on with `dagster sensor start
+--start-all`, a backfill launched through the webserver's GraphQL API as the UI does.
 
 Only the run launcher differs: no Kubernetes here, so the default launcher starts each run as a child of the
 code server. Used by test_postgres_instance.py (30 files) and bench/production_bench.py (200 files).
@@ -9,6 +10,7 @@ code server. Used by test_postgres_instance.py (30 files) and bench/production_b
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,7 +47,9 @@ class Deployment:
     env: dict[str, str]
     logs: Path
     grpc_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
     _stack: ExitStack = field(default_factory=ExitStack)
+    daemon: ServerProcess | None = None
 
     @property
     def workspace(self) -> Path:
@@ -88,16 +92,67 @@ class Deployment:
             env=env,
             start_timeout=180,
         )
-        daemon = ServerProcess(
+        webserver = ServerProcess(
+            "dagster-webserver",
+            [
+                _bin("dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.web_port),
+                "-w",
+                str(self.workspace),
+            ],
+            lambda: port_open("127.0.0.1", self.web_port),
+            log_path=self.logs / "webserver.log",
+            env=env,
+            start_timeout=180,
+        )
+        self._stack.enter_context(code_server)
+        self._stack.enter_context(webserver)
+        self.start_daemon()
+        return self
+
+    def start_daemon(self) -> None:
+        self.daemon = ServerProcess(
             "dagster-daemon",
             [_bin("dagster-daemon"), "run", "-w", str(self.workspace)],
             lambda: True,
             log_path=self.logs / "daemon.log",
-            env=env,
+            env=self.process_env(),
         )
-        self._stack.enter_context(code_server)
-        self._stack.enter_context(daemon)
-        return self
+        self._stack.enter_context(self.daemon)
+
+    def kill_daemon(self) -> None:
+        """SIGKILL, as a node failure would: no shutdown, ticks cut wherever they were (its runs are the code
+        server's children with the default launcher, so they go on)."""
+        proc = self.daemon.proc
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        """The webserver's GraphQL API, as the UI calls it."""
+        import httpx
+
+        r = httpx.post(
+            f"http://127.0.0.1:{self.web_port}/graphql",
+            json={"query": query, "variables": variables or {}},
+            timeout=120.0,
+        )
+        r.raise_for_status()
+        body = r.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def launch_backfill(self, asset: str, partitions: list[str]) -> str:
+        """What the UI's "Materialize" over a range of partitions does: an asset backfill run by the daemon."""
+        data = self.graphql(
+            """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+                 __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+            {"p": {"partitionNames": partitions, "assetSelection": [{"path": [asset]}]}},
+        )["launchPartitionBackfill"]
+        assert data["__typename"] == "LaunchBackfillSuccess", data
+        return data["backfillId"]
 
     def start_sensors(self, timeout: float = 180.0) -> str:
         """`dagster sensor start --start-all` (retried while the code server still loads the definitions)."""
@@ -183,17 +238,31 @@ def overlaps(spans: list[RunSpan]) -> list[tuple[str, str, str, float]]:
     return out
 
 
-def wait_for_runs(instance, expected: int, timeout: float) -> list[RunSpan]:
-    """Until `expected` feed runs succeeded and none is queued or in progress (or the timeout)."""
+def wait_for_runs(instance, expected: int, timeout: float, *, settled: bool = True) -> list[RunSpan]:
+    """Until `expected` feed runs succeeded and (`settled`) none is queued or in progress (or the timeout)."""
     deadline = time.monotonic() + timeout
     spans: list[RunSpan] = []
     while time.monotonic() < deadline:
         spans = feed_runs(instance)
         done = [s for s in spans if s.status == "SUCCESS"]
-        if len(done) >= expected and not any(s.status in ACTIVE for s in spans):
+        if len(done) >= expected and not (settled and any(s.status in ACTIVE for s in spans)):
             return spans
-        time.sleep(3)
+        time.sleep(1 if not settled else 3)
     raise AssertionError(
         f"after {timeout:.0f} s: {len(spans)} of {expected} runs, "
         f"statuses {dict(Counter(s.status for s in spans))}"
     )
+
+
+def wait_for_backfill(instance, backfill_id: str, timeout: float):
+    """The backfill once it has ended (completed, failed or canceled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        backfill = instance.get_backfill(backfill_id)
+        if backfill.status.value not in ("REQUESTED", "CANCELING", "FAILING"):
+            return backfill
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"backfill {backfill_id} still {backfill.status.value} after {timeout:.0f} s"
+            )
+        time.sleep(2)
