@@ -194,3 +194,17 @@ def test_reprocessed_file_is_sent_again_not_skipped_by_its_old_send_log(make_flo
     again = flow.execute(req)
     assert again.success and metadata(again)["sent"] == 20
     assert len(flow.received.entities()) == 40  # Fluent got every row a second time
+
+
+def test_a_file_failing_before_any_request_does_not_claim_fluent_received_one(make_flow):
+    """The token request fails on every attempt: nothing of the file ever reached Fluent, and the error the
+    file is released with says so (it used to count the send log's bookkeeping records as requests
+    Fluent received: "Fluent received 1 recorded request(s) of this file")."""
+    flow = make_flow(FC_FEED_MAX_RETRIES=0)
+    flow.sandbox.admin.set_faults(server_errors={"count": 99, "status": 503}, paths=["/oauth/token"])
+    failed = run(flow, "a.csv", ROWS)
+    fm = failure_metadata(failed)
+    assert not failed.success and fm["outcome"] == "error"
+    assert flow.received.batches() == [] and flow.sandbox.admin.received()["jobs"] == []
+    assert "Fluent answered 0 request(s) of this file" in fm["error"], fm["error"]
+    assert "received 1" not in fm["error"]

@@ -114,6 +114,25 @@ def _uncertain(e: Exception) -> bool:
     return True
 
 
+def delivery_counts(log: SendLog) -> tuple[int, int]:
+    """(requests Fluent answered, requests sent without a recorded answer) of a file's send log, for what
+    a release says about the file; bookkeeping records (the plan, a per-file job) are not requests. Batches
+    (`b…`) are answered once they have an id and without an answer while `posting`; events (`e…`) count
+    their acknowledged events and the one in flight; mutation requests (`m…`) are answered once `done`."""
+    answered = unanswered = 0
+    for key, rec in log.items(""):
+        if key.startswith("b"):
+            answered += bool(rec.get("batch_id"))
+            unanswered += not rec.get("batch_id") and rec.get("state") == "posting"
+        elif key.startswith("e"):
+            answered += int(rec.get("acked") or 0)
+            unanswered += rec.get("in_flight") is not None
+        elif key.startswith("m"):
+            answered += rec.get("state") == "done"
+            unanswered += rec.get("state") == "posting"
+    return answered, unanswered
+
+
 # ---------------------------------------------------------------------------------------- inventory
 
 
