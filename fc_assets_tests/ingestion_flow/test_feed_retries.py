@@ -208,3 +208,18 @@ def test_a_file_failing_before_any_request_does_not_claim_fluent_received_one(ma
     assert flow.received.batches() == [] and flow.sandbox.admin.received()["jobs"] == []
     assert "Fluent answered 0 request(s) of this file" in fm["error"], fm["error"]
     assert "received 1" not in fm["error"]
+
+
+def test_a_job_creation_without_an_answer_creates_another_job_in_the_same_attempt(make_flow):
+    """Fluent created the job but its answer was lost: an orphan job holds nothing (it closes at midnight),
+    so the sender creates another one at once instead of failing the file's attempt (with no attempt left
+    the file used to go to error/)."""
+    flow = make_flow(FC_FEED_MAX_RETRIES=0)
+    flow.sandbox.admin.set_faults(lose_responses=1, paths=["/api/v4.1/job"])  # the first: POST /job
+    result = run(flow, "a.csv", ROWS)
+    assert result.success, failure_metadata(result).get("error")
+    assert retried(result) == 0 and metadata(result)["sent"] == 20
+    jobs = [j["id"] for j in flow.sandbox.admin.received()["jobs"]]
+    assert len(jobs) == 2  # the orphan and the one used
+    assert [b["jobId"] for b in flow.received.batches()] == [jobs[1]]
+    assert on_hand(flow.resources["fluent"], SKUS) == {(s, loc): q for s, loc, q in ROWS}

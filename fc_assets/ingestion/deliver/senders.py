@@ -13,7 +13,8 @@ have acted) does, per sender:
   them; a batch left `posting` is reconciled against the job's batch list (a batch that appeared since is
   ours: adopted, not re-sent; else it is sent). Jobs: `daily` (one job per feed per UTC day, reused across
   files while OPEN) or `per_file` (one job per file); a job Fluent reports CLOSED or no longer knows (404)
-  gets a new job and the batch is sent once to it. At most 5,000 entities per batch; polled to COMPLETE
+  gets a new job and the batch is sent once to it; a job creation without an answer is simply done again
+  (an orphan job holds nothing). At most 5,000 entities per batch; polled to COMPLETE
   with backoff and a timeout (`SendIncomplete`: the rerun polls again). Per-entity errors are mapped back
   to rows and only those rows are sent again (`entity_retries`); what still fails is reported and kept out
   of the snapshot, so the next file sends it again.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +48,7 @@ from fc_assets.resources.fluent_errors import (
     FluentHTTPError,
     FluentJobClosedError,
     FluentRateLimited,
+    FluentTransportError,
 )
 
 MAX_BATCH = 5000
@@ -254,10 +257,7 @@ class BatchInventorySender:
             self.log(f"job {job['job_id']} is {status.lower()}; creating a new one")
         label = today if self.job_strategy == "daily" else self._file_name
         name = f"fc_assets/{self.ledger.feed}/{label}"
-        # our delta already dropped unchanged rows, so Fluent's batch pre-processing would only repeat it
-        job_id = self.client.create_job(
-            name, meta={"preprocessing": "skip", "source": "fc_assets", "feed": self.ledger.feed}
-        )
+        job_id = self._create_job(name)
         record = {"day": today, "job_id": job_id, "name": name}
         if self.job_strategy == "daily":
             self.ledger.update_state(job=record)
@@ -265,6 +265,23 @@ class BatchInventorySender:
             self._sends.put("job", record)
         self._checked_job = job_id
         return job_id
+
+    def _create_job(self, name: str) -> str:
+        """Create a job; when the creation got no answer (5xx, timeout, dropped connection) Fluent may hold
+        the job, but an orphan job holds nothing and closes at midnight, so another one is created at once
+        (up to the client's `max_retries` times) instead of failing the file's attempt."""
+        # our delta already dropped unchanged rows, so Fluent's batch pre-processing would only repeat it
+        meta = {"preprocessing": "skip", "source": "fc_assets", "feed": self.ledger.feed}
+        for retry in range(self.client.max_retries + 1):
+            try:
+                return self.client.create_job(name, meta=meta)
+            except (FluentHTTPError, FluentTransportError) as e:
+                no_answer = isinstance(e, FluentTransportError) or e.status >= 500
+                if not no_answer or retry == self.client.max_retries:
+                    raise
+                self.log(f"job creation got no answer ({e}); creating another job (an orphan holds nothing)")
+                time.sleep(min(self.client.backoff_max, self.client.backoff_base * 2**retry))
+        raise AssertionError("unreachable")
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, self.batch_size)
