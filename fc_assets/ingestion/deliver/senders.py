@@ -277,7 +277,8 @@ class BatchInventorySender:
                 return self.client.create_job(name, meta=meta)
             except (FluentHTTPError, FluentTransportError) as e:
                 no_answer = isinstance(e, FluentTransportError) or e.status >= 500
-                if not no_answer or retry == self.client.max_retries:
+                # the job POST itself (not e.g. the token request before it, which the client retried)
+                if not no_answer or not e.path.endswith("/job") or retry == self.client.max_retries:
                     raise
                 self.log(f"job creation got no answer ({e}); creating another job (an orphan holds nothing)")
                 time.sleep(min(self.client.backoff_max, self.client.backoff_base * 2**retry))
