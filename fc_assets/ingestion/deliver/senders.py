@@ -43,6 +43,7 @@ from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
 from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.resources.fluent import FluentClient
 from fc_assets.resources.fluent_errors import (
+    FluentAuthError,
     FluentBatchTimeout,
     FluentGraphQLError,
     FluentHTTPError,
@@ -134,6 +135,16 @@ def delivery_counts(log: SendLog) -> tuple[int, int]:
             answered += rec.get("state") == "done"
             unanswered += rec.get("state") == "posting"
     return answered, unanswered
+
+
+def _refused(e: Exception) -> bool:
+    """True when Fluent certainly did not act on a request that failed: refused with 429 or 401, never
+    connected, or the failure was the token request before it — nothing to count as a re-send later."""
+    if isinstance(e, FluentHTTPError | FluentTransportError) and e.path.endswith("/oauth/token"):
+        return True
+    if isinstance(e, FluentRateLimited | FluentAuthError):
+        return True
+    return isinstance(e, FluentTransportError) and not e.request_sent
 
 
 # ---------------------------------------------------------------------------------------- inventory
@@ -485,7 +496,12 @@ class EventProductSender:
                 for j in range(rec["acked"], len(rows)):
                     # one write per event: the previous one acknowledged, this one in flight
                     rec = log.put(key, {**rec, "state": "sending", "in_flight": j})
-                    error = self._post(rows[j])
+                    try:
+                        error = self._post(rows[j])
+                    except Exception as e:
+                        if _refused(e):  # not in flight after all: the rerun sends it, not a re-send
+                            log.put(key, {**rec, "in_flight": None})
+                        raise
                     crash_point("after_post")
                     if error:
                         rec["errors"] = {**rec["errors"], str(rows[j]["_row"]): error}
@@ -581,8 +597,8 @@ class GraphQLLocationSender:
         rec = log.get(key)
         if rec and rec["state"] == "done":
             return
-        resent = (rec or {}).get("resent", 0) + (len(rows) if rec else 0)  # `posting`: no answer recorded
-        log.put(key, {**ident, "aliases": len(rows), "state": "posting", "resent": resent})
+        uncertain = bool(rec) and rec["state"] == "posting"  # sent before, no answer recorded
+        resent = (rec or {}).get("resent", 0) + (len(rows) if uncertain else 0)
         existing = self.lookup([r["ref"] for _, r in rows])  # fresh on resume: creates that ran are updates
         rid = self.client.retailer_id
         ops = [self.to_inputs(r, existing.get(r["ref"]), rid) for _, r in rows]
@@ -592,7 +608,13 @@ class GraphQLLocationSender:
         )
         body = " ".join(f"a{i}: {m}(input: $i{i}) {{ id ref }}" for i, (m, _) in enumerate(ops))
         variables = {f"i{i}": inp for i, (_, inp) in enumerate(ops)}
-        result = self.client.graphql(f"mutation Upsert({decl}) {{ {body} }}", variables, partial=True)
+        log.put(key, {**ident, "aliases": len(rows), "state": "posting", "resent": resent})
+        try:
+            result = self.client.graphql(f"mutation Upsert({decl}) {{ {body} }}", variables, partial=True)
+        except Exception as e:
+            if _refused(e):  # Fluent did not act: the rerun's request is not a re-send
+                log.put(key, {**ident, "aliases": len(rows), "state": "refused", "resent": resent})
+            raise
         crash_point("after_post")
         errors: dict[str, str] = {}
         for err in result.errors:
