@@ -5,8 +5,10 @@ Operations: one day of orders extracted to the lake (Dagster `materialize`), and
 the daemon would (sensor tick, then the feed job in process, ingestion_flow/flow.py): inventory from S3 and
 from SFTP (Batch API), products (Event API), locations (GraphQL mutations). Faults: the sandbox's own
 (`/_sandbox/faults`), S3 `500 InternalError`/`503 SlowDown` from a proxy in front of moto (in that column
-every S3 request of the cell, lake and inbox, goes through it) and a restart of the asyncssh SFTP server while the file is being
-read. A fault that is not on an operation's path is injected all the same and its outcome recorded.
+every S3 request of the cell, lake and inbox, goes through it) and a restart of the asyncssh SFTP server
+while the file is being read. A fault that is not on an operation's path is injected all the same and its outcome recorded. Each
+cell has its own lake (a local directory, on S3 behind the proxy in the S3 column), inbox and file names;
+the sandbox, moto, the SFTP server and one Dagster instance are shared by the module.
 
 Every cell ends in one of two outcomes, asserted here:
 - completed, with exact counts: the Parquet ids equal the sandbox's own answer for the day; Fluent's final
@@ -610,7 +612,7 @@ def _run_cell(cell, op: str, fault: str, stack: Stack, monkeypatch) -> None:
     stack.sandbox.admin.clear_faults()
     stack.proxy.clear()
     if fault == "latency":
-        time.sleep(LATENCY_MS / 1000 + 0.5)  # requests the client gave up on still reach the sandbox
+        time.sleep(LATENCY_MS / 1000 + 0.2)  # requests the client gave up on still reach the sandbox
     if fault == "s3_errors":
         assert stack.proxy.failed - failed_before == S3_BURST  # every injected error was answered
 
