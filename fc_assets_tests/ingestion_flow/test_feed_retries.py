@@ -71,8 +71,10 @@ def run(flow: Flow, name: str, rows, **config) -> dg.ExecuteInProcessResult:
 
 def test_transient_fluent_errors_are_retried_with_backoff(make_flow):
     flow = make_flow()
-    # the client does not retry a POST (Fluent may have taken it): two 503s fail two attempts of the run
-    flow.sandbox.admin.set_faults(server_errors={"count": 2, "status": 503}, paths=["/api/v4.1/job"])
+    # six 503s on the job's GET: the client's three tries fail twice, two attempts of the run fail and the
+    # third goes through (the job POST before is not hit: a job creation without an answer is simply done
+    # again in place, test below)
+    flow.sandbox.admin.set_faults(server_errors={"count": 6, "status": 503}, paths=["/api/v4.1/job/"])
     result = run(flow, "stock.csv", ROWS)
     assert result.success and retried(result) == 2
     assert metadata(result)["sent"] == 20 and len(flow.received.entities()) == 20
