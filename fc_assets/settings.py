@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     fluent_concurrency: int = Field(4, alias="FC_FLUENT_CONCURRENCY")
     fluent_timeout_s: float = Field(30.0, alias="FC_FLUENT_TIMEOUT_S")
     fluent_max_retries: int = Field(5, alias="FC_FLUENT_MAX_RETRIES")
+    fluent_backoff_s: float = Field(0.5, alias="FC_FLUENT_BACKOFF_S")
 
     # The lake (s3://bucket/prefix or file:///abs/path)
     lake_uri: str = Field("s3://fc-lake/lake", alias="FC_LAKE_URI")

@@ -10,6 +10,7 @@ pytest_plugins = [
     "fc_assets_tests.fixtures.sshd",
     "fc_assets_tests.fixtures.postgres",
     "fc_assets_tests.fixtures.flow",
+    "fc_assets_tests.fixtures.s3_faults",
 ]
 
 

@@ -3,12 +3,16 @@
 Run as `python -m fc_assets.local_stack.sftp_server --root DIR --port 2222`. The host key is kept in
 `--state-dir` (created once, reused on the next start) and a `known_hosts` file for it is written next to
 it, so clients verify the host key exactly as they would against a production server.
+
+Test hook: with `--read-delay-file FILE`, while FILE exists every read of a file waits the milliseconds FILE
+holds, so a test can restart the server while a download is still running (the fault matrix).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 
@@ -47,9 +51,17 @@ async def _serve(args: argparse.Namespace) -> None:
         def validate_password(self, username: str, password: str) -> bool:
             return username == args.user and password == args.password
 
+    delay_file = Path(args.read_delay_file) if args.read_delay_file else None
+
     class RootedSFTP(asyncssh.SFTPServer):
         def __init__(self, chan: asyncssh.SSHServerChannel):
             super().__init__(chan, chroot=str(root).encode())
+
+        async def read(self, file_obj, offset: int, size: int) -> bytes:
+            if delay_file is not None:
+                with contextlib.suppress(OSError, ValueError):  # no file (or not a number): no delay
+                    await asyncio.sleep(float(delay_file.read_text() or 0) / 1000)
+            return super().read(file_obj, offset, size)
 
     authorized = None
     if args.authorized_keys and Path(args.authorized_keys).exists():
@@ -82,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--user", default="fc")
     p.add_argument("--password", default="fc-sftp")
     p.add_argument("--authorized-keys", default=None)
+    p.add_argument("--read-delay-file", default=None, help="test hook: see the module docstring")
     asyncio.run(_serve(p.parse_args(argv)))
 
 
@@ -94,6 +107,7 @@ def sftp_server(
     user: str = "fc",
     password: str = "fc-sftp",
     log_path: Path | None = None,
+    read_delay_file: Path | None = None,
 ) -> ServerProcess:
     """Not started yet: use as a context manager or call `.start()`. known_hosts: `state_dir/known_hosts`."""
     argv = python_module(
@@ -110,6 +124,7 @@ def sftp_server(
         user,
         "--password",
         password,
+        *(["--read-delay-file", str(read_delay_file)] if read_delay_file else []),
     )
     return ServerProcess("sftp (asyncssh)", argv, lambda: port_open(host, port), log_path=log_path)
 

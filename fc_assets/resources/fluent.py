@@ -859,6 +859,7 @@ class FluentResource(dg.ConfigurableResource):
     retailer_id: str = "1"
     timeout: float = Field(30.0, description="read/write timeout per request, seconds")
     max_retries: int = Field(5, description="retries per call for safe-to-repeat failures")
+    backoff_s: float = Field(0.5, description="first retry's backoff, doubling per retry (capped at 30 s)")
     page_size: int = Field(100, description="GraphQL `first` and Event API `count`")
     concurrency: int = Field(4, description="parallel paging streams (sub-windows) callers may run")
 
@@ -876,6 +877,7 @@ class FluentResource(dg.ConfigurableResource):
             retailer_id=self.retailer_id,
             timeout=self.timeout,
             max_retries=self.max_retries,
+            backoff_base=self.backoff_s,
             page_size=self.page_size,
         )
 
@@ -898,6 +900,7 @@ class FluentResource(dg.ConfigurableResource):
             retailer_id=s.fluent_retailer_id,
             timeout=s.fluent_timeout_s,
             max_retries=s.fluent_max_retries,
+            backoff_s=s.fluent_backoff_s,
             page_size=s.fluent_page_size,
             concurrency=s.fluent_concurrency,
         )

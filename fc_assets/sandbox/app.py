@@ -69,7 +69,7 @@ class FaultsAndAuth:
                 response = json(
                     {"message": "Too many requests (sandbox rate_limit fault)"},
                     429,
-                    {"Retry-After": str(value)},
+                    {"Retry-After": str(value)} if value is not None else None,
                 )
             else:
                 status, message = value

@@ -5,7 +5,7 @@ Keys (a POST merges them into the current faults; `null` removes one):
 | key | effect |
 |---|---|
 | `latency_ms: int` | added to every request except `/health` and `/_sandbox/*` |
-| `rate_limit: {"count": N, "retry_after": s}` | the next N API requests answer 429 with `Retry-After: s` |
+| `rate_limit: {"count": N, "retry_after": s}` | the next N API requests answer 429 with `Retry-After: s` (`null`: no header) |
 | `server_errors: {"count": N, "status": 503, "message"?: s}` | the next N API requests answer that status (any 4xx/5xx), body `{"message"}` |
 | `drop_connections: N` | the next N API requests: the connection is closed with no response |
 | `lose_responses: N` | the next N API requests are processed, then the connection is closed with no answer |

@@ -32,6 +32,7 @@ class Flow:
         s3_endpoint: str,
         sftp_server,
         fluent: FluentResource,
+        s3: S3Resource | None = None,
     ) -> None:
         self.n = next(_n)
         self.bucket = f"inbox-e{self.n}"
@@ -63,7 +64,8 @@ class Flow:
                 secret_access_key="testing",
             ),
             "fluent": fluent,
-            "s3": S3Resource(
+            "s3": s3
+            or S3Resource(
                 endpoint_url=s3_endpoint,
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",

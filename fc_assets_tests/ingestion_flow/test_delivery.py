@@ -269,3 +269,30 @@ def test_per_file_job_strategy_opens_one_job_per_file(make_flow):
         by_job.setdefault(b["jobId"], []).append(len(b["entities"]))
     assert by_job == {first["fluent_job_ids"]: [15, 15, 10], second["fluent_job_ids"]: [40]}
     assert jobs[0]["name"] != jobs[1]["name"]  # named after the file, not the day
+
+
+# ------------------------------------------------------------------------------ refused, not uncertain
+
+
+def test_a_rate_limited_event_is_not_reported_as_resent(products_flow):
+    """429 (more often than the client retries) is Fluent refusing without acting: the next attempt sends
+    the event once, and nothing is reported as a re-send after an uncertain POST."""
+    flow = products_flow
+    flow.sandbox.admin.set_faults(rate_limit={"count": 3, "retry_after": 0}, paths=["/api/v4.1/event"])
+    flow.put_s3("products.csv", PRODUCTS.encode())
+    (req,) = flow.tick("s3")
+    result = flow.execute(req)
+    assert result.success and retried(result) == 1
+    md = metadata(result)
+    events = [e for e in flow.received.events() if e["name"] == "UPSERT_PRODUCT"]
+    assert len(events) == 4 and md["sent"] == 4
+    assert md["events_resent_after_uncertain_post"] == 0
+
+
+def test_a_rate_limited_lookup_is_not_reported_as_resent_mutations(locations_flow):
+    """The lookup before the mutations is refused (429): no mutation was sent, none is reported re-sent."""
+    flow = locations_flow
+    flow.sandbox.admin.set_faults(rate_limit={"count": 3, "retry_after": 0}, paths=["/graphql"])
+    ok, md = run_file(flow, "locations.csv", LOCATIONS.encode(), batch_size=2)
+    assert ok and md["sent"] == 5 and len(flow.received.mutations()) == 5
+    assert md["mutations_resent_after_uncertain_post"] == 0

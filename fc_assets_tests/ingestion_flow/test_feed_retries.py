@@ -50,8 +50,10 @@ def run(flow: Flow, name: str, rows, **config) -> dg.ExecuteInProcessResult:
 
 def test_transient_fluent_errors_are_retried_with_backoff(make_flow):
     flow = make_flow()
-    # the client does not retry a POST (Fluent may have taken it): two 503s fail two attempts of the run
-    flow.sandbox.admin.set_faults(server_errors={"count": 2, "status": 503}, paths=["/api/v4.1/job"])
+    # six 503s on the job's GET: the client's three tries fail twice, two attempts of the run fail and the
+    # third goes through (the job POST before is not hit: a job creation without an answer is simply done
+    # again in place, test below)
+    flow.sandbox.admin.set_faults(server_errors={"count": 6, "status": 503}, paths=["/api/v4.1/job/"])
     result = run(flow, "stock.csv", ROWS)
     assert result.success and retried(result) == 2
     assert metadata(result)["sent"] == 20 and len(flow.received.entities()) == 20
@@ -173,3 +175,32 @@ def test_reprocessed_file_is_sent_again_not_skipped_by_its_old_send_log(make_flo
     again = flow.execute(req)
     assert again.success and metadata(again)["sent"] == 20
     assert len(flow.received.entities()) == 40  # Fluent got every row a second time
+
+
+def test_a_file_failing_before_any_request_does_not_claim_fluent_received_one(make_flow):
+    """The token request fails on every attempt: nothing of the file ever reached Fluent, and the error the
+    file is released with says so (it used to count the send log's bookkeeping records as requests
+    Fluent received: "Fluent received 1 recorded request(s) of this file")."""
+    flow = make_flow(FC_FEED_MAX_RETRIES=0)
+    flow.sandbox.admin.set_faults(server_errors={"count": 99, "status": 503}, paths=["/oauth/token"])
+    failed = run(flow, "a.csv", ROWS)
+    fm = failure_metadata(failed)
+    assert not failed.success and fm["outcome"] == "error"
+    assert flow.received.batches() == [] and flow.sandbox.admin.received()["jobs"] == []
+    assert "Fluent answered 0 request(s) of this file" in fm["error"], fm["error"]
+    assert "received 1" not in fm["error"]
+
+
+def test_a_job_creation_without_an_answer_creates_another_job_in_the_same_attempt(make_flow):
+    """Fluent created the job but its answer was lost: an orphan job holds nothing (it closes at midnight),
+    so the sender creates another one at once instead of failing the file's attempt (with no attempt left
+    the file used to go to error/)."""
+    flow = make_flow(FC_FEED_MAX_RETRIES=0)
+    flow.sandbox.admin.set_faults(lose_responses=1, paths=["/api/v4.1/job"])  # the first: POST /job
+    result = run(flow, "a.csv", ROWS)
+    assert result.success, failure_metadata(result).get("error")
+    assert retried(result) == 0 and metadata(result)["sent"] == 20
+    jobs = [j["id"] for j in flow.sandbox.admin.received()["jobs"]]
+    assert len(jobs) == 2  # the orphan and the one used
+    assert [b["jobId"] for b in flow.received.batches()] == [jobs[1]]
+    assert on_hand(flow.resources["fluent"], SKUS) == {(s, loc): q for s, loc, q in ROWS}

@@ -23,6 +23,13 @@ def test_rate_limit_answers_429_with_retry_after_for_the_next_n_api_requests(api
     assert sandbox_clean.admin.faults()["rate_limit"]["count"] == 0
 
 
+def test_rate_limit_without_retry_after_sends_no_header(api, sandbox_clean):
+    sandbox_clean.admin.set_faults(rate_limit={"count": 1, "retry_after": None})
+    r = api.post("/graphql", json={"query": ME})
+    assert r.status_code == 429 and "Retry-After" not in r.headers
+    assert api.post("/graphql", json={"query": ME}).status_code == 200
+
+
 def test_server_errors_answer_the_status_for_the_next_n_requests(api, sandbox_clean):
     sandbox_clean.admin.set_faults(server_errors={"count": 3, "status": 502})
     statuses = [api.get("/api/v4.1/event").status_code for _ in range(4)]

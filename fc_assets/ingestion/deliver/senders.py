@@ -13,7 +13,8 @@ have acted) does, per sender:
   them; a batch left `posting` is reconciled against the job's batch list (a batch that appeared since is
   ours: adopted, not re-sent; else it is sent). Jobs: `daily` (one job per feed per UTC day, reused across
   files while OPEN) or `per_file` (one job per file); a job Fluent reports CLOSED or no longer knows (404)
-  gets a new job and the batch is sent once to it. At most 5,000 entities per batch; polled to COMPLETE
+  gets a new job and the batch is sent once to it; a job creation without an answer is simply done again
+  (an orphan job holds nothing). At most 5,000 entities per batch; polled to COMPLETE
   with backoff and a timeout (`SendIncomplete`: the rerun polls again). Per-entity errors are mapped back
   to rows and only those rows are sent again (`entity_retries`); what still fails is reported and kept out
   of the snapshot, so the next file sends it again.
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,11 +44,13 @@ from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
 from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.resources.fluent import FluentClient
 from fc_assets.resources.fluent_errors import (
+    FluentAuthError,
     FluentBatchTimeout,
     FluentGraphQLError,
     FluentHTTPError,
     FluentJobClosedError,
     FluentRateLimited,
+    FluentTransportError,
 )
 
 MAX_BATCH = 5000
@@ -114,6 +118,35 @@ def _uncertain(e: Exception) -> bool:
     if isinstance(e, FluentHTTPError):
         return isinstance(e, FluentRateLimited) or e.status >= 500 or e.request_may_have_been_processed
     return True
+
+
+def delivery_counts(log: SendLog) -> tuple[int, int]:
+    """(requests Fluent answered, requests sent without a recorded answer) of a file's send log, for what
+    a release says about the file; bookkeeping records (the plan, a per-file job) are not requests. Batches
+    (`b…`) are answered once they have an id and without an answer while `posting`; events (`e…`) count
+    their acknowledged events and the one in flight; mutation requests (`m…`) are answered once `done`."""
+    answered = unanswered = 0
+    for key, rec in log.items(""):
+        if key.startswith("b"):
+            answered += bool(rec.get("batch_id"))
+            unanswered += not rec.get("batch_id") and rec.get("state") == "posting"
+        elif key.startswith("e"):
+            answered += int(rec.get("acked") or 0)
+            unanswered += rec.get("in_flight") is not None
+        elif key.startswith("m"):
+            answered += rec.get("state") == "done"
+            unanswered += rec.get("state") == "posting"
+    return answered, unanswered
+
+
+def _refused(e: Exception) -> bool:
+    """True when Fluent certainly did not act on a request that failed: refused with 429 or 401, never
+    connected, or the failure was the token request before it — nothing to count as a re-send later."""
+    if isinstance(e, FluentHTTPError | FluentTransportError) and e.path.endswith("/oauth/token"):
+        return True
+    if isinstance(e, FluentRateLimited | FluentAuthError):
+        return True
+    return isinstance(e, FluentTransportError) and not e.request_sent
 
 
 # ---------------------------------------------------------------------------------------- inventory
@@ -237,10 +270,7 @@ class BatchInventorySender:
             self.log(f"job {job['job_id']} is {status.lower()}; creating a new one")
         label = today if self.job_strategy == "daily" else self._file_name
         name = f"fc_assets/{self.ledger.feed}/{label}"
-        # our delta already dropped unchanged rows, so Fluent's batch pre-processing would only repeat it
-        job_id = self.client.create_job(
-            name, meta={"preprocessing": "skip", "source": "fc_assets", "feed": self.ledger.feed}
-        )
+        job_id = self._create_job(name)
         record = {"day": today, "job_id": job_id, "name": name}
         if self.job_strategy == "daily":
             self.ledger.update_state(job=record)
@@ -248,6 +278,24 @@ class BatchInventorySender:
             self._sends.put("job", record)
         self._checked_job = job_id
         return job_id
+
+    def _create_job(self, name: str) -> str:
+        """Create a job; when the creation got no answer (5xx, timeout, dropped connection) Fluent may hold
+        the job, but an orphan job holds nothing and closes at midnight, so another one is created at once
+        (up to the client's `max_retries` times) instead of failing the file's attempt."""
+        # our delta already dropped unchanged rows, so Fluent's batch pre-processing would only repeat it
+        meta = {"preprocessing": "skip", "source": "fc_assets", "feed": self.ledger.feed}
+        for retry in range(self.client.max_retries + 1):
+            try:
+                return self.client.create_job(name, meta=meta)
+            except (FluentHTTPError, FluentTransportError) as e:
+                no_answer = isinstance(e, FluentTransportError) or e.status >= 500
+                # the job POST itself (not e.g. the token request before it, which the client retried)
+                if not no_answer or not e.path.endswith("/job") or retry == self.client.max_retries:
+                    raise
+                self.log(f"job creation got no answer ({e}); creating another job (an orphan holds nothing)")
+                time.sleep(min(self.client.backoff_max, self.client.backoff_base * 2**retry))
+        raise AssertionError("unreachable")
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, self.batch_size)
@@ -458,9 +506,11 @@ class EventProductSender:
                     for j in range(rec["acked"], end):
                         try:
                             error = self._post(rows[j])
-                        except Exception:
-                            # answered up to j, j itself uncertain: the rerun re-sends exactly that one
-                            log.put(key, {**rec, "acked": j, "errors": errors, "in_flight": j + 1})
+                        except Exception as e:
+                            # answered up to j; j itself uncertain (the rerun re-sends exactly that one),
+                            # or certainly refused (429/401, never connected: the rerun sends it, not a re-send)
+                            in_flight = None if _refused(e) else j + 1
+                            log.put(key, {**rec, "acked": j, "errors": errors, "in_flight": in_flight})
                             raise
                         crash_point("after_post")
                         if error:
@@ -557,8 +607,8 @@ class GraphQLLocationSender:
         rec = log.get(key)
         if rec and rec["state"] == "done":
             return
-        resent = (rec or {}).get("resent", 0) + (len(rows) if rec else 0)  # `posting`: no answer recorded
-        log.put(key, {**ident, "aliases": len(rows), "state": "posting", "resent": resent})
+        uncertain = bool(rec) and rec["state"] == "posting"  # sent before, no answer recorded
+        resent = (rec or {}).get("resent", 0) + (len(rows) if uncertain else 0)
         existing = self.lookup([r["ref"] for _, r in rows])  # fresh on resume: creates that ran are updates
         rid = self.client.retailer_id
         ops = [self.to_inputs(r, existing.get(r["ref"]), rid) for _, r in rows]
@@ -568,7 +618,13 @@ class GraphQLLocationSender:
         )
         body = " ".join(f"a{i}: {m}(input: $i{i}) {{ id ref }}" for i, (m, _) in enumerate(ops))
         variables = {f"i{i}": inp for i, (_, inp) in enumerate(ops)}
-        result = self.client.graphql(f"mutation Upsert({decl}) {{ {body} }}", variables, partial=True)
+        log.put(key, {**ident, "aliases": len(rows), "state": "posting", "resent": resent})
+        try:
+            result = self.client.graphql(f"mutation Upsert({decl}) {{ {body} }}", variables, partial=True)
+        except Exception as e:
+            if _refused(e):  # Fluent did not act: the rerun's request is not a re-send
+                log.put(key, {**ident, "aliases": len(rows), "state": "refused", "resent": resent})
+            raise
         crash_point("after_post")
         errors: dict[str, str] = {}
         for err in result.errors:

@@ -125,10 +125,14 @@ def release_to_error(
     delta_rel = ledger.work(entry.file_id, "delta.parquet")
     if entry.reached("sending") and lake.exists(delta_rel):
         forgotten = forget_keys(lake, plan, delta_rel)
-    sent = list(ledger.sends(entry.file_id).records)
+    from fc_assets.ingestion.deliver.senders import delivery_counts
+
+    answered, unanswered = delivery_counts(ledger.sends(entry.file_id))
     entry.outcome = "error"
-    entry.error = f"{reason}; Fluent received {len(sent)} recorded request(s) of this file" + (
-        f"; {forgotten} key(s) removed from the snapshot so the next file sends them" if forgotten else ""
+    entry.error = (
+        f"{reason}; Fluent answered {answered} request(s) of this file"
+        + (f" and {unanswered} more got no answer (Fluent may have acted on them)" if unanswered else "")
+        + (f"; {forgotten} key(s) removed from the snapshot so the next file sends them" if forgotten else "")
     )
     location = plan.location(entry.location)
     ref = ref_of(entry)
