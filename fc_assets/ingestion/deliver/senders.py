@@ -31,12 +31,15 @@ have acted) does, per sender:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+# the crash hook (crashpoints.py), re-exported where the tests and assets.py have always imported it
+from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV as CRASH_ENV
+from fc_assets.ingestion.deliver.crashpoints import InjectedCrash as InjectedCrash
+from fc_assets.ingestion.deliver.crashpoints import crash_point
 from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
 from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.resources.fluent import FluentClient
@@ -51,22 +54,7 @@ from fc_assets.resources.fluent_errors import (
 MAX_BATCH = 5000
 EVENT_CHUNK = 1000  # delta rows read at a time for product events (one event per row)
 ALIASES_PER_REQUEST = 25
-CRASH_ENV = "FC_CRASH_AT"
 JobStrategy = Literal["daily", "per_file"]
-
-
-class InjectedCrash(RuntimeError):
-    """Raised at a named stage when `FC_CRASH_AT` lists it (test hook; see `crash_point`)."""
-
-
-def crash_point(stage: str) -> None:
-    """Test hook: `FC_CRASH_AT=after_send` (comma-separated stages) makes the pipeline fail right there,
-    as a killed process would — nothing after that point runs, nothing is cleaned up. Stages:
-    after_claim, after_prepare, after_post (Fluent acted on the first request, its answer is not recorded),
-    mid_send, after_send, after_confirm_batches, after_confirm, after_commit, during_archive."""
-    wanted = os.environ.get(CRASH_ENV, "")
-    if wanted and stage in {s.strip() for s in wanted.split(",")}:
-        raise InjectedCrash(f"injected crash at stage {stage!r} ({CRASH_ENV})")
 
 
 class SendIncomplete(RuntimeError):
@@ -239,6 +227,7 @@ class BatchInventorySender:
         job_id = self.client.create_job(
             name, meta={"preprocessing": "skip", "source": "fc_assets", "feed": self.ledger.feed}
         )
+        crash_point("inventory.job_created")
         record = {"day": today, "job_id": job_id, "name": name}
         if self.job_strategy == "daily":
             self.ledger.update_state(job=record)
@@ -249,6 +238,7 @@ class BatchInventorySender:
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, self.batch_size)
+        crash_point("inventory.sending")
         self._sends, self._file_name = log, entry.partition_key
         rid = self.client.retailer_id
         n_chunks = math.ceil(delta.num_rows / size)
@@ -297,6 +287,7 @@ class BatchInventorySender:
         rec = log.put(
             key, {**ident, "entities": len(entities), "job_id": job_id, "state": "posting", "known": known}
         )
+        crash_point("inventory.posting_recorded")
         try:
             batch_id = self.client.send_batch(job_id, entities)
         except FluentHTTPError as e:
@@ -312,6 +303,7 @@ class BatchInventorySender:
         crash_point("after_post")
         rec = {k: v for k, v in rec.items() if k != "known"}
         log.put(key, {**rec, "batch_id": batch_id, "state": "posted"})
+        crash_point("inventory.posted_recorded")
 
     def _reconcile(self, log: SendLog, rec: dict[str, Any]) -> str | None:
         """A batch that appeared in the job after the `known` count and is claimed by no other request."""
@@ -352,6 +344,7 @@ class BatchInventorySender:
                 key,
                 {**rec, "state": "complete", "errors": {str(positions[i]): m for i, m in errors.items()}},
             )
+            crash_point("inventory.batch_complete_recorded")
         crash_point("after_confirm_batches")
 
     @staticmethod
@@ -428,6 +421,7 @@ class EventProductSender:
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, EVENT_CHUNK)
+        crash_point("products.sending")
         first = True
         # standard products before their variants (a variant event needs its standard product to exist);
         # Fluent has no product delete event, so rows gone from the file are not sent
@@ -448,6 +442,7 @@ class EventProductSender:
                 for j in range(rec["acked"], len(rows)):
                     # one write per event: the previous one acknowledged, this one in flight
                     rec = log.put(key, {**rec, "state": "sending", "in_flight": j})
+                    crash_point("products.in_flight_recorded")
                     error = self._post(rows[j])
                     crash_point("after_post")
                     if error:
@@ -458,6 +453,7 @@ class EventProductSender:
                         crash_point("mid_send")
                     first = False
                 log.put(key, {**rec, "state": "done", "in_flight": None})
+                crash_point("products.chunk_done")
         crash_point("after_send")
         recs = [r for _, r in log.items("e")]
         return SendOutcome(
@@ -524,6 +520,7 @@ class GraphQLLocationSender:
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, self.n)
+        crash_point("locations.sending")
         for i, table in delta.chunks(size):
             rows = [(i * size + k, r) for k, r in enumerate(table.to_pylist()) if r.get("_op") != "delete"]
             if rows:
@@ -546,7 +543,9 @@ class GraphQLLocationSender:
             return
         resent = (rec or {}).get("resent", 0) + (len(rows) if rec else 0)  # `posting`: no answer recorded
         log.put(key, {**ident, "aliases": len(rows), "state": "posting", "resent": resent})
+        crash_point("locations.posting_recorded")
         existing = self.lookup([r["ref"] for _, r in rows])  # fresh on resume: creates that ran are updates
+        crash_point("locations.looked_up")
         rid = self.client.retailer_id
         ops = [self.to_inputs(r, existing.get(r["ref"]), rid) for _, r in rows]
         decl = ", ".join(
@@ -578,6 +577,7 @@ class GraphQLLocationSender:
                 "errors": errors,
             },
         )
+        crash_point("locations.done_recorded")
 
     def _outcome(self, log: SendLog, delta: DeltaFile) -> SendOutcome:
         recs = [r for _, r in log.items("m")]
