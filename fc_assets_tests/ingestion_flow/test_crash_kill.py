@@ -8,21 +8,43 @@ is bench/crash_soak.py."""
 
 from __future__ import annotations
 
+import logging
 import random
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
+import dagster as dg
 import pytest
+import yaml
+from dagster._daemon.monitoring import execute_concurrency_slots_iteration
 
+from fc_assets.ingestion.deliver.files import FileRef
+from fc_assets.ingestion.deliver.pipeline import process_file
+from fc_assets.ingestion.deliver.plans import plan_for
+from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.resources.storage import Lake
-from fc_assets_tests.ingestion_flow.crash_harness import warm_up
+from fc_assets_tests.ingestion_flow.crash_harness import (
+    KILLED,
+    child_run,
+    ledger_problems,
+    partial_objects,
+    pipeline_env,
+    run_in_child,
+    warm_up,
+)
 from fc_assets_tests.ingestion_flow.crash_scenarios import (
     PIPELINE_CHAINS,
     SENDER_CHAINS,
     SENDERS,
     cycle_report,
+    inventory_rows,
     kill_then_rerun,
     uncovered_points,
+    verify_inventory,
 )
-from fc_assets_tests.ingestion_flow.flow import Flow
+from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand
+from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 from fc_assets_tests.ingestion_flow.test_delivery import make_flow
 
 
@@ -74,3 +96,85 @@ def test_sigkill_at_random_moments_then_reexecution(
         cycles.append(kill_then_rerun(flow, SENDERS[feed], 0, kill_after_s=delays))
     print("\n".join(c.line() for c in cycles))
     assert not cycle_report(cycles), cycle_report(cycles)
+
+
+def test_killed_after_committing_state_then_a_later_file_then_reexecution_loses_nothing(
+    dagster_instance, file_lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    """A is killed after its commit freed the feed's slot but before its entry said `committed`; B (newer
+    values for some rows) runs before A is re-executed; A's re-execution must not apply A's delta to the
+    snapshot again (that would put A's older values back over B's), or C — A's values again — would
+    look unchanged and never reach Fluent, which holds B's."""
+    flow = crash_flow(
+        "inventory", dagster_instance, file_lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+    a = inventory_rows(0)
+    b = [(s, loc, q + 5000 if i < 10 else q) for i, (s, loc, q) in enumerate(a)]
+    ref_a = drop(flow, "a.csv", inventory_csv(a))
+    assert run_in_child(child_run(flow, ref_a, batch_size=15, kill_at="pipeline.state_committed")) == KILLED
+    env = pipeline_env(flow.resources, 15, "later")
+    plan = plan_for(flow.feed)
+    process_file(plan, drop(flow, "b.csv", inventory_csv(b)), env)  # the sensor's next file runs first
+    process_file(plan, ref_a, env)  # A's re-execution
+    c = process_file(plan, drop(flow, "c.csv", inventory_csv(a)), env)
+    skus = sorted({s for s, _, _ in a})
+    assert on_hand(flow.resources["fluent"], skus) == {(s, loc): q for s, loc, q in a}
+    assert c.metadata["sent"] == 10
+    assert not ledger_problems(flow.lake, "inventory")
+
+
+def drop(flow: Flow, name: str, body: bytes) -> FileRef:
+    flow.put_s3(name, body)
+    (req,) = flow.tick("s3")
+    return FileRef.from_tags(flow.feed.name, req.tags)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def production_run_monitoring() -> dict:
+    """deploy/dagster.yaml's `run_monitoring`, with its slot-freeing delay (if any) scaled to 1 s."""
+    monitoring = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())["run_monitoring"]
+    if "free_slots_after_run_end_seconds" in monitoring:
+        monitoring["free_slots_after_run_end_seconds"] = 1
+    return monitoring
+
+
+def test_killed_feed_run_frees_its_pool_slot_and_the_retry_resumes(
+    tmp_path, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    """A run worker killed mid-send (OOM, node lost) leaves its step's slot of the pool `feed_inventory`
+    (limit 1) claimed. Production's run monitoring marks the run failed and must free that slot, or every
+    later run of the feed — the retry of this one included — waits for it forever."""
+    with dg.instance_for_test(
+        temp_dir=str(tmp_path), overrides={"run_monitoring": production_run_monitoring()}
+    ) as instance:
+        flow = make_flow(inventory_feed(), instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch)
+        flow.put_s3("stock.csv", inventory_csv(inventory_rows(0)))
+        (req,) = flow.tick("s3")
+        ref = FileRef.from_tags("inventory", req.tags)
+        received = Received(sandbox_clean.admin)
+        op = next(iter(req.run_config["ops"]))
+        run_config = {"ops": {op: {"config": {**req.run_config["ops"][op]["config"], "batch_size": 15}}}}
+        dagster = {
+            "instance_ref": instance.get_ref(),
+            "partition_key": req.partition_key,
+            "run_config": run_config,
+            "tags": {**req.tags, "dagster/run_key": req.run_key},
+        }
+        assert run_in_child(child_run(flow, ref, kill_at="after_post", dagster=dagster)) == KILLED
+        (dead,) = instance.get_runs()
+        assert dead.status == dg.DagsterRunStatus.STARTED  # nobody has noticed yet
+        # run monitoring: the worker is gone, the run is failed; then its slot-freeing pass
+        instance.report_run_failed(dead, "run worker exited unexpectedly (SIGKILL)")
+        time.sleep(1.5)
+        list(execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), logging.getLogger()))
+        held = instance.event_log_storage.get_concurrency_info("feed_inventory").claimed_slots
+        assert [s.run_id for s in held] == [], "the killed run still holds the feed's pool slot"
+        retry = flow.execute(req, batch_size=15)  # run retries: the same file in a new run
+        assert retry.success
+        md = metadata(retry)
+        assert md["resumed_from_stage"] == "sending" and md["fluent_batches_adopted"] == 1
+        assert verify_inventory(flow, received, md, 0) == []
+        assert ledger_problems(lake, "inventory", [ref.file_id]) == []
+        assert partial_objects(lake) == [] and flow.tick("s3") == []

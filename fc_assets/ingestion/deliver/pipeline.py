@@ -12,6 +12,7 @@ same file version resumes after the last recorded stage:
 |                        | request left without an answer (upserts: a duplicate is harmless, a loss not) |
 | send, before confirm   | polls the recorded batch ids; sends nothing                                  |
 | confirm, before commit | commits the snapshot/watermark (idempotent replace by key); sends nothing     |
+| commit, before entry   | sees the state at its commit generation: does not apply the commit again     |
 | commit, during archive | finishes the move (copy again if needed, verify, delete)                      |
 
 Crash injection for tests: `FC_CRASH_AT=<point>` raises, `FC_KILL_AT=<point>` SIGKILLs the process at a named
@@ -171,24 +172,30 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
         crash_point("after_confirm")
         if not entry.reached("committed"):
             state = ledger.state()
-            watermark = commit_delta(
-                lake,
-                plan.name,
-                plan.delta,
-                delta_rel=delta_rel,
-                columns=list(plan.columns),
-                failed_rows=entry.fluent_rejected_rows,
-                watermark=state.watermark,
-                file_watermark=entry.watermark,
-            )
-            crash_point("pipeline.snapshot_committed")
-            ledger.update_state(
-                watermark=watermark,
-                last_file_id=ref.file_id,
-                inflight=None,
-                committed=state.committed + 1,
-            )
-            crash_point("pipeline.state_committed")
+            if entry.commit_generation is None:
+                entry.commit_generation = state.committed + 1
+                ledger.save(entry)
+            # a state at or past this generation: the commit was made before a kill, and later files may
+            # have committed since — applying this delta again would put its older values back
+            if state.committed < entry.commit_generation:
+                watermark = commit_delta(
+                    lake,
+                    plan.name,
+                    plan.delta,
+                    delta_rel=delta_rel,
+                    columns=list(plan.columns),
+                    failed_rows=entry.fluent_rejected_rows,
+                    watermark=state.watermark,
+                    file_watermark=entry.watermark,
+                )
+                crash_point("pipeline.snapshot_committed")
+                ledger.update_state(
+                    watermark=watermark,
+                    last_file_id=ref.file_id,
+                    inflight=None,
+                    committed=entry.commit_generation,
+                )
+                crash_point("pipeline.state_committed")
             ledger.advance(entry, "committed", env.run_id)
         crash_point("after_commit")
 
