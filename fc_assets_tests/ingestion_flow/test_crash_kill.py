@@ -9,6 +9,7 @@ is bench/crash_soak.py."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from pathlib import Path
@@ -140,6 +141,30 @@ def production_run_monitoring() -> dict:
     return monitoring
 
 
+def dagster_child(instance: dg.DagsterInstance, req: dg.RunRequest, batch_size: int = 15) -> dict:
+    """What a child needs to run `req` as a run of the feed's job on `instance`."""
+    op = next(iter(req.run_config["ops"]))
+    config = {**req.run_config["ops"][op]["config"], "batch_size": batch_size}
+    return {
+        "instance_ref": instance.get_ref(),
+        "partition_key": req.partition_key,
+        "run_config": {"ops": {op: {"config": config}}},
+        "tags": {**req.tags, "dagster/run_key": req.run_key},
+    }
+
+
+def monitor_dead_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """What production's run monitoring does about a run whose worker was killed: marks it failed, then
+    (deploy/dagster.yaml) frees the pool slots it held. Returns the run."""
+    (dead,) = [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.STARTED]
+    instance.report_run_failed(dead, "run worker exited unexpectedly (SIGKILL)")
+    time.sleep(1.5)
+    list(execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), logging.getLogger()))
+    held = instance.event_log_storage.get_concurrency_info("feed_inventory").claimed_slots
+    assert [s.run_id for s in held] == [], "the killed run still holds the feed's pool slot"
+    return dead
+
+
 def test_killed_feed_run_frees_its_pool_slot_and_the_retry_resumes(
     tmp_path, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
 ):
@@ -154,23 +179,9 @@ def test_killed_feed_run_frees_its_pool_slot_and_the_retry_resumes(
         (req,) = flow.tick("s3")
         ref = FileRef.from_tags("inventory", req.tags)
         received = Received(sandbox_clean.admin)
-        op = next(iter(req.run_config["ops"]))
-        run_config = {"ops": {op: {"config": {**req.run_config["ops"][op]["config"], "batch_size": 15}}}}
-        dagster = {
-            "instance_ref": instance.get_ref(),
-            "partition_key": req.partition_key,
-            "run_config": run_config,
-            "tags": {**req.tags, "dagster/run_key": req.run_key},
-        }
+        dagster = dagster_child(instance, req)
         assert run_in_child(child_run(flow, ref, kill_at="after_post", dagster=dagster)) == KILLED
-        (dead,) = instance.get_runs()
-        assert dead.status == dg.DagsterRunStatus.STARTED  # nobody has noticed yet
-        # run monitoring: the worker is gone, the run is failed; then its slot-freeing pass
-        instance.report_run_failed(dead, "run worker exited unexpectedly (SIGKILL)")
-        time.sleep(1.5)
-        list(execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), logging.getLogger()))
-        held = instance.event_log_storage.get_concurrency_info("feed_inventory").claimed_slots
-        assert [s.run_id for s in held] == [], "the killed run still holds the feed's pool slot"
+        monitor_dead_run(instance)
         retry = flow.execute(req, batch_size=15)  # run retries: the same file in a new run
         assert retry.success
         md = metadata(retry)
@@ -178,3 +189,38 @@ def test_killed_feed_run_frees_its_pool_slot_and_the_retry_resumes(
         assert verify_inventory(flow, received, md, 0) == []
         assert ledger_problems(lake, "inventory", [ref.file_id]) == []
         assert partial_objects(lake) == [] and flow.tick("s3") == []
+
+
+def test_file_left_unfinished_by_a_dead_run_is_requested_again_by_the_full_scan(
+    tmp_path, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    """A run killed before sending (no run retries, as in the demo instance, or retries used up) leaves its
+    file in the inbox with an unfinished ledger entry. Its run key is taken and the cursor has seen it, so
+    the sensor's full scan, which compares the inbox with the ledger, must request it again (a new run
+    key) once no run of it is alive — not skip it as "in progress" forever."""
+    monkeypatch.setenv("FC_SENSOR_FULL_SCAN_MINUTES", "0")
+    with dg.instance_for_test(
+        temp_dir=str(tmp_path), overrides={"run_monitoring": production_run_monitoring()}
+    ) as instance:
+        flow = make_flow(inventory_feed(), instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch)
+        path = flow.sftp_root / flow.sftp_dir / "stock.csv"
+        path.write_bytes(inventory_csv(inventory_rows(0)))
+        old = time.time() - 3600  # settled: the full scan looks at it
+        os.utime(path, (old, old))
+        (req,) = flow.tick("sftp") or flow.tick("sftp")  # size-stable: seen on two ticks
+        ref = FileRef.from_tags("inventory", req.tags)
+        received = Received(sandbox_clean.admin)
+        assert (
+            run_in_child(child_run(flow, ref, kill_at="after_prepare", dagster=dagster_child(instance, req)))
+            == KILLED
+        )
+        monitor_dead_run(instance)
+        (again,) = flow.tick("sftp")
+        assert again.partition_key == req.partition_key and again.run_key != req.run_key
+        result = flow.execute(again, batch_size=15)
+        assert result.success
+        md = metadata(result)
+        assert md["resumed_from_stage"] == "prepared"
+        assert verify_inventory(flow, received, md, 0) == []
+        assert not path.exists() and ledger_problems(lake, "inventory", [ref.file_id]) == []
+        assert flow.tick("sftp") == []  # done: not requested again
