@@ -152,7 +152,12 @@ def _child_body(run: ChildRun | ExtractRun) -> None:
         }
         with dg.DagsterInstance.from_ref(run.instance_ref) as instance:
             result = dg.materialize(
-                [asset], resources=resources, instance=instance, tags=tags, raise_on_error=False
+                [asset],
+                resources=resources,
+                instance=instance,
+                tags=tags,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
             )
         sys.exit(0 if result.success else 1)
     os.environ.update(run.environ)

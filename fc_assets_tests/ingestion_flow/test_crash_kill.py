@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,6 +40,7 @@ from fc_assets_tests.ingestion_flow.crash_scenarios import (
     SENDER_CHAINS,
     SENDERS,
     cycle_report,
+    extraction_cycle,
     inventory_rows,
     kill_then_rerun,
     uncovered_points,
@@ -88,13 +90,15 @@ def test_sigkill_at_every_stage_boundary_then_reexecution(
 def test_sigkill_at_random_moments_then_reexecution(
     dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
 ):
-    """One file per sender, killed twice at random moments, on the S3 lake (the soak runs 50+)."""
+    """One random kill per sender and one of an extraction run, on the S3 lake (the soak runs 50+)."""
     rng = random.Random(14)
     cycles = []
     for feed in ("inventory", "products", "locations"):
         flow = crash_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch)
-        delays = [rng.uniform(0.1, 2.0), rng.uniform(0.1, 2.0)]
-        cycles.append(kill_then_rerun(flow, SENDERS[feed], 0, kill_after_s=delays))
+        cycles.append(kill_then_rerun(flow, SENDERS[feed], 0, kill_after_s=[rng.uniform(0.3, 2.0)]))
+    today = datetime.now(UTC)
+    keys = [(today - timedelta(days=d)).strftime("%Y-%m-%d") for d in (4, 3, 2)]
+    cycles.append(extraction_cycle(sandbox_clean, lake, dagster_instance, keys, rng.uniform(0.5, 2.5)))
     print("\n".join(c.line() for c in cycles))
     assert not cycle_report(cycles), cycle_report(cycles)
 
@@ -165,39 +169,16 @@ def monitor_dead_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
     return dead
 
 
-def test_killed_feed_run_frees_its_pool_slot_and_the_retry_resumes(
+def test_killed_feed_run_frees_its_pool_slot_and_the_full_scan_resumes_its_file(
     tmp_path, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
 ):
-    """A run worker killed mid-send (OOM, node lost) leaves its step's slot of the pool `feed_inventory`
-    (limit 1) claimed. Production's run monitoring marks the run failed and must free that slot, or every
-    later run of the feed — the retry of this one included — waits for it forever."""
-    with dg.instance_for_test(
-        temp_dir=str(tmp_path), overrides={"run_monitoring": production_run_monitoring()}
-    ) as instance:
-        flow = make_flow(inventory_feed(), instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch)
-        flow.put_s3("stock.csv", inventory_csv(inventory_rows(0)))
-        (req,) = flow.tick("s3")
-        ref = FileRef.from_tags("inventory", req.tags)
-        received = Received(sandbox_clean.admin)
-        dagster = dagster_child(instance, req)
-        assert run_in_child(child_run(flow, ref, kill_at="after_post", dagster=dagster)) == KILLED
-        monitor_dead_run(instance)
-        retry = flow.execute(req, batch_size=15)  # run retries: the same file in a new run
-        assert retry.success
-        md = metadata(retry)
-        assert md["resumed_from_stage"] == "sending" and md["fluent_batches_adopted"] == 1
-        assert verify_inventory(flow, received, md, 0) == []
-        assert ledger_problems(lake, "inventory", [ref.file_id]) == []
-        assert partial_objects(lake) == [] and flow.tick("s3") == []
-
-
-def test_file_left_unfinished_by_a_dead_run_is_requested_again_by_the_full_scan(
-    tmp_path, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
-):
-    """A run killed before sending (no run retries, as in the demo instance, or retries used up) leaves its
-    file in the inbox with an unfinished ledger entry. Its run key is taken and the cursor has seen it, so
-    the sensor's full scan, which compares the inbox with the ledger, must request it again (a new run
-    key) once no run of it is alive — not skip it as "in progress" forever."""
+    """A feed run (a real Dagster run on a SQLite instance) killed mid-send, with no run retry left (the
+    demo instance has none; production's are used up): production's run monitoring marks it failed and must
+    free its step's slot of the pool `feed_inventory` (limit 1) — else every later run of the feed waits
+    forever (`monitor_dead_run`) — and, since its run key is taken and the cursor has seen the file, the
+    sensor's full scan, which compares the inbox with the ledger, must request the unfinished file again
+    (a new run key) once no run of it is alive, not skip it as "in progress" forever. The new run resumes:
+    the batch Fluent took before the kill is adopted, nothing is sent twice."""
     monkeypatch.setenv("FC_SENSOR_FULL_SCAN_MINUTES", "0")
     with dg.instance_for_test(
         temp_dir=str(tmp_path), overrides={"run_monitoring": production_run_monitoring()}
@@ -210,17 +191,16 @@ def test_file_left_unfinished_by_a_dead_run_is_requested_again_by_the_full_scan(
         (req,) = flow.tick("sftp") or flow.tick("sftp")  # size-stable: seen on two ticks
         ref = FileRef.from_tags("inventory", req.tags)
         received = Received(sandbox_clean.admin)
-        assert (
-            run_in_child(child_run(flow, ref, kill_at="after_prepare", dagster=dagster_child(instance, req)))
-            == KILLED
-        )
-        monitor_dead_run(instance)
+        child = child_run(flow, ref, kill_at="after_post", dagster=dagster_child(instance, req))
+        assert run_in_child(child) == KILLED
+        dead = monitor_dead_run(instance)
         (again,) = flow.tick("sftp")
-        assert again.partition_key == req.partition_key and again.run_key != req.run_key
+        assert again.partition_key == req.partition_key and again.run_key == f"{req.run_key}#resume-1"
         result = flow.execute(again, batch_size=15)
-        assert result.success
+        assert result.success and result.run_id != dead.run_id
         md = metadata(result)
-        assert md["resumed_from_stage"] == "prepared"
+        assert md["resumed_from_stage"] == "sending" and md["fluent_batches_adopted"] == 1
         assert verify_inventory(flow, received, md, 0) == []
         assert not path.exists() and ledger_problems(lake, "inventory", [ref.file_id]) == []
+        assert partial_objects(lake) == []
         assert flow.tick("sftp") == []  # done: not requested again
