@@ -54,7 +54,7 @@ def main() -> int:
     from fc_assets.sandbox.runner import SandboxServer
     from fc_assets_tests.fixtures.sandbox import SANDBOX_ARGS
     from fc_assets_tests.fixtures.sftp import SftpServer
-    from fc_assets_tests.ingestion_flow.crash_harness import warm_up
+    from fc_assets_tests.ingestion_flow.crash_harness import tmp_leftovers, warm_up
     from fc_assets_tests.ingestion_flow.crash_scenarios import SENDERS, extraction_cycle, kill_then_rerun
     from fc_assets_tests.ingestion_flow.flow import Flow, sandbox_fluent
 
@@ -91,6 +91,7 @@ def main() -> int:
             files = dict.fromkeys(SENDERS, 0)
             today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             kills = hits = wrong = 0
+            local_before = set(Path(tempfile.gettempdir()).glob("fc-*"))
             started = time.monotonic()
             while hits < args.kills:  # kills that hit a running child
                 kind = rng.choice(["inventory", "products", "locations", "extraction"])
@@ -110,8 +111,15 @@ def main() -> int:
                 hits += sum(cycle.killed)
                 wrong += bool(cycle.problems)
                 print(f"[{kills:3d}] {cycle.line()}", flush=True)
+            left = tmp_leftovers(lake)
+            local = sorted(set(Path(tempfile.gettempdir()).glob("fc-*")) - local_before)
             print(
-                f"\n{kills} random kill points run, {hits} of them hit a running child, in "
+                f"\n{len(left)} temporaries left in the lake's _tmp/ by killed writers (invisible to readers, "
+                f"removed after a day); {len(local)} local temp dirs left in {tempfile.gettempdir()} "
+                "(a killed worker's download or spool; a pod's /tmp goes with it)"
+            )
+            print(
+                f"{kills} random kill points run, {hits} of them hit a running child, in "
                 f"{time.monotonic() - started:.0f} s: {wrong} with a wrong outcome"
                 + ("" if wrong else " — no loss, no double count, no partial object")
             )

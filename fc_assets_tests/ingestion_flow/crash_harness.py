@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,7 @@ def _child_body(run: ChildRun | ExtractRun) -> None:
         from fc_assets.extraction.assets import build_extraction_asset
         from fc_assets.extraction.entities import ENTITIES
 
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)  # backfill_policy: the asset's, known
         spec = next(e for e in ENTITIES if e.name == run.entity)
         asset = build_extraction_asset(spec, run.start_date, retry_policy=None)
         tags = {
