@@ -98,11 +98,15 @@ def tick_result(
     rescued: list[ListedFile] = []
     notes: list[str] = []
     generations: dict[str, int] = {}
+    resumes: dict[str, int] = {}
     now = time.time()
     if ledger is not None and (
         cursor.full_scan_at is None or now - cursor.full_scan_at >= settings.sensor_full_scan_minutes * 60
     ):
-        rescued, notes = full_scan(feed, location, listing, ledger, fingerprint, now)
+        ended = ended_runs(context.instance) if context.instance is not None else None
+        rescued, notes, resumes = full_scan(
+            feed, location, listing, ledger, fingerprint, now, ended, settings.feed_max_retries
+        )
         generations = ledger.state().reprocess
         cursor.full_scan_at = now
         seen = cursor.seen()
@@ -121,8 +125,7 @@ def tick_result(
     refs = [FileRef.of(feed, location, f) for f in plan.ready]
     requests = [
         dg.RunRequest(
-            # a file forgotten by `fc-assets state reprocess` runs again under a new run key
-            run_key=f"{r.run_key}#{generations[r.file_id]}" if r.file_id in generations else r.run_key,
+            run_key=_run_key(r, generations, resumes),
             partition_key=r.partition_key,
             tags=r.tags(),
             run_config={"ops": {asset_name: {"config": r.config()}}},
@@ -152,6 +155,25 @@ def tick_result(
     )
 
 
+def _run_key(ref: FileRef, generations: dict[str, int], resumes: dict[str, int]) -> str:
+    if ref.file_id in generations:  # forgotten by `fc-assets state reprocess`: runs again, new run key
+        return f"{ref.run_key}#{generations[ref.file_id]}"
+    if ref.file_id in resumes:  # left unfinished by runs that all ended: the n-th resume
+        return f"{ref.run_key}#resume-{resumes[ref.file_id]}"
+    return ref.run_key
+
+
+def ended_runs(instance: dg.DagsterInstance) -> Callable[[str], int | None]:
+    """For a file id: None while a run of it is queued or running, else how many of its runs have ended."""
+    from fc_assets.ingestion.deliver.state_ops import ALIVE_STATUSES
+
+    def count(file_id: str) -> int | None:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"fc/file_id": file_id}))
+        return None if any(r.status.value in ALIVE_STATUSES for r in runs) else len(runs)
+
+    return count
+
+
 def full_scan(
     feed: str,
     location: FileLocation,
@@ -159,10 +181,17 @@ def full_scan(
     ledger: Ledger,
     fingerprint: Callable[[str], str] | None,
     now: float,
-) -> tuple[list[ListedFile], list[str]]:
-    """Compare the listing with the ledger: files to request whatever their mtime, and what to report."""
+    ended: Callable[[str], int | None] | None = None,
+    max_resumes: int = 3,
+) -> tuple[list[ListedFile], list[str], dict[str, int]]:
+    """Compare the listing with the ledger: files to request whatever their mtime, what to report, and the
+    unfinished files to request again ({file_id: resume number}).
+
+    A file whose entry is unfinished while none of its runs is alive was left by a run that died (killed
+    worker, retries used up): its run key is taken and the cursor has seen it, so nothing else would ever
+    run it again. It is requested again (`#resume-<n>`), at most `max_resumes` times, then reported."""
     known = ledger.file_ids()
-    rescued, notes = [], []
+    rescued, notes, resumes = [], [], {}
     for f in listing:
         if f.mtime > now - SETTLED_S:
             continue  # the normal tick path sees recent files
@@ -171,6 +200,17 @@ def full_scan(
             rescued.append(f)  # never processed (a queued run's request repeats its run key: deduped)
             continue
         entry = ledger.get(file_id)
+        if entry is not None and not entry.done and ended is not None:
+            n = ended(file_id)
+            if n is not None and n <= max_resumes:
+                rescued.append(f)
+                resumes[file_id] = n
+            elif n is not None:
+                notes.append(
+                    f"{f.key}: unfinished at stage '{entry.stage}' after {n} ended run(s); not requested "
+                    "again — see `fc-assets state files`, then re-execute its run or `fc-assets state release`"
+                )
+            continue
         if entry is None or not entry.done or entry.counts.get("archive") not in ("moved", "already moved"):
             continue  # in progress, or its archive step left it in place on purpose
         # this version was processed and moved away, yet the key is here again: a re-upload
@@ -188,7 +228,7 @@ def full_scan(
             f"{f.key}: identical to a version already processed ({entry.outcome}, partition "
             f"{entry.partition_key}); not processed again — delete it, or `fc-assets state reprocess`"
         )
-    return rescued, notes
+    return rescued, notes, resumes
 
 
 def sftp_sha256(session: SFTPSession) -> Callable[[str], str]:

@@ -77,6 +77,8 @@ def write_dagster_home(home: Path) -> None:
         "    tag_concurrency_limits:\n"
         "      - key: fc/feed\n        value: { applyLimitPerUniqueValue: true }\n        limit: 1\n"
         "  pools:\n    default_limit: 1\n"
+        # a killed run worker's pool slot is freed (as in deploy/dagster.yaml)
+        "run_monitoring:\n  enabled: true\n  free_slots_after_run_end_seconds: 60\n"
     )
     nux = home / ".nux"
     nux.mkdir(exist_ok=True)

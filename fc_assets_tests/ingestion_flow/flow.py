@@ -22,6 +22,11 @@ from fc_assets.resources.storage import Lake, LakeResource
 _n = itertools.count()
 
 
+def feed_definitions(feed: Feed, resources: dict[str, Any]) -> dg.Definitions:
+    """The feed's asset, job and sensors bound to these resources (the code location's, for one feed)."""
+    return dg.Definitions.merge(build_feed_definitions(plan_for(feed)), dg.Definitions(resources=resources))
+
+
 class Flow:
     def __init__(
         self,
@@ -79,9 +84,7 @@ class Flow:
                 known_hosts=str(sftp_server.known_hosts),
             ),
         }
-        self.defs = dg.Definitions.merge(
-            build_feed_definitions(plan_for(self.feed)), dg.Definitions(resources=self.resources)
-        )
+        self.defs = feed_definitions(self.feed, self.resources)
         set_feed_pool_limits(instance, [feed.name])
         self.cursors: dict[str, str | None] = {}
         self.run_keys: set[str] = set()

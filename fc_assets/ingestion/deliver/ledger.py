@@ -80,6 +80,10 @@ class LedgerEntry:
     error: str | None = None
     watermark: str | None = None
     base_commit: int | None = None  # FeedState.committed when the delta was computed (stale if it moved)
+    # FeedState.committed that this file's commit makes, recorded before the commit starts: a rerun finds
+    # the state at or past it if the commit was made (the file holds the slot until then: nobody else
+    # commits in between), so a commit is never applied twice, even after later files committed
+    commit_generation: int | None = None
     attempts: int = 0  # failed attempts so far (transient failures; see assets.py for the retry rule)
     history: list[dict[str, Any]] = field(default_factory=list)
 

@@ -12,9 +12,11 @@ same file version resumes after the last recorded stage:
 |                        | request left without an answer (upserts: a duplicate is harmless, a loss not) |
 | send, before confirm   | polls the recorded batch ids; sends nothing                                  |
 | confirm, before commit | commits the snapshot/watermark (idempotent replace by key); sends nothing     |
+| commit, before entry   | sees the state at its commit generation: does not apply the commit again     |
 | commit, during archive | finishes the move (copy again if needed, verify, delete)                      |
 
-Crash injection for tests: `FC_CRASH_AT=<stage>` (see `senders.crash_point`).
+Crash injection for tests: `FC_CRASH_AT=<point>` raises, `FC_KILL_AT=<point>` SIGKILLs the process at a named
+stage boundary (crashpoints.py lists them).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fc_assets.ingestion.deliver.crashpoints import crash_point
 from fc_assets.ingestion.deliver.delta import DELTA_METADATA, DeltaSpec, commit_delta, compute_delta
 from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
 from fc_assets.ingestion.deliver.files import FileLocation, FileRef
@@ -35,7 +38,6 @@ from fc_assets.ingestion.deliver.senders import (
     EventProductSender,
     GraphQLLocationSender,
     SendOutcome,
-    crash_point,
 )
 from fc_assets.ingestion.deliver.sources import SourceStore
 from fc_assets.resources.fluent import FluentClient
@@ -151,6 +153,7 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
     if entry.outcome != "error":
         if not entry.reached("confirmed"):
             ledger.take_slot(ref, env.run_id)
+            crash_point("pipeline.slot_taken")
             delta = DeltaFile(lake, delta_rel)  # streamed chunk by chunk by the sender
             if delta.num_rows:
                 with env.fluent() as client:
@@ -169,22 +172,30 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
         crash_point("after_confirm")
         if not entry.reached("committed"):
             state = ledger.state()
-            watermark = commit_delta(
-                lake,
-                plan.name,
-                plan.delta,
-                delta_rel=delta_rel,
-                columns=list(plan.columns),
-                failed_rows=entry.fluent_rejected_rows,
-                watermark=state.watermark,
-                file_watermark=entry.watermark,
-            )
-            ledger.update_state(
-                watermark=watermark,
-                last_file_id=ref.file_id,
-                inflight=None,
-                committed=state.committed + 1,
-            )
+            if entry.commit_generation is None:
+                entry.commit_generation = state.committed + 1
+                ledger.save(entry)
+            # a state at or past this generation: the commit was made before a kill, and later files may
+            # have committed since — applying this delta again would put its older values back
+            if state.committed < entry.commit_generation:
+                watermark = commit_delta(
+                    lake,
+                    plan.name,
+                    plan.delta,
+                    delta_rel=delta_rel,
+                    columns=list(plan.columns),
+                    failed_rows=entry.fluent_rejected_rows,
+                    watermark=state.watermark,
+                    file_watermark=entry.watermark,
+                )
+                crash_point("pipeline.snapshot_committed")
+                ledger.update_state(
+                    watermark=watermark,
+                    last_file_id=ref.file_id,
+                    inflight=None,
+                    committed=entry.commit_generation,
+                )
+                crash_point("pipeline.state_committed")
             ledger.advance(entry, "committed", env.run_id)
         crash_point("after_commit")
 
@@ -192,11 +203,14 @@ def process_file(plan: FeedPlan, ref: FileRef, env: PipelineEnv) -> FileResult:
     if entry.archive_target is None:
         entry.archive_target = env.sources.archive_target(location, ref, final)
         ledger.save(entry)
+        crash_point("pipeline.archive_target_saved")
     rejects = (
         lake.read_bytes(entry.rejects_uri) if entry.rejects_uri and lake.exists(entry.rejects_uri) else None
     )
     moved = env.sources.archive(location, ref, entry.archive_target, rejects, crash_hook=crash_point)
+    crash_point("pipeline.archive_moved")
     ledger.advance(entry, "archived", env.run_id, outcome=final, counts={**entry.counts, "archive": moved})
+    crash_point("pipeline.archived")
     lake.delete(accepted_rel)
     lake.delete(ledger.work(ref.file_id, "rejected_keys.parquet"))
     return _result(plan, entry, lake, started, resumed_from, outcome=outcome)
@@ -217,6 +231,7 @@ def _prepare(
     rejects_rel = f"rejects/{plan.name}/{ref.partition_key}.csv"
     with env.sources.fetch(location, ref) as fetched:
         summary = plan.validate(fetched.path, ref.name, env.lake, accepted_rel, rejects_rel)
+    crash_point("pipeline.validated")
     counts = {"rows": summary.rows, "accepted": summary.accepted, "rejected": summary.rejected}
     changes: dict[str, Any] = {
         "content_sha256": fetched.sha256,

@@ -33,13 +33,16 @@ have acted) does, per sender:
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+# the crash hook (crashpoints.py), re-exported where the tests and assets.py have always imported it
+from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV as CRASH_ENV
+from fc_assets.ingestion.deliver.crashpoints import InjectedCrash as InjectedCrash
+from fc_assets.ingestion.deliver.crashpoints import crash_point
 from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
 from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.resources.fluent import FluentClient
@@ -57,22 +60,7 @@ MAX_BATCH = 5000
 EVENT_CHUNK = 1000  # delta rows read at a time for product events (one event per row)
 EVENT_WINDOW = 50  # events between two send-log writes: the most a crash can make the rerun send twice
 ALIASES_PER_REQUEST = 25
-CRASH_ENV = "FC_CRASH_AT"
 JobStrategy = Literal["daily", "per_file"]
-
-
-class InjectedCrash(RuntimeError):
-    """Raised at a named stage when `FC_CRASH_AT` lists it (test hook; see `crash_point`)."""
-
-
-def crash_point(stage: str) -> None:
-    """Test hook: `FC_CRASH_AT=after_send` (comma-separated stages) makes the pipeline fail right there,
-    as a killed process would — nothing after that point runs, nothing is cleaned up. Stages:
-    after_claim, after_prepare, after_post (Fluent acted on the first request, its answer is not recorded),
-    mid_send, after_send, after_confirm_batches, after_confirm, after_commit, during_archive."""
-    wanted = os.environ.get(CRASH_ENV, "")
-    if wanted and stage in {s.strip() for s in wanted.split(",")}:
-        raise InjectedCrash(f"injected crash at stage {stage!r} ({CRASH_ENV})")
 
 
 class SendIncomplete(RuntimeError):
@@ -271,6 +259,7 @@ class BatchInventorySender:
         label = today if self.job_strategy == "daily" else self._file_name
         name = f"fc_assets/{self.ledger.feed}/{label}"
         job_id = self._create_job(name)
+        crash_point("inventory.job_created")
         record = {"day": today, "job_id": job_id, "name": name}
         if self.job_strategy == "daily":
             self.ledger.update_state(job=record)
@@ -299,6 +288,7 @@ class BatchInventorySender:
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, self.batch_size)
+        crash_point("inventory.sending")
         self._sends, self._file_name = log, entry.partition_key
         rid = self.client.retailer_id
         n_chunks = math.ceil(delta.num_rows / size)
@@ -347,6 +337,7 @@ class BatchInventorySender:
         rec = log.put(
             key, {**ident, "entities": len(entities), "job_id": job_id, "state": "posting", "known": known}
         )
+        crash_point("inventory.posting_recorded")
         try:
             batch_id = self.client.send_batch(job_id, entities)
         except FluentHTTPError as e:
@@ -362,6 +353,7 @@ class BatchInventorySender:
         crash_point("after_post")
         rec = {k: v for k, v in rec.items() if k != "known"}
         log.put(key, {**rec, "batch_id": batch_id, "state": "posted"})
+        crash_point("inventory.posted_recorded")
 
     def _reconcile(self, log: SendLog, rec: dict[str, Any]) -> str | None:
         """A batch that appeared in the job after the `known` count and is claimed by no other request."""
@@ -402,6 +394,7 @@ class BatchInventorySender:
                 key,
                 {**rec, "state": "complete", "errors": {str(positions[i]): m for i, m in errors.items()}},
             )
+            crash_point("inventory.batch_complete_recorded")
         crash_point("after_confirm_batches")
 
     @staticmethod
@@ -478,6 +471,7 @@ class EventProductSender:
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, EVENT_CHUNK)
+        crash_point("products.sending")
         first = True
         # standard products before their variants (a variant event needs its standard product to exist);
         # Fluent has no product delete event, so rows gone from the file are not sent
@@ -502,6 +496,7 @@ class EventProductSender:
                     # then acknowledged (a crash inside it re-sends at most EVENT_WINDOW events)
                     end = min(rec["acked"] + EVENT_WINDOW, len(rows))
                     rec = log.put(key, {**rec, "state": "sending", "in_flight": end})
+                    crash_point("products.in_flight_recorded")
                     errors = dict(rec["errors"])
                     for j in range(rec["acked"], end):
                         try:
@@ -521,6 +516,7 @@ class EventProductSender:
                         first = False
                     rec = {**rec, "acked": end, "errors": errors, "in_flight": None}
                 log.put(key, {**rec, "state": "done", "in_flight": None})
+                crash_point("products.chunk_done")
         crash_point("after_send")
         recs = [r for _, r in log.items("e")]
         return SendOutcome(
@@ -587,6 +583,7 @@ class GraphQLLocationSender:
 
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, self.n)
+        crash_point("locations.sending")
         for i, table in delta.chunks(size):
             rows = [(i * size + k, r) for k, r in enumerate(table.to_pylist()) if r.get("_op") != "delete"]
             if rows:
@@ -610,6 +607,7 @@ class GraphQLLocationSender:
         uncertain = bool(rec) and rec["state"] == "posting"  # sent before, no answer recorded
         resent = (rec or {}).get("resent", 0) + (len(rows) if uncertain else 0)
         existing = self.lookup([r["ref"] for _, r in rows])  # fresh on resume: creates that ran are updates
+        crash_point("locations.looked_up")
         rid = self.client.retailer_id
         ops = [self.to_inputs(r, existing.get(r["ref"]), rid) for _, r in rows]
         decl = ", ".join(
@@ -619,6 +617,7 @@ class GraphQLLocationSender:
         body = " ".join(f"a{i}: {m}(input: $i{i}) {{ id ref }}" for i, (m, _) in enumerate(ops))
         variables = {f"i{i}": inp for i, (_, inp) in enumerate(ops)}
         log.put(key, {**ident, "aliases": len(rows), "state": "posting", "resent": resent})
+        crash_point("locations.posting_recorded")
         try:
             result = self.client.graphql(f"mutation Upsert({decl}) {{ {body} }}", variables, partial=True)
         except Exception as e:
@@ -647,6 +646,7 @@ class GraphQLLocationSender:
                 "errors": errors,
             },
         )
+        crash_point("locations.done_recorded")
 
     def _outcome(self, log: SendLog, delta: DeltaFile) -> SendOutcome:
         recs = [r for _, r in log.items("m")]
