@@ -178,6 +178,32 @@ def sandbox_fluent(sandbox) -> FluentResource:
     )
 
 
+def sandbox_flow(
+    feed: Feed, instance, lake, s3_server, sftp_server, sandbox, monkeypatch, **settings
+) -> Flow:
+    """A feed's Flow against the sandbox over HTTP, moto's S3 server and the SFTP server (`make_flow` is the
+    fixture over it). Settings are FC_* environment variables for this test; in-run retries are one quick
+    retry unless said otherwise; no injected crash is left over from another test."""
+    from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV
+    from fc_assets.settings import get_settings
+
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+    for key, value in {"FC_FEED_MAX_RETRIES": 1, "FC_FEED_RETRY_DELAY_S": 0.2, **settings}.items():
+        monkeypatch.setenv(key, str(value))
+    get_settings.cache_clear()
+    flow = Flow(
+        feed,
+        instance=instance,
+        lake=lake,
+        s3_endpoint=s3_server.endpoint_url,
+        sftp_server=sftp_server,
+        fluent=sandbox_fluent(sandbox),
+    )
+    flow.sandbox = sandbox
+    flow.received = Received(sandbox.admin)
+    return flow
+
+
 class Received:
     """What the sandbox received since this object was made (the sandbox is shared by the session)."""
 

@@ -46,9 +46,8 @@ from fc_assets_tests.ingestion_flow.crash_scenarios import (
     uncovered_points,
     verify_inventory,
 )
-from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand
+from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand, sandbox_flow
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
-from fc_assets_tests.ingestion_flow.test_delivery import make_flow
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,7 +63,7 @@ def file_lake(tmp_path) -> Lake:
 
 
 def crash_flow(feed: str, dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch) -> Flow:
-    return make_flow(
+    return sandbox_flow(
         SENDERS[feed].feed(), dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch
     )
 
@@ -183,7 +182,9 @@ def test_killed_feed_run_frees_its_pool_slot_and_the_full_scan_resumes_its_file(
     with dg.instance_for_test(
         temp_dir=str(tmp_path), overrides={"run_monitoring": production_run_monitoring()}
     ) as instance:
-        flow = make_flow(inventory_feed(), instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch)
+        flow = sandbox_flow(
+            inventory_feed(), instance, lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+        )
         path = flow.sftp_root / flow.sftp_dir / "stock.csv"
         path.write_bytes(inventory_csv(inventory_rows(0)))
         old = time.time() - 3600  # settled: the full scan looks at it
