@@ -13,11 +13,15 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from fc_assets.resources.storage import LakeResource
 from fc_assets.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
 
 SENSOR_NAME = "fc_run_failure_alert"
 REASON_CHARS = 300
@@ -42,12 +46,20 @@ def scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
+def user_error(error: SerializableErrorInfo) -> SerializableErrorInfo:
+    """Dagster wraps an op's own exception (`DagsterExecutionStepExecutionError: Error occurred while
+    executing op …`, which says nothing): the reason is the innermost cause under Dagster's wrappers."""
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return error
+
+
 def failure_reason(context: dg.RunFailureSensorContext) -> str:
     """The failed step's error (first line), else the run's failure message."""
     for event in context.get_step_failure_events():
         data = event.step_failure_data
         if data.error is not None:
-            return f"{event.step_key}: {data.error.message.strip().splitlines()[0]}"
+            return f"{event.step_key}: {user_error(data.error).message.strip().splitlines()[0]}"
     return (context.failure_event.message or "run failed").strip().splitlines()[0]
 
 

@@ -163,3 +163,35 @@ def test_off_when_unset_and_registered_when_set(monkeypatch, receiver):
     get_settings.cache_clear()
     defs = importlib.reload(definitions).defs
     assert defs.get_sensor_def(SENSOR_NAME).default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_secret_in_the_failure_is_not_posted(alert_env, dagster_instance, monkeypatch, lake):
+    """A run whose error echoes a secret setting (an auth error quoting the client secret): the tick's post
+    has `***` where the secret was."""
+    receiver = alert_env
+    monkeypatch.setenv("FLUENT_CLIENT_SECRET", "s3cr3t-Value!")
+    get_settings.cache_clear()
+
+    @dg.op
+    def authenticate() -> None:
+        raise RuntimeError("401 from /oauth/token with client_secret=s3cr3t-Value!")
+
+    @dg.job
+    def orders_job() -> None:
+        authenticate()
+
+    sensor = build_alert_sensor()
+    repo = dg.Definitions(jobs=[orders_job], sensors=[sensor]).get_repository_def()
+    resources = {"lake": lake}
+    first = tick(sensor, dagster_instance, None, resources, repo)
+    result = orders_job.execute_in_process(
+        instance=dagster_instance, tags={"dagster/partition": "2025-01-01"}, raise_on_error=False
+    )
+    assert not result.success
+    tick(sensor, dagster_instance, first.cursor, resources, repo)
+    assert len(receiver.posts) == 1, receiver.posts
+    text = receiver.posts[0][1]["text"]
+    assert "s3cr3t-Value!" not in text and "client_secret=***" in text, text
+    assert "job `orders_job`" in text
+    # the op's own error, not Dagster's wrapper ("Error occurred while executing op …")
+    assert "reason: authenticate: RuntimeError: 401 from /oauth/token" in text, text
