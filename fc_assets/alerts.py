@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 SENSOR_NAME = "fc_run_failure_alert"
 REASON_CHARS = 300
+# Dagster handles up to 5 failed runs a tick and cuts a tick at 60 s (losing its cursor, so the tick and its
+# alerts are repeated): 5 posts to a webhook that never answers must stay far below that
+POST_TIMEOUT_S = 4.0
 
 
 class AlertError(RuntimeError):
@@ -95,7 +98,7 @@ def alert_text(run: dg.DagsterRun, reason: str, stage: str | None, ui_url: str |
     return "\n".join(lines)
 
 
-def post_alert(url: str, text: str, timeout_s: float = 10.0) -> None:
+def post_alert(url: str, text: str, timeout_s: float = POST_TIMEOUT_S) -> None:
     body = json.dumps({"text": text}).encode()
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}

@@ -195,3 +195,39 @@ def test_a_secret_in_the_failure_is_not_posted(alert_env, dagster_instance, monk
     assert "job `orders_job`" in text
     # the op's own error, not Dagster's wrapper ("Error occurred while executing op …")
     assert "reason: authenticate: RuntimeError: 401 from /oauth/token" in text, text
+
+
+def test_a_hanging_webhook_keeps_the_tick_short(dagster_instance, monkeypatch, lake):
+    """A webhook that accepts and never answers: the tick reports the error without naming the URL, moves
+    on (cursor past the run) and stays short. Dagster handles up to 5 failed runs a tick
+    (DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT) and cuts a tick at 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS),
+    which loses the cursor and repeats the tick's alerts: 5 hanging posts must take well under half of it."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog, nothing ever answers
+    monkeypatch.setenv("FC_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/{TOKEN}")
+    get_settings.cache_clear()
+
+    @dg.op
+    def extract() -> None:
+        raise RuntimeError("boom")
+
+    @dg.job
+    def orders_job() -> None:
+        extract()
+
+    sensor = build_alert_sensor()
+    repo = dg.Definitions(jobs=[orders_job], sensors=[sensor]).get_repository_def()
+    first = tick(sensor, dagster_instance, None, {"lake": lake}, repo)
+    orders_job.execute_in_process(instance=dagster_instance, raise_on_error=False)
+    t0 = time.monotonic()
+    second = tick(sensor, dagster_instance, first.cursor, {"lake": lake}, repo)
+    elapsed = time.monotonic() - t0
+    silent.close()
+    (reaction,) = second.dagster_run_reactions
+    assert "alert webhook not reached" in reaction.error.message and TOKEN not in reaction.error.to_string()
+    assert second.cursor != first.cursor
+    assert elapsed * 5 <= 60 / 2, f"{elapsed:.1f} s for one hanging post"
