@@ -13,14 +13,21 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from fc_assets.resources.storage import LakeResource
 from fc_assets.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
+
 SENSOR_NAME = "fc_run_failure_alert"
 REASON_CHARS = 300
+# Dagster handles up to 5 failed runs a tick and cuts a tick at 60 s (losing its cursor, so the tick and its
+# alerts are repeated): 5 posts to a webhook that never answers must stay far below that
+POST_TIMEOUT_S = 4.0
 
 
 class AlertError(RuntimeError):
@@ -42,12 +49,20 @@ def scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
+def user_error(error: SerializableErrorInfo) -> SerializableErrorInfo:
+    """Dagster wraps an op's own exception (`DagsterExecutionStepExecutionError: Error occurred while
+    executing op …`, which says nothing): the reason is the innermost cause under Dagster's wrappers."""
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return error
+
+
 def failure_reason(context: dg.RunFailureSensorContext) -> str:
     """The failed step's error (first line), else the run's failure message."""
     for event in context.get_step_failure_events():
         data = event.step_failure_data
         if data.error is not None:
-            return f"{event.step_key}: {data.error.message.strip().splitlines()[0]}"
+            return f"{event.step_key}: {user_error(data.error).message.strip().splitlines()[0]}"
     return (context.failure_event.message or "run failed").strip().splitlines()[0]
 
 
@@ -83,7 +98,7 @@ def alert_text(run: dg.DagsterRun, reason: str, stage: str | None, ui_url: str |
     return "\n".join(lines)
 
 
-def post_alert(url: str, text: str, timeout_s: float = 10.0) -> None:
+def post_alert(url: str, text: str, timeout_s: float = POST_TIMEOUT_S) -> None:
     body = json.dumps({"text": text}).encode()
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}

@@ -24,19 +24,20 @@ def feed_pools(feeds: list[Feed] | None = None) -> list[str]:
 
 
 def s3_resource() -> S3Resource:
-    """The inbox S3 client (same endpoint/credentials settings as the lake)."""
+    """The inbox S3 client (same endpoint/credentials settings as the lake). Empty keys mean AWS's default
+    credential chain (an IAM role), as for the lake, not signing with empty keys."""
     import os
 
     s = get_settings()
     secret = (
         dg.EnvVar("AWS_SECRET_ACCESS_KEY")
         if os.environ.get("AWS_SECRET_ACCESS_KEY")
-        else s.aws_secret_access_key.get_secret_value()
+        else s.aws_secret_access_key.get_secret_value() or None
     )
     return S3Resource(
         endpoint_url=s.aws_endpoint_url,
         region_name=s.aws_region,
-        aws_access_key_id=s.aws_access_key_id,
+        aws_access_key_id=s.aws_access_key_id or None,
         aws_secret_access_key=secret,
     )
 

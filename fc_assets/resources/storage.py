@@ -107,8 +107,8 @@ class Lake:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key_id,
-            aws_secret_access_key=self.secret_access_key,
+            aws_access_key_id=self.access_key_id or None,  # empty: the default chain (IAM role)
+            aws_secret_access_key=self.secret_access_key or None,
             region_name=self.region,
         )
 

@@ -231,3 +231,13 @@ def test_secrets_in_the_secret_settings_in_the_configmap():
         assert key in known, f"{key}: read by nothing"
     mount = values()["dagster-user-deployments"]["deployments"][0]["volumeMounts"][0]["mountPath"]
     assert config["data"]["FC_SFTP_KNOWN_HOSTS"].startswith(mount + "/")
+
+
+def test_the_sensor_timeout_reaches_the_daemon_too():
+    """`DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS` is read by the gRPC client that asks for the tick, i.e. in the
+    daemon, as well as by the code server's proxy (deploy/README.md: "on the daemon and the code server"): set
+    only on the code server, a long tick is still cut at Dagster's 60 s."""
+    v = values()
+    (dep,) = v["dagster-user-deployments"]["deployments"]
+    on_code_server = dep["env"]["DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS"]
+    assert v["dagsterDaemon"].get("env", {}).get("DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS") == on_code_server

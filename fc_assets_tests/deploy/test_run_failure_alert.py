@@ -163,3 +163,71 @@ def test_off_when_unset_and_registered_when_set(monkeypatch, receiver):
     get_settings.cache_clear()
     defs = importlib.reload(definitions).defs
     assert defs.get_sensor_def(SENSOR_NAME).default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_secret_in_the_failure_is_not_posted(alert_env, dagster_instance, monkeypatch, lake):
+    """A run whose error echoes a secret setting (an auth error quoting the client secret): the tick's post
+    has `***` where the secret was."""
+    receiver = alert_env
+    monkeypatch.setenv("FLUENT_CLIENT_SECRET", "s3cr3t-Value!")
+    get_settings.cache_clear()
+
+    @dg.op
+    def authenticate() -> None:
+        raise RuntimeError("401 from /oauth/token with client_secret=s3cr3t-Value!")
+
+    @dg.job
+    def orders_job() -> None:
+        authenticate()
+
+    sensor = build_alert_sensor()
+    repo = dg.Definitions(jobs=[orders_job], sensors=[sensor]).get_repository_def()
+    resources = {"lake": lake}
+    first = tick(sensor, dagster_instance, None, resources, repo)
+    result = orders_job.execute_in_process(
+        instance=dagster_instance, tags={"dagster/partition": "2025-01-01"}, raise_on_error=False
+    )
+    assert not result.success
+    tick(sensor, dagster_instance, first.cursor, resources, repo)
+    assert len(receiver.posts) == 1, receiver.posts
+    text = receiver.posts[0][1]["text"]
+    assert "s3cr3t-Value!" not in text and "client_secret=***" in text, text
+    assert "job `orders_job`" in text
+    # the op's own error, not Dagster's wrapper ("Error occurred while executing op …")
+    assert "reason: authenticate: RuntimeError: 401 from /oauth/token" in text, text
+
+
+def test_a_hanging_webhook_keeps_the_tick_short(dagster_instance, monkeypatch, lake):
+    """A webhook that accepts and never answers: the tick reports the error without naming the URL, moves
+    on (cursor past the run) and stays short. Dagster handles up to 5 failed runs a tick
+    (DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT) and cuts a tick at 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS),
+    which loses the cursor and repeats the tick's alerts: 5 hanging posts must take well under half of it."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog, nothing ever answers
+    monkeypatch.setenv("FC_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/{TOKEN}")
+    get_settings.cache_clear()
+
+    @dg.op
+    def extract() -> None:
+        raise RuntimeError("boom")
+
+    @dg.job
+    def orders_job() -> None:
+        extract()
+
+    sensor = build_alert_sensor()
+    repo = dg.Definitions(jobs=[orders_job], sensors=[sensor]).get_repository_def()
+    first = tick(sensor, dagster_instance, None, {"lake": lake}, repo)
+    orders_job.execute_in_process(instance=dagster_instance, raise_on_error=False)
+    t0 = time.monotonic()
+    second = tick(sensor, dagster_instance, first.cursor, {"lake": lake}, repo)
+    elapsed = time.monotonic() - t0
+    silent.close()
+    (reaction,) = second.dagster_run_reactions
+    assert "alert webhook not reached" in reaction.error.message and TOKEN not in reaction.error.to_string()
+    assert second.cursor != first.cursor
+    assert elapsed * 5 <= 60 / 2, f"{elapsed:.1f} s for one hanging post"

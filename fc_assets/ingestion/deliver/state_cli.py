@@ -49,8 +49,8 @@ def _sources():
     s3 = boto3.client(
         "s3",
         endpoint_url=s.aws_endpoint_url or None,
-        aws_access_key_id=s.aws_access_key_id,
-        aws_secret_access_key=s.aws_secret_access_key.get_secret_value(),
+        aws_access_key_id=s.aws_access_key_id or None,  # empty: the default chain (IAM role)
+        aws_secret_access_key=s.aws_secret_access_key.get_secret_value() or None,
         region_name=s.aws_region,
     )
     sftp = SFTPResource(
