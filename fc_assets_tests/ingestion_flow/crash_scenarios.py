@@ -167,7 +167,8 @@ SENDER_CHAINS = {
     "products": [  # 3 standard products, then 1 variant
         ["products.sending", "products.in_flight_recorded", "after_post"],
         ["mid_send", "products.chunk_done", "after_send"],
-        ["products.in_flight_recorded:2", "after_post:3"],
+        # the variant's window recorded in flight, then its re-send killed before the answer is recorded
+        ["products.in_flight_recorded:2", "after_post"],
     ],
     "locations": [  # 5 rows, 2 aliases a request: 3 requests
         ["locations.sending", "locations.posting_recorded", "locations.looked_up"],

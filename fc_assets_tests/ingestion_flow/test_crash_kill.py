@@ -24,8 +24,10 @@ from dagster._daemon.monitoring import execute_concurrency_slots_iteration
 from fc_assets.ingestion.deliver.files import FileRef
 from fc_assets.ingestion.deliver.pipeline import process_file
 from fc_assets.ingestion.deliver.plans import plan_for
+from fc_assets.ingestion.deliver.senders import CRASH_ENV
 from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.resources.storage import Lake
+from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.crash_harness import (
     KILLED,
     child_run,
@@ -46,9 +48,8 @@ from fc_assets_tests.ingestion_flow.crash_scenarios import (
     uncovered_points,
     verify_inventory,
 )
-from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand
+from fc_assets_tests.ingestion_flow.flow import Flow, Received, metadata, on_hand, sandbox_fluent
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
-from fc_assets_tests.ingestion_flow.test_delivery import make_flow
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,6 +62,26 @@ def file_lake(tmp_path) -> Lake:
     """A lake on local disk for the boundary sweep (~40 kills): each ledger or send-log write costs ~5
     requests on an S3 lake (multipart upload, copy, delete). The random kills use the S3 lake."""
     return Lake(f"file://{tmp_path}/lake")
+
+
+def make_flow(feed, dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch) -> Flow:
+    """The feed's flow on this instance and lake (the shared `make_flow` fixture has its own of both): one
+    quick in-run retry, no injected crash left over from another test."""
+    monkeypatch.delenv(CRASH_ENV, raising=False)
+    monkeypatch.setenv("FC_FEED_MAX_RETRIES", "1")
+    monkeypatch.setenv("FC_FEED_RETRY_DELAY_S", "0.2")
+    get_settings.cache_clear()
+    flow = Flow(
+        feed,
+        instance=dagster_instance,
+        lake=lake,
+        s3_endpoint=s3_server.endpoint_url,
+        sftp_server=sftp_server,
+        fluent=sandbox_fluent(sandbox),
+    )
+    flow.sandbox = sandbox
+    flow.received = Received(sandbox.admin)
+    return flow
 
 
 def crash_flow(feed: str, dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch) -> Flow:
@@ -204,3 +225,32 @@ def test_killed_feed_run_frees_its_pool_slot_and_the_full_scan_resumes_its_file(
         assert not path.exists() and ledger_problems(lake, "inventory", [ref.file_id]) == []
         assert partial_objects(lake) == []
         assert flow.tick("sftp") == []  # done: not requested again
+
+
+@pytest.mark.parametrize("point", ["during_archive", "pipeline.archive_moved"])
+def test_sigkill_during_the_sftp_archive_then_two_reexecutions(
+    point, dagster_instance, file_lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    """The kills above archive on S3 (copy, verify, delete); on SFTP the archive is a rename. Killed before
+    or after it, the file is archived once and re-executed twice: nothing more reaches Fluent, no run is
+    requested again."""
+    flow = crash_flow(
+        "inventory", dagster_instance, file_lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+    t0 = time.time()
+    flow.put_sftp("stock.csv", inventory_csv(inventory_rows(0)))
+    (req,) = flow.tick("sftp") or flow.tick("sftp")  # size-stable: seen on two ticks
+    ref = FileRef.from_tags("inventory", req.tags)
+    received = Received(sandbox_clean.admin)
+    assert run_in_child(child_run(flow, ref, batch_size=15, kill_at=point)) == KILLED
+    env = pipeline_env(flow.resources, 15, "rerun")
+    md = process_file(plan_for(flow.feed), ref, env).metadata
+    assert verify_inventory(flow, received, md, 0) == []
+    again = process_file(plan_for(flow.feed), ref, env).metadata
+    assert again["resumed_from_stage"] == "archived" and len(received.entities()) == 40
+    inbox = flow.sftp_root / flow.sftp_dir
+    files = [p.relative_to(inbox).as_posix() for p in inbox.rglob("*") if p.is_file()]
+    assert len(files) == 1 and files[0].startswith("processed/") and md["archived_to"].endswith(files[0])
+    assert flow.tick("sftp") == [] and flow.tick("sftp") == []
+    assert ledger_problems(file_lake, "inventory", [ref.file_id]) == []
+    assert partial_objects(file_lake, since=t0) == []
