@@ -205,3 +205,32 @@ def test_killed_feed_run_frees_its_pool_slot_and_the_full_scan_resumes_its_file(
         assert not path.exists() and ledger_problems(lake, "inventory", [ref.file_id]) == []
         assert partial_objects(lake) == []
         assert flow.tick("sftp") == []  # done: not requested again
+
+
+@pytest.mark.parametrize("point", ["during_archive", "pipeline.archive_moved"])
+def test_sigkill_during_the_sftp_archive_then_two_reexecutions(
+    point, dagster_instance, file_lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+):
+    """The kills above archive on S3 (copy, verify, delete); on SFTP the archive is a rename. Killed before
+    or after it, the file is archived once and re-executed twice: nothing more reaches Fluent, no run is
+    requested again."""
+    flow = crash_flow(
+        "inventory", dagster_instance, file_lake, s3_server, sftp_server, sandbox_clean, monkeypatch
+    )
+    t0 = time.time()
+    flow.put_sftp("stock.csv", inventory_csv(inventory_rows(0)))
+    (req,) = flow.tick("sftp") or flow.tick("sftp")  # size-stable: seen on two ticks
+    ref = FileRef.from_tags("inventory", req.tags)
+    received = Received(sandbox_clean.admin)
+    assert run_in_child(child_run(flow, ref, batch_size=15, kill_at=point)) == KILLED
+    env = pipeline_env(flow.resources, 15, "rerun")
+    md = process_file(plan_for(flow.feed), ref, env).metadata
+    assert verify_inventory(flow, received, md, 0) == []
+    again = process_file(plan_for(flow.feed), ref, env).metadata
+    assert again["resumed_from_stage"] == "archived" and len(received.entities()) == 40
+    inbox = flow.sftp_root / flow.sftp_dir
+    files = [p.relative_to(inbox).as_posix() for p in inbox.rglob("*") if p.is_file()]
+    assert len(files) == 1 and files[0].startswith("processed/") and md["archived_to"].endswith(files[0])
+    assert flow.tick("sftp") == [] and flow.tick("sftp") == []
+    assert ledger_problems(file_lake, "inventory", [ref.file_id]) == []
+    assert partial_objects(file_lake, since=t0) == []

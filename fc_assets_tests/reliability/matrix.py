@@ -40,6 +40,7 @@ class Cell:
     fault: str
     injected: str = ""
     outcome: str = "unknown"  # completed | failed | test failed
+    off_path: str = ""  # why the fault never meets this operation (it is injected all the same)
     detail: str = ""  # counts, or the error
     rerun: str = ""  # the re-execution after the fault was cleared (failed cells)
     seconds: float = 0.0
@@ -73,6 +74,8 @@ class Matrix:
 
     def markdown(self) -> str:
         def mark(c: Cell) -> str:
+            if c.off_path and c.outcome == "completed":
+                return "completed (not on its path)"
             return {"completed": "completed", "failed": "failed, re-run completed"}.get(
                 c.outcome, f"**{c.outcome}**"
             )
@@ -92,7 +95,12 @@ class Matrix:
             "accounted for in the run's metadata) or **failed** with an error naming the cause, nothing "
             "half-done (no lake object or temporary, the file in `error/` with its reason, never in "
             "`processed/`, ledger without an in-flight file), and a re-execution after the fault is cleared "
-            "(a new materialization; for a file, `fc-assets state reprocess`) completing with exact counts.",
+            "(a new materialization; for a file, `fc-assets state reprocess`) completing with exact counts. "
+            "A counted sandbox fault (429, 5xx, dropped connections, token expiry) must have been consumed "
+            "by the operation, and the S3 proxy must have answered every injected error, or the cell's test "
+            "fails. **completed (not on its path)** marks a fault the operation never meets (no batch, no "
+            "paged read, no SFTP file...): it was injected all the same and the operation completed with "
+            "exact counts, which says nothing about that fault.",
             "",
             f"Settings of the run: {self.settings}. Small files (a few rows) and one day of orders; the "
             "lake is a local directory except in the S3 column. "
@@ -119,7 +127,8 @@ class Matrix:
                 if c is None:
                     lines.append(f"| {flabel} | | **missing** | | | |")
                     continue
-                cells = [flabel, c.injected, c.outcome, c.detail, c.rerun or "-", f"{c.seconds:.1f}"]
+                outcome = f"{c.outcome} (not on its path: {c.off_path})" if c.off_path else c.outcome
+                cells = [flabel, c.injected, outcome, c.detail, c.rerun or "-", f"{c.seconds:.1f}"]
                 lines.append("| " + " | ".join(_md(x) for x in cells) + " |")
             lines.append("")
         return "\n".join(lines)

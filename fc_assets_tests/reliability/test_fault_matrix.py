@@ -98,6 +98,46 @@ SANDBOX_FAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# the cells whose fault the operation never meets: injected all the same, recorded as such (a completed
+# cell there says nothing about the fault)
+NOT_ON_PATH: dict[tuple[str, str], str] = {
+    ("extraction", "stuck_batch"): "extraction creates no batch",
+    ("extraction", "rejected_entities"): "extraction sends no entity",
+    ("extraction", "sftp_restart"): "extraction reads no SFTP file",
+    ("products", "stuck_batch"): "events, no batch",
+    ("products", "rejected_entities"): "the sandbox rejects batch entities only",
+    ("locations", "stuck_batch"): "mutations, no batch",
+    **{
+        (op, "stuck_cursor"): "a file's sending reads no paged connection"
+        for op in OPERATIONS
+        if op != "extraction"
+    },
+    **{(op, "sftp_restart"): "the file is on S3" for op in ("s3_inventory", "products", "locations")},
+}
+
+
+def unconsumed(fault: str, left: dict[str, Any]) -> str | None:
+    """What of a counted sandbox fault the operation never consumed (the faults as the sandbox holds them
+    after the run), or None."""
+    if fault in ("429_retry_after", "429_no_retry_after"):
+        return (
+            f"rate_limit count {left['rate_limit']['count']} left"
+            if left.get("rate_limit", {}).get("count")
+            else None
+        )
+    if fault == "5xx_burst":
+        return (
+            f"server_errors count {left['server_errors']['count']} left"
+            if left.get("server_errors", {}).get("count")
+            else None
+        )
+    if fault == "dropped_connections":
+        return f"drop_connections {left['drop_connections']} left" if left.get("drop_connections") else None
+    if fault == "token_expiry":
+        return "the tokens never expired" if "expire_tokens_after" in left else None
+    return None
+
+
 def describe(fault: str, extra: dict[str, Any]) -> str:
     if fault == "s3_errors":
         return f"next {S3_BURST} S3 requests: 500 InternalError / 503 SlowDown in turn"
@@ -606,9 +646,12 @@ def _run_cell(cell, op: str, fault: str, stack: Stack, monkeypatch) -> None:
         stack.sandbox.admin.set_faults(**SANDBOX_FAULTS[fault], **extra)
     if restarter:
         restarter.start()
+    cell.off_path = NOT_ON_PATH.get((op, fault), "")
     result = operation.run()
     if restarter:
         restarter.join(60)
+    left = unconsumed(fault, stack.sandbox.admin.faults())
+    assert left is None, f"the fault never reached the operation: {left}"
     stack.sandbox.admin.clear_faults()
     stack.proxy.clear()
     if fault == "latency":
