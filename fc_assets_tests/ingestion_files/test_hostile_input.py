@@ -341,3 +341,33 @@ def test_json_guard_tracks_strings_and_escapes_across_blocks(block):
         drain(doc, 3, 20)
     with pytest.raises(FileUnreadable, match="value longer than 12 bytes"):
         drain(doc, 4, 12)  # "x\\\"[[[[[\\" is 17 bytes between its quotes
+
+
+def test_a_lone_surrogate_escape_never_becomes_a_changed_value():
+    """`"SUR\\ud800X"` (an unpaired UTF-16 surrogate: no Unicode character) was read as `SUR?X` by the JSON
+    parser and sent to Fluent as that ref; a paired escape (an emoji) is a character and stays one."""
+    lone = b'[{"sku":"SUR\\ud800X","location":"L","qty":1},{"sku":"B","location":"L","qty":2}]'
+    with pytest.raises(FileUnreadable, match=r"unpaired UTF-16 surrogate escape \\ud800"):
+        run(INVENTORY, io.BytesIO(lone), name="lone.json")
+    low = lone.replace(b"\\ud800X", b"\\uDC00")
+    with pytest.raises(FileUnreadable, match=r"unpaired UTF-16 surrogate escape \\uDC00"):
+        run(INVENTORY, io.BytesIO(low), name="low.json")
+    paired = lone.replace(b"\\ud800X", b"\\ud83d\\ude00X")
+    assert run(INVENTORY, io.BytesIO(paired), name="pair.json").column("sku_ref") == ["SUR\U0001f600X", "B"]
+    escaped = lone.replace(b"\\ud800X", b"\\\\ud800X")  # a backslash, then the text "ud800X"
+    assert run(INVENTORY, io.BytesIO(escaped), name="bs.json").column("sku_ref") == ["SUR\\ud800X", "B"]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 5, 7, 64])
+def test_json_guard_checks_surrogate_escapes_across_blocks(block):
+    from fc_assets.ingestion.read.json_guard import JsonGuard
+
+    def drain(data: bytes) -> None:
+        guard = JsonGuard(io.BytesIO(data), "g.json", 100)
+        while guard.read(block):
+            pass
+
+    drain(b'["\\ud83d\\ude00", "\\\\ud800", "\\\\\\ud83d\\uDE00"]')  # pairs, an escaped backslash
+    for bad in (b'["\\ud83d"]', b'["x\\ud83d\\u0041"]', b'["\\ude00\\ud83d"]', b'["\\\\\\udfff"]'):
+        with pytest.raises(FileUnreadable, match="unpaired UTF-16 surrogate"):
+            drain(bad)

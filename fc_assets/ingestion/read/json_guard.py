@@ -7,7 +7,9 @@ and refuses, before a block reaches the parser:
 
 - nesting deeper than `MAX_DEPTH` (arrays and objects, counted outside strings);
 - a single token (string, number, literal) or run of whitespace longer than the limit
-  (`FC_MAX_VALUE_BYTES`): no value of a record legitimately runs to megabytes.
+  (`FC_MAX_VALUE_BYTES`): no value of a record legitimately runs to megabytes;
+- an unpaired UTF-16 surrogate escape (`"\\ud800"`): no Unicode character, and yajl reads it as `?` —
+  a ref silently changed into another.
 
 The scan is vectorised per block (numpy over the positions of `" \\ [ ] { } , :` only), so it costs a few
 milliseconds per MB and memory stays one block.
@@ -16,6 +18,7 @@ milliseconds per MB and memory stays one block.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +32,8 @@ _OPEN = np.zeros(256, np.int8)
 _OPEN[list(b"[{")] = 1
 _OPEN[list(b"]}")] = -1
 QUOTE, BACKSLASH = ord('"'), ord("\\")
+# a surrogate escape, or text looking like one after an escaped backslash (`_surrogates` tells them apart)
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class JsonGuard(io.RawIOBase):
@@ -42,6 +47,7 @@ class JsonGuard(io.RawIOBase):
         self._in_string = False
         self._backslashes = 0  # length of the run of backslashes that ended the previous block
         self._boundary = 0  # offset of the last token boundary seen (quote or structural character)
+        self._pending = b""  # the end of the last block, scanned again for surrogate escapes
 
     def readable(self) -> bool:
         return True
@@ -51,6 +57,7 @@ class JsonGuard(io.RawIOBase):
         data = self._stream.read(len(view))
         if data:
             self._scan(data)
+        self._surrogates(data)
         view[: len(data)] = data
         return len(data)
 
@@ -113,3 +120,52 @@ class JsonGuard(io.RawIOBase):
             self._refuse(f"value longer than {self._max_value:,} bytes (FC_MAX_VALUE_BYTES) from byte {at:,}")
         self._boundary = int(edges[-1])
         self._offset += len(data)
+
+    def _surrogates(self, data: bytes) -> None:
+        """Refuse an unpaired surrogate escape: a high one (`\\ud800`-`\\udbff`) not immediately followed
+        by a low one (`\\udc00`-`\\udfff`), or a low one alone. Only escapes after an even run of
+        backslashes count (`\\\\ud800` is text); the end of a block, where an escape may be cut, and a high
+        one whose partner may start there are scanned with the next block (`b""`: the end)."""
+        buf = self._pending + data
+        cut = len(buf) if not data else _escape_boundary(buf, len(buf) - 6)
+        high = None
+        for m in _SURROGATE.finditer(buf):
+            if m.start() >= cut:
+                break  # scanned with the next block
+            run = m.start()  # where the run of backslashes ending with this one starts
+            while run > 0 and buf[run - 1] == BACKSLASH:
+                run -= 1
+            if (m.start() - run) % 2:
+                continue  # an escaped backslash, then text
+            value = int(m.group(0)[2:], 16)
+            if high is not None:
+                if m.start() == high.end() and value >= 0xDC00:
+                    high = None
+                    continue
+                self._lone(high.group(0))
+            if value >= 0xDC00:
+                self._lone(m.group(0))
+            high, high_run = m, run
+        if high is not None:
+            if not data or high.end() < cut:  # its partner would have been scanned
+                self._lone(high.group(0))
+            cut = high_run
+        self._pending = buf[cut:]
+
+    def _lone(self, escape: bytes) -> None:
+        self._refuse(
+            f"string holds an unpaired UTF-16 surrogate escape {escape.decode()} (no Unicode character; "
+            "the parser would change the value)"
+        )
+
+
+def _escape_boundary(buf: bytes, i: int) -> int:
+    """A position at or before `i` where no escape is cut: before a `\\u` that may be cut at `i`, and
+    before the whole run of backslashes ending there."""
+    i = max(0, i)
+    j = buf.rfind(b"\\u", max(0, i - 5), i)
+    if j >= 0:
+        i = j
+    while i > 0 and buf[i - 1] == BACKSLASH:
+        i -= 1
+    return i
