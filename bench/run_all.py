@@ -1,0 +1,117 @@
+"""`make bench`: every benchmark side by side in one run, one table, one results file.
+
+    python bench/run_all.py                 # the sizes below (under 30 minutes on 2 cores)
+    python bench/run_all.py --only sdk,dlt  # some benchmarks
+    python bench/run_all.py --smoke         # tiny sizes, quick benchmarks only (what the test suite runs)
+
+Each benchmark runs as its own process (its own imports, peak RSS and CPU) with `--rows-json`, and keeps
+printing its detail; its rows (work, ours, the baseline measured in the same run, ratio, target, met) are
+collected into one table, printed at the end and written with the machine load to
+`bench/results/<YYYY-MM-DD>.json`. A benchmark that fails or runs past its time budget gets a NOT MET row
+saying so: nothing is hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import table_rows
+
+BENCH = Path(__file__).resolve().parent
+
+# name, script, arguments for `make bench`, arguments for --smoke (None: not run in smoke), time budget (s).
+# Sizes are chosen so the whole run fits in 30 minutes on this 2-core machine; they are in each row's text.
+BENCHES: list[tuple[str, str, list[str], list[str] | None, int]] = [
+    ("startup", "startup_bench.py", ["--runs", "3"], None, 240),
+    ("sdk", "sdk_bench.py", ["--orders", "20000"], ["--orders", "300", "--no-dagster"], 480),
+    ("dlt", "dlt_bench.py", ["--rows", "2000000", "--rows", "10000000"], ["--rows", "300"], 420),
+    ("sandbox", "sandbox_bench.py", ["--quick"], None, 180),
+    (
+        "extraction",
+        "extraction_bench.py",
+        ["--orders", "20000", "--latency", "50,200", "--memory-orders", "10000,100000"],
+        None,
+        420,
+    ),
+    ("check_file", "check_file_bench.py", ["--rows", "10000000", "--repeat", "2"], None, 300),
+    ("sending", "sending_bench.py", ["--rows", "100000", "--rows", "1000000"], None, 300),
+    ("sensor_scale", "sensor_scale_bench.py", ["--ticks", "2"], None, 300),
+    ("production", "production_bench.py", ["--files", "60"], None, 300),
+]
+
+
+def run_one(name: str, script: str, args: list[str], budget: int) -> tuple[list[dict], dict]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryDirectory(prefix=f"fc-bench-{name}-") as tmp:
+        out = Path(tmp) / "rows.json"
+        cmd = [sys.executable, str(BENCH / script), *args, "--rows-json", str(out)]
+        print(f"\n=== {name}: {' '.join(cmd[1:])}  (load {os.getloadavg()[0]:.1f})", flush=True)
+        started = time.monotonic()
+        try:
+            rc = subprocess.run(cmd, env=env, timeout=budget).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+        seconds = time.monotonic() - started
+        rows = json.loads(out.read_text()) if out.exists() else []
+    info = {"bench": name, "args": args, "rc": rc, "seconds": round(seconds, 1)}
+    if rc != 0:
+        why = f"ran past its {budget} s budget" if rc == "timeout" else f"exited with {rc}"
+        rows.append(table_rows.row(f"{name} benchmark {why}", None, None, "completes", False))
+    for r in rows:
+        r["bench"] = name
+    return rows, info
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, quick benchmarks only")
+    ap.add_argument("--only", help="comma-separated benchmark names: " + ",".join(b[0] for b in BENCHES))
+    ap.add_argument("--results-dir", type=Path, default=BENCH / "results")
+    args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    started, t0 = datetime.now(UTC), time.monotonic()
+    load_start = os.getloadavg()
+    rows, runs = [], []
+    for name, script, full, smoke, budget in BENCHES:
+        if only and name not in only:
+            continue
+        if args.smoke and smoke is None:
+            continue
+        r, info = run_one(name, script, smoke if args.smoke else full, budget)
+        rows += r
+        runs.append(info)
+    wall = time.monotonic() - t0
+    load_end = os.getloadavg()
+    results = {
+        "date": started.date().isoformat(),
+        "started": started.isoformat(timespec="seconds"),
+        "wall_s": round(wall, 1),
+        "smoke": args.smoke,
+        "cores": os.cpu_count(),
+        "load_avg_start": [round(x, 1) for x in load_start],
+        "load_avg_end": [round(x, 1) for x in load_end],
+        "benches": runs,
+        "rows": rows,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"{results['date']}{'-smoke' if args.smoke else ''}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(
+        f"\n`make bench` {started:%Y-%m-%d %H:%M} UTC, {wall / 60:.1f} min, {os.cpu_count()} cores, load average "
+        f"{load_start[0]:.1f} at start, {load_end[0]:.1f} at end (other processes share the machine)\n"
+    )
+    print(table_rows.table(rows))
+    print(f"\nwritten to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
