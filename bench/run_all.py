@@ -38,7 +38,13 @@ BENCHES: list[tuple[str, str, list[str], list[str] | None, int]] = [
         ["--orders", "300", "--repeat", "1", "--latencies", "0", "--no-dagster", "--no-warmup"],
         480,
     ),
-    ("dlt", "dlt_bench.py", ["--rows", "2000000", "--rows", "10000000"], ["--rows", "300"], 420),
+    (
+        "dlt",
+        "dlt_bench.py",
+        ["--rows", "2000000", "--rows", "10000000"],
+        ["--rows", "300", "--repeat", "1", "--no-install"],
+        420,
+    ),
     ("sandbox", "sandbox_bench.py", ["--quick"], None, 180),
     (
         "extraction",
