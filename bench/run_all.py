@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,7 @@ BENCHES: list[tuple[str, str, list[str], list[str] | None, int]] = [
     (
         "extraction",
         "extraction_bench.py",
-        ["--orders", "20000", "--latency", "50,200", "--memory-orders", "10000,100000"],
+        ["--orders", "10000", "--latency", "50,200", "--memory-orders", "10000,100000"],
         None,
         420,
     ),
@@ -67,10 +68,18 @@ def run_one(name: str, script: str, args: list[str], budget: int) -> tuple[list[
         cmd = [sys.executable, str(BENCH / script), *args, "--rows-json", str(out)]
         print(f"\n=== {name}: {' '.join(cmd[1:])}  (load {os.getloadavg()[0]:.1f})", flush=True)
         started = time.monotonic()
+        # its own process group, so a benchmark cut at its budget takes its sandbox/servers with it
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
         try:
-            rc = subprocess.run(cmd, env=env, timeout=budget).returncode
+            rc = proc.wait(timeout=budget)
         except subprocess.TimeoutExpired:
             rc = "timeout"
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         seconds = time.monotonic() - started
         rows = json.loads(out.read_text()) if out.exists() else []
     info = {"bench": name, "args": args, "rc": rc, "seconds": round(seconds, 1)}
@@ -87,6 +96,7 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, quick benchmarks only")
     ap.add_argument("--only", help="comma-separated benchmark names: " + ",".join(b[0] for b in BENCHES))
     ap.add_argument("--results-dir", type=Path, default=BENCH / "results")
+    ap.add_argument("--max-minutes", type=float, default=29.0, help="whole-run cap: later benchmarks are cut")
     args = ap.parse_args()
     only = set(args.only.split(",")) if args.only else None
     started, t0 = datetime.now(UTC), time.monotonic()
@@ -97,7 +107,22 @@ def main() -> int:
             continue
         if args.smoke and smoke is None:
             continue
-        r, info = run_one(name, script, smoke if args.smoke else full, budget)
+        left = args.max_minutes * 60 - (time.monotonic() - t0)
+        if left < 30:
+            rows.append(
+                {
+                    **table_rows.row(
+                        f"{name} benchmark not run: the {args.max_minutes:g}-minute run was used up",
+                        None,
+                        None,
+                        "runs",
+                        False,
+                    ),
+                    "bench": name,
+                }
+            )
+            continue
+        r, info = run_one(name, script, smoke if args.smoke else full, int(min(budget, left)))
         rows += r
         runs.append(info)
     wall = time.monotonic() - t0
