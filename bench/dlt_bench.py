@@ -124,7 +124,7 @@ def main() -> int:
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
     for rows in sizes:
-        work = f"CSV -> validate (ours) -> Parquet, {rows:,} rows: check-file --write-parquet vs dlt read_csv_duckdb"
+        work = f"CSV -> validate (ours) -> Parquet, {rows:,} rows: check-file --write-parquet vs dlt read_csv_duckdb(use_pyarrow=True)"
         if why_not:
             out.append(table_rows.row(work, None, None, "ratio <= 1.0", None, note=why_not))
             continue
