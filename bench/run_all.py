@@ -58,7 +58,7 @@ BENCHES: list[tuple[str, str, list[str], list[str] | None, int]] = [
     ("check_file", "check_file_bench.py", ["--rows", "10000000", "--repeat", "2"], None, 300),
     ("sending", "sending_bench.py", ["--rows", "100000", "--rows", "1000000"], None, 300),
     ("sensor_scale", "sensor_scale_bench.py", ["--ticks", "2"], None, 300),
-    ("production", "production_bench.py", ["--files", "60"], None, 300),
+    ("production", "production_bench.py", ["--files", "30"], None, 420),
 ]
 
 

@@ -185,18 +185,20 @@ def main() -> None:
     out = [
         table_rows.row(
             "sandbox: a page of 100 orders with items over HTTP (p50) vs GET /health",
-            p50 / 1000,
-            health / 1000,
+            p50,
+            health,
             "(shown)",
             None,
+            unit="ms",
             note=f"{pages} pages",
         ),
         table_rows.row(
             "sandbox: the same page in process, fast executor vs graphql-core execute",
-            fast / 1000,
-            ref / 1000,
+            fast,
+            ref,
             "(shown)",
             None,
+            unit="ms",
         ),
     ]
     if not args.quick and args.startup_orders:

@@ -30,7 +30,7 @@ def row(
         "work": work,
         "ours": None if ours is None else round(ours, 3),
         "baseline": None if baseline is None else round(baseline, 3),
-        "ratio": None if ratio is None else round(ratio, 3),
+        "ratio": None if ratio is None else round(ratio, 4),
         "target": target,
         "met": met,
         "unit": unit,
@@ -54,6 +54,8 @@ def fmt(value: float | None, unit: str) -> str:
         return "-"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.1f} ms"
     if unit in ("B", "bytes"):
         return f"{value:,.0f} B"
     return f"{value:,.3g} {unit}".strip()
@@ -66,7 +68,7 @@ def table(rows: list[dict]) -> str:
         met = {True: "met", False: "**NOT MET**", None: "not measured" if r["ours"] is None else "-"}[
             r["met"]
         ]
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3g}x"
         work = r["work"] + (f" ({r['note']})" if r.get("note") else "")
         lines.append(
             f"| {work} | {fmt(r['ours'], r['unit'])} | {fmt(r['baseline'], r['unit'])} | {ratio} "
