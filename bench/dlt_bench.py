@@ -103,8 +103,9 @@ def whole(cmd: list[str]) -> tuple[float, dict]:
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:3]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    # DuckDB's progress bar shares stdout (no newline before our JSON): take the last `{...}`
-    return wall, json.loads(proc.stdout[proc.stdout.rindex('{"') :].strip())
+    # the JSON object starting on the last line (DuckDB's progress bar shares dlt's stdout, no newline before it)
+    last = proc.stdout.strip().splitlines()[-1]
+    return wall, json.loads(last[last.index('{"') :])
 
 
 def main() -> int:
