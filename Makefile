@@ -35,15 +35,10 @@ lint: install
 	$(BIN)/ruff check fc_assets fc_assets_tests bench
 	$(BIN)/ruff format --check fc_assets fc_assets_tests bench
 
-# Benchmarks (minutes; not part of `make test`): each prints what it measured against a baseline of the same run.
+# Benchmarks (under 30 minutes; not part of `make test`): bench/run_all.py runs each, prints one table (ours vs a
+# baseline measured in the same run) and writes bench/results/<date>.json.
 bench: install
-	$(BIN)/python bench/startup_bench.py
-	$(BIN)/python bench/sandbox_bench.py
-	$(BIN)/python bench/extraction_bench.py
-	$(BIN)/python bench/check_file_bench.py
-	$(BIN)/python bench/sending_bench.py
-	$(BIN)/python bench/production_bench.py
-	$(BIN)/python bench/sensor_scale_bench.py
+	$(BIN)/python bench/run_all.py
 
 sandbox: install
 	$(BIN)/fc-assets sandbox

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import table_rows
+
 GENERATE = r"""
 import sys, numpy as np, pyarrow as pa, pyarrow.csv as pcsv
 n, out = int(sys.argv[1]), sys.argv[2]
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--small-rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", default="/tmp/fc-check-file-bench")
+    table_rows.add_argument(ap)
     args = ap.parse_args()
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -165,6 +168,36 @@ def main() -> None:
         f"= {result['rss_ratio']:.2f}x (target <= 1.3x)"
     )
     print(json.dumps(result))
+    size = f"{rows:,} rows"
+    table_rows.emit(
+        args.rows_json,
+        [
+            table_rows.row(
+                f"check-file inventory (in process) vs bare pyarrow.csv.read_csv, {size}",
+                check["seconds"],
+                read_csv["seconds"],
+                "time <= 2x (>= 0.5x its speed)",
+                check["seconds"] <= 2 * read_csv["seconds"],
+                note=f"best of {args.repeat}",
+            ),
+            table_rows.row(
+                f"check-file inventory rate, {size}",
+                rate * 60 / 1e6,
+                None,
+                ">= 60 M rows/min",
+                rate * 60 >= 60e6,
+                unit="M rows/min",
+            ),
+            table_rows.row(
+                f"check-file peak RSS, {size} vs {args.small_rows:,} rows",
+                rss_big,
+                rss_small,
+                "ratio <= 1.3",
+                rss_big <= 1.3 * rss_small,
+                unit="MB",
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

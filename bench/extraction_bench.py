@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
+import table_rows  # noqa: E402, I001  (bench/ is on sys.path when run as a script)
 
 from fc_assets.extraction.entities import ORDERS
 from fc_assets.extraction.extract import extract_periods
@@ -246,7 +247,13 @@ def main() -> None:
     )
     parser.add_argument("--chains", type=int, default=5, help="cursor chains (days) replayed for L_page")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory part")
+    parser.add_argument(
+        "--orders", type=int, help="orders in the speed sandbox (default 20,000; 5,000 quick)"
+    )
+    parser.add_argument("--memory-orders", help="small,large orders for the memory part")
+    table_rows.add_argument(parser)
     args = parser.parse_args()
+    out_rows: list[dict] = []
     if args.memory_child:
         memory_child(args.memory_child, args.streams)
         return
@@ -257,7 +264,8 @@ def main() -> None:
             f"== speed: orders of the last 30 days, sandbox latency {latency_ms} ms/page injected, page size 100"
         )
         load = os.getloadavg()[0]
-        lat, runs = speed(5_000 if args.quick else 20_000, latency_ms, args.chains)
+        orders = args.orders or (5_000 if args.quick else 20_000)
+        lat, runs = speed(orders, latency_ms, args.chains)
         if load > 0.5:
             print(
                 f"  note: 1-min load average was {load:.1f} on {cores} cores before this run (other processes "
@@ -285,6 +293,17 @@ def main() -> None:
                 f"({r['sandbox_cpu_s'] / r['requests'] * 1000:.1f} ms/page) = {busy:.0%} of {cores} cores; "
                 f"same run without injected latency {r['no_latency_s']:.2f} s"
             )
+            target = {50: 1.15, 200: 1.05}.get(latency_ms)
+            out_rows.append(
+                table_rows.row(
+                    f"extraction at {latency_ms} ms, {r['streams']} stream(s), {orders:,} orders, vs latency floor",
+                    r["elapsed_s"],
+                    r["floor_s"],
+                    f"ratio <= {target}" if target and r["streams"] == 4 else "(shown)",
+                    r["ratio"] <= target if target and r["streams"] == 4 else None,
+                    note=f"{r['requests']} pages",
+                )
+            )
             if r["no_latency_s"] > 0.5 * r["floor_s"]:
                 print(
                     f"      ^ client and sandbox (one Python process) share {cores} cores: with no latency at all "
@@ -293,8 +312,11 @@ def main() -> None:
                 )
 
     if args.no_memory:
+        table_rows.emit(args.rows_json, out_rows)
         return
     sizes = (2_000, 40_000) if args.quick else (10_000, 200_000)
+    if args.memory_orders:
+        sizes = tuple(int(x) for x in args.memory_orders.split(","))
     print(
         f"== memory: all orders as one window / one object, {sizes[0]} vs {sizes[1]} orders (child processes)"
     )
@@ -313,6 +335,17 @@ def main() -> None:
             )
     small, large = ((m["rss_peak_mb"] - m["rss_before_mb"]) for m in runs)
     print(f"  growth {sizes[1] // sizes[0]}x rows -> {large / max(small, 1):.2f}x extraction memory")
+    out_rows.append(
+        table_rows.row(
+            f"extraction peak RSS above start, {sizes[1]:,} vs {sizes[0]:,} orders in one object",
+            large,
+            small,
+            "(shown)",
+            None,
+            unit="MB",
+        )
+    )
+    table_rows.emit(args.rows_json, out_rows)
 
 
 if __name__ == "__main__":

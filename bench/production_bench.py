@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import table_rows
+
 ROOT = Path(__file__).resolve().parents[1]
 TEST = "fc_assets_tests/production/test_postgres_instance.py"
 
@@ -23,6 +25,7 @@ TEST = "fc_assets_tests/production/test_postgres_instance.py"
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=200)
+    table_rows.add_argument(ap)
     args = ap.parse_args()
     t0 = time.monotonic()
     proc = subprocess.run(
@@ -34,6 +37,19 @@ def main() -> int:
     print(
         f"production instance: {args.files} files, {'passed' if proc.returncode == 0 else 'FAILED'} "
         f"in {wall:.0f} s ({args.files / wall * 60:.1f} files/min, start-up included)"
+    )
+    table_rows.emit(
+        args.rows_json,
+        [
+            table_rows.row(
+                f"production instance (PostgreSQL, daemon), {args.files} files sent exactly once",
+                wall,
+                None,
+                "passes",
+                proc.returncode == 0,
+                note=f"{args.files / wall * 60:.1f} files/min",
+            )
+        ],
     )
     return proc.returncode
 

@@ -23,6 +23,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import table_rows  # noqa: E402
+
 from fc_assets.sandbox.runner import SandboxServer  # noqa: E402
 
 ORDERS_QUERY = (ROOT / "fc_assets" / "extraction" / "queries" / "orders.graphql").read_text()
@@ -53,7 +55,7 @@ def report(name: str, ms: list[float]) -> float:
     return p50
 
 
-def http_pages(sb: SandboxServer, pages: int) -> None:
+def http_pages(sb: SandboxServer, pages: int) -> tuple[float, float]:
     print("== 1. a page of 100 orders with items over HTTP (one keep-alive client)")
     with httpx.Client(base_url=sb.base_url, timeout=30) as http:
         token = http.post(
@@ -88,9 +90,10 @@ def http_pages(sb: SandboxServer, pages: int) -> None:
         print(
             f"  page size {statistics.median(sizes) / 1024:.0f} KiB; page / health round trip = {p50 / health:.1f}x"
         )
+    return p50, health
 
 
-def in_process(pages: int) -> None:
+def in_process(pages: int) -> tuple[float, float]:
     from graphql import execute, parse
 
     from fc_assets.sandbox.clock import SandboxClock
@@ -115,6 +118,7 @@ def in_process(pages: int) -> None:
         ),
     )
     print(f"  graphql-core / fast executor = {ref / fast:.1f}x")
+    return fast, ref
 
 
 def crawl(sb: SandboxServer) -> None:
@@ -152,13 +156,14 @@ def crawl(sb: SandboxServer) -> None:
             )
 
 
-def startup(orders: int) -> None:
+def startup(orders: int) -> float:
     print(f"== 4. start-up with {orders:,} orders")
     started = time.perf_counter()
     with SandboxServer(["--orders", str(orders)]) as sb:
         elapsed = time.perf_counter() - started
         line = next(ln for ln in sb.output().splitlines() if "listening" in ln)
         print(f"  healthy after {elapsed:.2f} s  ({line.split('(', 1)[1].rstrip(')')})")
+    return elapsed
 
 
 def main() -> None:
@@ -166,14 +171,44 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--pages", type=int, help="pages timed (default 300; 50 quick)")
+    parser.add_argument("--no-crawl", action="store_true", help="skip the 25,000-node crawl")
+    parser.add_argument("--startup-orders", type=int, default=200_000, help="0: skip the start-up part")
+    table_rows.add_argument(parser)
     args = parser.parse_args()
-    pages = 50 if args.quick else 300
+    pages = args.pages or (50 if args.quick else 300)
     with SandboxServer(["--orders", "20000", "--inventory-positions", "25000"]) as sb:
-        http_pages(sb, pages)
-        in_process(pages)
-        crawl(sb)
-    if not args.quick:
-        startup(200_000)
+        p50, health = http_pages(sb, pages)
+        fast, ref = in_process(pages)
+        if not args.no_crawl:
+            crawl(sb)
+    out = [
+        table_rows.row(
+            "sandbox: a page of 100 orders with items over HTTP (p50) vs GET /health",
+            p50,
+            health,
+            "(shown)",
+            None,
+            unit="ms",
+            note=f"{pages} pages",
+        ),
+        table_rows.row(
+            "sandbox: the same page in process, fast executor vs graphql-core execute",
+            fast,
+            ref,
+            "(shown)",
+            None,
+            unit="ms",
+        ),
+    ]
+    if not args.quick and args.startup_orders:
+        elapsed = startup(args.startup_orders)
+        out.append(
+            table_rows.row(
+                f"sandbox start-up with {args.startup_orders:,} orders", elapsed, None, "(shown)", None
+            )
+        )
+    table_rows.emit(args.rows_json, out)
 
 
 if __name__ == "__main__":

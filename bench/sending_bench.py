@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+import table_rows
+
 PREPARE = r"""
 import json, sys, time
 rows, lake_dir = int(sys.argv[1]), sys.argv[2]
@@ -143,7 +145,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, action="append", help="sizes to run (default 100k and 1M)")
     parser.add_argument("--big", action="store_true", help="also 10M rows")
+    table_rows.add_argument(parser)
     opts = parser.parse_args()
+    out: list[dict] = []
     sizes = opts.rows or [100_000, 1_000_000]
     if opts.big:
         sizes.append(10_000_000)
@@ -168,12 +172,34 @@ def main() -> None:
             f"{small['peak_rss_mb']:.0f} MB = {ratio:.2f}x (target <= 1.3x) "
             f"{'OK' if ratio <= 1.3 else 'NOT MET'}"
         )
+        out.append(
+            table_rows.row(
+                f"sending peak RSS, {r['rows']:,} vs {small['rows']:,} rows",
+                r["peak_rss_mb"],
+                small["peak_rss_mb"],
+                "ratio <= 1.3",
+                ratio <= 1.3,
+                unit="MB",
+            )
+        )
     for r in results:
         share = r["ledger_bytes"] / r["delta_bytes"]
         print(
             f"ledger bytes {r['rows']:,} rows: {share:.3%} of the delta (target <= 1 %) "
             f"{'OK' if share <= 0.01 else 'NOT MET'}"
         )
+        out.append(
+            table_rows.row(
+                f"sending {r['rows']:,} rows: ledger bytes vs delta.parquet bytes",
+                r["ledger_bytes"],
+                r["delta_bytes"],
+                "ratio <= 0.01",
+                share <= 0.01,
+                unit="B",
+                note=f"sent in {r['seconds']:.1f} s",
+            )
+        )
+    table_rows.emit(opts.rows_json, out)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ def cli(tmp_path_factory):
         "no_file": ["inventory", str(d / "absent.csv")],
         "strict_failed": ["inventory", str(d / "stock.csv"), "--strict"],
         "strict_passed": ["inventory", str(d / "ok.csv.gz"), "--strict"],
+        "parquet": [
+            "inventory",
+            str(d / "ok.csv.gz"),
+            "--write-parquet",
+            str(d / "out" / "accepted.parquet"),
+        ],
     }
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     procs = {
@@ -110,6 +116,25 @@ def test_strict_exits_3_only_over_the_threshold(cli):
         False,
         None,
     )
+
+
+def test_write_parquet_streams_the_accepted_rows_typed(cli):
+    import pyarrow.parquet as pq
+
+    from fc_assets.ingestion.feeds import get_feed
+
+    d, results = cli
+    code, out, err = results["parquet"]
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["accepted"], summary["rejected"]) == (99, 1)
+    assert summary["parquet_path"] == str(d / "out" / "accepted.parquet")
+    table = pq.read_table(summary["parquet_path"])
+    assert table.schema.names == get_feed("inventory").arrow_schema.names
+    assert table.num_rows == 99
+    assert table.column("sku_ref").to_pylist() == [f"S{i}" for i in range(99)]  # "bad" (qty x) is not there
+    assert table.column("qty").to_pylist()[:3] == [0, 1, 2]
+    assert not list((d / "out").glob("accepted.parquet.tmp*"))
 
 
 def test_progress_goes_to_a_terminal_at_most_once_a_second(monkeypatch, capsys):

@@ -1,7 +1,9 @@
-"""`fc-assets check-file FEED PATH [--rejects OUT.csv]`: parse and validate a file exactly as the
-pipeline would, without sending anything, and print one JSON line on stdout:
+"""`fc-assets check-file FEED PATH [--rejects OUT.csv] [--write-parquet OUT.parquet]`: parse and validate a
+file exactly as the pipeline would, without sending anything, and print one JSON line on stdout:
 
     {"feed", "path", "format", "rows", "accepted", "rejected", "rejects_path", "seconds", "failed", "reasons"}
+
+(plus "parquet_path" with `--write-parquet`, which streams the accepted, typed rows to a Parquet file).
 
 `failed` says whether the rejected share is over the feed's threshold. Exit status: 0 when the file could
 be read (even with rejected rows, even when `failed`, unless `--strict`: then 3); 2 with one line on
@@ -63,7 +65,16 @@ def _fail(message: str, code: int = 2) -> None:
     help="Read as this format instead of detecting it from the extension.",
 )
 @click.option("--strict", is_flag=True, help="Exit 3 when the rejected share is over the feed's threshold.")
-def check_file(feed: str, path: str, rejects_path: str | None, fmt: str | None, strict: bool) -> None:
+@click.option(
+    "--write-parquet",
+    "parquet_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the accepted rows, typed, to this Parquet file (streamed; replaced when complete).",
+)
+def check_file(
+    feed: str, path: str, rejects_path: str | None, fmt: str | None, strict: bool, parquet_path: str | None
+) -> None:
     """Validate PATH as a file of FEED and print the totals as one JSON line."""
     from fc_assets.ingestion.feeds import FEEDS
     from fc_assets.ingestion.read.unreadable import FileUnreadable
@@ -73,7 +84,7 @@ def check_file(feed: str, path: str, rejects_path: str | None, fmt: str | None, 
         _fail(f"unknown feed {feed!r} (feeds: {', '.join(sorted(FEEDS))})")
     progress = _Progress(path) if sys.stderr.isatty() else None
     try:
-        report = run_check(feed, path, rejects_path, fmt=fmt, progress=progress)
+        report = run_check(feed, path, rejects_path, fmt=fmt, progress=progress, parquet_path=parquet_path)
     except FileUnreadable as e:
         if progress:
             progress.done()
@@ -81,6 +92,9 @@ def check_file(feed: str, path: str, rejects_path: str | None, fmt: str | None, 
         return
     if progress:
         progress.done()
-    click.echo(json.dumps(report.summary(), ensure_ascii=False))
+    summary = report.summary()
+    if parquet_path is not None:
+        summary["parquet_path"] = parquet_path
+    click.echo(json.dumps(summary, ensure_ascii=False))
     if strict and report.failed:
         sys.exit(3)

@@ -387,16 +387,52 @@ def check_file(
     fmt: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[ValidationReport], None] | None = None,
+    parquet_path: str | os.PathLike | None = None,
 ) -> ValidationReport:
-    """Parse and validate a file exactly as the pipeline does, discarding the accepted rows."""
+    """Parse and validate a file exactly as the pipeline does; the accepted rows are discarded, or streamed
+    batch by batch to `parquet_path` (typed as `feed.arrow_schema`; written beside it and renamed into place
+    once complete, so a failed read leaves no partial file)."""
     feed = get_feed(feed_name)
     writer = RejectsWriter(rejects_path) if rejects_path is not None else None
+    parquet = _ParquetSink(parquet_path, feed.arrow_schema) if parquet_path is not None else None
     try:
         run = validate_file(feed, path, fmt=fmt, rejects_sink=writer, chunk_rows=chunk_rows)
-        for _ in run:
+        for batch in run:
+            if parquet is not None:
+                parquet.write(batch)
             if progress is not None:
                 progress(run.report)
+        if parquet is not None:
+            parquet.commit()
         return run.report
     finally:
         if writer is not None:
             writer.close()
+        if parquet is not None:
+            parquet.abort()
+
+
+class _ParquetSink:
+    """Accepted batches to one Parquet file, via a temporary name in the same directory."""
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self.tmp = f"{self.path}.tmp-{os.getpid()}"
+        self.writer: Any = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
+
+    def commit(self) -> None:
+        self.writer.close()
+        self.writer = None
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+            os.unlink(self.tmp)

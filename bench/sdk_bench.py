@@ -1,0 +1,247 @@
+"""Our extraction against Fluent's TypeScript SDK (`@fluentcommerce/fc-connect-sdk` 0.1.56), and through Dagster.
+
+    python bench/sdk_bench.py                           # 20,000 orders, 3 paired runs
+    python bench/sdk_bench.py --orders 300 --repeat 1 --no-dagster   # smoke size
+
+One sandbox holds one `orders` day: `--orders N --days 1` puts every order's `updatedOn` in yesterday (UTC),
+`--large-orders 0` so no order has more items than the first nested page (the SDK pages only the top-level
+connection; our extraction would fetch the rest with a second query). Both sides page the same query
+(fc_assets/extraction/queries/orders.graphql), the same variables (that day's `updatedOn` window, retailer,
+`itemsFirst`), page size 100 (FC_FLUENT_PAGE_SIZE's default), client_credentials; each side is a whole
+process, so imports and start-up count:
+
+- ours: a fresh Python running `extract_periods(ORDERS, [day], ...)` with FC_FLUENT_CONCURRENCY's default
+  of 4 streams into a `file://` lake (Parquet written);
+- the SDK: `node bench/sdk_orders.mjs` with `client.graphql({pagination})` (its auto-pagination, one chain).
+
+Wall time around the child and its CPU (user + system from `resource.getrusage(RUSAGE_CHILDREN)`), median of
+`--repeat` paired runs (ours, then the SDK), at 0 ms and at 20 ms injected latency (the sandbox's
+`latency_s` fault set through its admin API). Both sides must return the same number of orders (asserted).
+"Through Dagster": `dagster asset materialize --select orders --partition <day>` (whole process, fresh
+DAGSTER_HOME, same sandbox at 0 ms, lake on `file://`) against our direct extraction.
+
+Targets (issue 16): at 0 ms ours <= 1.0x the SDK's wall and <= 1.5x its CPU; at 20 ms >= 2x faster than the
+SDK; `dagster asset materialize` <= 1.3x our direct extraction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import table_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+SDK_DIR = ROOT / "fc_assets_tests" / "sdk" / "ts"
+BIN = Path(sys.executable).parent
+
+OURS = r"""
+import json, sys, tempfile, time
+from datetime import datetime
+from fc_assets.extraction.entities import ORDERS
+from fc_assets.extraction.extract import extract_periods
+from fc_assets.extraction.windows import Window
+from fc_assets.resources.fluent import FluentClient
+from fc_assets.resources.storage import Lake
+base_url, start, end, streams = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+window = Window(datetime.fromisoformat(start), datetime.fromisoformat(end))
+t = time.perf_counter()
+with tempfile.TemporaryDirectory() as tmp, FluentClient(base_url, "fc-sandbox", "fc-sandbox-secret", page_size=100) as c:
+    results = list(extract_periods(ORDERS, [window], client=c, lake=Lake(f"file://{tmp}/lake"), concurrency=streams))
+print(json.dumps({"count": sum(r.rows for r in results), "pages": sum(r.requests for r in results),
+                  "seconds": time.perf_counter() - t}))
+"""
+
+
+def ensure_sdk() -> str | None:
+    """`node` with the SDK installed in fc_assets_tests/sdk/ts (npm ci, as the SDK test does); None if missing."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        return None
+    if not (SDK_DIR / "node_modules" / "@fluentcommerce" / "fc-connect-sdk" / "package.json").is_file():
+        cache = ROOT / ".local" / "npm-cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--cache", str(cache)],
+            cwd=SDK_DIR,
+            check=True,
+            capture_output=True,
+        )
+    return node
+
+
+def timed_child(cmd: list[str], *, stdin: str | None = None, env: dict | None = None) -> dict:
+    """Run a child to completion: wall seconds, CPU seconds (user + system) and its last stdout line as JSON."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    lines = proc.stdout.strip().splitlines()
+    out = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {**out, "wall": wall, "cpu": cpu}
+
+
+def child_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONWARNINGS": "ignore"}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=3, help="paired runs per latency (median)")
+    ap.add_argument("--latencies", default="0,20", help="injected latency in ms, comma-separated")
+    ap.add_argument("--streams", type=int, default=4, help="our streams (FC_FLUENT_CONCURRENCY's default)")
+    ap.add_argument("--no-dagster", action="store_true", help="skip `dagster asset materialize`")
+    ap.add_argument("--no-warmup", action="store_true", help="no untimed first run of each side (smoke)")
+    table_rows.add_argument(ap)
+    args = ap.parse_args()
+
+    from fc_assets.extraction.entities import ORDERS
+    from fc_assets.extraction.fetch import query_text, window_variables
+    from fc_assets.sandbox.runner import SandboxServer
+
+    out: list[dict] = []
+    size = f"{args.orders:,} orders with items, one day, page size 100"
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=1), today
+    node = ensure_sdk()
+    if node is None:
+        out.append(table_rows.row(f"SDK auto-pagination, {size}", None, None, "node/npm missing", None))
+    sandbox_args = ["--orders", args.orders, "--days", 1, "--large-orders", 0]
+    sandbox_args += ["--inventory-positions", 0, "--virtual-positions", 0]
+    with SandboxServer(sandbox_args) as sb:
+        from fc_assets.extraction.windows import Window
+
+        source = ORDERS.sources[0]
+        variables = {**window_variables(ORDERS, Window(start, end), "1"), "first": 100}
+        request = json.dumps(
+            {"query": query_text(source.query), "variables": variables, "connectionPath": "orders"}
+        )
+        ours_cmd = [
+            sys.executable,
+            "-c",
+            OURS,
+            sb.base_url,
+            start.isoformat(),
+            end.isoformat(),
+            str(args.streams),
+        ]
+        sdk_cmd = [node, str(ROOT / "bench" / "sdk_orders.mjs"), sb.base_url] if node else None
+        env = child_env()
+        ours_direct = None
+        for latency in (int(x) for x in args.latencies.split(",")):
+            sb.admin.set_faults(latency_ms=latency)
+            if not args.no_warmup:  # page cache, .pyc files, sandbox caches
+                timed_child(ours_cmd, env=env)
+                if sdk_cmd:
+                    timed_child(sdk_cmd, stdin=request)
+            ours, sdk = [], []
+            for _ in range(args.repeat):
+                ours.append(timed_child(ours_cmd, env=env))
+                if sdk_cmd:
+                    sdk.append(timed_child(sdk_cmd, stdin=request))
+            o_wall = statistics.median(r["wall"] for r in ours)
+            o_cpu = statistics.median(r["cpu"] for r in ours)
+            o_in = statistics.median(r["seconds"] for r in ours)
+            if latency == 0:
+                ours_direct = o_wall
+            print(
+                f"{latency} ms: ours {o_wall:.2f} s wall, {o_cpu:.2f} s CPU, {o_in:.2f} s in process, "
+                f"{ours[0]['count']} orders in {ours[0]['pages']} pages",
+                flush=True,
+            )
+            if not sdk:
+                continue
+            assert all(r["count"] == ours[0]["count"] == args.orders for r in ours + sdk), (ours, sdk)
+            s_wall = statistics.median(r["wall"] for r in sdk)
+            s_cpu = statistics.median(r["cpu"] for r in sdk)
+            s_in = statistics.median(r["seconds"] for r in sdk)
+            print(
+                f"{latency} ms: SDK  {s_wall:.2f} s wall, {s_cpu:.2f} s CPU, {s_in:.2f} s paging, "
+                f"{sdk[0]['count']} orders in {sdk[0]['pages']} pages (load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+            note = (
+                f"median of {args.repeat}; in process ours {o_in:.2f} s vs SDK {s_in:.2f} s; "
+                f"ours {args.streams} streams, SDK 1"
+            )
+            if latency == 0:
+                out.append(
+                    table_rows.row(
+                        f"extraction vs TS SDK auto-pagination, 0 ms, wall, {size}",
+                        o_wall,
+                        s_wall,
+                        "ratio <= 1.0",
+                        o_wall <= s_wall,
+                        note=note,
+                    )
+                )
+                out.append(
+                    table_rows.row(
+                        f"extraction vs TS SDK auto-pagination, 0 ms, CPU, {size}",
+                        o_cpu,
+                        s_cpu,
+                        "ratio <= 1.5",
+                        o_cpu <= 1.5 * s_cpu,
+                        note=f"median of {args.repeat}",
+                    )
+                )
+            else:
+                out.append(
+                    table_rows.row(
+                        f"extraction vs TS SDK auto-pagination, {latency} ms latency, wall, {size}",
+                        o_wall,
+                        s_wall,
+                        "ratio <= 0.5 (>= 2x faster)",
+                        2 * o_wall <= s_wall,
+                        note=note,
+                    )
+                )
+        sb.admin.set_faults(latency_ms=0)
+        if not args.no_dagster and ours_direct:
+            with tempfile.TemporaryDirectory(prefix="fc-sdk-bench-") as tmp:
+                denv = {
+                    **env,
+                    "DAGSTER_HOME": tmp,
+                    "FLUENT_BASE_URL": sb.base_url,
+                    "FC_LAKE_URI": f"file://{tmp}/lake",
+                }
+                cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "fc_assets.definitions"]
+                cmd += ["--select", "orders", "--partition", start.date().isoformat()]
+                runs = [timed_child(cmd, env=denv) for _ in range(max(1, min(args.repeat, 2)))]
+                rows = sum(1 for _ in Path(tmp, "lake").rglob("*.parquet"))
+            d_wall = statistics.median(r["wall"] for r in runs)
+            print(
+                f"dagster asset materialize: {d_wall:.2f} s wall ({rows} Parquet objects written)", flush=True
+            )
+            out.append(
+                table_rows.row(
+                    f"`dagster asset materialize` orders partition vs our direct extraction, {size}",
+                    d_wall,
+                    ours_direct,
+                    "ratio <= 1.3",
+                    d_wall <= 1.3 * ours_direct,
+                    note=f"whole processes, median of {len(runs)}, CPU {statistics.median(r['cpu'] for r in runs):.1f} s",
+                )
+            )
+    table_rows.emit(args.rows_json, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""`make bench`'s new benchmarks at smoke size, through `bench/run_all.py --smoke`: the TypeScript SDK comparison
+(300 orders, 0 ms, one run each side) and the dlt comparison (300 rows; measured only when `make bench` has
+installed dlt into bench/.venv-dlt, else its row says so). Proves the harness end to end: each benchmark runs
+as a process, its rows reach the one table and the results file, and nothing is dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_run_all_smoke_prints_one_table_with_every_row(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run_all.py"), "--smoke", "--results-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [results_file] = tmp_path.glob("*-smoke.json")
+    results = json.loads(results_file.read_text())
+    assert [b["bench"] for b in results["benches"]] == ["sdk", "dlt"]
+    assert all(b["rc"] == 0 for b in results["benches"]), results["benches"]
+    rows = results["rows"]
+    works = [r["work"] for r in rows]
+    sdk = [r for r in rows if r["bench"] == "sdk"]
+    dlt = [r for r in rows if r["bench"] == "dlt"]
+    assert len(sdk) == 2 and len(dlt) == 1, works
+    if shutil.which("node") and shutil.which("npm"):
+        # measured side by side: both sides' wall and CPU, a ratio and a verdict (whatever it is on a busy box)
+        assert all(r["ours"] > 0 and r["baseline"] > 0 and r["met"] in (True, False) for r in sdk), sdk
+        assert {r["target"] for r in sdk} == {"ratio <= 1.0", "ratio <= 1.5"}
+    [d] = dlt
+    if (ROOT / "bench" / ".venv-dlt" / "bin" / "python").is_file():
+        assert d["ours"] > 0 and d["baseline"] > 0 and d["met"] in (True, False), d
+    else:
+        assert d["met"] is None and "not installed" in d["note"], d
+    # one table, one line per row, in the order of the results file
+    table = proc.stdout[proc.stdout.index("| work | ours | baseline | ratio | target | met |") :].splitlines()
+    lines = [ln for ln in table[2:] if ln.startswith("| ")]
+    assert len(lines) == len(works)
+    assert all(ln.startswith(f"| {w}") for ln, w in zip(lines, works, strict=True)), lines
