@@ -18,7 +18,9 @@ have acted) does, per sender:
   with backoff and a timeout (`SendIncomplete`: the rerun polls again). Per-entity errors are mapped back
   to rows and only those rows are sent again (`entity_retries`); what still fails is reported and kept out
   of the snapshot, so the next file sends it again.
-- Products (Event API, sync): an event counts as sent only once Fluent answered it. Before a window of
+- Products (Event API, sync): an event counts as sent only once Fluent answered it. A POST without an
+  answer is repeated at once, up to the client's `max_retries` (an upsert: a repeat is harmless), so a short
+  5xx burst does not cost the file an attempt. Before a window of
   up to `EVENT_WINDOW` POSTs the chunk's record says which events are in flight, and after it how many were
   answered (two lake writes per window, not one per event); events left in flight (no answer, or a crash)
   are sent again by the rerun — `UPSERT_PRODUCT` is an upsert, so a duplicate is harmless and a loss is
@@ -500,7 +502,7 @@ class EventProductSender:
                     errors = dict(rec["errors"])
                     for j in range(rec["acked"], end):
                         try:
-                            error = self._post(rows[j])
+                            error = self._post_upsert(rows[j], rec)
                         except Exception as e:
                             # answered up to j; j itself uncertain (the rerun re-sends exactly that one),
                             # or certainly refused (429/401, never connected: the rerun sends it, not a re-send)
@@ -525,6 +527,20 @@ class EventProductSender:
             rejected={int(row): msg for r in recs for row, msg in r["errors"].items()},
             ids={"events_resent_after_uncertain_post": sum(r["resent"] for r in recs)},
         )
+
+    def _post_upsert(self, row: dict[str, Any], rec: dict[str, Any]) -> str | None:
+        """`_post`, repeated at once (with the client's backoff, up to its `max_retries`) when the POST got no
+        answer: the event is an upsert, so a repeat is harmless, and a short 5xx burst does not cost the file
+        an attempt. Each repeat is counted in `rec["resent"]` as a possible duplicate."""
+        for repeat in range(self.client.max_retries + 1):
+            try:
+                return self._post(row)
+            except Exception as e:
+                if _refused(e) or not _uncertain(e) or repeat == self.client.max_retries:
+                    raise
+                rec["resent"] += 1
+                time.sleep(min(self.client.backoff_max, self.client.backoff_base * 2**repeat))
+        raise AssertionError("unreachable")
 
     def _post(self, row: dict[str, Any]) -> str | None:
         """Post one event; its rejection reason, or None. No answer (5xx, dropped, timeout) raises."""
