@@ -39,7 +39,7 @@ class DeltaFile:
 
         size = max(1, size)
         with self.lake.fs.open_input_file(self.lake.path(self.rel)) as f:
-            pf = pq.ParquetFile(f)
+            pf = pq.ParquetFile(f, pre_buffer=False)  # pre-buffering keeps every row group read until the end
             if columns is None:
                 columns = [n for n in pf.schema_arrow.names if n not in NOT_SENT]
             pending: list[pa.RecordBatch] = []
