@@ -2,17 +2,22 @@
 Fluent sandbox over HTTP, at 100k and 1M rows (and 10M with `--big`): peak memory and ledger bytes.
 
     python bench/sending_bench.py                  # 100k and 1M rows (a few minutes)
-    python bench/sending_bench.py --big            # also 10M rows (the sandbox holds every entity: ~GBs)
+    python bench/sending_bench.py --big            # also 10M rows (~10 min)
     python bench/sending_bench.py --rows 100000 --rows 300000
 
 Each size runs against a fresh sandbox (`--batch-delay-ms 0`: batches complete as soon as they are
-processed) and a `file://` lake in a temp directory. A first child writes the delta as `pipeline._prepare`
+processed; `--bulk-intake`: entities are validated, then kept as 16 bytes each instead of ~3 KB of store
+dicts, which at 10M rows would not fit in memory) and a `file://` lake in a temp directory. A first child writes the delta as `pipeline._prepare`
 leaves it (delta.parquet with `_op`, `_row`, `_h`, in file order, and a `prepared` ledger entry); a second,
 fresh child runs `BatchInventorySender.send` — the stage this benchmark is about — and reports:
 
 - peak RSS of the child (ru_maxrss) and its RSS before sending;
 - lake bytes written for the ledger: every write under `state/<feed>/ledger/`, `sends/` and `state.json`
   (each rewrite counted again), against the size of delta.parquet.
+
+Then it proves what arrived: sent == rows, and the sandbox's received entity count, distinct positions, qty
+sum and order-independent digest (sandbox/bulk.py) equal the ones a third child reads from delta.parquet;
+any difference stops the benchmark. The sandbox's own peak RSS (VmHWM) is printed beside the sender's.
 
 Targets (issue 12): peak RSS(1M) <= 1.3 x peak RSS(100k); ledger bytes <= 1 % of the delta's size.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -115,6 +121,52 @@ print(json.dumps({
 """
 
 
+DIGEST = r"""
+import json, sys
+import pyarrow.parquet as pq
+
+from fc_assets.ingestion.deliver.ledger import Ledger
+from fc_assets.resources.storage import Lake
+from fc_assets.sandbox.bulk import MASK, entity_digest
+
+lake_dir, file_id = sys.argv[1], sys.argv[2]
+lake = Lake(f"file://{lake_dir}")
+rel = Ledger(lake, "inventory").work(file_id, "delta.parquet")
+rows = qty_sum = digest = 0
+with lake.fs.open_input_file(lake.path(rel)) as f:
+    for b in pq.ParquetFile(f).iter_batches(columns=["sku_ref", "location_ref", "qty", "_op"]):
+        for sku, loc, qty, op in zip(*(b.column(i).to_pylist() for i in range(4))):
+            qty = 0 if op == "delete" else qty  # as senders.inventory_entity sends it
+            rows, qty_sum = rows + 1, qty_sum + qty
+            digest += entity_digest(sku, loc, "LAST_ON_HAND", qty)
+print(json.dumps({"rows": rows, "qty_sum": qty_sum, "digest": str(digest & MASK)}))
+"""
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of a live process (its peak RSS so far), in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kb / 1024
+
+
+def verify(rows: int, sent: dict, expected: dict, received: dict) -> None:
+    """Stop the benchmark unless everything in the delta arrived once, unchanged."""
+    bulk = received["bulk_inventory"]
+    checks = {
+        "sent == rows": (sent["sent"], rows),
+        "delta rows == rows": (expected["rows"], rows),
+        "received entities == rows": (received["entity_count"], rows),
+        "valid entities == rows": (bulk["entities"], rows),
+        "distinct positions == rows": (bulk["positions"], rows),
+        "received qty sum == delta qty sum": (bulk["qty_sum"], expected["qty_sum"]),
+        "received digest == delta digest": (bulk["digest"], expected["digest"]),
+    }
+    wrong = {name: pair for name, pair in checks.items() if pair[0] != pair[1]}
+    if wrong or sent["rejected"]:
+        raise SystemExit(f"{rows:,} rows did not arrive as sent: {wrong}, rejected {sent['rejected']}")
+
+
 def run(rows: int) -> dict:
     from fc_assets.sandbox.runner import SandboxServer
 
@@ -127,10 +179,19 @@ def run(rows: int) -> dict:
         "0",
         "--batch-delay-ms",
         "0",
+        "--bulk-intake",
     ]
     with SandboxServer(args, seed=7) as sandbox, tempfile.TemporaryDirectory(prefix="fc-send-bench-") as lake:
         prepared = child(PREPARE, str(rows), lake)
-        return child(SEND, str(rows), sandbox.base_url, lake, prepared["file_id"])
+        expected = child(DIGEST, lake, prepared["file_id"])
+        sent = child(SEND, str(rows), sandbox.base_url, lake, prepared["file_id"])
+        received = sandbox.admin.received()
+        verify(rows, sent, expected, received)
+        return {
+            **sent,
+            "sandbox_peak_rss_mb": peak_rss_mb(sandbox.process.pid),
+            "qty_sum": expected["qty_sum"],
+        }
 
 
 def child(code: str, *args: str) -> dict:
@@ -161,7 +222,9 @@ def main() -> None:
             f"({r['sent'] / r['seconds']:,.0f} entities/s); peak RSS {r['peak_rss_mb']:.0f} MB "
             f"(before sending {r['rss_before_mb']:.0f} MB); ledger {r['ledger_bytes']:,} B written = "
             f"{100 * r['ledger_bytes'] / r['delta_bytes']:.3f} % of the delta ({r['delta_bytes']:,} B); "
-            f"{time.perf_counter() - started:.0f} s with set-up",
+            f"received {r['sent']:,} entities, qty sum {r['qty_sum']:,} and digest as in the delta; sandbox "
+            f"peak RSS {r['sandbox_peak_rss_mb']:.0f} MB; {time.perf_counter() - started:.0f} s with set-up; "
+            f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     small = results[0]
@@ -196,7 +259,7 @@ def main() -> None:
                 "ratio <= 0.01",
                 share <= 0.01,
                 unit="B",
-                note=f"sent in {r['seconds']:.1f} s",
+                note=f"sent in {r['seconds']:.1f} s, arrival verified",
             )
         )
     table_rows.emit(opts.rows_json, out)

@@ -97,6 +97,14 @@ def is_loopback(host: str) -> bool:
     help="PENDING -> RUNNING after this, RUNNING -> COMPLETE after as long again.",
 )
 @click.option(
+    "--bulk-intake",
+    is_flag=True,
+    help="For first loads of millions of rows: Batch API inventory is validated as usual, then kept as "
+    "16 bytes an entity (key hash and qty) instead of store positions and received dicts (~3 KB an entity, "
+    "at most 4,194,303 positions); GraphQL does not see it, GET /_sandbox/received sums it up "
+    "(bulk_inventory: entities, qty_sum, digest, positions, on_hand_sum).",
+)
+@click.option(
     "--latency-ms", default=0, show_default=True, type=int, help="Fault: added to every API request."
 )
 @click.option("--rate-limit", default=0, type=int, help="Fault: the first N API requests answer 429.")
@@ -133,6 +141,7 @@ def sandbox(
     default_page_size: int,
     complexity_limit: int,
     batch_delay_ms: int,
+    bulk_intake: bool,
     latency_ms: int,
     rate_limit: int,
     retry_after: int,
@@ -188,6 +197,7 @@ def sandbox(
         default_page_size=default_page_size,
         complexity_limit=complexity_limit,
         batch_delay_ms=batch_delay_ms,
+        bulk_intake=bulk_intake,
         faults=faults,
     )
     started = time.perf_counter()

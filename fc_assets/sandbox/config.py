@@ -46,6 +46,7 @@ class SandboxConfig:
     complexity_limit: int = 11_111
     max_request_bytes: int = 2 * 1024 * 1024
     batch_delay_ms: int = 200  # PENDING → RUNNING after this, RUNNING → COMPLETE after as long again
+    bulk_intake: bool = False  # batch inventory kept as numbers, not upserted into the store (bulk.py)
     faults: dict[str, Any] = field(
         default_factory=dict
     )  # start-up faults, same keys as POST /_sandbox/faults

@@ -19,6 +19,8 @@
   stays RUNNING. Per-entity validation: `skuRef` and `locationRef` non-empty strings, `qty` an integer
   ≥ 0 (a numeric string such as "10" is accepted, as in Fluent's example), `type`/`status` strings when
   given, `expectedOn` an ISO-8601 date when given.
+- With `--bulk-intake` a valid entity is not upserted into the store but kept as numbers (bulk.py), and the
+  batch's entities are dropped once it is COMPLETE (its `count` stays).
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ class Jobs:
             "id": str(self._next_batch),
             "jobId": job_id,
             "entities": entities,
+            "count": len(entities),
             "status": "PENDING",
             "entityType": "INVENTORY",
             "catalogueRef": body.get("catalogueRef"),
@@ -174,7 +177,7 @@ class Jobs:
             "entityType": batch["entityType"],
             "status": batch["status"],
             "start": 1,
-            "count": len(batch["entities"]),
+            "count": batch["count"],
             "total": len(batch["results"]),
             "results": batch["results"],
             "createdOn": iso_ms(batch["_created_ms"]),
@@ -192,12 +195,16 @@ class Jobs:
         reject_refs, rate = set(reject.get("skuRefs") or []), reject.get("rate") or 0.0
         rng = random.Random(f"{self.state.config.seed}:{batch['id']}")
         rid = str(self.state.config.retailer_id)
+        bulk = self.state.received.bulk
+        valid: list[dict[str, Any]] = []
         for index, entity in enumerate(batch["entities"]):
             problem = entity_error(entity)
             code = "INVALID_ENTITY"
             if problem is None and (entity["skuRef"] in reject_refs or (rate and rng.random() < rate)):
                 problem, code = "rejected by the sandbox (reject_entities fault)", "REJECTED"
-            if problem is None:
+            if problem is None and bulk is not None:
+                valid.append({**entity, "qty": int(entity["qty"])})
+            elif problem is None:
                 catalogue = (
                     entity.get("catalogueRef")
                     or batch["catalogueRef"]
@@ -212,6 +219,9 @@ class Jobs:
                 if isinstance(entity, dict):
                     item |= {"skuRef": entity.get("skuRef"), "locationRef": entity.get("locationRef")}
                 batch["results"].append(item)
+        if bulk is not None:
+            bulk.add(valid)
+            batch["entities"] = None  # bulk intake keeps the count and bulk.py's numbers, not the dicts
         self._set(batch, "COMPLETE")
         self.state.events.audit_batch(batch["jobId"], batch["id"], rid)
 

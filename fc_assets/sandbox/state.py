@@ -32,7 +32,7 @@ class SandboxState:
                 task.cancel()
         self.clock.reset()
         self.store = Store(self.config, self.clock)
-        self.received = Received()
+        self.received = Received(bulk=self.config.bulk_intake)
         self.jobs = Jobs(self)
         self.events = Events(self)
         self.faults.clear()

@@ -3,6 +3,7 @@ S3 server: chunk ordinals always mean the same rows, and a record write never re
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -46,3 +47,24 @@ def test_send_log_writes_one_small_record_per_put(tmp_path):
     again = ledger.sends("f1")
     assert [k for k, _ in again.items("b0-")][:2] == ["b0-000000", "b0-000001"] and len(again.records) == 200
     assert ledger.entries() == []  # send logs are not ledger entries
+
+
+def test_chunks_hold_a_few_row_groups_not_every_row_group_read(tmp_path):
+    """A 10M-row send read the whole delta into Arrow's pool (ParquetFile pre-buffering keeps the row
+    groups read until the file is closed): the sender's peak RSS grew with the delta. Here ~5 MB are held, 33 MB
+    before the fix (the whole file of 20 row groups)."""
+    lake = Lake(f"file://{tmp_path}/lake")
+    n, group = 400_000, 20_000
+    text = np.random.default_rng(5).bytes(32 * n).hex()  # incompressible: the file is as big as the column
+    t = pa.table({"sku_ref": [text[i * 64 : i * 64 + 64] for i in range(n)], "_row": np.arange(1, n + 1)})
+    with lake.atomic_write("d/delta.parquet") as out:
+        pq.write_table(t, out, row_group_size=group)
+    del t, text
+    group_bytes = 64 * group
+    base = pa.total_allocated_bytes()
+    peak, rows = 0, 0
+    for _, chunk in DeltaFile(lake, "d/delta.parquet").chunks(5_000):
+        rows += chunk.num_rows
+        peak = max(peak, pa.total_allocated_bytes() - base)
+    assert rows == n
+    assert peak < 10 * group_bytes, f"{peak:,} B held for row groups of {group_bytes:,} B (file {64 * n:,} B)"

@@ -34,7 +34,9 @@ class DeltaFile:
     def chunks(self, size: int, columns: list[str] | None = None) -> Iterator[tuple[int, pa.Table]]:
         """(ordinal, rows) for every chunk of exactly `size` rows (the last may be shorter), in file order.
         Parquet batches stop at row-group ends, so they are re-cut to `size`. Memory: one row group (DuckDB
-        writes 122,880 rows a group) plus the chunk."""
+        writes 122,880 rows a group) plus the chunk — each row group is read by its own reader, because one
+        reader over the whole file keeps every row group it pre-buffered until it is done (at 10M rows the
+        sender held the whole delta), while pre-buffering one group still reads it in few requests on S3."""
         import pyarrow.parquet as pq
 
         size = max(1, size)
@@ -44,7 +46,12 @@ class DeltaFile:
                 columns = [n for n in pf.schema_arrow.names if n not in NOT_SENT]
             pending: list[pa.RecordBatch] = []
             held, ordinal = 0, 0
-            for batch in pf.iter_batches(batch_size=size, columns=columns):
+            batches = (
+                b
+                for group in range(pf.num_row_groups)
+                for b in pf.iter_batches(batch_size=size, columns=columns, row_groups=[group])
+            )
+            for batch in batches:
                 pending.append(batch)
                 held += batch.num_rows
                 while held >= size:
