@@ -5,7 +5,7 @@ XML's speed against CSV's.
     python bench/file_size_bench.py --small-mb 1 --big-mb 5           # smoke size
 
 Per format, an inventory file of about `--small-mb` and one of about `--big-mb` are generated into a temp
-dir (pyarrow string kernels over 1M-row chunks, streamed to disk; 0.5 % of quantities garbage so the
+dir (pyarrow string kernels over 1M-row chunks, written as they are made; 0.5 % of quantities garbage so the
 rejects path runs), each is checked by the console command `fc-assets check-file inventory PATH` as a
 whole process, and the files are deleted before the next format. Peak RSS is the child's own ru_maxrss
 (`os.wait4`), rows per second the command's reported seconds (its imports excluded).
@@ -29,51 +29,64 @@ import table_rows
 
 FC_ASSETS = Path(sys.executable).parent / "fc-assets"
 
-GENERATE = r"""
-import sys, numpy as np, pyarrow as pa, pyarrow.compute as pc
-fmt, target, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-rng = np.random.default_rng(7)
-statuses = pa.array(["AVAILABLE", "reserved", "On_Order", "AVAILABLE"])
-def s(x):
-    return pa.array(np.asarray(x).astype(str))
-def lines(parts):  # one string per row, each ending in a newline: the data buffer is the rows' bytes
-    arr = pc.binary_join_element_wise(*parts, "")
-    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
-    return memoryview(arr.buffers()[2])[offsets[0] : offsets[-1]]
-written, start, chunk = 0, 0, 1_000_000 if target > 50_000_000 else 20_000
-with open(out + ".tmp", "wb") as f:
-    head = {"csv": b"sku,location,quantity,status,expected_on\n", "jsonl": b"",
-            "xml": b'<?xml version="1.0" encoding="UTF-8"?>\n<inventory>\n'}[fmt]
-    written += f.write(head)
-    while written < target:
-        idx = np.arange(start, start + chunk)
-        start += chunk
-        qty = rng.integers(0, 100_000, chunk).astype(str).astype(object)
-        bad = rng.random(chunk) < 0.005
-        qty[bad] = rng.choice(["N/A", "12abc", "-1"], int(bad.sum()))
-        sku = pc.binary_join_element_wise("SKU-", pc.utf8_lpad(s(idx), 10, "0"), "")
-        loc = pc.binary_join_element_wise("LOC-", pc.utf8_lpad(s(idx % 997), 4, "0"), "")
-        status = pc.take(statuses, pa.array(rng.integers(0, 4, chunk)))
-        eta = pa.array(np.where(rng.random(chunk) < 0.7, "", "2025-03-01"))
-        qty = s(qty)
-        if fmt == "csv":
-            parts = [sku, ",", loc, ",", qty, ",", status, ",", eta, "\n"]
-        elif fmt == "jsonl":
-            parts = ['{"sku":"', sku, '","location":"', loc, '","quantity":"', qty, '","status":"', status,
-                     '","expected_on":"', eta, '"}\n']
-        else:
-            parts = ["<item><sku>", sku, "</sku><location>", loc, "</location><quantity>", qty,
-                     "</quantity><status>", status, "</status><expected_on>", eta, "</expected_on></item>\n"]
-        written += f.write(lines(parts))
-    if fmt == "xml":
-        f.write(b"</inventory>\n")
-import os; os.replace(out + ".tmp", out)
-"""
 
+def generate(fmt: str, megabytes: float, out: Path) -> float:
+    """Write an inventory file of about `megabytes` in `fmt`, 1M rows at a time (pyarrow string kernels)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-def generate(fmt: str, megabytes: float, path: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", GENERATE, fmt, str(int(megabytes * 2**20)), str(path)], check=True)
+    target = int(megabytes * 2**20)
+    rng = np.random.default_rng(7)
+    statuses = pa.array(["AVAILABLE", "reserved", "On_Order", "AVAILABLE"])
+
+    def text(x) -> pa.Array:
+        return pa.array(np.asarray(x).astype(str))
+
+    def lines(parts: list) -> memoryview:
+        """One string per row, each ending in a newline: the array's data buffer is the rows' bytes."""
+        arr = pc.binary_join_element_wise(*parts, "")
+        offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+        return memoryview(arr.buffers()[2])[offsets[0] : offsets[-1]]
+
+    head = {
+        "csv": b"sku,location,quantity,status,expected_on\n",
+        "jsonl": b"",
+        "xml": b'<?xml version="1.0" encoding="UTF-8"?>\n<inventory>\n',
+    }[fmt]
+    chunk = 1_000_000 if target > 50 * 2**20 else 10_000
+    written, start = 0, 0
+    with open(out, "wb") as f:
+        written += f.write(head)
+        while written < target:
+            idx = np.arange(start, start + chunk)
+            start += chunk
+            qty = rng.integers(0, 100_000, chunk).astype(str).astype(object)
+            bad = rng.random(chunk) < 0.005
+            qty[bad] = rng.choice(["N/A", "12abc", "-1"], int(bad.sum()))
+            sku = pc.binary_join_element_wise("SKU-", pc.utf8_lpad(text(idx), 10, "0"), "")
+            loc = pc.binary_join_element_wise("LOC-", pc.utf8_lpad(text(idx % 997), 4, "0"), "")
+            status = pc.take(statuses, pa.array(rng.integers(0, 4, chunk)))
+            eta = text(np.where(rng.random(chunk) < 0.7, "", "2025-03-01"))
+            q = text(qty)
+            if fmt == "csv":
+                parts = [sku, ",", loc, ",", q, ",", status, ",", eta, "\n"]
+            elif fmt == "jsonl":
+                parts = ['{"sku":"', sku, '","location":"', loc, '","quantity":"', q, '","status":"']
+                parts += [status, '","expected_on":"', eta, '"}\n']
+            else:
+                parts = ["<item><sku>", sku, "</sku><location>", loc, "</location><quantity>", q]
+                parts += [
+                    "</quantity><status>",
+                    status,
+                    "</status><expected_on>",
+                    eta,
+                    "</expected_on></item>\n",
+                ]
+            written += f.write(lines(parts))
+        if fmt == "xml":
+            f.write(b"</inventory>\n")
     return time.perf_counter() - started
 
 
@@ -104,7 +117,7 @@ def main() -> None:
     rates: dict[str, tuple[float, int]] = {}
 
     def size(mb: float) -> str:
-        return f"{mb / 1024:g} GB" if mb >= 1024 else f"{mb:g} MB"
+        return f"{mb / 1024:.3g} GB" if mb >= 1024 else f"{mb:.3g} MB"
 
     for fmt in args.formats.split(","):
         got = {}
