@@ -70,10 +70,13 @@ from fc_assets.ingestion.feeds import FEEDS
 from fc_assets.resources.storage import Lake
 lake, rel = Lake(sys.argv[1]), sys.argv[2]
 feed = FEEDS["inventory"]
-t = time.perf_counter()
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+t, c = time.perf_counter(), cpu()
 r = compute_delta(lake, "inventory", delta_spec(feed), accepted_rel=rel, delta_rel="work/delta.parquet",
                   columns=list(feed.columns))
-print(json.dumps({"seconds": time.perf_counter() - t, "rows": r.rows, "upserts": r.upserts,
+print(json.dumps({"seconds": time.perf_counter() - t, "cpu": cpu() - c, "rows": r.rows, "upserts": r.upserts,
                   "updates": r.updates, "deletes": r.deletes, "unchanged": r.unchanged,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -84,7 +87,7 @@ def child(code: str, *args: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, env=env
     )
-    lines = out.stdout.strip().splitlines()
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]  # not DuckDB's progress bar
     return json.loads(lines[-1]) if lines else {}
 
 
@@ -106,7 +109,8 @@ def main() -> None:
     expected = (args.rows + args.changed_every - 1) // args.changed_every
     assert r["rows"] == args.rows and r["upserts"] == r["updates"] == expected and r["deletes"] == 0, r
     print(
-        f"delta {args.rows:,} vs {args.rows:,} rows: {r['seconds']:.2f} s, {r['upserts']:,} changed rows found, "
+        f"delta {args.rows:,} vs {args.rows:,} rows: {r['seconds']:.2f} s ({r['cpu']:.1f} s CPU), "
+        f"{r['upserts']:,} changed rows found, "
         f"peak RSS {r['maxrss_mb']:.0f} MB (load {os.getloadavg()[0]:.1f})",
         flush=True,
     )
@@ -120,7 +124,7 @@ def main() -> None:
                 None,
                 "< 20 s",
                 r["seconds"] < 20,
-                note=f"{r['upserts']:,} upserts found",
+                note=f"{r['upserts']:,} upserts found; CPU {r['cpu']:.1f} s",
             ),
             table_rows.row(
                 f"inventory delta peak RSS, {size}",
