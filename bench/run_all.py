@@ -61,7 +61,7 @@ BENCHES: list[tuple[str, str, list[str], list[str] | None, int]] = [
     (
         "file_size",
         "file_size_bench.py",
-        ["--small-mb", "30", "--big-mb", "300"],
+        ["--small-mb", "100", "--big-mb", "300"],
         ["--small-mb", "0.5", "--big-mb", "1", "--formats", "csv,xml"],
         420,
     ),
