@@ -6,7 +6,7 @@ XML's speed against CSV's.
     python bench/file_size_bench.py --small-mb 1 --big-mb 5           # smoke size
 
 Per format, an inventory file of about `--small-mb` and one of about `--big-mb` are generated into a temp
-dir (pyarrow string kernels over 1M-row chunks, written as they are made; 0.5 % of quantities garbage so the
+dir (pyarrow string kernels over 250k-row chunks, written as they are made; 0.5 % of quantities garbage so the
 rejects path runs), each is checked by the console command `fc-assets check-file inventory PATH` as a
 whole process, and the files are deleted before the next format. Peak RSS is the child's own ru_maxrss
 (`os.wait4`; this process stays small, as a child starts from its parent's high-water mark), rows per second the command's reported seconds (its imports excluded).
@@ -42,7 +42,7 @@ def generate(fmt: str, megabytes: float, out: Path) -> float:
 
 
 def write_file(fmt: str, megabytes: float, out: Path) -> None:
-    """Write an inventory file of about `megabytes` in `fmt`, 1M rows at a time (pyarrow string kernels)."""
+    """Write an inventory file of about `megabytes` in `fmt`, 250k rows at a time (pyarrow string kernels)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -65,7 +65,7 @@ def write_file(fmt: str, megabytes: float, out: Path) -> None:
         "jsonl": b"",
         "xml": b'<?xml version="1.0" encoding="UTF-8"?>\n<inventory>\n',
     }[fmt]
-    chunk = 1_000_000 if target > 50 * 2**20 else 10_000
+    chunk = 250_000 if target > 50 * 2**20 else 10_000  # the size overshoots by under a chunk
     written, start = 0, 0
     with open(out, "wb") as f:
         written += f.write(head)
