@@ -24,6 +24,7 @@ status 1 if any outcome is wrong.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -34,11 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import table_rows  # noqa: E402  (bench/, beside this script)
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=60, help="kills of a running child to reach (issue: 50+)")
     ap.add_argument("--seed", type=int, default=14)
+    table_rows.add_argument(ap)
     args = ap.parse_args()
 
     import warnings
@@ -122,7 +126,24 @@ def main() -> int:
                 f"{kills} random kill points run, {hits} of them hit a running child, in "
                 f"{time.monotonic() - started:.0f} s: {wrong} with a wrong outcome"
                 + ("" if wrong else " — no loss, no double count, no partial object")
+                + f" (load {os.getloadavg()[0]:.1f})"
             )
+            seconds = time.monotonic() - started
+    table_rows.emit(
+        args.rows_json,
+        [
+            table_rows.row(
+                f"crash soak: {hits} SIGKILLs of running children (extraction and the three senders), "
+                "then re-executed",
+                wrong,
+                None,
+                "0 wrong outcomes",
+                wrong == 0,
+                unit="wrong",
+                note=f"{kills} kill points, {seconds:.0f} s, seed {args.seed}",
+            )
+        ],
+    )
     return 1 if wrong else 0
 
 

@@ -58,6 +58,15 @@ BENCHES: list[tuple[str, str, list[str], list[str] | None, int]] = [
     ("check_file", "check_file_bench.py", ["--rows", "10000000", "--repeat", "2"], None, 300),
     ("sending", "sending_bench.py", ["--rows", "100000", "--rows", "1000000"], None, 300),
     ("sensor_scale", "sensor_scale_bench.py", ["--ticks", "2"], None, 300),
+    (
+        "file_size",
+        "file_size_bench.py",
+        ["--small-mb", "100", "--big-mb", "300"],
+        ["--small-mb", "0.5", "--big-mb", "1", "--formats", "csv,xml"],
+        420,
+    ),
+    ("delta", "delta_bench.py", ["--rows", "10000000"], ["--rows", "100000"], 300),
+    ("crash_soak", "crash_soak.py", ["--kills", "10"], ["--kills", "1"], 300),
     ("production", "production_bench.py", ["--files", "30"], None, 420),
 ]
 

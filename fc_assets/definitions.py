@@ -39,6 +39,11 @@ def lake_resource() -> LakeResource:
 defs = dg.Definitions.merge(
     dg.Definitions(
         assets=[],
+        # every job without its own executor (the implicit asset job of the UI and `dagster asset
+        # materialize`, the extraction and analytics jobs) runs its steps in the run worker: a step process
+        # would import and load the code location again (~3-5 s a step, more than a day's extraction).
+        # Steps of a run are serialized; pools (`fluent_api`, feeds) are claimed as with processes.
+        executor=dg.in_process_executor,
         resources={
             "lake": lake_resource(),
             "fluent": FluentResource.from_env(),
