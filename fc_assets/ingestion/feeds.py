@@ -221,7 +221,8 @@ def _variant_has_parent(df: pd.DataFrame) -> pd.Series:
 def _variant_without_parent(batch: pa.RecordBatch) -> pa.Array:
     import pyarrow.compute as pc
 
-    variant = pc.equal(batch.column("type"), pa.scalar("VARIANT", batch.schema.field("type").type))
+    # (a regex, not `pc.equal(..., "VARIANT")`: a Python operand makes pyarrow import pandas)
+    variant = pc.match_substring_regex(batch.column("type"), "^VARIANT$")
     return pc.and_kleene(variant, pc.is_null(batch.column("parent_ref")))
 
 

@@ -111,7 +111,9 @@ def generated_csv(feed_name: str, rows: int, seed: int) -> bytes:
             values.append(rng.choice(["", "Blue"]))
         if rng.random() < 0.05:
             values.append("extra")
-        lines.append(",".join(f'"{v}"' if "," in v or '"' in v else v for v in values))
+        lines.append(
+            ",".join('"' + v.replace('"', '""') + '"' if "," in v or '"' in v else v for v in values)
+        )
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -38,6 +38,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from fc_assets.ingestion.read.arrow_values import numbers, strings
 from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, scalar_text
@@ -309,7 +310,7 @@ def _csv_batches(
             raise FileUnreadable(src.name, f"CSV cannot be parsed: {e}") from e
     if invalid:  # records with a wrong field count after the last good one
         yield _with_rows(
-            pa.RecordBatch.from_pylist([], pa.schema([(c, pa.string()) for c in columns])),
+            pa.RecordBatch.from_arrays([pa.nulls(0, pa.string()) for _ in columns], names=columns),
             np.zeros(0, np.int64),
             sorted(invalid),
         )
@@ -335,14 +336,14 @@ def _number_rows(n: int, next_row: int, invalid: list[tuple[int, str, str]]):
 
 def _with_rows(batch: pa.RecordBatch, rows: np.ndarray, bad: list[tuple[int, str, str]]) -> pa.RecordBatch:
     n = batch.num_rows
-    arrays = [*batch.columns, pa.array(rows, pa.int64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())]
+    arrays = [*batch.columns, numbers(rows, pa.int64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())]
     out = pa.RecordBatch.from_arrays(arrays, names=[*batch.schema.names, ROW, ERROR, RAW])
     if not bad:
         return out
     extra = {c: pa.nulls(len(bad), pa.string()) for c in batch.schema.names}
-    extra[ROW] = pa.array([b[0] for b in bad], pa.int64())
-    extra[ERROR] = pa.array([b[1] for b in bad], pa.string())
-    extra[RAW] = pa.array([b[2][:1000] for b in bad], pa.string())
+    extra[ROW] = numbers(np.array([b[0] for b in bad], np.int64))
+    extra[ERROR] = strings([b[1] for b in bad])
+    extra[RAW] = strings([b[2][:1000] for b in bad])
     errors = pa.RecordBatch.from_arrays(list(extra.values()), schema=out.schema)
     return pa.Table.from_batches([out, errors]).combine_chunks().to_batches()[0]
 

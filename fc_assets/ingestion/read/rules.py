@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fc_assets.ingestion.read.arrow_values import scalar, strings
 from fc_assets.ingestion.spec import Field
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def _check(name: str, *args, **kwargs) -> Callable[[], pdv.Check]:
 
 
 def _number(value: float, typ: pa.DataType) -> pa.Scalar:
-    return pa.scalar(int(value) if pa.types.is_integer(typ) else float(value), typ)
+    return scalar(int(value) if pa.types.is_integer(typ) else float(value), typ)
 
 
 def range_error(lo: float | None, hi: float | None) -> str:
@@ -99,15 +100,15 @@ def column_rules(f: Field) -> list[ColumnRule]:
     if f.kind == "time":
 
         def bad_minutes(v: pa.Array) -> pa.Array:
-            hundred = pa.scalar(100, v.type)
+            hundred = scalar(100, v.type)
             minutes = pc.subtract(v, pc.multiply(pc.divide(v, hundred), hundred))
-            return pc.greater_equal(minutes, pa.scalar(60, v.type))
+            return pc.greater_equal(minutes, scalar(60, v.type))
 
         rules.append(ColumnRule(f.name, MINUTES, bad_minutes, _check("Check", _minutes_ok, error=MINUTES)))
     if f.values:
         values = allowed_values(f)
         reason = f.values_error or f"must be one of {', '.join(values)}"
-        value_set = pa.array(values, pa.string())
+        value_set = strings(values)
 
         def not_allowed(v: pa.Array, value_set: pa.Array = value_set) -> pa.Array:
             return pc.and_(pc.is_valid(v), pc.invert(pc.is_in(v, value_set=value_set)))
@@ -126,7 +127,7 @@ def column_rules(f: Field) -> list[ColumnRule]:
         def too_long(v: pa.Array, limit: int = limit) -> pa.Array:
             if (pc.max(pc.binary_length(v)).as_py() or 0) <= limit:  # bytes >= characters: none too long
                 return pa.nulls(len(v), pa.bool_())
-            return pc.greater(pc.utf8_length(v), pa.scalar(limit, pa.int32()))
+            return pc.greater(pc.utf8_length(v), scalar(limit, pa.int32()))
 
         rules.append(
             ColumnRule(f.name, reason, too_long, _check("str_length", max_value=limit, error=reason))

@@ -36,11 +36,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fc_assets.ingestion.feeds import Feed, RowRule, get_feed
+from fc_assets.ingestion.read.arrow_values import bools, numbers, strings, to_bools
 from fc_assets.ingestion.read.conversions import convert
 from fc_assets.ingestion.read.mapping import mapper_for, text_schema
 from fc_assets.ingestion.read.nested import fold_prices
 from fc_assets.ingestion.read.readers import open_raw
-from fc_assets.ingestion.read.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
+from fc_assets.ingestion.read.rejects import RECORD_FIELD, RejectsWriter, empty_rejects, reject_table
 from fc_assets.ingestion.read.rules import MISSING, column_rules
 from fc_assets.ingestion.spec import ARROW_TYPES, ERROR, RAW, ROW
 from fc_assets.prefetch import prefetch
@@ -117,7 +118,7 @@ class ChunkValidator:
         by_pandera = tuple(r for r in feed.rules if r not in self.row_masks)
         self.schema = schema_for(feed, by_pandera) if by_pandera else None  # None: pandas is not needed
         self.rules = {f.name: column_rules(f) for f in feed.fields}
-        self.field_order = pa.array([RECORD_FIELD, *(f.name for f in feed.fields)], pa.string())
+        self.field_order = strings([RECORD_FIELD, *(f.name for f in feed.fields)])
         self.rule_fields = {rule_error(r.field, r.reason): r.field for r in feed.rules}
         self.rule_reasons = {rule_error(r.field, r.reason): r.reason for r in feed.rules}
         self.key_schema = pa.schema([(k, ARROW_TYPES[feed.field(k).kind]) for k in feed.keys])
@@ -142,7 +143,7 @@ class ChunkValidator:
         rows = mapped.column(ROW)
 
         def reject(positions: np.ndarray, field: str, reason: str) -> None:
-            idx = pa.array(positions)
+            idx = numbers(positions, pa.int64())
             pieces.append(reject_table(rows.take(idx), field, mapped.column(field).take(idx), reason))
             reasons[f"{field}: {reason}"] += len(positions)
 
@@ -169,7 +170,7 @@ class ChunkValidator:
             typed.append(mapped.column(self.feed.attributes.field))
         batch = pa.RecordBatch.from_arrays(typed, schema=self.typed_schema)
         passed = np.flatnonzero(~rejected)
-        clean = batch.filter(pa.array(~rejected)) if rejected.any() else batch
+        clean = batch.filter(bools(~rejected)) if rejected.any() else batch
         failed_rows = False  # 3. the row rules over the rows that passed the field rules
         for rule in self.row_masks:
             failing = rule.failing(clean)
@@ -184,10 +185,10 @@ class ChunkValidator:
                 reject(positions, column, reason)
                 rejected[positions] = failed_rows = True
         if failed_rows:
-            clean = batch.filter(pa.array(~rejected))
-        accepted_rows = rows.filter(pa.array(~rejected)) if rejected.any() else rows
+            clean = batch.filter(bools(~rejected))
+        accepted_rows = rows.filter(bools(~rejected)) if rejected.any() else rows
         accepted = self._shape(clean, accepted_rows)  # 4. Fluent's shape
-        rejects = pa.concat_tables(pieces) if pieces else REJECT_SCHEMA.empty_table()
+        rejects = pa.concat_tables(pieces) if pieces else empty_rejects()
         if len(pieces) > 1:  # by row, then in the feed's field order, then by reason
             order = pc.index_in(rejects.column("field"), value_set=self.field_order)
             rejects = (
@@ -197,7 +198,7 @@ class ChunkValidator:
             )
         keys = None
         if rejected.any() or unparsed:  # what the delta needs to not mistake them for disappeared rows
-            keys = pa.Table.from_batches([batch.filter(pa.array(rejected))]).select(self.key_schema.names)
+            keys = pa.Table.from_batches([batch.filter(bools(rejected))]).select(self.key_schema.names)
             if unparsed:
                 keys = pa.concat_tables([keys, _nulls(self.key_schema, unparsed)])
         return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons, keys)
@@ -241,11 +242,11 @@ class ChunkValidator:
 
 
 def _nulls(schema: pa.Schema, n: int) -> pa.Table:
-    return pa.table([pa.nulls(n, f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays([pa.nulls(n, f.type) for f in schema], schema=schema)
 
 
 def _mask(arr: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(arr, pa.scalar(False)).to_numpy(zero_copy_only=False), dtype=bool)
+    return to_bools(arr)
 
 
 def _reason_keys(errors: pa.Array) -> list[str]:

@@ -1,0 +1,78 @@
+"""arrow_values.py builds and reads Arrow arrays from numpy buffers so the CSV path never trips pyarrow's
+pandas import: its arrays must equal what `pa.array` / `to_numpy` give, on sliced arrays and with nulls;
+and a whole `check-file` of each feed's CSV (with rejects) must not import pandas or pandera."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from fc_assets.ingestion.read.arrow_values import bools, numbers, scalar, strings, to_bools, to_numbers
+from fc_assets_tests.ingestion_files.test_rules_agree import generated_csv
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000])
+def test_arrays_from_numpy_equal_pyarrows(n):
+    rng = np.random.default_rng(n)
+    mask = rng.random(n) < 0.4
+    ints = rng.integers(-(2**40), 2**40, n)
+    assert bools(mask).equals(pa.array(mask, pa.bool_()))
+    assert numbers(ints).equals(pa.array(ints, pa.int64()))
+    assert numbers(ints.astype(np.int32), pa.int32()).equals(pa.array(ints.astype(np.int32), pa.int32()))
+    assert numbers(ints / 7, pa.float64()).equals(pa.array(ints / 7, pa.float64()))
+    words = [None if m else f"w{i}é" * (i % 3) for i, m in enumerate(mask)]
+    assert strings(words).equals(pa.array(words, pa.string()))
+    assert strings(words, pa.large_string()).equals(pa.array(words, pa.large_string()))
+
+
+@pytest.mark.parametrize(("start", "length"), [(0, 20), (3, 11), (9, 0), (5, 15)])
+def test_arrays_to_numpy_equal_pyarrows_on_slices_with_nulls(start, length):
+    flags = pa.array([True, None, False, True, True, None, False, False, True, None] * 2, pa.bool_())
+    ints = pa.array([1, None, 3, 4, 5, None, 7, 8, 9, None] * 2, pa.int32())
+    floats = pa.array([0.5, None, 1.5, 2.0, 3.0, None, 4.0, 5.0, 6.0, None] * 2, pa.float64())
+    f, i, x = (a.slice(start, length) for a in (flags, ints, floats))
+    assert to_bools(f).tolist() == [bool(v) for v in f.to_pylist()]
+    assert to_bools(pc.fill_null(f, False)).tolist() == [bool(v) for v in f.to_pylist()]
+    assert to_numbers(i).tolist() == [v or 0 for v in i.to_pylist()]
+    assert to_numbers(x, fill=-1.0).tolist() == [-1.0 if v is None else v for v in x.to_pylist()]
+    assert to_numbers(pa.chunked_array([i, i])).tolist() == [v or 0 for v in i.to_pylist()] * 2
+    assert to_bools(pa.nulls(3, pa.bool_())).tolist() == [False] * 3
+
+
+@pytest.mark.parametrize(
+    ("value", "typ"),
+    [
+        (True, pa.bool_()),
+        (0, pa.int32()),
+        (-5, pa.int64()),
+        (2.5, pa.float64()),
+        ("Zé", pa.string()),
+        (None, pa.int64()),
+    ],
+)
+def test_scalars_equal_pyarrows(value, typ):
+    assert scalar(value, typ).equals(pa.scalar(value, typ))
+
+
+@pytest.mark.parametrize("feed", ["inventory", "products", "locations"])
+def test_check_file_of_a_csv_imports_neither_pandas_nor_pandera(tmp_path, feed):
+    path = tmp_path / f"{feed}.csv"
+    data = generated_csv(feed, 600, 3).decode()
+    path.write_text(data.replace('"[""a""]"', "A|B"))  # (a JSON list text in a CSV cell is parsed by pyarrow)
+    code = (
+        "import sys, json\n"
+        f"sys.argv = ['fc-assets', 'check-file', {feed!r}, {str(path)!r}, '--rejects', {str(tmp_path / 'r.csv')!r}]\n"
+        "from fc_assets.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'pandera'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary, heavy = (json.loads(line) for line in proc.stdout.splitlines()[-2:])
+    assert summary["rejected"] > 0 and summary["accepted"] > 0  # both paths of the chunk were taken
+    assert heavy == []
