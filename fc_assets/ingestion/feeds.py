@@ -152,9 +152,9 @@ class Feed:
     def threshold(self) -> float:
         if self.reject_threshold is not None:
             return self.reject_threshold
-        from fc_assets.settings import get_settings
+        from fc_assets.env_settings import env_setting
 
-        return get_settings().reject_threshold
+        return env_setting("reject_threshold")
 
 
 # ------------------------------------------------------------------------------------------ inventory

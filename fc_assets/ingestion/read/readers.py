@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-import ijson
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -44,7 +43,6 @@ from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, scalar_text
 from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source
 from fc_assets.ingestion.read.unreadable import FileUnreadable
-from fc_assets.ingestion.read.xml_records import read_xml
 from fc_assets.ingestion.spec import ERROR, RAW, ROW, FormatOptions
 
 if TYPE_CHECKING:
@@ -135,6 +133,8 @@ def open_raw(
         elif fmt == "jsonl":
             batches = _read_jsonl(src, chunk_rows)
         else:
+            from fc_assets.ingestion.read.xml_records import read_xml  # (lxml: only for XML)
+
             batches = read_xml(src, options.xml_record, chunk_rows)
     except FileUnreadable:
         raise
@@ -358,6 +358,8 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
     if head.startswith(b"["):
         return "item"
     if head.startswith(b"{"):  # an object holding the records: the first array of objects at its top level
+        import ijson
+
         guarded = JsonGuard(io.BytesIO(src.head.lstrip(BOM)), src.name, _max_value_bytes())
         try:
             for prefix, event, _ in ijson.parse(guarded):
@@ -373,9 +375,9 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
 
 
 def _max_value_bytes() -> int:
-    from fc_assets.settings import get_settings
+    from fc_assets.env_settings import env_setting
 
-    return get_settings().max_value_bytes
+    return env_setting("max_value_bytes")
 
 
 def _record_fields(value: object) -> dict[str, str | None] | str:
@@ -389,6 +391,8 @@ def _record_fields(value: object) -> dict[str, str | None] | str:
 
 
 def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    import ijson  # (only for JSON)
+
     prefix = _records_prefix(src, explicit)
     builder = BatchBuilder(chunk_rows)
     n = 0
