@@ -54,7 +54,7 @@ CHECK_FILE_CSV_NEVER = {
     "lxml": "only XML files need it",
     "ijson": "only JSON files need it",
 }
-"""Modules that `fc-assets check-file` of a CSV file of any built-in feed must not import."""
+"""Modules that `fc-assets check-file` of a CSV or Parquet file of any built-in feed must not import."""
 
 PRINT_MODULES = "import sys, json; print(json.dumps(sorted(sys.modules)))"
 
@@ -144,13 +144,27 @@ def test_check_file_imports_no_demo_stack_or_network_clients(tmp_path, rows):
     assert _loaded(CLI_NEVER, modules) == {}
 
 
-@pytest.mark.parametrize("feed", ["inventory", "products", "locations"])
-def test_check_file_of_a_csv_imports_no_dataframe_settings_or_other_format_library(tmp_path, feed):
+@pytest.mark.parametrize(
+    ("feed", "fmt"),
+    [("inventory", "csv"), ("products", "csv"), ("locations", "csv"), ("inventory", "parquet")],
+)
+def test_check_file_of_csv_or_parquet_imports_no_heavy_library(tmp_path, feed, fmt):
     from fc_assets_tests.ingestion_files.test_rules_agree import generated_csv
 
     path = tmp_path / f"{feed}.csv"
     data = generated_csv(feed, 600, 3).decode()
     path.write_text(data.replace('"[""a""]"', "A|B"))  # (a JSON list in a CSV cell is parsed by pyarrow)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        text = pcsv.ConvertOptions(column_types={c: pa.string() for c in data.split("\n", 1)[0].split(",")})
+        table = pcsv.read_csv(
+            path, convert_options=text, parse_options=pcsv.ParseOptions(invalid_row_handler=lambda r: "skip")
+        )
+        path = tmp_path / f"{feed}.parquet"
+        pq.write_table(table, path)
     args = ["fc-assets", "check-file", feed, str(path), "--rejects", str(tmp_path / "rejects.csv")]
     code = (
         f"import sys\nsys.argv = {args!r}\n"

@@ -5,7 +5,8 @@ pyarrow imports pandas (when installed) the first time it converts Python or num
 for a list of ints. That import is ~0.4 s (several seconds on a loaded machine), most of a
 `fc-assets check-file` of a small CSV file. The reader's CSV path builds its arrays here instead: from
 numpy buffers and back, the same values, zero-copy where Arrow's layout allows.
-(JSON and XML records are built from Python objects by pyarrow itself, so those formats import pandas.)
+(JSON and XML records are built from Python objects by `pa.array`, faster for many values: those formats
+import pandas.)
 """
 
 from __future__ import annotations
@@ -38,15 +39,26 @@ def bools(mask: np.ndarray) -> pa.BooleanArray:
 
 
 def strings(values: Sequence[str | None], typ: pa.DataType = STRING) -> pa.Array:
-    """Python strings (None: null) as an Arrow string array."""
-    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
-    offsets = np.zeros(len(encoded) + 1, np.int64 if typ == pa.large_string() else np.int32)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    nulls = np.fromiter((v is None for v in values), bool, len(encoded))
+    """Python strings (None: null) as an Arrow string array (~3x `pa.array`'s time: for the few small
+    arrays of the CSV path; JSON and XML records go through `pa.array`)."""
+    n = len(values)
+    texts = [v or "" for v in values]
+    joined = "".join(texts)
+    data = joined.encode()
+    if len(data) == len(joined):  # ASCII: a character is a byte
+        lengths = np.fromiter(map(len, texts), np.int64, n)
+    else:
+        lengths = np.fromiter((len(t.encode()) for t in texts), np.int64, n)
+    offsets = np.zeros(n + 1, np.int64 if typ == pa.large_string() else np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    nulls = np.fromiter((v is None for v in values), bool, n)
     validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
-    return pa.Array.from_buffers(
-        typ, len(encoded), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    )
+    return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of no rows (`RecordBatch.from_pylist([])` imports pandas)."""
+    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
 def scalar(value: bool | int | float | str | None, typ: pa.DataType) -> pa.Scalar:

@@ -37,7 +37,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from fc_assets.ingestion.read.arrow_values import numbers, strings
+from fc_assets.ingestion.read.arrow_values import empty_batch, numbers, strings
 from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, scalar_text
@@ -310,7 +310,7 @@ def _csv_batches(
             raise FileUnreadable(src.name, f"CSV cannot be parsed: {e}") from e
     if invalid:  # records with a wrong field count after the last good one
         yield _with_rows(
-            pa.RecordBatch.from_arrays([pa.nulls(0, pa.string()) for _ in columns], names=columns),
+            empty_batch(pa.schema([(c, pa.string()) for c in columns])),
             np.zeros(0, np.int64),
             sorted(invalid),
         )
@@ -513,19 +513,17 @@ def _read_parquet(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         try:
             batches = pf.iter_batches(batch_size=chunk_rows, use_threads=threads)
             if pf.metadata.num_rows == 0:  # still one (empty) batch, so its columns are checked
-                batches = iter([pa.RecordBatch.from_pylist([], schema=pf.schema_arrow)])
+                batches = iter([empty_batch(pf.schema_arrow)])
             for batch in batches:
                 table = _flatten_structs(pa.Table.from_batches([batch]))
                 n = table.num_rows
-                table = table.append_column(ROW, pa.array(np.arange(next_row, next_row + n), pa.int64()))
+                table = table.append_column(ROW, numbers(np.arange(next_row, next_row + n), pa.int64()))
                 table = table.append_column(ERROR, pa.nulls(n, pa.string()))
                 table = table.append_column(RAW, pa.nulls(n, pa.string()))
                 next_row += n
                 combined = table.combine_chunks()
                 yield from (
-                    combined.to_batches(max_chunksize=max(n, 1))
-                    if n
-                    else [pa.RecordBatch.from_pylist([], schema=combined.schema)]
+                    combined.to_batches(max_chunksize=max(n, 1)) if n else [empty_batch(combined.schema)]
                 )
         except (pa.ArrowInvalid, OSError) as e:
             raise FileUnreadable(src.name, f"Parquet cannot be read: {e}", row=next_row) from e
