@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from fc_assets.ingestion.read.arrow_values import bools, numbers, scalar, strings, to_bools, to_numbers
+from fc_assets.ingestion.read.text_arrays import trim
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000])
@@ -53,3 +54,28 @@ def test_arrays_to_numpy_equal_pyarrows_on_slices_with_nulls(start, length):
 )
 def test_scalars_equal_pyarrows(value, typ):
     assert scalar(value, typ).equals(pa.scalar(value, typ))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", "b ", " c"],
+        ["a", "b", "c"],
+        ["é", "x\u00a0", "y"],
+        ["é", "x", "y"],
+        ["a", None, ""],
+        ["\u3000z", "x"],
+        ["\tq", "r\n"],
+        [],
+        ["", "", " "],
+    ],
+)
+def test_trim_returns_the_array_itself_when_nothing_is_trimmed(values):
+    arr = pa.array(values, pa.string())
+    out = trim(arr)
+    assert out.equals(pc.utf8_trim_whitespace(arr))
+    if out is arr:  # never when something is trimmed
+        assert pc.utf8_trim_whitespace(arr).to_pylist() == values
+    if all(v is None or v.isascii() for v in values) and out.to_pylist() == values:
+        assert out is arr  # (ASCII text with nothing to trim: not copied)
+    assert trim(arr.slice(1)).equals(pc.utf8_trim_whitespace(arr.slice(1)))

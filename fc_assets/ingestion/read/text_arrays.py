@@ -42,9 +42,32 @@ def _offsets(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
 
 
+_ASCII_SPACE = np.zeros(256, bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 32]] = True  # what ascii_trim_whitespace trims
+_MAYBE_SPACE = _ASCII_SPACE.copy()
+_MAYBE_SPACE[128:] = True  # a byte of a multi-byte character (which may be Unicode whitespace)
+
+
 def trim(arr: pa.Array) -> pa.Array:
-    """Whitespace trimmed from both ends (Unicode whitespace, with an ASCII fast path)."""
-    return pc.ascii_trim_whitespace(arr) if is_ascii(arr) else pc.utf8_trim_whitespace(arr)
+    """Whitespace trimmed from both ends (Unicode whitespace, with an ASCII fast path). The array itself
+    when no value starts or ends with a byte that may be whitespace: one look at each value's ends instead
+    of a copy of every string (measured: the copies were a third of reading and mapping a clean CSV)."""
+    ascii = is_ascii(arr)
+    if pa.types.is_string(arr.type) and arr.offset == 0:
+        if not _padded(arr, _ASCII_SPACE if ascii else _MAYBE_SPACE):
+            return arr
+    return pc.ascii_trim_whitespace(arr) if ascii else pc.utf8_trim_whitespace(arr)
+
+
+def _padded(arr: pa.Array, space: np.ndarray) -> bool:
+    """Whether a value (null slots too) starts or ends with a byte marked in `space`."""
+    data = arr.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    text, offsets = np.frombuffer(data, np.uint8), _offsets(arr)
+    starts, ends = offsets[:-1], offsets[1:]
+    full = ends > starts
+    return bool(space[text[starts[full]]].any() or space[text[ends[full] - 1]].any())
 
 
 def upper(arr: pa.Array) -> pa.Array:
