@@ -53,9 +53,9 @@ def trim(arr: pa.Array) -> pa.Array:
     when no value starts or ends with a byte that may be whitespace: one look at each value's ends instead
     of a copy of every string (measured: the copies were a third of reading and mapping a clean CSV)."""
     ascii = is_ascii(arr)
-    if pa.types.is_string(arr.type) and arr.offset == 0:
-        if not _padded(arr, _ASCII_SPACE if ascii else _MAYBE_SPACE):
-            return arr
+    space = _ASCII_SPACE if ascii else _MAYBE_SPACE
+    if pa.types.is_string(arr.type) and arr.offset == 0 and not _padded(arr, space):
+        return arr
     return pc.ascii_trim_whitespace(arr) if ascii else pc.utf8_trim_whitespace(arr)
 
 
