@@ -6,6 +6,7 @@ accepted rows, rejects file rows, reasons and rejected keys."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import random
 
@@ -191,3 +192,17 @@ def test_a_chunk_validated_without_pandera_is_the_same(feed_name, data):
     if len(data) > 20_000:  # a generated file: it breaks every row rule, and rows pass
         assert {f"{r.field}: {r.reason}" for r in feed.rules} <= set(ours.reasons)
         assert ours.rows / 10 < ours.accepted.num_rows < ours.rows
+
+
+def test_a_row_rule_without_a_mask_goes_through_pandera_and_the_rest_stay_masks():
+    feed = get_feed("products")
+    no_mask = dataclasses.replace(feed.rules[0], failing=None)  # as a feed's own pandas-only rule would be
+    mixed = dataclasses.replace(feed, rules=(no_mask, *feed.rules[1:]))
+    mapped = _mapped(mixed, generated_csv("products", 1500, 4))
+    validator = ChunkValidator(mixed)
+    assert validator.row_masks == feed.rules[1:] and validator.schema is not None
+    ours, masks_only = validator.run(mapped), ChunkValidator(feed).run(mapped)
+    assert f"{no_mask.field}: {no_mask.reason}" in ours.reasons  # the pandera rule found its rows
+    assert ours.accepted.equals(masks_only.accepted)
+    assert ours.rejects.equals(masks_only.rejects)
+    assert ours.reasons == masks_only.reasons
