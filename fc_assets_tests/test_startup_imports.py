@@ -46,6 +46,16 @@ CLI_NEVER = {
 }
 """Modules that `fc-assets --help` and `fc-assets check-file` must not import."""
 
+CHECK_FILE_CSV_NEVER = {
+    "pandas": "the chunks are validated as Arrow masks (pyarrow imports it on a pa.array/to_numpy call)",
+    "pandera": "every built-in row rule has its Arrow mask; pandera only runs rules without one",
+    "pydantic": "the settings a file read needs are read from the environment (env_settings.py)",
+    "pydantic_settings": "same as pydantic",
+    "lxml": "only XML files need it",
+    "ijson": "only JSON files need it",
+}
+"""Modules that `fc-assets check-file` of a CSV or Parquet file of any built-in feed must not import."""
+
 PRINT_MODULES = "import sys, json; print(json.dumps(sorted(sys.modules)))"
 
 
@@ -132,3 +142,53 @@ def test_check_file_imports_no_demo_stack_or_network_clients(tmp_path, rows):
     summary, modules = (json.loads(line) for line in proc.stdout.splitlines()[-2:])
     assert summary["rows"] == rows and summary["accepted"] == rows
     assert _loaded(CLI_NEVER, modules) == {}
+
+
+@pytest.mark.parametrize(
+    ("feed", "fmt"),
+    [("inventory", "csv"), ("products", "csv"), ("locations", "csv"), ("inventory", "parquet")],
+)
+def test_check_file_of_csv_or_parquet_imports_no_heavy_library(tmp_path, feed, fmt):
+    from fc_assets_tests.ingestion_files.test_rules_agree import generated_csv
+
+    path = tmp_path / f"{feed}.csv"
+    data = generated_csv(feed, 600, 3).decode()
+    path.write_text(data.replace('"[""a""]"', "A|B"))  # (a JSON list in a CSV cell is parsed by pyarrow)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        text = pcsv.ConvertOptions(column_types={c: pa.string() for c in data.split("\n", 1)[0].split(",")})
+        table = pcsv.read_csv(
+            path, convert_options=text, parse_options=pcsv.ParseOptions(invalid_row_handler=lambda r: "skip")
+        )
+        path = tmp_path / f"{feed}.parquet"
+        pq.write_table(table, path)
+    args = ["fc-assets", "check-file", feed, str(path), "--rejects", str(tmp_path / "rejects.csv")]
+    code = (
+        f"import sys\nsys.argv = {args!r}\n"
+        "from fc_assets.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n" + PRINT_MODULES
+    )
+    proc = _run([sys.executable, "-c", code])
+    assert proc.returncode == 0, proc.stderr
+    summary, modules = (json.loads(line) for line in proc.stdout.splitlines()[-2:])
+    assert summary["rejected"] > 0 and summary["accepted"] > 0  # rejects and row rules were on the way
+    assert _loaded(CHECK_FILE_CSV_NEVER, modules) == {}
+
+
+def test_env_settings_defaults_are_the_settings_defaults(monkeypatch):
+    from fc_assets.env_settings import DEFAULTS, env_setting
+    from fc_assets.settings import Settings, get_settings
+
+    for name, (variable, default) in DEFAULTS.items():
+        assert (Settings.model_fields[name].alias, Settings.model_fields[name].default) == (variable, default)
+        monkeypatch.delenv(variable, raising=False)
+        assert env_setting(name) == default
+    monkeypatch.setenv("fc_reject_threshold", "0.25")  # set: read (and validated) by the settings
+    get_settings.cache_clear()
+    try:
+        assert env_setting("reject_threshold") == 0.25
+    finally:
+        monkeypatch.delenv("fc_reject_threshold")
+        get_settings.cache_clear()

@@ -86,13 +86,17 @@ class Delta:
 
 @dataclass(frozen=True)
 class RowRule:
-    """A rule across fields of a row, run as a DataFrame-level pandera check. `check(df)` gets the chunk's
-    typed frame (Arrow-backed columns) and returns True for good rows; a failing row is rejected on
-    `field` with `reason`."""
+    """A rule across fields of a row; a failing row is rejected on `field` with `reason`. `check(df)` is the
+    rule as a DataFrame-level pandera check: it gets the chunk's typed frame (Arrow-backed columns) and
+    returns True for good rows. `failing(batch)`, when given, is the same rule over the typed Arrow batch:
+    True where a row breaks it, null or False where not. A feed whose row rules all have `failing` is
+    validated without pandas or pandera (their import is most of `check-file` on a small file); the two
+    forms must agree (test_rules_agree.py)."""
 
     field: str
     reason: str
     check: Callable[[pd.DataFrame], pd.Series]
+    failing: Callable[[pa.RecordBatch], pa.Array] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,9 @@ class Feed:
     def threshold(self) -> float:
         if self.reject_threshold is not None:
             return self.reject_threshold
-        from fc_assets.settings import get_settings
+        from fc_assets.env_settings import env_setting
 
-        return get_settings().reject_threshold
+        return env_setting("reject_threshold")
 
 
 # ------------------------------------------------------------------------------------------ inventory
@@ -214,11 +218,28 @@ def _variant_has_parent(df: pd.DataFrame) -> pd.Series:
     return ~((df["type"] == "VARIANT") & df["parent_ref"].isna()).fillna(False)
 
 
+def _variant_without_parent(batch: pa.RecordBatch) -> pa.Array:
+    import pyarrow.compute as pc
+
+    # (a regex, not `pc.equal(..., "VARIANT")`: a Python operand makes pyarrow import pandas)
+    variant = pc.match_substring_regex(batch.column("type"), "^VARIANT$")
+    return pc.and_kleene(variant, pc.is_null(batch.column("parent_ref")))
+
+
 def _price_has_currency(value: str, currency: str) -> Callable[[pd.DataFrame], pd.Series]:
     def check(df: pd.DataFrame) -> pd.Series:
         return ~(df[value].notna() & df[currency].isna())
 
     return check
+
+
+def _price_without_currency(value: str, currency: str) -> Callable[[pa.RecordBatch], pa.Array]:
+    def failing(batch: pa.RecordBatch) -> pa.Array:
+        import pyarrow.compute as pc
+
+        return pc.and_(pc.is_valid(batch.column(value)), pc.is_null(batch.column(currency)))
+
+    return failing
 
 
 def products_feed(name: str = "products", *, list_separator: str = "|", **kwargs: Any) -> Feed:
@@ -255,12 +276,20 @@ def products_feed(name: str = "products", *, list_separator: str = "|", **kwargs
         keys=("ref",),
         sender="event_product",
         rules=(
-            RowRule("parent_ref", "required for a VARIANT product", _variant_has_parent),
-            RowRule("currency", "required when price is set", _price_has_currency("price", "currency")),
+            RowRule(
+                "parent_ref", "required for a VARIANT product", _variant_has_parent, _variant_without_parent
+            ),
+            RowRule(
+                "currency",
+                "required when price is set",
+                _price_has_currency("price", "currency"),
+                _price_without_currency("price", "currency"),
+            ),
             RowRule(
                 "special_currency",
                 "required when special_price is set",
                 _price_has_currency("special_price", "special_currency"),
+                _price_without_currency("special_price", "special_currency"),
             ),
         ),
         prices=(
@@ -310,6 +339,15 @@ def _opens_before_close(day: str) -> Callable[[pd.DataFrame], pd.Series]:
         return (df[f"{day}_start"] <= df[f"{day}_end"]).fillna(True)
 
     return check
+
+
+def _closes_before_open(day: str) -> Callable[[pa.RecordBatch], pa.Array]:
+    def failing(batch: pa.RecordBatch) -> pa.Array:
+        import pyarrow.compute as pc
+
+        return pc.greater(batch.column(f"{day}_start"), batch.column(f"{day}_end"))
+
+    return failing
 
 
 def _time_zones() -> tuple[str, ...]:
@@ -371,7 +409,10 @@ def locations_feed(name: str = "locations", **kwargs: Any) -> Feed:
         ),
         keys=("ref",),
         sender="graphql_location",
-        rules=tuple(RowRule(f"{d}_end", "closes before it opens", _opens_before_close(d)) for d, _ in DAYS),
+        rules=tuple(
+            RowRule(f"{d}_end", "closes before it opens", _opens_before_close(d), _closes_before_open(d))
+            for d, _ in DAYS
+        ),
         description="Stores and warehouses → Fluent GraphQL createLocation/updateLocation.",
         **kwargs,
     )

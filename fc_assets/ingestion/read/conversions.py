@@ -28,6 +28,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fc_assets.ingestion.read.arrow_values import FALSE, bools, numbers, scalar, strings, to_bools, to_numbers
 from fc_assets.ingestion.read.text_arrays import STRING, is_ascii, trim, upper, with_validity
 from fc_assets.ingestion.spec import ARROW_TYPES, UTC, Field
 
@@ -39,8 +40,8 @@ _ISO = (
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?$"
 )
 _OFFSET = r"(Z|[+-][0-9]{2}:?[0-9]{2})$"
-TRUE = ("TRUE", "YES", "Y", "1", "T")
-FALSE = ("FALSE", "NO", "N", "0", "F")
+TRUE_TEXT = ("TRUE", "YES", "Y", "1", "T")
+FALSE_TEXT = ("FALSE", "NO", "N", "0", "F")
 MAX_DIGITS = 18  # int64 holds every 18-digit number
 
 
@@ -54,7 +55,7 @@ class Converted:
 
 def _mask(arr: pa.Array) -> np.ndarray:
     """A boolean Arrow array (nulls = False) as numpy."""
-    return np.asarray(pc.fill_null(arr, pa.scalar(False)).to_numpy(zero_copy_only=False), dtype=bool)
+    return to_bools(arr)
 
 
 def _matches(text: pa.Array, pattern: str) -> np.ndarray:
@@ -75,7 +76,7 @@ def convert(f: Field, text: pa.Array, tz: str = "UTC") -> Converted:
         if len(distinct) * 4 <= len(text):
             index = pc.index_in(text, value_set=distinct, skip_nulls=False)
             once = _convert(f, distinct, tz)
-            positions = index.to_numpy()
+            positions = to_numbers(index)
             return Converted(once.values.take(index), [(mask[positions], r) for mask, r in once.failures])
     return _convert(f, text, tz)
 
@@ -113,9 +114,9 @@ def _convert(f: Field, text: pa.Array, tz: str) -> Converted:
         return Converted(values, [(present & ~ok, "not a decimal number")])
     if kind == "bool":
         up = upper(text)
-        yes = _mask(pc.is_in(up, value_set=pa.array(TRUE, STRING)))
-        no = _mask(pc.is_in(up, value_set=pa.array(FALSE, STRING)))
-        values = with_validity(pa.array(yes, pa.bool_()), yes | no)
+        yes = _mask(pc.is_in(up, value_set=strings(TRUE_TEXT)))
+        no = _mask(pc.is_in(up, value_set=strings(FALSE_TEXT)))
+        values = with_validity(bools(yes), yes | no)
         return Converted(values, [(present & ~(yes | no), "not a boolean (true/false, yes/no, 1/0)")])
     if kind == "time":
         ok = _matches(text, _TIME)
@@ -134,13 +135,13 @@ def _to_int(text: pa.Array, present: np.ndarray) -> Converted:
     ok = _mask(pc.ascii_is_decimal(text)) if is_ascii(text) else np.zeros(len(text), bool)
     other = np.flatnonzero(present & ~ok)
     if len(other):
-        ok[other[_matches(text.take(pa.array(other)), _INT)]] = True
-    lengths = pc.fill_null(pc.binary_length(text), pa.scalar(0, pa.int32())).to_numpy()
+        ok[other[_matches(text.take(numbers(other)), _INT)]] = True
+    lengths = to_numbers(pc.binary_length(text))
     too_long = np.zeros(len(text), bool)
     long_rows = np.flatnonzero(ok & (lengths > MAX_DIGITS))
     if len(long_rows):  # leading zeros and the sign do not count
-        significant = pc.utf8_length(pc.utf8_ltrim(text.take(pa.array(long_rows)), characters="-0"))
-        too_long[long_rows[significant.to_numpy() > MAX_DIGITS]] = True
+        significant = pc.utf8_length(pc.utf8_ltrim(text.take(numbers(long_rows)), characters="-0"))
+        too_long[long_rows[to_numbers(significant) > MAX_DIGITS]] = True
         ok &= ~too_long
     values = pc.cast(with_validity(text, ok), pa.int64()) if ok.any() else pa.nulls(len(text), pa.int64())
     return Converted(
@@ -199,9 +200,9 @@ def _to_list(text: pa.Array, separator: str) -> pa.Array:
                 ]
         items = pa.array(py, pa.list_(STRING))
     flat = trim(pc.list_flatten(items))
-    keep = pc.fill_null(pc.greater(pc.binary_length(flat), pa.scalar(0, pa.int32())), pa.scalar(False))
-    parents = pc.list_parent_indices(items).filter(keep).to_numpy()
+    keep = pc.fill_null(pc.greater(pc.binary_length(flat), scalar(0, pa.int32())), FALSE)
+    parents = to_numbers(pc.list_parent_indices(items).filter(keep))
     counts = np.bincount(parents, minlength=len(items))
-    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-    missing = pa.array(~_mask(pc.is_valid(text)), pa.bool_()) if text.null_count else None
+    offsets = numbers(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
+    missing = bools(~_mask(pc.is_valid(text))) if text.null_count else None
     return pa.ListArray.from_arrays(offsets, flat.filter(keep), mask=missing)

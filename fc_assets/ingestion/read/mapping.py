@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fc_assets.ingestion.read.arrow_values import numbers, scalar, strings, to_bools
 from fc_assets.ingestion.read.text_arrays import STRING, as_text, clean, constant
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import ATTRIBUTE_TYPE, ERROR, RAW, ROW, TECHNICAL, AttributeColumns, Field
@@ -162,7 +163,7 @@ class FieldMapper:
             if f.fallback is not None and out[f.name].null_count:
                 out[f.name] = pc.coalesce(out[f.name], out[f.fallback])
             if f.default is not None and out[f.name].null_count:
-                out[f.name] = pc.coalesce(out[f.name], pa.scalar(f.default, STRING))
+                out[f.name] = pc.coalesce(out[f.name], scalar(f.default, STRING))
         arrays = list(out.values())
         if self.attributes:
             names = [name for name, _ in plan.attributes]
@@ -211,18 +212,21 @@ def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str
     """K text columns → per row the list of `{name, type, value}` for its non-empty values."""
     k = len(values)
     if k == 0:
-        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], ATTRIBUTE_TYPE))
+        empty = pa.StructArray.from_arrays(
+            [pa.nulls(0, f.type) for f in ATTRIBUTE_TYPE], fields=list(ATTRIBUTE_TYPE)
+        )
+        return pa.ListArray.from_arrays(numbers(np.zeros(n + 1), pa.int32()), empty)
     order = np.arange(n * k).reshape(k, n).T.ravel()  # row-major over the stacked columns
-    vals = pa.concat_arrays(values).take(pa.array(order))
+    vals = pa.concat_arrays(values).take(numbers(order))
     keep = pc.is_valid(vals)
-    counts = np.asarray(keep).reshape(n, k).sum(axis=1)
+    counts = to_bools(keep).reshape(n, k).sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    name_arr = pa.array(names, STRING).take(pa.array(np.tile(np.arange(k), n))).filter(keep)
+    name_arr = strings(names).take(numbers(np.tile(np.arange(k), n))).filter(keep)
     kept = vals.filter(keep)
     struct = pa.StructArray.from_arrays(
         [name_arr, constant(type_, len(kept)), kept], fields=list(ATTRIBUTE_TYPE)
     )
-    return pa.ListArray.from_arrays(pa.array(offsets), struct)
+    return pa.ListArray.from_arrays(numbers(offsets), struct)
 
 
 # ------------------------------------------------------------------ declarative helpers for Field(...)
@@ -233,7 +237,7 @@ def join(*names: str, sep: str = " ") -> Callable[[Columns], pa.Array]:
 
     def _join(cols: Columns) -> pa.Array:
         parts = [cols[n] for n in names]
-        return pc.binary_join_element_wise(*parts, pa.scalar(sep, STRING), null_handling="skip")
+        return pc.binary_join_element_wise(*parts, scalar(sep, STRING), null_handling="skip")
 
     return _join
 
@@ -241,8 +245,8 @@ def join(*names: str, sep: str = " ") -> Callable[[Columns], pa.Array]:
 def value_map(mapping: dict[str, str]) -> Callable[[pa.Array], pa.Array]:
     """`transform=value_map({"Y": "true", "N": "false"})`: replace whole values (case-insensitive); others
     pass through unchanged (so the rules still see, and reject, unknown ones)."""
-    keys = pa.array([k.upper() for k in mapping], STRING)
-    targets = pa.array(list(mapping.values()), STRING)
+    keys = strings([k.upper() for k in mapping])
+    targets = strings(list(mapping.values()))
 
     def _map(arr: pa.Array) -> pa.Array:
         idx = pc.index_in(pc.utf8_upper(arr), value_set=keys)

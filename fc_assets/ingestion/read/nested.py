@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fc_assets.ingestion.read.arrow_values import numbers, strings, to_bools
 from fc_assets.ingestion.spec import PRICE_TYPE
 
 if TYPE_CHECKING:
@@ -21,13 +22,13 @@ if TYPE_CHECKING:
 
 def fold_prices(batch: pa.RecordBatch, specs: tuple[PriceColumns, ...]) -> pa.ListArray:
     n, k = batch.num_rows, len(specs)
-    order = pa.array(np.arange(n * k).reshape(k, n).T.ravel())
+    order = numbers(np.arange(n * k).reshape(k, n).T.ravel())
     values = pa.concat_arrays([batch.column(s.value) for s in specs]).take(order)
     currencies = pa.concat_arrays([batch.column(s.currency) for s in specs]).take(order)
-    types = pa.array([s.type for s in specs], pa.string()).take(pa.array(np.tile(np.arange(k), n)))
+    types = strings([s.type for s in specs]).take(numbers(np.tile(np.arange(k), n)))
     keep = pc.is_valid(values)
-    counts = np.asarray(keep).reshape(n, k).sum(axis=1) if n else np.zeros(0, np.int64)
-    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    counts = to_bools(keep).reshape(n, k).sum(axis=1) if n else np.zeros(0, np.int64)
+    offsets = numbers(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
     struct = pa.StructArray.from_arrays(
         [types.filter(keep), currencies.filter(keep), values.filter(keep)], fields=list(PRICE_TYPE)
     )

@@ -32,18 +32,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
-import ijson
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from fc_assets.ingestion.read.arrow_values import empty_batch, numbers, strings
 from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, scalar_text
 from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source
 from fc_assets.ingestion.read.unreadable import FileUnreadable
-from fc_assets.ingestion.read.xml_records import read_xml
 from fc_assets.ingestion.spec import ERROR, RAW, ROW, FormatOptions
 
 if TYPE_CHECKING:
@@ -134,6 +133,8 @@ def open_raw(
         elif fmt == "jsonl":
             batches = _read_jsonl(src, chunk_rows)
         else:
+            from fc_assets.ingestion.read.xml_records import read_xml  # (lxml: only for XML)
+
             batches = read_xml(src, options.xml_record, chunk_rows)
     except FileUnreadable:
         raise
@@ -309,7 +310,7 @@ def _csv_batches(
             raise FileUnreadable(src.name, f"CSV cannot be parsed: {e}") from e
     if invalid:  # records with a wrong field count after the last good one
         yield _with_rows(
-            pa.RecordBatch.from_pylist([], pa.schema([(c, pa.string()) for c in columns])),
+            empty_batch(pa.schema([(c, pa.string()) for c in columns])),
             np.zeros(0, np.int64),
             sorted(invalid),
         )
@@ -335,14 +336,14 @@ def _number_rows(n: int, next_row: int, invalid: list[tuple[int, str, str]]):
 
 def _with_rows(batch: pa.RecordBatch, rows: np.ndarray, bad: list[tuple[int, str, str]]) -> pa.RecordBatch:
     n = batch.num_rows
-    arrays = [*batch.columns, pa.array(rows, pa.int64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())]
+    arrays = [*batch.columns, numbers(rows, pa.int64()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())]
     out = pa.RecordBatch.from_arrays(arrays, names=[*batch.schema.names, ROW, ERROR, RAW])
     if not bad:
         return out
     extra = {c: pa.nulls(len(bad), pa.string()) for c in batch.schema.names}
-    extra[ROW] = pa.array([b[0] for b in bad], pa.int64())
-    extra[ERROR] = pa.array([b[1] for b in bad], pa.string())
-    extra[RAW] = pa.array([b[2][:1000] for b in bad], pa.string())
+    extra[ROW] = numbers(np.array([b[0] for b in bad], np.int64))
+    extra[ERROR] = strings([b[1] for b in bad])
+    extra[RAW] = strings([b[2][:1000] for b in bad])
     errors = pa.RecordBatch.from_arrays(list(extra.values()), schema=out.schema)
     return pa.Table.from_batches([out, errors]).combine_chunks().to_batches()[0]
 
@@ -357,6 +358,8 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
     if head.startswith(b"["):
         return "item"
     if head.startswith(b"{"):  # an object holding the records: the first array of objects at its top level
+        import ijson
+
         guarded = JsonGuard(io.BytesIO(src.head.lstrip(BOM)), src.name, _max_value_bytes())
         try:
             for prefix, event, _ in ijson.parse(guarded):
@@ -372,9 +375,9 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
 
 
 def _max_value_bytes() -> int:
-    from fc_assets.settings import get_settings
+    from fc_assets.env_settings import env_setting
 
-    return get_settings().max_value_bytes
+    return env_setting("max_value_bytes")
 
 
 def _record_fields(value: object) -> dict[str, str | None] | str:
@@ -388,6 +391,8 @@ def _record_fields(value: object) -> dict[str, str | None] | str:
 
 
 def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    import ijson  # (only for JSON)
+
     prefix = _records_prefix(src, explicit)
     builder = BatchBuilder(chunk_rows)
     n = 0
@@ -508,19 +513,17 @@ def _read_parquet(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         try:
             batches = pf.iter_batches(batch_size=chunk_rows, use_threads=threads)
             if pf.metadata.num_rows == 0:  # still one (empty) batch, so its columns are checked
-                batches = iter([pa.RecordBatch.from_pylist([], schema=pf.schema_arrow)])
+                batches = iter([empty_batch(pf.schema_arrow)])
             for batch in batches:
                 table = _flatten_structs(pa.Table.from_batches([batch]))
                 n = table.num_rows
-                table = table.append_column(ROW, pa.array(np.arange(next_row, next_row + n), pa.int64()))
+                table = table.append_column(ROW, numbers(np.arange(next_row, next_row + n), pa.int64()))
                 table = table.append_column(ERROR, pa.nulls(n, pa.string()))
                 table = table.append_column(RAW, pa.nulls(n, pa.string()))
                 next_row += n
                 combined = table.combine_chunks()
                 yield from (
-                    combined.to_batches(max_chunksize=max(n, 1))
-                    if n
-                    else [pa.RecordBatch.from_pylist([], schema=combined.schema)]
+                    combined.to_batches(max_chunksize=max(n, 1)) if n else [empty_batch(combined.schema)]
                 )
         except (pa.ArrowInvalid, OSError) as e:
             raise FileUnreadable(src.name, f"Parquet cannot be read: {e}", row=next_row) from e

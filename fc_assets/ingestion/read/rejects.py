@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from fc_assets.ingestion.read.arrow_values import STRING, scalar
+
 REJECT_SCHEMA = pa.schema(
     [("row", pa.int64()), ("field", pa.string()), ("value", pa.string()), ("reason", pa.string())]
 )
@@ -65,14 +67,24 @@ def reject_table(
 ) -> pa.Table:
     """Reject lines for aligned arrays (a single field/reason is repeated)."""
     n = len(rows)
-    field_arr = pa.array([field] * n, pa.string()) if isinstance(field, str) else field
-    reason_arr = pa.array([reasons] * n, pa.string()) if isinstance(reasons, str) else reasons
+    field_arr = _repeat(field, n) if isinstance(field, str) else field
+    reason_arr = _repeat(reasons, n) if isinstance(reasons, str) else reasons
     values = pc.utf8_slice_codeunits(values.cast(pa.string()), 0, VALUE_CHARS)
-    values = pc.fill_null(values, pa.scalar("", pa.string()))
+    values = pc.fill_null(values, _EMPTY)
     values = neutralise_formulas(values)
     return pa.Table.from_arrays([rows.cast(pa.int64()), field_arr, values, reason_arr], schema=REJECT_SCHEMA)
 
 
+def empty_rejects() -> pa.Table:
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in REJECT_SCHEMA], schema=REJECT_SCHEMA)
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    return pc.fill_null(pa.nulls(n, STRING), scalar(text, STRING))
+
+
+_EMPTY = scalar("", STRING)
+_QUOTE = scalar("'", STRING)
 _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 
@@ -85,4 +97,4 @@ def neutralise_formulas(values: pa.Array) -> pa.Array:
     )
     if not pc.any(risky).as_py():
         return values
-    return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
+    return pc.if_else(risky, pc.binary_join_element_wise(_QUOTE, values, _EMPTY), values)

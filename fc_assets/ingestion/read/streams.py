@@ -128,9 +128,9 @@ class ByteSource:
         self._opened = True
         if not self.gzip:
             return stream
-        from fc_assets.settings import get_settings
+        from fc_assets.env_settings import env_setting
 
-        limit = get_settings().max_decompressed_bytes
+        limit = env_setting("max_decompressed_bytes")
         return pa.PythonFile(_Capped(pa.CompressedInputStream(stream, "gzip"), limit, self.name), mode="r")
 
     @contextmanager

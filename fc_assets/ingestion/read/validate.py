@@ -7,10 +7,13 @@ Per chunk, all vectorised:
    field count) are rejected as a whole (`field` = `_record`);
 2. each field's text is converted to its type (`conversions.py`); text that is not a value of the type is
    a rejected cell with the reason (`12abc` → "not a whole number"); never coerced;
-3. the typed chunk, as Arrow-backed pandas columns (`pd.ArrowDtype`, no copy to objects), is validated by
-   the feed's pandera `DataFrameSchema` with `lazy=True` — required values, ranges, allowed values,
-   lengths, patterns and the feed's row rules — and `failure_cases` become rejected cells (a cell already
-   rejected by conversion is not reported twice);
+3. each field's rules (required values, ranges, allowed values, lengths, patterns; rules.py) run as Arrow
+   masks over the typed column (a cell already rejected by conversion is not reported twice), then the
+   feed's row rules over the rows that passed: as Arrow masks when every row rule has one
+   (`RowRule.failing`; all built-in feeds), so neither pandas nor pandera is imported; otherwise the rows
+   go, as Arrow-backed pandas columns (`pd.ArrowDtype`, no copy to objects), through the feed's pandera
+   `DataFrameSchema` with `lazy=True` for the row rules without a mask, and its `failure_cases` become
+   rejected cells. Both ways give the same rejects (test_rules_agree.py);
 4. rows without a rejected cell are accepted; `prices` are folded from their flat columns.
 
 A rejected row never stops the others. The file fails (`ValidationReport.failed`) when more than the
@@ -26,23 +29,26 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-import pandas as pd
-import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.feeds import Feed, get_feed
+from fc_assets.ingestion.feeds import Feed, RowRule, get_feed
+from fc_assets.ingestion.read.arrow_values import bools, numbers, strings, to_bools
 from fc_assets.ingestion.read.conversions import convert
 from fc_assets.ingestion.read.mapping import mapper_for, text_schema
 from fc_assets.ingestion.read.nested import fold_prices
 from fc_assets.ingestion.read.readers import open_raw
-from fc_assets.ingestion.read.rejects import RECORD_FIELD, REJECT_SCHEMA, RejectsWriter, reject_table
+from fc_assets.ingestion.read.rejects import RECORD_FIELD, RejectsWriter, empty_rejects, reject_table
 from fc_assets.ingestion.read.rules import MISSING, column_rules
 from fc_assets.ingestion.spec import ARROW_TYPES, ERROR, RAW, ROW
 from fc_assets.prefetch import prefetch
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pandera.pandas as pdv
 
 DEFAULT_CHUNK_ROWS = 262_144  # pandera's per-call overhead (~10 ms) is ~5 % of a chunk this size
 SAMPLE_SIZE = 20
@@ -56,20 +62,24 @@ def rule_error(rule_field: str, reason: str) -> str:
     return f"{rule_field}: {reason}"
 
 
-_SCHEMAS: dict[int, tuple[Feed, pdv.DataFrameSchema]] = {}
+_SCHEMAS: dict[tuple[int, tuple[RowRule, ...] | None], tuple[Feed, pdv.DataFrameSchema]] = {}
 
 
-def schema_for(feed: Feed) -> pdv.DataFrameSchema:
-    """The pandera schema every chunk of the feed is validated against, built once per feed object."""
-    hit = _SCHEMAS.get(id(feed))
+def schema_for(feed: Feed, rules: tuple[RowRule, ...] | None = None) -> pdv.DataFrameSchema:
+    """The feed's pandera schema (with `rules` as its row rules; None: all the feed's), built once per feed
+    object and rules."""
+    hit = _SCHEMAS.get((id(feed), rules))
     if hit is None or hit[0] is not feed:
-        hit = _SCHEMAS[id(feed)] = (feed, build_schema(feed))
+        hit = _SCHEMAS[id(feed), rules] = (feed, build_schema(feed, rules))
     return hit[1]
 
 
-def build_schema(feed: Feed) -> pdv.DataFrameSchema:
+def build_schema(feed: Feed, rules: tuple[RowRule, ...] | None = None) -> pdv.DataFrameSchema:
     """The feed's pandera schema over its typed, flat columns (Arrow-backed dtypes): every field's rules
-    (rules.py) as column checks, and the feed's row rules as DataFrame checks."""
+    (rules.py) as column checks, and the feed's row rules (or `rules`) as DataFrame checks."""
+    import pandas as pd
+    import pandera.pandas as pdv
+
     columns: dict[str, pdv.Column] = {}
     for f in feed.fields:
         checks = [r.check for r in column_rules(f) if r.check is not None]
@@ -80,8 +90,9 @@ def build_schema(feed: Feed) -> pdv.DataFrameSchema:
         columns[feed.attributes.field] = pdv.Column(
             pd.ArrowDtype(text_schema(feed).field(feed.attributes.field).type), nullable=True
         )
-    rules = [pdv.Check(r.check, error=rule_error(r.field, r.reason)) for r in feed.rules]
-    return pdv.DataFrameSchema(columns, checks=rules, name=feed.name, strict=True, coerce=False)
+    chosen = feed.rules if rules is None else rules
+    checks = [pdv.Check(r.check, error=rule_error(r.field, r.reason)) for r in chosen]
+    return pdv.DataFrameSchema(columns, checks=checks, name=feed.name, strict=True, coerce=False)
 
 
 # ------------------------------------------------------------------------------------------ a chunk
@@ -98,13 +109,16 @@ class ChunkResult:
 
 
 class ChunkValidator:
-    """Validates mapped chunks (`read_file` output) of one feed."""
+    """Validates mapped chunks (`read_file` output) of one feed. `pandera=True` runs every row rule through
+    pandera, masks or not (what the agreement tests compare with)."""
 
-    def __init__(self, feed: Feed) -> None:
+    def __init__(self, feed: Feed, *, pandera: bool = False) -> None:
         self.feed = feed
-        self.schema = schema_for(feed)
+        self.row_masks = () if pandera else tuple(r for r in feed.rules if r.failing is not None)
+        by_pandera = tuple(r for r in feed.rules if r not in self.row_masks)
+        self.schema = schema_for(feed, by_pandera) if by_pandera else None  # None: pandas is not needed
         self.rules = {f.name: column_rules(f) for f in feed.fields}
-        self.field_order = pa.array([RECORD_FIELD, *(f.name for f in feed.fields)], pa.string())
+        self.field_order = strings([RECORD_FIELD, *(f.name for f in feed.fields)])
         self.rule_fields = {rule_error(r.field, r.reason): r.field for r in feed.rules}
         self.rule_reasons = {rule_error(r.field, r.reason): r.reason for r in feed.rules}
         self.key_schema = pa.schema([(k, ARROW_TYPES[feed.field(k).kind]) for k in feed.keys])
@@ -129,7 +143,7 @@ class ChunkValidator:
         rows = mapped.column(ROW)
 
         def reject(positions: np.ndarray, field: str, reason: str) -> None:
-            idx = pa.array(positions)
+            idx = numbers(positions, pa.int64())
             pieces.append(reject_table(rows.take(idx), field, mapped.column(field).take(idx), reason))
             reasons[f"{field}: {reason}"] += len(positions)
 
@@ -156,17 +170,25 @@ class ChunkValidator:
             typed.append(mapped.column(self.feed.attributes.field))
         batch = pa.RecordBatch.from_arrays(typed, schema=self.typed_schema)
         passed = np.flatnonzero(~rejected)
-        clean = batch.filter(pa.array(~rejected)) if rejected.any() else batch
-        cases = self._pandera(clean)  # 3. the pandera schema over the rows that passed (+ row rules)
+        clean = batch.filter(bools(~rejected)) if rejected.any() else batch
+        failed_rows = False  # 3. the row rules over the rows that passed the field rules
+        for rule in self.row_masks:
+            failing = rule.failing(clean)
+            if pc.any(failing).as_py():
+                positions = passed[np.flatnonzero(_mask(failing))]
+                reject(positions, rule.field, rule.reason)
+                rejected[positions] = failed_rows = True
+        cases = self._pandera(clean) if self.schema is not None else None
         if cases is not None:
             for (column, reason), group in cases.groupby(["column", "reason"], sort=False):
                 positions = passed[group["index"].to_numpy(np.int64)]
                 reject(positions, column, reason)
-                rejected[positions] = True
-            clean = batch.filter(pa.array(~rejected))
-        accepted_rows = rows.filter(pa.array(~rejected)) if rejected.any() else rows
+                rejected[positions] = failed_rows = True
+        if failed_rows:
+            clean = batch.filter(bools(~rejected))
+        accepted_rows = rows.filter(bools(~rejected)) if rejected.any() else rows
         accepted = self._shape(clean, accepted_rows)  # 4. Fluent's shape
-        rejects = pa.concat_tables(pieces) if pieces else REJECT_SCHEMA.empty_table()
+        rejects = pa.concat_tables(pieces) if pieces else empty_rejects()
         if len(pieces) > 1:  # by row, then in the feed's field order, then by reason
             order = pc.index_in(rejects.column("field"), value_set=self.field_order)
             rejects = (
@@ -176,13 +198,16 @@ class ChunkValidator:
             )
         keys = None
         if rejected.any() or unparsed:  # what the delta needs to not mistake them for disappeared rows
-            keys = pa.Table.from_batches([batch.filter(pa.array(rejected))]).select(self.key_schema.names)
+            keys = pa.Table.from_batches([batch.filter(bools(rejected))]).select(self.key_schema.names)
             if unparsed:
                 keys = pa.concat_tables([keys, _nulls(self.key_schema, unparsed)])
         return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons, keys)
 
     def _pandera(self, batch: pa.RecordBatch) -> pd.DataFrame | None:
         """pandera's failure cases (index = position in `batch`, column, reason), or None when it passes."""
+        import pandas as pd
+        import pandera.pandas as pdv
+
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
         try:
             self.schema.validate(frame, lazy=True, inplace=True)
@@ -217,11 +242,11 @@ class ChunkValidator:
 
 
 def _nulls(schema: pa.Schema, n: int) -> pa.Table:
-    return pa.table([pa.nulls(n, f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays([pa.nulls(n, f.type) for f in schema], schema=schema)
 
 
 def _mask(arr: pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(arr, pa.scalar(False)).to_numpy(zero_copy_only=False), dtype=bool)
+    return to_bools(arr)
 
 
 def _reason_keys(errors: pa.Array) -> list[str]:
@@ -337,9 +362,10 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         for mapped in self._batches:
             chunk = self._validator.run(mapped)
             del mapped
-            # pandas/pandera leave reference cycles holding a chunk's frames; collected young they cost
-            # ~0.3 ms, left to the automatic GC they kept ~100 MB more alive on a 10M-row file
-            gc.collect(1)
+            if self._validator.schema is not None:
+                # pandas/pandera leave reference cycles holding a chunk's frames; collected young they cost
+                # ~0.3 ms, left to the automatic GC they kept ~100 MB more alive on a 10M-row file
+                gc.collect(1)
             self.report.add(chunk)
             if self._rejects is not None:
                 self._rejects.write(chunk.rejects)
