@@ -1,10 +1,16 @@
-"""Entry point of a worker process for the time-zone test: runs one partition of the inventory feed job on a
-shared instance (SQLite, by ref) in a process whose `TZ` the test chose, and returns the zone DuckDB saw
-there with the run's materialization metadata."""
+"""A process for the time-zone test: runs one partition of the inventory feed job on a shared instance
+(SQLite, by ref) in a process whose `TZ` the test chose, and returns the zone DuckDB saw there with the run's
+materialization metadata. A plain child process (not a multiprocessing pool, whose terminate() hung once
+under pytest-xdist after the run had finished)."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -48,3 +54,23 @@ def run_partition(args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise_on_error=False,
     )
     return zone, metadata(result)
+
+
+def run_in_zone(job: dict[str, Any], zone: str, exchange: Path) -> tuple[str, dict[str, Any]]:
+    """`run_partition(job)` in a fresh interpreter with `TZ=zone`; arguments and result go through `exchange`."""
+    exchange.write_bytes(pickle.dumps(job))
+    proc = subprocess.run(
+        [sys.executable, "-m", "fc_assets_tests.ingestion_flow.zone_worker", str(exchange)],
+        env={**os.environ, "TZ": zone},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return pickle.loads(exchange.read_bytes())
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1])
+    path.write_bytes(pickle.dumps(run_partition(pickle.loads(path.read_bytes()))))
