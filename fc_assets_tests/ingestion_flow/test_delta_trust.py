@@ -153,7 +153,7 @@ def test_hash_over_chosen_fields(make_flow):
 def test_same_file_under_another_time_zone_sends_nothing(make_flow, tmp_path):
     """The snapshot is written by a process under TZ=UTC, the same content is then processed by another
     process under TZ=Asia/Tokyo: a datetime column must hash the same."""
-    from fc_assets_tests.ingestion_flow.zone_worker import run_in_zone
+    from fc_assets_tests.ingestion_flow import child_run
 
     flow = make_flow(inventory_feed())
     head = "sku_ref,location_ref,qty,status,expected_on"
@@ -175,7 +175,9 @@ def test_same_file_under_another_time_zone_sends_nothing(make_flow, tmp_path):
         flow.put_s3(name, body)
         (req,) = flow.tick("s3")
         job = {**common, "partition_key": req.partition_key, "run_config": req.run_config, "tags": req.tags}
-        results.append(run_in_zone(job, zone, tmp_path / f"{zone.replace('/', '-')}.pickle"))
+        exchange = tmp_path / f"{zone.replace('/', '-')}.pickle"
+        out = child_run.result(child_run.start(job, exchange, TZ=zone), exchange)
+        results.append((out["zone"], out["metadata"]))
     (zone1, md1), (zone2, md2) = results
     assert (zone1, zone2) == ("UTC", "Asia/Tokyo")
     assert md1["sent"] == 20
