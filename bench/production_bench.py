@@ -29,7 +29,7 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-rs", TEST],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-rs", TEST],
         cwd=ROOT,
         env={**os.environ, "FC_TEST_PRODUCTION_FILES": str(args.files)},
     )

@@ -140,12 +140,10 @@ def test_too_many_rejects_fails_the_check_and_moves_file_to_error(flow):
     assert flow.lake.exists(md["rejects_uri"].removeprefix(flow.lake.uri + "/"))
 
 
-def test_two_runs_of_one_feed_are_serialized_by_the_pool(flow):
+def test_two_runs_of_one_feed_are_serialized_by_the_pool(flow, tmp_path):
     """Two run workers (separate processes, one shared instance) start together on two files of the same
     feed; the pool `feed_inventory` (limit 1) makes the second wait, so their batches never interleave."""
-    import multiprocessing
-
-    from fc_assets_tests.ingestion_flow.concurrency_worker import run_partition
+    from fc_assets_tests.ingestion_flow import child_run
 
     flow.put_s3("a.csv", inventory_csv([(f"A{i:03d}", "L1", i) for i in range(100)]))
     flow.put_s3("b.csv", inventory_csv([(f"B{i:03d}", "L1", i) for i in range(100)]))
@@ -168,8 +166,14 @@ def test_two_runs_of_one_feed_are_serialized_by_the_pool(flow):
         op = next(iter(r.run_config["ops"]))
         cfg = {"ops": {op: {"config": {**r.run_config["ops"][op]["config"], "batch_size": 20}}}}
         jobs.append({**common, "partition_key": r.partition_key, "run_config": cfg, "tags": r.tags})
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        assert pool.map_async(run_partition, jobs).get(timeout=180) == [True, True]
+    exchanges = [tmp_path / f"run-{i}.pickle" for i in range(len(jobs))]
+    procs = [child_run.start(job, exchange) for job, exchange in zip(jobs, exchanges, strict=True)]
+    assert [
+        child_run.result(p, x, timeout=180)["success"] for p, x in zip(procs, exchanges, strict=True)
+    ] == [
+        True,
+        True,
+    ]
     order = [b["entities"][0]["skuRef"][0] for b in flow.received.batches()]
     assert len(order) == 10 and order in (["A"] * 5 + ["B"] * 5, ["B"] * 5 + ["A"] * 5), order
     waited = [
