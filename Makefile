@@ -28,8 +28,10 @@ system-deps:
 demo: install
 	$(BIN)/fc-assets demo
 
+# Three workers on two cores: many tests wait on servers (sensor ticks, polling, backoff). Each worker takes a
+# whole file, heaviest first (fc_assets_tests/conftest.py). `.venv/bin/python -m pytest FILE` runs in one process.
 test: install system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check fc_assets fc_assets_tests bench

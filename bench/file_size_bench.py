@@ -33,15 +33,21 @@ import table_rows
 FC_ASSETS = Path(sys.executable).parent / "fc-assets"
 
 
-def generate(fmt: str, megabytes: float, out: Path) -> float:
+def generate(fmt: str, megabytes: float, out: Path) -> tuple[float, dict]:
     """Generate in a child: a process started by this one inherits this one's peak RSS as its own starting
-    ru_maxrss (Linux carries the high-water mark across fork and exec), so this one must stay small."""
+    ru_maxrss (Linux carries the high-water mark across fork and exec), so this one must stay small.
+    Returns the seconds and what was written (rows, rows with a bad quantity)."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--generate", fmt, str(megabytes), str(out)], check=True)
-    return time.perf_counter() - started
+    proc = subprocess.run(
+        [sys.executable, __file__, "--generate", fmt, str(megabytes), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return time.perf_counter() - started, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def write_file(fmt: str, megabytes: float, out: Path) -> None:
+def write_file(fmt: str, megabytes: float, out: Path) -> dict:
     """Write an inventory file of about `megabytes` in `fmt`, 250k rows at a time (pyarrow string kernels)."""
     import numpy as np
     import pyarrow as pa
@@ -66,7 +72,7 @@ def write_file(fmt: str, megabytes: float, out: Path) -> None:
         "xml": b'<?xml version="1.0" encoding="UTF-8"?>\n<inventory>\n',
     }[fmt]
     chunk = 250_000 if target > 50 * 2**20 else 10_000  # the size overshoots by under a chunk
-    written, start = 0, 0
+    written, start, bad_rows = 0, 0, 0
     with open(out, "wb") as f:
         written += f.write(head)
         while written < target:
@@ -75,6 +81,7 @@ def write_file(fmt: str, megabytes: float, out: Path) -> None:
             qty = rng.integers(0, 100_000, chunk).astype(str).astype(object)
             bad = rng.random(chunk) < 0.005
             qty[bad] = rng.choice(["N/A", "12abc", "-1"], int(bad.sum()))
+            bad_rows += int(bad.sum())
             sku = pc.binary_join_element_wise("SKU-", pc.utf8_lpad(text(idx), 10, "0"), "")
             loc = pc.binary_join_element_wise("LOC-", pc.utf8_lpad(text(idx % 997), 4, "0"), "")
             status = pc.take(statuses, pa.array(rng.integers(0, 4, chunk)))
@@ -97,6 +104,7 @@ def write_file(fmt: str, megabytes: float, out: Path) -> None:
             written += f.write(lines(parts))
         if fmt == "xml":
             f.write(b"</inventory>\n")
+    return {"rows": start, "bad": bad_rows}
 
 
 def check(path: Path) -> dict:
@@ -115,9 +123,16 @@ def check(path: Path) -> dict:
     return {**json.loads(text.strip().splitlines()[-1]), "wall": wall, "maxrss_mb": usage.ru_maxrss / 1024}
 
 
+def growth(small: dict, big: dict) -> str:
+    """Peak RSS added per MB of input: near 0 when memory is bounded (the ratio alone can hide a slope)."""
+    if big["mb"] <= small["mb"]:
+        return "growth n/a (same file size)"
+    return f"growth {(big['maxrss_mb'] - small['maxrss_mb']) / (big['mb'] - small['mb']):.2f} MB RSS per MB of input"
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--generate"]:
-        write_file(sys.argv[2], float(sys.argv[3]), Path(sys.argv[4]))
+        print(json.dumps(write_file(sys.argv[2], float(sys.argv[3]), Path(sys.argv[4]))))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small-mb", type=float, default=100)
@@ -136,8 +151,14 @@ def main() -> None:
         for label, mb in (("small", args.small_mb), ("big", args.big_mb)):
             with tempfile.TemporaryDirectory(prefix="fc-file-size-bench-") as tmp:
                 path = Path(tmp) / f"inventory.{fmt}"
-                gen = generate(fmt, mb, path)
+                gen, made = generate(fmt, mb, path)
                 got[label] = r = {**check(path), "mb": path.stat().st_size / 2**20}
+            # every record read, every bad quantity rejected: a reader that drops records is not faster
+            if (r["rows"], r["rejected"]) != (made["rows"], made["bad"]):
+                raise SystemExit(
+                    f"{fmt} {mb} MB: check-file read {r['rows']:,} rows, rejected "
+                    f"{r['rejected']:,}; the file has {made['rows']:,} rows, {made['bad']:,} bad"
+                )
             print(
                 f"{fmt} {r['mb']:,.0f} MB: {r['rows']:,} rows ({r['rejected']:,} rejected) in {r['seconds']:.2f} s "
                 f"= {r['rows'] / r['seconds'] / 1e6:.2f} M rows/s, {r['wall']:.2f} s wall, peak RSS "
@@ -155,7 +176,7 @@ def main() -> None:
                 "ratio <= 1.3",
                 big["maxrss_mb"] <= 1.3 * small["maxrss_mb"],
                 unit="MB",
-                note=f"whole process; {rates[fmt][0] / 1e6:.2f} M rows/s",
+                note=f"whole process; {rates[fmt][0] / 1e6:.2f} M rows/s; {growth(small, big)}",
             )
         )
         table_rows.emit(args.rows_json, out)  # a format done is kept if a later one runs past the budget

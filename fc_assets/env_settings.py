@@ -19,7 +19,8 @@ DEFAULTS: dict[str, tuple[str, Any]] = {  # field of Settings: (variable, defaul
 def env_setting(name: str) -> Any:
     """`get_settings().<name>`, without building the settings when the variable is not set."""
     variable, default = DEFAULTS[name]
-    if any(key.upper() == variable for key in os.environ):  # (pydantic-settings ignores the case)
+    # pydantic-settings ignores the case and, with `populate_by_name`, also reads the field's own name
+    if any(key.upper() in (variable, name.upper()) for key in os.environ):
         from fc_assets.settings import get_settings
 
         return getattr(get_settings(), name)

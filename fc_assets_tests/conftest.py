@@ -32,7 +32,7 @@ HEAVY_FIRST = [
     "fc_assets_tests/ingestion_flow/test_sensors.py",
 ]
 """`make test` runs on three workers, a whole file at a time each (`-n 3 --dist loadfile --no-loadscope-reorder`
-in setup.cfg): the longest files start first so that neither worker is left with one at the end, and the two
+in the Makefile): the longest files start first so that neither worker is left with one at the end, and the two
 heaviest multi-process tests (Postgres, demo) run one after the other on one worker, not against each other."""
 
 

@@ -203,7 +203,11 @@ class Jobs:
             if problem is None and (entity["skuRef"] in reject_refs or (rate and rng.random() < rate)):
                 problem, code = "rejected by the sandbox (reject_entities fault)", "REJECTED"
             if problem is None and bulk is not None:
-                valid.append({**entity, "qty": int(entity["qty"])})
+                qty = int(entity["qty"])
+                if -(2**63) <= qty < 2**63:  # bulk.py keeps quantities as int64
+                    valid.append({**entity, "qty": qty})
+                else:
+                    problem = "qty out of range"
             elif problem is None:
                 catalogue = (
                     entity.get("catalogueRef")

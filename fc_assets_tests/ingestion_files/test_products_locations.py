@@ -130,3 +130,16 @@ def test_locations_from_nested_json():
         True,
     )
     assert (row["mon_start"], row["mon_end"], row["networks"]) == (0, 2359, ["N1", "N2"])
+
+
+def test_a_decimal_beyond_float_range_is_rejected_not_sent_as_null():
+    """A 401-digit price parsed to inf, passed every rule, and went to Fluent as `"value": null` (orjson)."""
+    head = PRODUCTS_CSV.splitlines()[0]
+    huge = "1" + "0" * 400
+    body = b"\n".join(
+        [head, f"P9,standard,active,,Big,,,{huge},EUR,,,,,,,".encode(), b"P8,,,,Ok,,,1000.5,EUR,,,,,,,"]
+    )
+    out = run(PRODUCTS, io.BytesIO(body + b"\n"), name="products.csv")
+    assert out.rejects == [(1, "price", huge, "decimal number out of range")]
+    assert [p["ref"] for p in out.accepted.to_pylist()] == ["P8"]
+    assert b"null" not in orjson.dumps(out.accepted.to_pylist()[0]["prices"])

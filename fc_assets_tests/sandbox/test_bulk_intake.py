@@ -97,6 +97,20 @@ def test_bulk_batches_are_validated_counted_and_summed(bulk_sandbox):
     api.close()
 
 
+def test_a_qty_beyond_int64_is_an_entity_error_and_the_batch_completes(bulk_sandbox):
+    """Before: the batch stayed RUNNING (OverflowError while keeping the qtys as int64)."""
+    bulk_sandbox.admin.reset()
+    api = Api(bulk_sandbox.base_url)
+    job = new_job(api)
+    r = api.post(f"{JOB}/{job}/batch", json=batch([entity("BIG", 2**63), entity("OK", 1)]))
+    assert r.status_code == 200, r.text
+    body, _ = wait_for(api, job, r.json()["id"])
+    assert body["status"] == "COMPLETE"
+    assert [(e["entityIndex"], e["message"]) for e in body["results"]] == [(0, "qty out of range")]
+    assert bulk_sandbox.admin.received()["bulk_inventory"]["entities"] == 1
+    api.close()
+
+
 def test_default_sandbox_keeps_entities_and_no_bulk_summary(sandbox_clean):
     sandbox = sandbox_clean
     api = Api(sandbox.base_url)

@@ -40,6 +40,8 @@ class DeltaFile:
         import pyarrow.parquet as pq
 
         size = max(1, size)
+        if columns == []:  # a table without columns keeps its row count through slicing: no end
+            raise ValueError("DeltaFile.chunks needs at least one column")
         with self.lake.fs.open_input_file(self.lake.path(self.rel)) as f:
             pf = pq.ParquetFile(f)
             if columns is None:

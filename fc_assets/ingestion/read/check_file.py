@@ -46,14 +46,18 @@ class _Progress:
 def _fail(message: str, code: int = 2, *, now: bool = False) -> None:
     click.echo(f"fc-assets check-file: {message}", err=True)
     if now:
-        # an Arrow I/O thread may still be reading ahead from the refused stream (a gzip bomb's capped
-        # Python file); shutting the interpreter down under it aborts the process ("terminate called
-        # without an active exception", exit -6 in ~1 of 15 runs with pyarrow 26), so skip the shutdown:
-        # the rejects and Parquet files are closed already
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        _exit_now(code)
     sys.exit(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's shutdown, once a file was read (the rejects and Parquet files are closed
+    by then). An Arrow I/O thread may still be reading ahead from the stream (a gzip bomb's capped Python
+    file; seen after a complete `--write-parquet` check too); shutting the interpreter down under it aborts
+    the process ("terminate called without an active exception", exit -6, ~1 run in 15 with pyarrow 26)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @click.command("check-file")
@@ -105,5 +109,4 @@ def check_file(
     if parquet_path is not None:
         summary["parquet_path"] = parquet_path
     click.echo(json.dumps(summary, ensure_ascii=False))
-    if strict and report.failed:
-        sys.exit(3)
+    _exit_now(3 if strict and report.failed else 0)

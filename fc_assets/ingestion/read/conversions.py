@@ -111,7 +111,12 @@ def _convert(f: Field, text: pa.Array, tz: str) -> Converted:
     if kind == "decimal":
         ok = _matches(text, _DECIMAL)
         values = pc.cast(with_validity(text, ok), pa.float64())
-        return Converted(values, [(present & ~ok, "not a decimal number")])
+        # 400 digits parse to inf, which JSON cannot carry (orjson writes null): a value out of range
+        huge = present & ok & _mask(pc.invert(pc.is_finite(values)))
+        return Converted(
+            with_validity(values, ~huge),
+            [(present & ~ok, "not a decimal number"), (huge, "decimal number out of range")],
+        )
     if kind == "bool":
         up = upper(text)
         yes = _mask(pc.is_in(up, value_set=strings(TRUE_TEXT)))
