@@ -32,6 +32,10 @@ HEAVY_AT_LOAD = {
     "sqlalchemy": "dagster alone does not import it; dagster_aws's package import did",
     "dagster_aws": "its package import loads dagster._core.test_utils, SQLAlchemy and alembic",
     "dagster._core.test_utils": "test helpers, loaded by dagster_aws",
+    "pyarrow": "with numpy ~0.2 s: declarations name their types; Arrow is imported when data moves",
+    "numpy": "imported by pyarrow",
+    "lxml": "only XML files and XML exports need it",
+    "pydantic_settings": "~0.1 s (its CLI source ~80 ms): settings are read by Settings.from_environment",
 }
 """Modules that must not be imported by `import fc_assets.definitions`, each with why it is heavy/not needed."""
 

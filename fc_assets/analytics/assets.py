@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fc_assets.analytics.current_state import current_asset_name, current_sql
 from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS, EntitySpec
@@ -20,6 +18,7 @@ from fc_assets.resources.storage import Lake, LakeResource
 
 if TYPE_CHECKING:  # connections come from `Lake.duckdb()`, which imports duckdb when a table is computed
     import duckdb
+    import pyarrow as pa
 
 ANALYTICS_GROUP = "analytics"
 ANALYTICS_DIR = "analytics"
@@ -63,14 +62,16 @@ def utc_duckdb(lake: Lake) -> "duckdb.DuckDBPyConnection":
     return con
 
 
-def write_table(lake: Lake, name: str, table: pa.Table) -> str:
+def write_table(lake: Lake, name: str, table: "pa.Table") -> str:
+    import pyarrow.parquet as pq  # with numpy ~0.2 s: when a table is written, not at load
+
     key = f"{ANALYTICS_DIR}/{name}/part-0.parquet"
     with lake.atomic_write(key) as out:
         pq.write_table(table, out, compression="zstd")
     return lake.uri_for(key)
 
 
-def stock_by_location_table(lake: Lake) -> pa.Table:
+def stock_by_location_table(lake: Lake) -> "pa.Table":
     positions = dataset(
         lake,
         INVENTORY_POSITIONS,
@@ -88,7 +89,7 @@ def stock_by_location_table(lake: Lake) -> pa.Table:
         ).to_arrow_table()
 
 
-def daily_order_kpis_table(lake: Lake) -> pa.Table:
+def daily_order_kpis_table(lake: Lake) -> "pa.Table":
     orders = dataset(
         lake,
         ORDERS,
@@ -100,7 +101,7 @@ def daily_order_kpis_table(lake: Lake) -> pa.Table:
         return con.sql(DAILY_ORDER_KPIS_SQL.format(orders=orders)).to_arrow_table()
 
 
-def _result(uri: str, table: pa.Table) -> dg.MaterializeResult:
+def _result(uri: str, table: "pa.Table") -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,

@@ -4,14 +4,16 @@
 
 - `entities.py`   one `EntitySpec` per entity: queries, connection path, columns (Arrow types), checks
 - `queries/`      the GraphQL documents (validated against the real Fluent schema by the tests)
-- `columns.py`    GraphQL node -> Arrow record batch
+- `columns.py`    column declarations (types by name: no pyarrow at load)
+- `node_batches.py` GraphQL nodes -> Arrow record batch
 - `windows.py`    half-open `[start, end)` UTC windows; Fluent's inclusive DateRange; partition layout
 - `fetch.py`      paging a window, completing nested connections, fan-out per virtual catalogue
 - `extract.py`    parallel sub-window streams -> spools -> one object per day via `Lake.atomic_write`
 - `parquet_writer.py`, `validation.py`   streaming row groups; pandera per row group + partition checks
 - `assets.py`     the asset factory (daily partitions, single-run backfills, pool `fluent_api`, retries)
 - `schedules.py`  per group: daily job + schedule, late-updates re-run of the last `FC_LATE_UPDATE_DAYS`
-- `exports.py`    optional CSV/JSONL/XML copies to S3/SFTP outboxes (`FC_EXPORT_<ENTITY>`)
+- `exports.py`    optional CSV/JSONL/XML copies to S3/SFTP outboxes (`FC_EXPORT_<ENTITY>`);
+                  `export_files.py` writes them
 - `definitions.py` what this package adds to the code location
 
 Decisions (details in the module docstrings):

@@ -15,16 +15,13 @@ paging that cannot continue safely, auth) fails at once with `Failure(allow_retr
 import warnings
 from collections.abc import Iterator, Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import pyarrow as pa
 from dagster import AssetExecutionContext
 
 from fc_assets.analytics.current_state import remember_before_replacing
-from fc_assets.extraction.entities import ENTITIES, EntitySpec
-from fc_assets.extraction.extract import PART_FILE, PartitionResult, extract_periods
-from fc_assets.extraction.validation import ValidationReport
+from fc_assets.extraction.entities import ENTITIES, PART_FILE, EntitySpec
 from fc_assets.extraction.windows import Grain, Window
 from fc_assets.resources.fluent import FluentResource
 from fc_assets.resources.fluent_errors import (
@@ -34,6 +31,12 @@ from fc_assets.resources.fluent_errors import (
     FluentTransportError,
 )
 from fc_assets.resources.storage import LakeResource
+
+if TYPE_CHECKING:  # the extraction itself (pyarrow, numpy: ~0.2 s) is imported when a partition runs
+    import pyarrow as pa
+
+    from fc_assets.extraction.extract import PartitionResult
+    from fc_assets.extraction.validation import ValidationReport
 
 FLUENT_POOL = "fluent_api"
 SCHEMA_CHECK = "schema"
@@ -70,7 +73,9 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def preview_markdown(table: pa.Table | None) -> str:
+def preview_markdown(table: "pa.Table | None") -> str:
+    import pyarrow as pa
+
     if table is None or table.num_rows == 0:
         return "_no rows_"
     scalar = [f.name for f in table.schema if not pa.types.is_list(f.type)][:PREVIEW_COLUMNS]
@@ -82,7 +87,7 @@ def column_schema(spec: EntitySpec) -> dg.TableSchema:
         columns=[
             dg.TableColumn(
                 c.name,
-                str(c.arrow_type),
+                c.type_name,
                 constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.name == spec.key),
             )
             for c in spec.columns
@@ -90,7 +95,7 @@ def column_schema(spec: EntitySpec) -> dg.TableSchema:
     )
 
 
-def partition_metadata(result: PartitionResult) -> dict[str, Any]:
+def partition_metadata(result: "PartitionResult") -> dict[str, Any]:
     return {
         **result.metadata(),
         "uri": dg.MetadataValue.path(result.uri),
@@ -98,7 +103,7 @@ def partition_metadata(result: PartitionResult) -> dict[str, Any]:
     }
 
 
-def check_result(spec: EntitySpec, report: ValidationReport, partitions: int) -> dg.AssetCheckResult:
+def check_result(spec: EntitySpec, report: "ValidationReport", partitions: int) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=spec.name,
         check_name=SCHEMA_CHECK,
@@ -115,7 +120,7 @@ def check_result(spec: EntitySpec, report: ValidationReport, partitions: int) ->
 
 
 def written_materializations(
-    spec: EntitySpec, written: Sequence[tuple[str, PartitionResult]], keys: Sequence[str]
+    spec: EntitySpec, written: Sequence[tuple[str, "PartitionResult"]], keys: Sequence[str]
 ) -> Iterator[dg.AssetMaterialization]:
     """Before a multi-day run fails: a materialization for every day whose object is already in the lake
     (each is complete), so the UI and the lake agree; the failed and later days stay unmaterialized.
@@ -167,6 +172,9 @@ def build_extraction_asset(
     def _extract(
         context: AssetExecutionContext, fluent: FluentResource, lake: LakeResource
     ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult | dg.AssetMaterialization]:
+        from fc_assets.extraction.extract import PartitionResult, extract_periods
+        from fc_assets.extraction.validation import ValidationReport
+
         tw = context.partition_time_window
         periods = list(Window.of(tw.start, tw.end).periods(spec.grain.step))
         keys = list(context.partition_keys)

@@ -19,9 +19,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from fc_assets.extraction.columns import (
     FLOAT,
     INT,
@@ -34,9 +31,15 @@ from fc_assets.extraction.columns import (
 )
 from fc_assets.extraction.windows import DAILY, Grain
 
-if TYPE_CHECKING:  # pandas and pandera (~1.5 s) are imported when a partition is validated, not at load
+if (
+    TYPE_CHECKING
+):  # pandas and pandera (~1.5 s), pyarrow are imported when a partition is validated, not at load
     import pandas as pd
     import pandera.pandas as pdv
+    import pyarrow as pa
+
+PART_FILE = "part-0.parquet"
+"""The one object of a partition: `<lake>/<lake_dir>/<partition_dir>/part-0.parquet`."""
 
 CheckFactory = Callable[[], "pdv.Check"]
 """Builds one pandera check when the entity's schema is first needed (`EntitySpec.pandera_schema`)."""
@@ -166,6 +169,8 @@ def each_item(field_name: str, predicate: Callable[[pa.Array], pa.Array], name: 
         import numpy as np
         import pandas as pd
         import pandera.pandas as pdv
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
         def check(series: pd.Series) -> pd.Series:
             lists = pa.array(series)
@@ -181,14 +186,20 @@ def each_item(field_name: str, predicate: Callable[[pa.Array], pa.Array], name: 
 
 
 def positive(a: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
     return pc.greater(a, 0)
 
 
 def not_negative(a: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
     return pc.greater_equal(a, 0)
 
 
 def not_null(a: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
     return pc.is_valid(a)
 
 

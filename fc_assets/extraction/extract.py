@@ -39,8 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.extraction.columns import BatchBuilder
-from fc_assets.extraction.entities import EntitySpec, Source
+from fc_assets.extraction.entities import PART_FILE, EntitySpec, Source
 from fc_assets.extraction.fetch import (
     Cancelled,
     GraphQLPager,
@@ -48,6 +47,7 @@ from fc_assets.extraction.fetch import (
     fetch_pages,
     list_scope_values,
 )
+from fc_assets.extraction.node_batches import BatchBuilder
 from fc_assets.extraction.parquet_writer import RowGroupWriter, Spool
 from fc_assets.extraction.validation import ValidationReport
 from fc_assets.extraction.windows import Window
@@ -57,7 +57,6 @@ from fc_assets.resources.storage import Lake
 
 logger = logging.getLogger("fc_assets.extraction")
 
-PART_FILE = "part-0.parquet"
 PREVIEW_ROWS = 5
 PREFETCH_PAGES = 1
 """Pages a chain's fetch thread may have waiting for conversion (plus one being fetched): 1 is enough to

@@ -35,20 +35,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
-
-from fc_assets.ingestion.spec import (
-    ARROW_TYPES,
-    ATTRIBUTE_TYPE,
-    PRICE_TYPE,
-    ROW,
-    AttributeColumns,
-    Field,
-    FormatOptions,
-)
+from fc_assets.ingestion.spec import ROW, AttributeColumns, Field, FormatOptions
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 Sender = Literal["batch_inventory", "event_product", "graphql_location"]
@@ -137,6 +128,10 @@ class Feed:
     @cached_property
     def arrow_schema(self) -> pa.Schema:
         """What `validate_file` yields: typed canonical columns, nested where Fluent's input is, and `_row`."""
+        import pyarrow as pa
+
+        from fc_assets.ingestion.spec import ARROW_TYPES, ATTRIBUTE_TYPE, PRICE_TYPE
+
         cols = [(f.name, ARROW_TYPES[f.kind]) for f in self.fields if f.name not in self.price_fields]
         if self.prices:
             cols.append(("prices", pa.list_(PRICE_TYPE)))
@@ -146,7 +141,13 @@ class Feed:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(n for n in self.arrow_schema.names if n != ROW)
+        """The canonical columns in `arrow_schema`'s order, without `_row` (known at load, no pyarrow)."""
+        names = [f.name for f in self.fields if f.name not in self.price_fields]
+        return (
+            *names,
+            *(["prices"] if self.prices else []),
+            *([self.attributes.field] if self.attributes else []),
+        )
 
     @property
     def threshold(self) -> float:

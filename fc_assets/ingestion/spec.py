@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from fc_assets.ingestion.read.mapping import Columns
 
 ROW = "_row"  # the record's number in the file (see read/readers.py for what is counted)
@@ -23,20 +23,36 @@ TECHNICAL = (ROW, ERROR, RAW)
 
 Kind = Literal["text", "code", "int", "decimal", "bool", "datetime", "time", "list"]
 
-UTC = pa.timestamp("us", "UTC")
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "text": pa.string(),
-    "code": pa.string(),
-    "int": pa.int64(),
-    "decimal": pa.float64(),
-    "bool": pa.bool_(),
-    "datetime": UTC,
-    "time": pa.int32(),
-    "list": pa.list_(pa.string()),
-}
 
-ATTRIBUTE_TYPE = pa.struct([("name", pa.string()), ("type", pa.string()), ("value", pa.string())])
-PRICE_TYPE = pa.struct([("type", pa.string()), ("currency", pa.string()), ("value", pa.float64())])
+def _arrow_shapes() -> dict[str, Any]:
+    import pyarrow as pa
+
+    utc = pa.timestamp("us", "UTC")
+    return {
+        "UTC": utc,
+        "ARROW_TYPES": {
+            "text": pa.string(),
+            "code": pa.string(),
+            "int": pa.int64(),
+            "decimal": pa.float64(),
+            "bool": pa.bool_(),
+            "datetime": utc,
+            "time": pa.int32(),
+            "list": pa.list_(pa.string()),
+        },
+        "ATTRIBUTE_TYPE": pa.struct([("name", pa.string()), ("type", pa.string()), ("value", pa.string())]),
+        "PRICE_TYPE": pa.struct([("type", pa.string()), ("currency", pa.string()), ("value", pa.float64())]),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """`UTC`, `ARROW_TYPES` (by `Kind`), `ATTRIBUTE_TYPE` and `PRICE_TYPE` are built on first use (PEP 562),
+    so declaring the feeds at every code-location load does not import pyarrow (~0.2 s with numpy)."""
+    if name in ("UTC", "ARROW_TYPES", "ATTRIBUTE_TYPE", "PRICE_TYPE"):
+        shapes = _arrow_shapes()
+        globals().update(shapes)
+        return shapes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

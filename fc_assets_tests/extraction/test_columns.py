@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from fc_assets.extraction import columns as C
+from fc_assets.extraction import node_batches as B
 from fc_assets.extraction.entities import ORDERS
 
 ITEM = {
@@ -47,13 +48,13 @@ NODES = [
 def python_path(columns, nodes) -> pa.RecordBatch:
     cache: dict = {}
     return pa.RecordBatch.from_arrays(
-        [C._array(c, nodes, cache) for c in columns], schema=C.arrow_schema(columns)
+        [B._array(c, nodes, cache) for c in columns], schema=C.arrow_schema(columns)
     )
 
 
 @pytest.mark.parametrize("nodes", [NODES, NODES[1:2], []])
 def test_arrow_conversion_matches_python_path(nodes):
-    batch = C.BatchBuilder(ORDERS.columns).build(nodes)
+    batch = B.BatchBuilder(ORDERS.columns).build(nodes)
     batch.validate(full=True)
     assert batch.equals(python_path(ORDERS.columns, nodes))
 
@@ -65,10 +66,10 @@ def test_json_and_overlapping_paths_stay_on_the_python_path():
         C.Column("x", "x.y"),
         C.Column("x_again", "x.y", C.INT),
     ]
-    native = C._native_columns(columns)
+    native = B._native_columns(columns)
     assert [c.name for c in native] == ["a_b", "x"]
     nodes = [{"a": {"b": "1"}, "x": {"y": "2"}}, {"a": None, "x": None}]
     with pytest.raises(pa.ArrowInvalid):
-        C.BatchBuilder(columns).build(nodes)  # "2" is not an int64, on either path
+        B.BatchBuilder(columns).build(nodes)  # "2" is not an int64, on either path
     ok = [{"a": {"b": "1"}, "x": {"y": None}}, {"a": None}]
-    assert C.BatchBuilder(columns).build(ok).equals(python_path(columns, ok))
+    assert B.BatchBuilder(columns).build(ok).equals(python_path(columns, ok))

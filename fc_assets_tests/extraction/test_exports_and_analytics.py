@@ -25,13 +25,8 @@ from fc_assets.analytics.assets import (
 from fc_assets.analytics.current_state import build_current_state_asset
 from fc_assets.extraction.assets import build_extraction_asset, build_extraction_assets
 from fc_assets.extraction.entities import INVENTORY_POSITIONS, LOCATIONS, ORDERS
-from fc_assets.extraction.exports import (
-    ExportTarget,
-    build_export_asset,
-    export_partition,
-    export_targets_from_env,
-    open_target,
-)
+from fc_assets.extraction.export_files import export_partition, open_target
+from fc_assets.extraction.exports import ExportTarget, build_export_asset, export_targets_from_env
 from fc_assets.extraction.extract import extract_periods
 from fc_assets.extraction.schedules import build_schedules
 from fc_assets.extraction.windows import DAY, HOURLY, Window, iso

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from fc_assets.extraction.columns import BatchBuilder
 from fc_assets.extraction.entities import ORDERS
 from fc_assets.extraction.extract import extract_periods
+from fc_assets.extraction.node_batches import BatchBuilder
 from fc_assets.extraction.parquet_writer import RowGroupWriter
 from fc_assets.extraction.validation import ValidationReport
 from fc_assets.extraction.windows import DAY, Window

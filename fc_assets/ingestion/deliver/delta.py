@@ -40,8 +40,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-import pyarrow as pa
-
 from fc_assets.resources.storage import TMP_DIR, Lake
 
 if TYPE_CHECKING:  # connections come from `Lake.duckdb()`, which imports duckdb when a delta runs
@@ -404,6 +402,8 @@ def commit_watermark(
         return watermark
     con = connect(lake)
     try:
+        import pyarrow as pa  # with numpy ~0.2 s: when a delta runs, not at code-location load
+
         ts = ident(_need(spec.timestamp_column, "timestamp_column"))
         con.register("failed", pa.table({"_row": pa.array(list(failed_rows), pa.int64())}))
         con.sql(f"CREATE TEMP TABLE cur AS SELECT * FROM read_parquet('{duck_path(lake, delta_rel)}')")
@@ -455,6 +455,8 @@ def commit_snapshot(
     try:
         keys = ", ".join(ident(k) for k in spec.keys)
         cols = ", ".join(ident(c) for c in columns)
+        import pyarrow as pa
+
         failed = pa.table({"_row": pa.array(sorted(set(failed_rows)), pa.int64())})
         con.register("failed", failed)
         con.sql(f"""

@@ -10,11 +10,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator
 from functools import cached_property
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from fc_assets.resources.storage import Lake
+
+if TYPE_CHECKING:  # imported when a delta is read (not at code-location load)
+    import pyarrow as pa
 
 SCAN_ROWS = 10_000  # read size of the scans that pick a few rows by position
 NOT_SENT = ("_h",)  # the row hash: the delta's business, never sent — not read back
@@ -37,6 +38,7 @@ class DeltaFile:
         writes 122,880 rows a group) plus the chunk — each row group is read by its own reader, because one
         reader over the whole file keeps every row group it pre-buffered until it is done (at 10M rows the
         sender held the whole delta), while pre-buffering one group still reads it in few requests on S3."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         size = max(1, size)

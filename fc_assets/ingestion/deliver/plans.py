@@ -15,9 +15,7 @@ import io
 import tempfile
 from functools import partial
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from fc_assets.ingestion.deliver.delta import DeltaSpec
 from fc_assets.ingestion.deliver.files import FileLocation
@@ -26,10 +24,16 @@ from fc_assets.ingestion.feeds import Feed
 from fc_assets.resources.storage import Lake
 from fc_assets.settings import get_settings
 
+if TYPE_CHECKING:  # imported when a file is validated, not at code-location load
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
 
 def validate_into_lake(
     feed: Feed, path: Path, name: str, lake: Lake, accepted_rel: str, rejects_rel: str
 ) -> ValidationSummary:
+    import pyarrow.parquet as pq
+
     from fc_assets.ingestion.read.rejects import RejectsWriter
     from fc_assets.ingestion.read.unreadable import FileUnreadable
     from fc_assets.ingestion.read.validate import validate_file
@@ -106,6 +110,8 @@ class RejectedKeys:
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, table.schema)
         self._writer.write_table(table)
