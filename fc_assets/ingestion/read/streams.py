@@ -111,6 +111,11 @@ class ByteSource:
         base = os.path.basename(self.name.rstrip("/"))
         return base[:-3] if base.lower().endswith(".gz") else base
 
+    @property
+    def reopenable(self) -> bool:
+        """Whether `open()` can be called again (a path or a seekable stream, not a forward-only one)."""
+        return self.path is not None or self._start is not None
+
     def _raw(self) -> pa.NativeFile:
         if self.path is not None:
             return pa.OSFile(self.path, "r")
