@@ -41,6 +41,7 @@ BLOCK_BYTES = 8 << 20
 MAX_BLOCK_BYTES = 64 << 20  # no record end within this: not a flat record file (the full parser decides)
 MAX_TEXT = 1_000_000  # longer text: the full parser (libxml2 refuses text over 10 MB without huge_tree)
 
+_MAX_NAMES = 10_000  # distinct field names in a block (int16 codes)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _WS = b" \t\r\n"
 _DECL = re.compile(
@@ -51,12 +52,6 @@ _DECL = re.compile(
 _ROOT = re.compile(rb"<([A-Za-z_][A-Za-z0-9_.\-]*)((?:[ \t\r\n][^<>]*)?)>")
 _FIRST = re.compile(rb"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_.\-]*)>")
 
-# byte classes: 1 '<', 2 '>', 3 refused anywhere ('&', control characters), 4 '\r' (whitespace only)
-_LUT = np.zeros(256, np.uint8)
-_LUT[:32] = 3
-_LUT[[9, 10]] = 0
-_LUT[13] = 4
-_LUT[ord("<")], _LUT[ord(">")], _LUT[ord("&")] = 1, 2, 3
 _IS_WS = np.zeros(256, bool)
 _IS_WS[list(_WS)] = True
 
@@ -89,11 +84,13 @@ def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterat
     the full parser would not yield)."""
     if not src.reopenable:  # a restart must be possible
         raise NotSimple("forward-only source")
-    body_at, root = _root_start(src.head)
     chunk_rows = max(1, chunk_rows)
+    if chunk_rows == 1 and record is None:  # the parser's first batch then holds 2 records (auto-detection)
+        raise NotSimple("batches of one record")
+    body_at, root = _root_start(src.head)
     pending: list[tuple[_Block, int, int]] = []  # record ranges not yet yielded
     waiting, done = 0, 0
-    with src.open() as stream:
+    with src.open(again=True) as stream:
         if len(stream.read(body_at)) != body_at:
             raise NotSimple("short file")
         buf = stream.read(BLOCK_BYTES)
@@ -167,26 +164,26 @@ def _root_start(head: bytes) -> tuple[int, str]:
 
 def _tokenise(buf: bytes, end: int, record: str) -> _Block:
     """The records in buf[:end] (which starts before a record start tag and ends with a record end tag)."""
-    if buf.find(b"\xef\xbf\xbe", 0, end) != -1 or buf.find(b"\xef\xbf\xbf", 0, end) != -1:
-        raise NotSimple("U+FFFE/U+FFFF")  # not XML characters
-    data = pa.py_buffer(buf)
-    whole = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(np.array([0, end], np.int32)), data])
-    try:
-        whole.validate(full=True)
-    except pa.ArrowInvalid as e:
-        raise NotSimple("not UTF-8") from e
     raw = np.frombuffer(buf, np.uint8, end)
-    cls = _LUT[raw]
-    special = np.flatnonzero(cls)
-    kind = cls[special]
-    if (kind == 3).any():
+    if np.count_nonzero(raw > 127):  # (UTF-8 checks only where there is more than ASCII)
+        if buf.find(b"\xef\xbf\xbe", 0, end) != -1 or buf.find(b"\xef\xbf\xbf", 0, end) != -1:
+            raise NotSimple("U+FFFE/U+FFFF")  # not XML characters
+        offsets = pa.py_buffer(np.array([0, end], np.int32))
+        try:
+            pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(buf)]).validate(full=True)
+        except pa.ArrowInvalid as e:
+            raise NotSimple("not UTF-8") from e
+    crs = np.count_nonzero(raw == 13)
+    allowed = np.count_nonzero(raw == 10) + np.count_nonzero(raw == 9) + crs
+    if np.count_nonzero(raw < 32) != allowed or np.count_nonzero(raw == 38):
         raise NotSimple("'&' or a control character")
-    cr = special[kind == 4]
-    delims = special[kind < 3] if len(cr) else special
+    delims = np.flatnonzero((raw | 2) == 62)  # '<' (0x3c) and '>' (0x3e)
     d = len(delims)
-    dkind = kind[kind < 3] if len(cr) else kind
-    if d == 0 or d % 2 or not (dkind[0::2] == 1).all() or not (dkind[1::2] == 2).all():
+    opening = raw[delims] == 60
+    if d == 0 or d % 2 or not opening[0::2].all() or opening[1::2].any():
         raise NotSimple("'<' and '>' do not alternate")
+    cr = np.flatnonzero(raw == 13) if crs else ()
+    data = pa.py_buffer(buf)
     # tokens: 0 text, 1 '<', 2 markup, 3 '>', 4 text, …, 2d: empty (after the last '>'; the text of <F/>)
     offsets = np.empty(2 * d + 2, np.int32)
     offsets[0] = 0
@@ -225,7 +222,7 @@ def _tokenise(buf: bytes, end: int, record: str) -> _Block:
             raise NotSimple("'\\r' in text")
     rec = np.cumsum(mk == RO) - 1
     field = np.flatnonzero(is_fo | (mk == FE))
-    f_rec, f_fid = rec[field], fids[codes[field]]
+    f_rec, f_fid = rec[field], fids[codes[field]].astype(np.int16)
     key = f_rec * max(1, len(names)) + f_fid
     n = int(rec[-1]) + 1
     if n * len(names) <= 8 * len(key) + 1024:  # (a dense count; else a sort, nearly sorted already)
@@ -243,6 +240,8 @@ def _classify(markup: list[str], record: str) -> tuple[np.ndarray, np.ndarray, l
     kinds = np.empty(len(markup), np.int8)
     fids = np.full(len(markup), -1, np.int64)
     names: dict[str, int] = {}
+    if len(markup) > 2 * _MAX_NAMES:
+        raise NotSimple("too many distinct element names")
     for i, token in enumerate(markup):
         closing, empty = token.startswith("/"), token.endswith("/")
         name = token[1:] if closing else token[:-1] if empty else token
@@ -277,13 +276,18 @@ def _take(
     for i, (block, lo, hi) in enumerate(parts):
         a, b = np.searchsorted(block.rec, [lo, hi])
         fid, rec, val = block.fid[a:b], block.rec[a:b] - lo, block.val[a:b]
-        present, first = np.unique(fid, return_index=True)
-        for f in present[np.argsort(first)]:  # in order of first appearance, as the full parser
-            sel = fid == f
-            idx = np.full(hi - lo, -1, np.int64)
-            idx[rec[sel]] = val[sel]
-            got = idx >= 0
-            valid = None if got.all() else pa.py_buffer(np.packbits(got, bitorder="little"))
+        order = np.argsort(fid, kind="stable")  # by field, each in file order (radix sort: int16)
+        bounds = np.searchsorted(fid[order], np.arange(len(block.names) + 1))
+        present = [f for f in range(len(block.names)) if bounds[f + 1] > bounds[f]]
+        present.sort(key=lambda f: order[bounds[f]])  # in order of first appearance, as the full parser
+        for f in present:
+            at = order[bounds[f] : bounds[f + 1]]
+            if len(at) == hi - lo:  # in every record (once: repeats are not simple)
+                idx, valid = val[at], None
+            else:
+                idx = np.full(hi - lo, -1, np.int64)
+                idx[rec[at]] = val[at]
+                valid = pa.py_buffer(np.packbits(idx >= 0, bitorder="little"))
             take = pa.Array.from_buffers(pa.int64(), hi - lo, [valid, pa.py_buffer(idx)])
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.tokens.take(take)
     arrays = []
