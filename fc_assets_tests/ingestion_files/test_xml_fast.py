@@ -54,7 +54,7 @@ def generate(seed: int, n: int, tag: str = "item") -> tuple[str, list[str]]:
 
 
 def assemble(head: str, records: list[str], seps: list[str], tail: str = "</inventory>\n") -> bytes:
-    body = "".join(sep + rec for sep, rec in zip(seps, records))
+    body = "".join(sep + rec for sep, rec in zip(seps, records, strict=True))
     return (head + body + "\n" + tail).encode()
 
 
@@ -113,9 +113,11 @@ FEATURES = {
 FAST_FEATURES = {"crlf_between"}  # whitespace between elements: read by the fast path too
 FILE_FEATURES = {  # changes of the whole file: (head, body, tail) → bytes
     "latin1": lambda h, b, t: (
-        '<?xml version="1.0" encoding="ISO-8859-1"?><inventory>' + b + t.replace("</inventory>", "")
-    ).encode("latin-1", "replace")
-    + b"<item><sku>\xe9</sku></item></inventory>",
+        ('<?xml version="1.0" encoding="ISO-8859-1"?><inventory>' + b + t.replace("</inventory>", "")).encode(
+            "latin-1", "replace"
+        )
+        + b"<item><sku>\xe9</sku></item></inventory>"
+    ),
     "invalid_utf8": lambda h, b, t: (h + b).encode() + b"<item><sku>\xc3\x28</sku></item>" + t.encode(),
     "utf16": lambda h, b, t: ('<?xml version="1.0" encoding="UTF-16"?><inventory>' + b + t).encode("utf-16"),
     "xml11": lambda h, b, t: ('<?xml version="1.1"?><inventory>' + b + t).encode(),
@@ -152,7 +154,7 @@ def both(data: bytes, record: str | None, chunk_rows: int, *, gz: bool = False):
 def assert_same(fast, full) -> None:
     assert fast[0] == full[0], (fast, full)
     assert len(fast[1]) == len(full[1])
-    for a, b in zip(fast[1], full[1]):
+    for a, b in zip(fast[1], full[1], strict=True):
         assert a.schema.names == b.schema.names
         assert a.equals(b), (a.to_pydict(), b.to_pydict())
     assert fast[2:] == full[2:]
@@ -208,7 +210,7 @@ def test_each_feature_at_a_random_record_falls_back_to_the_same_result(feature, 
 def test_whole_file_features_fall_back_to_the_same_result(feature, blocks):
     rng = random.Random(feature)
     head, records = generate(3, 40)
-    body = "".join(sep + r for sep, r in zip(_seps(rng, len(records)), records))
+    body = "".join(sep + r for sep, r in zip(_seps(rng, len(records)), records, strict=True))
     data = FILE_FEATURES[feature](head, body, "</inventory>\n")
     for chunk_rows in (3, 65_536):
         if feature != "single_record":

@@ -191,7 +191,6 @@ def _tokenise(buf: bytes, end: int, record: str) -> _Block:
     offsets[2 : 2 * d + 1 : 2] = delims + 1
     offsets[2 * d + 1] = end
     tokens = pa.Array.from_buffers(pa.string(), 2 * d + 1, [None, pa.py_buffer(offsets), data])
-    marks = d // 2
     markup_at = np.arange(2, 2 * d, 4, dtype=np.int64)
     encoded = pc.dictionary_encode(tokens.take(numbers(markup_at)))
     codes = to_numbers(encoded.indices)
@@ -268,11 +267,8 @@ def _take(
         k = min(left, hi - lo)
         parts.append((block, lo, lo + k))
         left -= k
-        if lo + k == hi:
-            pending = pending[1:]
-        else:
-            pending = [(block, lo + k, hi), *pending[1:]]
-    columns: dict[str, list[pa.Array | int]] = {}  # name → per part: its values, or its length (absent)
+        pending = pending[1:] if lo + k == hi else [(block, lo + k, hi), *pending[1:]]
+    columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
     for i, (block, lo, hi) in enumerate(parts):
         a, b = np.searchsorted(block.rec, [lo, hi])
         fid, rec, val = block.fid[a:b], block.rec[a:b] - lo, block.val[a:b]
@@ -291,8 +287,11 @@ def _take(
             take = pa.Array.from_buffers(pa.int64(), hi - lo, [valid, pa.py_buffer(idx)])
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.tokens.take(take)
     arrays = []
-    for name, values in columns.items():
-        filled = [v if v is not None else pa.nulls(hi - lo, pa.string()) for v, (_, lo, hi) in zip(values, parts)]
+    for values in columns.values():
+        filled = [
+            v if v is not None else pa.nulls(hi - lo, pa.string())
+            for v, (_, lo, hi) in zip(values, parts, strict=True)
+        ]
         arrays.append(filled[0] if len(filled) == 1 else pa.concat_arrays(filled))
     arrays += [
         numbers(np.arange(done + 1, done + rows + 1, dtype=np.int64)),
