@@ -24,23 +24,27 @@ FIELDS = ["sku", "location", "qty", "status", "expected_on", "note.text", "_x-1"
 VALUES = ["SKU-1", "00123", "", " padded ", "line\nbreak", "tab\there", "Zürich €5", "日本", "a]b", "x'\"y"]
 
 
-def _record(rng: random.Random, tag: str) -> str:
-    names = rng.sample(FIELDS, rng.randint(0, len(FIELDS)))
+def _record(rng: random.Random, tag: str, names: list[str] | None = None) -> str:
+    """A record: random fields in a random order, or `names` (then always the same markup)."""
+    same = names is not None
+    names = names if same else rng.sample(FIELDS, rng.randint(0, len(FIELDS)))
     parts = []
     for name in names:
-        value = rng.choice(VALUES)
-        ws = rng.choice(["", "", "\n  ", "\t", " "])
-        if value == "" and rng.random() < 0.5:
+        value = rng.choice(VALUES[1:] if same else VALUES)
+        ws = "" if same else rng.choice(["", "", "\n  ", "\t", " "])
+        if not same and value == "" and rng.random() < 0.5:
             parts.append(f"{ws}<{name}/>")
         else:
             parts.append(f"{ws}<{name}>{value}</{name}>")
-    end = rng.choice(["", "\n", " "])
+    end = "" if same else rng.choice(["", "\n", " "])
     return f"<{tag}>{''.join(parts)}{end}</{tag}>"
 
 
-def generate(seed: int, n: int, tag: str = "item") -> tuple[str, list[str]]:
-    """(prolog + root start tag, records as text): the parts of a clean file."""
+def generate(seed: int, n: int, tag: str = "item", same: bool = False) -> tuple[str, list[str]]:
+    """(prolog + root start tag, records as text): the parts of a clean file; with `same`, every record
+    has the same fields in the same order (the fast path's shortcut for repeated markup)."""
     rng = random.Random(seed)
+    names = rng.sample(FIELDS, rng.randint(1, len(FIELDS))) if same else None
     prolog = rng.choice(
         [
             "",
@@ -50,7 +54,7 @@ def generate(seed: int, n: int, tag: str = "item") -> tuple[str, list[str]]:
         ]
     )
     root = rng.choice(["<inventory>", '<inventory xmlns="urn:x" version="2">', "<inventory\n>"])
-    return prolog + root, [_record(rng, tag) for _ in range(n)]
+    return prolog + root, [_record(rng, tag, names) for _ in range(n)]
 
 
 def assemble(head: str, records: list[str], seps: list[str], tail: str = "</inventory>\n") -> bytes:
@@ -105,6 +109,8 @@ FEATURES = {
     "nonchar": _at(lambda r: r.replace("<item>", "<item><sku>a\ufffeb</sku>", 1)),
     "record_text": _at(lambda r: r.replace("<item>", "<item>loose text", 1)),
     "text_between_records": _at(lambda r: "junk" + r),
+    "one_char_between": _at(lambda r: "x" + r),
+    "one_char_in_record": _at(lambda r: r.replace("</item>", "x</item>", 1)),
     "other_record_name": _at(lambda r: r.replace("<item>", "<entry>").replace("</item>", "</entry>")),
     "bad_name": _at(lambda r: r.replace("<item>", "<item><1sku>A</1sku>", 1)),
     "unicode_name": _at(lambda r: r.replace("<item>", "<item><größe>A</größe>", 1)),
@@ -170,11 +176,12 @@ def _seps(rng: random.Random, n: int) -> list[str]:
     return [rng.choice(["\n", "", "  ", "\n\t", " \n "]) for _ in range(n)]
 
 
+@pytest.mark.parametrize("same", [False, True], ids=["mixed", "same_fields"])
 @pytest.mark.parametrize("seed", range(12))
-def test_clean_files_are_read_by_the_fast_path_exactly_as_by_the_parser(seed, blocks):
+def test_clean_files_are_read_by_the_fast_path_exactly_as_by_the_parser(seed, same, blocks):
     rng = random.Random(seed)
-    head, records = generate(seed, rng.randint(1, 120))
-    data = assemble(head, records, _seps(rng, len(records)))
+    head, records = generate(seed, rng.randint(1, 120), same=same)
+    data = assemble(head, records, ["\n"] * len(records) if same else _seps(rng, len(records)))
     record = rng.choice([None, "item"])
     # (batches of one record with the record name auto-detected: the parser's first holds two; not fast)
     chunk_rows = rng.choice([7, 64, 65_536] + ([1] if record else []))
@@ -189,13 +196,14 @@ def test_clean_files_are_read_by_the_fast_path_exactly_as_by_the_parser(seed, bl
 
 
 @pytest.mark.parametrize("feature", sorted(FEATURES))
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(4))
 def test_each_feature_at_a_random_record_falls_back_to_the_same_result(feature, seed, blocks):
     rng = random.Random(f"{feature}{seed}")
-    head, records = generate(seed, rng.randint(2, 60))
+    same = seed % 2 == 1  # the other records all alike, or not
+    head, records = generate(seed, rng.randint(2, 60), same=same)
     k = rng.randrange(len(records))
     FEATURES[feature](records, k)
-    data = assemble(head, records, _seps(rng, len(records)))
+    data = assemble(head, records, ["\n"] * len(records) if same else _seps(rng, len(records)))
     chunk_rows = rng.choice([1, 2, 5, 65_536])
     if feature in FAST_FEATURES:  # the fast path reads it itself...
         list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, max(2, chunk_rows)))
@@ -249,3 +257,24 @@ def test_a_large_clean_file_is_read_in_blocks_exactly(tmp_path):
     fast = list(xml_fast.fast_batches(ByteSource(str(path)), None, 4096))
     full = list(read_xml_full(ByteSource(str(path)), None, 4096))
     assert_same(("ok", fast), ("ok", full))
+
+
+EVERY_RECORD = {  # the same markup in every record, not simple: the repeated-markup shortcut must see it
+    "repeated": ("<item>", "<item><category>A</category><category>B</category>"),
+    "mismatched": ("<item>", "<item><sku>A</location>"),
+    "nested": ("<item>", "<item><location><ref>L</ref></location>"),
+    "attribute": ("<item>", '<item><price currency="EUR">5</price>'),
+    "record_in_record": ("<item>", "<item><item>x</item>"),
+    "empty_record_name": ("<item>", "<item><item/>"),
+    "comment": ("<item>", "<item><!--c-->"),
+}
+
+
+@pytest.mark.parametrize("feature", sorted(EVERY_RECORD))
+def test_a_feature_in_every_record_falls_back_to_the_same_result(feature, blocks):
+    old, new = EVERY_RECORD[feature]
+    head, records = generate(4, 50, same=True)
+    data = assemble(head, [r.replace(old, new, 1) for r in records], ["\n"] * 50)
+    with pytest.raises(xml_fast.NotSimple):
+        list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, 8))
+    assert_same(*both(data, None, 8))
