@@ -114,6 +114,7 @@ FEATURES = {
     "other_record_name": _at(lambda r: r.replace("<item>", "<entry>").replace("</item>", "</entry>")),
     "bad_name": _at(lambda r: r.replace("<item>", "<item><1sku>A</1sku>", 1)),
     "unicode_name": _at(lambda r: r.replace("<item>", "<item><größe>A</größe>", 1)),
+    "long_name": _at(lambda r: r.replace("<item>", f"<item><{'n' * 60_000}>A</{'n' * 60_000}>", 1)),
     "long_text": _at(lambda r: r.replace("<item>", f"<item><note>{'x' * (xml_fast.MAX_TEXT + 1)}</note>", 1)),
 }
 FAST_FEATURES = {"crlf_between"}  # whitespace between elements: read by the fast path too

@@ -41,6 +41,7 @@ BLOCK_BYTES = 1 << 20  # (1 MiB: the numpy passes over a block stay in cache; 8 
 MAX_BLOCK_BYTES = 64 << 20  # no record end within this: not a flat record file (the full parser decides)
 MAX_TEXT = 1_000_000  # longer text: the full parser (libxml2 refuses text over 10 MB without huge_tree)
 
+_MAX_NAME = 1000
 _MAX_NAMES = 10_000  # distinct field names in a block (int16 codes)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _WS = b" \t\r\n"
@@ -289,7 +290,7 @@ def _classify(markup: list[str], record: str) -> tuple[np.ndarray, np.ndarray, l
     for i, token in enumerate(markup):
         closing, empty = token.startswith("/"), token.endswith("/")
         name = token[1:] if closing else token[:-1] if empty else token
-        if not _NAME.match(name):
+        if len(name) > _MAX_NAME or not _NAME.match(name):  # (libxml2 refuses names over 50,000)
             raise NotSimple(f"markup {token[:40]!r}")
         if name == record:
             if empty:
