@@ -53,6 +53,22 @@ class _Replay(io.RawIOBase):
         return len(data)
 
 
+class _Borrowed(io.RawIOBase):
+    """A caller's stream, read without closing it when done (so that it can be read again)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
 class _Capped(io.RawIOBase):
     """A decompressed stream that refuses to yield more than `limit` bytes (gzip bombs)."""
 
@@ -111,20 +127,26 @@ class ByteSource:
         base = os.path.basename(self.name.rstrip("/"))
         return base[:-3] if base.lower().endswith(".gz") else base
 
-    def _raw(self) -> pa.NativeFile:
+    @property
+    def reopenable(self) -> bool:
+        """Whether `open()` can be called again (a path or a seekable stream, not a forward-only one)."""
+        return self.path is not None or self._start is not None
+
+    def _raw(self, again: bool = False) -> pa.NativeFile:
         if self.path is not None:
             return pa.OSFile(self.path, "r")
         assert self._file is not None
         if self._start is not None:
             self._file.seek(self._start)
-            return pa.PythonFile(self._file, mode="r")
+            return pa.PythonFile(_Borrowed(self._file) if again else self._file, mode="r")
         if self._opened:
             raise RuntimeError(f"{self.name}: a forward-only stream can be read once")
         return pa.PythonFile(_Replay(self._raw_head, self._file), mode="r")
 
-    def open(self) -> pa.NativeFile:
-        """The whole (decompressed) content as an Arrow input stream; callers close it."""
-        stream = self._raw()
+    def open(self, again: bool = False) -> pa.NativeFile:
+        """The whole (decompressed) content as an Arrow input stream; callers close it. With `again`
+        (when `reopenable`), closing it leaves a caller's stream open for another `open()`."""
+        stream = self._raw(again)
         self._opened = True
         if not self.gzip:
             return stream
