@@ -31,9 +31,8 @@ from fc_assets.extraction.columns import (
 )
 from fc_assets.extraction.windows import DAILY, Grain
 
-if (
-    TYPE_CHECKING
-):  # pandas and pandera (~1.5 s), pyarrow are imported when a partition is validated, not at load
+# pandas and pandera (~1.5 s) and pyarrow are imported when a partition is validated, not at load
+if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pdv
     import pyarrow as pa
