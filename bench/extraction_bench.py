@@ -13,9 +13,10 @@
    keep-alive), timing each round trip from send to the last body byte, without any extraction code.
    Two ratios are printed: elapsed / T_floor (the requirement) and elapsed / (requests x injected latency /
    streams), which leaves out the server's own time. Per run also: the median round trip the client saw
-   (the sandbox slows down under concurrent requests), client and sandbox CPU seconds, and the same run
-   with no injected latency: on 2 cores the client and the sandbox (one Python process) share the CPU, so
-   with 4 streams the machine, not the client's waiting, can set the time.
+   (above L_page when the machine is short of CPU), client and sandbox CPU seconds (its workers included),
+   and the same run with no injected latency: on 2 cores the client and the sandbox share the CPU (with
+   each other and whatever else runs), so with 4 streams the machine, not the client's waiting, can set
+   the time.
 2. Memory. For 10k and 200k orders (sandbox without latency), a child process extracts *all* orders as one
    window into one Parquet object (so the object's row count is the variable) and reports its peak RSS
    (ru_maxrss) above its current RSS just before extracting. Bounded memory means the two peaks are close.
@@ -335,9 +336,9 @@ def main() -> None:
             )
             if r["no_latency_s"] > 0.5 * r["floor_s"]:
                 print(
-                    f"      ^ client and sandbox (one Python process) share {cores} cores: with no latency at all "
-                    f"this run takes {r['no_latency_s'] / r['floor_s']:.0%} of the floor, so the floor cannot "
-                    "be approached here; the sandbox slows down under concurrent requests (round trips above)"
+                    f"      ^ client and sandbox share {cores} cores: with no latency at all this run takes "
+                    f"{r['no_latency_s'] / r['floor_s']:.0%} of the floor, so the floor cannot be approached "
+                    "here: the CPU, not the latency, sets the time (round trips above)"
                 )
 
     if args.no_memory:
