@@ -4,9 +4,10 @@
     python bench/sdk_bench.py --orders 300 --repeat 1 --no-dagster   # smoke size
 
 One sandbox holds one `orders` day: `--orders N --days 1` puts every order's `updatedOn` in yesterday (UTC),
-`--large-orders 0` so no order has more items than the first nested page (the SDK pages only the top-level
-connection; our extraction would fetch the rest with a second query). Both sides page the same query
-(fc_assets/extraction/queries/orders.graphql), the same variables (that day's `updatedOn` window, retailer,
+`--graphql-workers 2` so concurrent requests do not wait for each other's query execution (the sandbox's
+query_workers.py; as with a real API), `--large-orders 0` so no order has more items than the first nested
+page (the SDK pages only the top-level connection; our extraction would fetch the rest with a second
+query). Both sides page the same query (fc_assets/extraction/queries/orders.graphql), the same variables (that day's `updatedOn` window, retailer,
 `itemsFirst`), page size 100 (FC_FLUENT_PAGE_SIZE's default), client_credentials; each side is a whole
 process, so imports and start-up count:
 
@@ -128,6 +129,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="paired runs per latency (median)")
     ap.add_argument("--latencies", default="0,20", help="injected latency in ms, comma-separated")
     ap.add_argument("--streams", type=int, default=4, help="our streams (FC_FLUENT_CONCURRENCY's default)")
+    ap.add_argument(
+        "--graphql-workers",
+        type=int,
+        default=2,
+        help="sandbox query worker processes (0: every query on its event loop, so our concurrent "
+        "requests queue behind each other's execution, unlike a real API)",
+    )
     ap.add_argument("--no-dagster", action="store_true", help="skip `dagster asset materialize`")
     ap.add_argument("--no-warmup", action="store_true", help="no untimed first run of each side (smoke)")
     ap.add_argument(
@@ -153,6 +161,7 @@ def main() -> int:
         out.append(table_rows.row(f"SDK auto-pagination, {size}", None, None, "node/npm missing", None))
     sandbox_args = ["--orders", args.orders, "--days", 1, "--large-orders", 0]
     sandbox_args += ["--inventory-positions", 0, "--virtual-positions", 0]
+    sandbox_args += ["--graphql-workers", args.graphql_workers]
     with SandboxServer(sandbox_args) as sb:
         from fc_assets.extraction.windows import Window
 

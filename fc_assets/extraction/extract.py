@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import tempfile
 import threading
 import time
@@ -349,6 +350,54 @@ def gc_frozen() -> Iterator[None]:
                 gc.unfreeze()
 
 
+SWITCH_INTERVAL_S = 0.0005
+_switch_lock = threading.Lock()
+_switch_runs = 0
+_switch_before = 0.0
+
+
+@contextmanager
+def short_switch_interval() -> Iterator[None]:
+    """Let a thread whose answer has arrived take the GIL sooner while the extraction runs.
+
+    The streams' threads alternate between waiting on a socket and holding the GIL to parse and convert
+    pages. A thread returning from `recv` (a 224 KiB page is read in 64 KiB pieces) waits for the holder to
+    release the GIL, which CPython asks for after the switch interval (5 ms by default), so each piece of a
+    page could wait up to 5 ms behind another stream's conversion before the next request is sent. With
+    0.5 ms: 30 days, 128 pages, 4 streams, 50 ms latency, 7 interleaved pairs at load 6.4-7.4, each faster
+    (5 ms: 3.57 3.33 3.33 5.47 4.12 3.55 4.38 s; 0.5 ms: 3.16 3.10 2.94 4.10 3.32 3.35 4.01 s); one day of
+    204 pages at 20 ms showed no difference beyond the noise. Restored when the last concurrent extraction of
+    the process ends.
+    """
+    global _switch_runs, _switch_before
+    with _switch_lock:
+        if _switch_runs == 0:
+            _switch_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_before, SWITCH_INTERVAL_S))
+        _switch_runs += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_runs -= 1
+            if _switch_runs == 0:
+                sys.setswitchinterval(_switch_before)
+
+
+def warm_validation(spec: EntitySpec) -> None:
+    """Build the entity's pandera schema in a background thread while the first pages are fetched.
+
+    The first row group of the run is validated only after its period's pages are all in; building the
+    schema imports pandas and pandera (~0.4 s of CPU), which would otherwise run then, on the critical path
+    (a one-day extraction waits for it after its last page). The streams mostly wait on the API, so the
+    import overlaps that wait. `cached_property` locks, so the writer waits for the thread if it is early.
+    """
+    if "pandera_schema" not in spec.__dict__:
+        threading.Thread(
+            target=lambda: spec.pandera_schema, name=f"warm-{spec.name}-schema", daemon=True
+        ).start()
+
+
 def extract_periods(
     spec: EntitySpec,
     periods: Sequence[Window],
@@ -365,6 +414,7 @@ def extract_periods(
     the failing one and later ones are not written.
     """
     concurrency = max(1, concurrency)
+    warm_validation(spec)
     builder = BatchBuilder(spec.columns)
     scope_values: list[dict[str, Any] | None] = (
         list_scope_values(client, spec.scope, page_size or 100) if spec.scope else [None]
@@ -382,6 +432,7 @@ def extract_periods(
 
     with (
         gc_frozen(),
+        short_switch_interval(),
         tempfile.TemporaryDirectory(prefix=f"fc-extract-{spec.name}-") as tmp,
         ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"fluent-{spec.name}") as pool,
     ):

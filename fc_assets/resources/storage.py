@@ -18,14 +18,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import dagster as dg
 
-from fc_assets.resources.secret_masking import masked_repr_args, scrub, sql_quote
+from fc_assets.resources.secret_masking import scrub, sql_quote
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
     import pyarrow.fs as pafs
+
+    from fc_assets.resources.lake_resource import LakeResource
 
 TMP_DIR = "_tmp"
 STALE_TMP_AGE = timedelta(days=1)
@@ -225,23 +226,10 @@ class Lake:
         return con
 
 
-class LakeResource(dg.ConfigurableResource):
-    """The lake as a Dagster resource; secrets come from `EnvVar`s (see definitions.py)."""
+def __getattr__(name: str) -> type[LakeResource]:
+    """`LakeResource` lives in lake_resource.py so that using the lake does not import dagster (~0.8 s)."""
+    if name == "LakeResource":
+        from fc_assets.resources.lake_resource import LakeResource
 
-    uri: str
-    endpoint_url: str | None = None
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    region: str = "us-east-1"
-
-    def __repr_args__(self):
-        return masked_repr_args(super().__repr_args__(), frozenset({"secret_access_key"}))
-
-    def get_lake(self) -> Lake:
-        return Lake(
-            uri=self.uri,
-            endpoint_url=self.endpoint_url or None,
-            access_key_id=self.access_key_id or None,
-            secret_access_key=self.secret_access_key or None,
-            region=self.region,
-        )
+        return LakeResource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ from fc_assets.sandbox.admin import admin_refusal, admin_routes
 from fc_assets.sandbox.config import SandboxConfig
 from fc_assets.sandbox.events import EventError
 from fc_assets.sandbox.jobs import JobError
+from fc_assets.sandbox.query_workers import MUTATION, QueryWorkers
 from fc_assets.sandbox.resolvers import RequestContext
 from fc_assets.sandbox.state import SandboxState
 
@@ -36,14 +37,17 @@ def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) ->
 class FaultsAndAuth:
     """ASGI middleware: request counting, injected faults, then the bearer-token check."""
 
-    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+    def __init__(self, app: ASGIApp, state: SandboxState, workers: QueryWorkers | None = None) -> None:
         self.app = app
         self.state = state
+        self.workers = workers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path: str = scope["path"]
+        if self.workers is not None:
+            self.workers.seen(scope["method"], path)
         if path == "/health":
             return await self.app(scope, receive, send)
         if path.startswith("/_sandbox"):
@@ -124,6 +128,7 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
     """The ASGI app. The faults middleware wraps Starlette from outside, so it gets uvicorn's own `send`
     (needed to drop a connection); `.state` is the `SandboxState`."""
     state = state or SandboxState(config)
+    workers = QueryWorkers(state, config.graphql_workers)
 
     async def health(_: Request) -> Response:
         return json({"status": "ok"})
@@ -150,6 +155,12 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
         if injected is not None:
             return json({"data": None, "errors": [injected]})
         user = {**request.scope["state"]["user"], "primaryRetailer": state.store.retailer}
+        if workers.enabled:
+            answer = await workers.run(await request.body(), state.faults.flag("stuck_cursor"), user)
+            if answer is not MUTATION:
+                status, payload = answer
+                return Response(payload, status_code=status, media_type="application/json")
+            workers.invalidate()  # the mutation below changes what the next query must see
         ctx = RequestContext(
             store=state.store,
             config=config,
@@ -202,7 +213,7 @@ def build_app(config: SandboxConfig, state: SandboxState | None = None) -> Fault
         Route("/api/v4.1/event/{event_id}", get_event, methods=["GET"]),
         *admin_routes(state),
     ]
-    return FaultsAndAuth(Starlette(routes=routes), state)
+    return FaultsAndAuth(Starlette(routes=routes), state, workers)
 
 
 def job_call(fn: Any) -> Response:

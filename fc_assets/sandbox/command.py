@@ -105,6 +105,14 @@ def is_loopback(host: str) -> bool:
     "(bulk_inventory: entities, qty_sum, digest, positions, on_hand_sum).",
 )
 @click.option(
+    "--graphql-workers",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Execute GraphQL queries in N forked processes, so concurrent requests do not queue behind each "
+    "other's execution on the event loop (query_workers.py); 0: in-process.",
+)
+@click.option(
     "--latency-ms", default=0, show_default=True, type=int, help="Fault: added to every API request."
 )
 @click.option("--rate-limit", default=0, type=int, help="Fault: the first N API requests answer 429.")
@@ -142,6 +150,7 @@ def sandbox(
     complexity_limit: int,
     batch_delay_ms: int,
     bulk_intake: bool,
+    graphql_workers: int,
     latency_ms: int,
     rate_limit: int,
     retry_after: int,
@@ -198,6 +207,7 @@ def sandbox(
         complexity_limit=complexity_limit,
         batch_delay_ms=batch_delay_ms,
         bulk_intake=bulk_intake,
+        graphql_workers=graphql_workers,
         faults=faults,
     )
     started = time.perf_counter()

@@ -47,6 +47,7 @@ class SandboxConfig:
     max_request_bytes: int = 2 * 1024 * 1024
     batch_delay_ms: int = 200  # PENDING → RUNNING after this, RUNNING → COMPLETE after as long again
     bulk_intake: bool = False  # batch inventory kept as numbers, not upserted into the store (bulk.py)
+    graphql_workers: int = 0  # query_workers.py: queries run in this many forked processes (0: in-process)
     faults: dict[str, Any] = field(
         default_factory=dict
     )  # start-up faults, same keys as POST /_sandbox/faults

@@ -228,3 +228,26 @@ def test_a_multi_day_run_ends_on_short_chains(file_lake):
     assert [r.rows for r in results] == [60] * 10
     all_ids = [i for r in results for i in read(file_lake, r.key).column("id").to_pylist()]
     assert sorted(all_ids) == sorted(o["id"] for o in orders)
+
+
+def test_switch_interval_is_short_during_the_run_and_restored_after(file_lake):
+    """The streams' threads get the GIL back sooner after a socket read while an extraction runs
+    (`short_switch_interval`), and the process's own setting is back afterwards, also after a failure."""
+    import sys
+
+    seen: list[float] = []
+
+    class Recording(FakeFluent):
+        def paginate(self, *args, **kwargs):
+            seen.append(sys.getswitchinterval())
+            return super().paginate(*args, **kwargs)
+
+    before = sys.getswitchinterval()
+    orders = make_orders(D1, 30)
+    list(extract_periods(ORDERS, days(D1, 1), client=Recording({"orders": orders}), lake=file_lake))
+    assert seen and all(s <= 0.0005 for s in seen) and before > 0.0005
+    assert sys.getswitchinterval() == before
+    failing = Recording({"orders": orders}, fail_after_pages={"orders": 0})
+    with pytest.raises(FluentHTTPError):
+        list(extract_periods(ORDERS, days(D1, 1), client=failing, lake=file_lake, page_size=10))
+    assert sys.getswitchinterval() == before
