@@ -18,7 +18,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-
 from fc_assets.resources.secret_masking import scrub, sql_quote
 
 if TYPE_CHECKING:
