@@ -75,7 +75,7 @@ class RawFile:
     name: str
     format: str
     columns: list[str] | None
-    batches: Iterator[pa.RecordBatch]
+    batches: Iterator[pa.RecordBatch | pa.Table]  # a table: a chunk of several batches (see `as_batch`)
     selection: list[str] = field(default_factory=list, repr=False)
 
     def only(self, columns: list[str]) -> None:
@@ -244,26 +244,27 @@ def _read_csv(
     return header, _coalesce(batches, chunk_rows)
 
 
-def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    """Batches re-cut (one copy) into batches of exactly chunk_rows rows (the last may be smaller)."""
+def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Batches re-cut into chunks of exactly chunk_rows rows (the last may be smaller), without a copy: a
+    chunk of several batches is a `pa.Table` of them, joined into one batch by `as_batch` where it is used
+    (the mapper, on a worker thread: the copy stays off the parsing thread, the pipeline's slowest)."""
     pending: list[pa.RecordBatch] = []
     rows = 0
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
         while rows >= chunk_rows:
-            joined = _join(pending)
-            yield joined.slice(0, chunk_rows)
+            joined = pa.Table.from_batches(pending)
+            yield _chunk(joined.slice(0, chunk_rows))
             rest = joined.slice(chunk_rows)
-            pending, rows = ([rest] if rest.num_rows else []), rest.num_rows
+            pending, rows = rest.to_batches(), rest.num_rows
     if pending:
-        yield _join(pending)
+        yield _chunk(pa.Table.from_batches(pending))
 
 
-def _join(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    if len(batches) == 1:
-        return batches[0]
-    return pa.Table.from_batches(batches).combine_chunks().to_batches(max_chunksize=None)[0]
+def _chunk(table: pa.Table) -> pa.RecordBatch | pa.Table:
+    batches = table.to_batches()
+    return batches[0] if len(batches) == 1 else table
 
 
 def _csv_batches(
