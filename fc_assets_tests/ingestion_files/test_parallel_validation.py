@@ -16,6 +16,7 @@ import pytest
 from fc_assets.ingestion.feeds import get_feed
 from fc_assets.ingestion.read import readers, validate
 from fc_assets.ingestion.read.rejects import RECORD_FIELD
+from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets_tests.ingestion_files.helpers import run
 
 INVENTORY = get_feed("inventory")
@@ -107,3 +108,16 @@ def test_a_worker_failure_is_raised_and_the_threads_end(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="chunk 5 failed"):
         run(INVENTORY, path, chunk_rows=50)
     assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_invalid_utf8_deep_in_the_file_names_its_row(tmp_path, monkeypatch, workers):
+    lines = [b"sku,location,qty"] + [f"SKU-{i},L,{i}".encode() for i in range(1, 3001)]
+    lines[2500] = b"SKU-\xff,L,1"  # data record 2500
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(validate, "WORKERS", workers)
+    with pytest.raises(FileUnreadable, match="bad.csv") as e:
+        run(INVENTORY, path, chunk_rows=64)
+    assert e.value.row == 2500 and "UTF-8" in str(e.value)

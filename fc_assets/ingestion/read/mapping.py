@@ -143,8 +143,16 @@ class FieldMapper:
             self._plans[key] = plan
         return plan
 
-    def map_batch(self, raw: pa.RecordBatch | pa.Table, plan: _Plan) -> pa.RecordBatch:
+    def map_batch(
+        self,
+        raw: pa.RecordBatch | pa.Table,
+        plan: _Plan,
+        verify: Callable[[pa.RecordBatch], None] | None = None,
+    ) -> pa.RecordBatch:
+        """One chunk onto the canonical fields (`verify`: the reader's check of the chunk, `RawFile.verify`)."""
         raw = as_batch(raw)
+        if verify is not None:
+            verify(raw)
         n = raw.num_rows
         cols = Columns(raw, plan.index)
         out: dict[str, pa.Array] = {}
@@ -179,7 +187,7 @@ class FieldMapper:
         """Mapped batches of a file. Columns known up front (CSV header, Parquet) are checked at once; for
         JSON/XML the first chunk must have every required column (else the file is the wrong one), later
         chunks may lack some (those rows are then rejected as missing the value)."""
-        return (self.map_batch(batch, plan) for batch, plan in self.plan_file(raw))
+        return (self.map_batch(batch, plan, raw.verify) for batch, plan in self.plan_file(raw))
 
     def plan_file(self, raw: RawFile) -> Iterator[tuple[pa.RecordBatch, _Plan]]:
         """`map_file` before the mapping: each raw batch with its plan, for `map_batch` to run elsewhere

@@ -349,6 +349,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         if rejects_sink is not None:
             self.report.rejects_path = rejects_sink.path
         self._mapper = mapper_for(feed)
+        self._verify = raw.verify
         planned = self._mapper.plan_file(raw)
         self._planned = prefetch(planned, depth=2, name="fc-ingestion-prefetch")
         self._validator = ChunkValidator(feed)
@@ -363,7 +364,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         return self
 
     def _check(self, batch: pa.RecordBatch, plan: Any) -> ChunkResult:
-        return self._validator.run(self._mapper.map_batch(batch, plan))
+        return self._validator.run(self._mapper.map_batch(batch, plan, self._verify))
 
     def _chunks(self) -> Iterator[ChunkResult]:
         """The chunks' results in file order. The reader parses on one thread (the only way Arrow numbers
