@@ -17,6 +17,13 @@ The same job on both sides, whole processes on a warm page cache, best of `--rep
   so its dependencies never touch ours.
 
 Target (issue 16): ours at least as fast (ratio <= 1.0), with validation on and theirs absent.
+
+Second row per size up to `--sdk-max-rows` (2M): the same CSV through Fluent's TypeScript SDK
+(`@fluentcommerce/fc-connect-sdk` 0.1.56, installed in fc_assets_tests/sdk/ts as bench/sdk_bench.py does):
+`node bench/sdk_csv.mjs FILE`, its `CSVParserService` (streamed, batches of 2,000) and `UniversalMapper` onto
+the inventory fields (sku_ref, location_ref, qty, status, expected_on) with the SDK's resolvers, one whole node
+process; against our same `check-file --write-parquet` run (which also validates and writes Parquet). Both sides
+count the file's records (asserted equal). Target (issue 16): ours >= 10x faster (ratio <= 0.1).
 """
 
 from __future__ import annotations
@@ -90,6 +97,20 @@ def install_dlt() -> str | None:
     return None
 
 
+def sdk_node(*, install: bool) -> str | None:
+    """`node` when the TypeScript SDK is installed (installing it as bench/sdk_bench.py does unless not
+    `install`); None without node, npm or the SDK."""
+    from sdk_bench import SDK_DIR, ensure_sdk
+
+    if install:
+        try:
+            return ensure_sdk()
+        except (subprocess.SubprocessError, OSError):
+            return None
+    installed = (SDK_DIR / "node_modules" / "@fluentcommerce" / "fc-connect-sdk" / "package.json").is_file()
+    return shutil.which("node") if installed else None
+
+
 def parquet_rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -113,7 +134,8 @@ def main() -> int:
     ap.add_argument("--rows", type=int, action="append", help="CSV sizes (default 2,000,000)")
     ap.add_argument("--repeat", type=int, default=2, help="paired runs per size (best of)")
     ap.add_argument("--dir", default="/tmp/fc-check-file-bench", help="where the CSVs are generated (shared)")
-    ap.add_argument("--no-install", action="store_true", help="do not install dlt (smoke)")
+    ap.add_argument("--no-install", action="store_true", help="do not install dlt or the SDK (smoke)")
+    ap.add_argument("--sdk-max-rows", type=int, default=2_000_000, help="the SDK row for sizes up to this")
     table_rows.add_argument(ap)
     args = ap.parse_args()
     sizes = args.rows or [2_000_000]
@@ -122,15 +144,23 @@ def main() -> int:
         why_not = None if DLT_PY.is_file() else "dlt not installed (make bench installs it)"
     else:
         why_not = install_dlt()
+    node = sdk_node(install=not args.no_install)
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
     for rows in sizes:
         work = f"CSV -> validate (ours) -> Parquet, {rows:,} rows: check-file --write-parquet vs dlt read_csv_duckdb(use_pyarrow=True)"
+        sdk_work = f"CSV -> mapped inventory records, {rows:,} rows: check-file --write-parquet vs the TypeScript SDK's CSVParserService + UniversalMapper (node)"
+        with_sdk = rows <= args.sdk_max_rows
         if why_not:
             out.append(table_rows.row(work, None, None, "ratio <= 1.0", None, note=why_not))
+        if with_sdk and node is None:
+            out.append(
+                table_rows.row(sdk_work, None, None, "ratio <= 0.1", None, note="node/npm or the SDK missing")
+            )
+        if why_not and (not with_sdk or node is None):
             continue
         csv = ensure(d / f"inventory-{rows}.csv", rows)
-        ours, theirs = [], []
+        ours, theirs, sdk = [], [], []
         with tempfile.TemporaryDirectory(prefix="fc-dlt-bench-") as tmp:
             for n in range(args.repeat):
                 parquet = Path(tmp, f"ours-{n}.parquet")
@@ -138,28 +168,54 @@ def main() -> int:
                     [str(FC_ASSETS), "check-file", "inventory", str(csv), "--write-parquet", str(parquet)]
                 )
                 ours.append(wall)
-                wall, t = whole(
-                    [str(DLT_PY), "-c", DLT_PIPELINE, str(csv), f"{tmp}/dlt-{n}", f"{tmp}/work-{n}"]
-                )
-                theirs.append(wall)
-                assert o["rows"] == rows and t["rows"] == rows, (o, t)
+                assert o["rows"] == rows, o
                 assert parquet_rows(parquet) == o["accepted"] > 0, o
-        best_ours, best_dlt = min(ours), min(theirs)
+                if not why_not:
+                    wall, t = whole(
+                        [str(DLT_PY), "-c", DLT_PIPELINE, str(csv), f"{tmp}/dlt-{n}", f"{tmp}/work-{n}"]
+                    )
+                    theirs.append(wall)
+                    assert t["rows"] == rows, t
+                if with_sdk and node is not None:
+                    wall, s = whole([node, str(BENCH / "sdk_csv.mjs"), str(csv)])
+                    sdk.append(wall)
+                    assert s["rows"] == o["rows"] == rows and s["mapped"] + s["failed"] == rows, (o, s)
+        best_ours = min(ours)
         print(
-            f"{rows:,} rows: ours {best_ours:.2f} s ({o['accepted']:,} accepted, {o['rejected']:,} rejected), "
-            f"dlt {t['dlt']} {best_dlt:.2f} s ({t['rows']:,} rows, {t['files']} files); load {os.getloadavg()[0]:.1f}",
+            f"{rows:,} rows: ours {best_ours:.2f} s ({o['accepted']:,} accepted, {o['rejected']:,} rejected); "
+            f"load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-        out.append(
-            table_rows.row(
-                work,
-                best_ours,
-                best_dlt,
-                "ratio <= 1.0",
-                best_ours <= best_dlt,
-                note=f"whole processes, best of {args.repeat}; dlt {t['dlt']}, no validation",
+        if theirs:
+            best_dlt = min(theirs)
+            print(f"  dlt {t['dlt']} {best_dlt:.2f} s ({t['rows']:,} rows, {t['files']} files)", flush=True)
+            out.append(
+                table_rows.row(
+                    work,
+                    best_ours,
+                    best_dlt,
+                    "ratio <= 1.0",
+                    best_ours <= best_dlt,
+                    note=f"whole processes, best of {args.repeat}; dlt {t['dlt']}, no validation",
+                )
             )
-        )
+        if sdk:
+            best_sdk = min(sdk)
+            print(
+                f"  SDK {best_sdk:.2f} s ({s['rows']:,} records, {s['mapped']:,} mapped, {s['failed']:,} failed, "
+                f"SDK load {s['load_s']:.2f} s)",
+                flush=True,
+            )
+            out.append(
+                table_rows.row(
+                    sdk_work,
+                    best_ours,
+                    best_sdk,
+                    "ratio <= 0.1",
+                    best_ours <= 0.1 * best_sdk,
+                    note=f"whole processes, best of {args.repeat}; SDK 0.1.56, no validation but required fields",
+                )
+            )
     table_rows.emit(args.rows_json, out)
     return 0
 

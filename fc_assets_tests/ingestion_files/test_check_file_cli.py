@@ -135,6 +135,11 @@ def test_write_parquet_streams_the_accepted_rows_typed(cli):
     assert table.column("sku_ref").to_pylist() == [f"S{i}" for i in range(99)]  # "bad" (qty x) is not there
     assert table.column("qty").to_pylist()[:3] == [0, 1, 2]
     assert not list((d / "out").glob("accepted.parquet.tmp*"))
+    # dictionary-encoded: the text columns that repeat (location "L"), not the unique SKUs
+    group = pq.ParquetFile(summary["parquet_path"]).metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert columns["location_ref"].has_dictionary_page
+    assert not columns["sku_ref"].has_dictionary_page and not columns["_row"].has_dictionary_page
 
 
 def test_progress_goes_to_a_terminal_at_most_once_a_second(monkeypatch, capsys):

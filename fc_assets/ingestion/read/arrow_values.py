@@ -61,6 +61,13 @@ def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
+def as_batch(chunk: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
+    """A chunk of `RawFile.batches` as one record batch (a table's batches joined: one copy)."""
+    if isinstance(chunk, pa.RecordBatch):
+        return chunk
+    return chunk.combine_chunks().to_batches(max_chunksize=None)[0]
+
+
 def scalar(value: bool | int | float | str | None, typ: pa.DataType) -> pa.Scalar:
     """One value of `typ` (bool, integer, floating or string types; None: the type's null)."""
     if value is None:

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.read.arrow_values import numbers, scalar, strings, to_bools
+from fc_assets.ingestion.read.arrow_values import as_batch, numbers, scalar, strings, to_bools
 from fc_assets.ingestion.read.text_arrays import STRING, as_text, clean, constant
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import ATTRIBUTE_TYPE, ERROR, RAW, ROW, TECHNICAL, AttributeColumns, Field
@@ -143,7 +143,16 @@ class FieldMapper:
             self._plans[key] = plan
         return plan
 
-    def map_batch(self, raw: pa.RecordBatch, plan: _Plan) -> pa.RecordBatch:
+    def map_batch(
+        self,
+        raw: pa.RecordBatch | pa.Table,
+        plan: _Plan,
+        verify: Callable[[pa.RecordBatch], None] | None = None,
+    ) -> pa.RecordBatch:
+        """One chunk onto the canonical fields (`verify`: the reader's check of the chunk, `RawFile.verify`)."""
+        raw = as_batch(raw)
+        if verify is not None:
+            verify(raw)
         n = raw.num_rows
         cols = Columns(raw, plan.index)
         out: dict[str, pa.Array] = {}
@@ -178,17 +187,22 @@ class FieldMapper:
         """Mapped batches of a file. Columns known up front (CSV header, Parquet) are checked at once; for
         JSON/XML the first chunk must have every required column (else the file is the wrong one), later
         chunks may lack some (those rows are then rejected as missing the value)."""
+        return (self.map_batch(batch, plan, raw.verify) for batch, plan in self.plan_file(raw))
+
+    def plan_file(self, raw: RawFile) -> Iterator[tuple[pa.RecordBatch, _Plan]]:
+        """`map_file` before the mapping: each raw batch with its plan, for `map_batch` to run elsewhere
+        (validate.py maps chunks on worker threads while the next ones are parsed)."""
         if raw.columns is not None:
             plan = self.plan(raw.columns, raw.name, strict=True)
             if not any(f.compute for f in self.fields):  # computed fields may read any column
                 used = {i for found in plan.sources.values() for i in found} | {i for _, i in plan.attributes}
                 raw.only([raw.columns[i] for i in sorted(used)])
-        return self._map_batches(raw)
+        return self._plan_batches(raw)
 
-    def _map_batches(self, raw: RawFile) -> Iterator[pa.RecordBatch]:
+    def _plan_batches(self, raw: RawFile) -> Iterator[tuple[pa.RecordBatch, _Plan]]:
         first = True
         for batch in raw.batches:
-            yield self.map_batch(batch, self.plan(batch.schema.names, raw.name, strict=first))
+            yield batch, self.plan(batch.schema.names, raw.name, strict=first)
             first = False
 
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -43,6 +44,7 @@ from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, scalar_text
 from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source
+from fc_assets.ingestion.read.text_arrays import is_ascii
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import ERROR, RAW, ROW, FormatOptions
 
@@ -76,8 +78,10 @@ class RawFile:
     name: str
     format: str
     columns: list[str] | None
-    batches: Iterator[pa.RecordBatch]
+    batches: Iterator[pa.RecordBatch | pa.Table]  # a table: a chunk of several batches (see `as_batch`)
     selection: list[str] = field(default_factory=list, repr=False)
+    # checks a chunk (as one batch) before it is mapped, on whichever thread maps it; raises FileUnreadable
+    verify: Callable[[pa.RecordBatch], None] | None = field(default=None, repr=False)
 
     def only(self, columns: list[str]) -> None:
         """Parse only these of `columns` (before iterating). A CSV's other columns are then skipped by the
@@ -141,7 +145,8 @@ def open_raw(
         raise
     except Exception as e:  # noqa: BLE001 - see _guard
         raise _unreadable(src.name, fmt, e) from e
-    return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches), selection)
+    verify = _utf8_check(src.name) if fmt == "csv" else None
+    return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches), selection, verify)
 
 
 def _guard(name: str, fmt: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -245,26 +250,27 @@ def _read_csv(
     return header, _coalesce(batches, chunk_rows)
 
 
-def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    """Batches re-cut (one copy) into batches of exactly chunk_rows rows (the last may be smaller)."""
+def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Batches re-cut into chunks of exactly chunk_rows rows (the last may be smaller), without a copy: a
+    chunk of several batches is a `pa.Table` of them, joined into one batch by `as_batch` where it is used
+    (the mapper, on a worker thread: the copy stays off the parsing thread, the pipeline's slowest)."""
     pending: list[pa.RecordBatch] = []
     rows = 0
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
         while rows >= chunk_rows:
-            joined = _join(pending)
-            yield joined.slice(0, chunk_rows)
+            joined = pa.Table.from_batches(pending)
+            yield _chunk(joined.slice(0, chunk_rows))
             rest = joined.slice(chunk_rows)
-            pending, rows = ([rest] if rest.num_rows else []), rest.num_rows
+            pending, rows = rest.to_batches(), rest.num_rows
     if pending:
-        yield _join(pending)
+        yield _chunk(pa.Table.from_batches(pending))
 
 
-def _join(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    if len(batches) == 1:
-        return batches[0]
-    return pa.Table.from_batches(batches).combine_chunks().to_batches(max_chunksize=None)[0]
+def _chunk(table: pa.Table) -> pa.RecordBatch | pa.Table:
+    batches = table.to_batches()
+    return batches[0] if len(batches) == 1 else table
 
 
 def _csv_batches(
@@ -299,6 +305,7 @@ def _csv_batches(
         include_columns=columns,
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
+        check_utf8=False,  # checked by `_utf8_check` where the chunk is mapped: a quarter of the parsing thread's time
     )
     next_row = 1
     with src.open() as stream:
@@ -316,6 +323,26 @@ def _csv_batches(
             sorted(invalid),
         )
         invalid.clear()
+
+
+def _utf8_check(name: str) -> Callable[[pa.RecordBatch], None]:
+    """Raises FileUnreadable, naming the row and column, when a chunk's text is not UTF-8 (Arrow's CSV parser
+    does not check it: see `_csv_batches`; text transcoded from another encoding passes)."""
+
+    def verify(batch: pa.RecordBatch) -> None:
+        for column, values in zip(batch.schema.names, batch.columns, strict=True):
+            if column in (ROW, ERROR, RAW) or not pa.types.is_string(values.type) or is_ascii(values):
+                continue
+            try:
+                values.validate(full=True)
+            except pa.ArrowInvalid as e:
+                at = re.search(r"string index (\d+)", str(e))
+                row = batch.column(ROW)[int(at.group(1))].as_py() if at else None
+                raise FileUnreadable(
+                    name, f"CSV cannot be read: invalid UTF-8 in column {column!r}", row=row
+                ) from e
+
+    return verify
 
 
 def _number_rows(n: int, next_row: int, invalid: list[tuple[int, str, str]]):
