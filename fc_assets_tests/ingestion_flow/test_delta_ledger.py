@@ -87,6 +87,48 @@ def test_disappeared_rows_become_deletes_once(file_lake):
     assert got == []
 
 
+def test_duplicate_keys_with_deletes_rejected_keys_and_a_first_run(file_lake):
+    """The path for files with a repeated key (unique keys skip the dedupe): the last row of a key wins,
+    also on a first run without a snapshot, beside deletes and the keys of rejected rows."""
+    spec = DeltaSpec(KEYS, send_disappeared=True)
+    rows = [(f"S{i}", "L1", i, "A") for i in range(5)]
+    write_rows(file_lake, "d/0/acc.parquet", [*rows, ("S1", "L1", 9, "A")])
+    kw = {"columns": COLS}
+    res = compute_delta(
+        file_lake, "dup", spec, accepted_rel="d/0/acc.parquet", delta_rel="d/0/d.parquet", **kw
+    )
+    got = file_lake.read_parquet("d/0/d.parquet").to_pylist()
+    assert (res.rows, res.duplicates, res.upserts, res.inserts, res.deletes) == (5, 1, 5, 5, 0)
+    s1 = next(r for r in got if r["sku_ref"] == "S1")
+    assert (s1["qty"], s1["_row"]) == (9, 5)  # the later row, with its own position in the file
+    commit_snapshot(file_lake, "dup", spec, delta_rel="d/0/d.parquet", **kw)
+    # S1 repeated (changed, then back to the snapshot's value), S2 changed, S3 gone, S4 gone but rejected
+    again = [rows[0], ("S1", "L1", 7, "A"), ("S2", "L1", 5, "A"), ("S1", "L1", 9, "A")]
+    write_rows(file_lake, "d/1/acc.parquet", again)
+    pq.write_table(pa.table({"sku_ref": ["S4"], "location_ref": ["L1"]}), file_lake.path("d/1/rej.parquet"))
+    res = compute_delta(
+        file_lake,
+        "dup",
+        spec,
+        accepted_rel="d/1/acc.parquet",
+        delta_rel="d/1/d.parquet",
+        rejected_keys_rel="d/1/rej.parquet",
+        **kw,
+    )
+    assert delta_rows(file_lake, "d/1/d.parquet") == [("upsert", "S2", 5), ("delete", "S3", 3)]
+    assert (res.rows, res.duplicates, res.unchanged, res.updates) == (3, 1, 2, 1)
+    assert (res.deletes, res.rejected_rows_kept) == (1, 1)
+    # a NULL key part groups like a value: (S9, NULL) twice is one key, its last row kept
+    write_rows(
+        file_lake, "d/2/acc.parquet", [("S9", None, 1, "A"), ("S9", None, 2, "A"), ("S8", None, 3, "A")]
+    )
+    res = compute_delta(
+        file_lake, "nul", DeltaSpec(KEYS), accepted_rel="d/2/acc.parquet", delta_rel="d/2/d.parquet", **kw
+    )
+    assert delta_rows(file_lake, "d/2/d.parquet") == [("upsert", "S8", 3), ("upsert", "S9", 2)]
+    assert (res.rows, res.duplicates) == (2, 1)
+
+
 def test_rows_fluent_rejected_stay_out_of_the_snapshot_and_go_again(file_lake):
     rows = [(f"S{i}", "L1", 1, "A") for i in range(4)]
     step(file_lake, rows, failed=[2])  # Fluent rejected the row at position 2
