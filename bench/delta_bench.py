@@ -5,9 +5,9 @@
 
 Set-up (not timed): the previous file's accepted rows are written as Parquet in the shape validation writes
 them (`check-file --write-parquet`: sku_ref, location_ref, qty int64, status, expected_on timestamp,
-condition, `_row`), and the feed's snapshot from them (its columns and the row hash `_h`, as
-`commit_snapshot` writes it); the new file is the same rows with every 100th row's `qty` changed. Timed: a
-fresh child process running `compute_delta` (fc_assets/ingestion/deliver/delta.py) for the inventory feed
+condition, `_row`), and the feed's snapshot from them by the pipeline's own first load (`compute_delta`
+without a snapshot, then `commit_snapshot`, which marks it: see `hash_mark` in delta.py); the new file is
+the same rows with every 100th row's `qty` changed. Timed: a fresh child process running `compute_delta` (fc_assets/ingestion/deliver/delta.py) for the inventory feed
 on a `file://` lake, imports excluded from its time, its peak RSS (ru_maxrss) reported. It must find exactly
 the changed rows as upserts.
 
@@ -51,15 +51,17 @@ with pq.ParquetWriter(out, schema, compression="zstd") as w:
 
 SNAPSHOT = r"""
 import sys
-from fc_assets.ingestion.deliver.delta import _copy_to, connect, duck_path, hash_expr, snapshot_rel
+from fc_assets.ingestion.deliver.delta import commit_snapshot, compute_delta
+from fc_assets.ingestion.deliver.plans import delta_spec
 from fc_assets.ingestion.feeds import FEEDS
 from fc_assets.resources.storage import Lake
 lake, rel = Lake(sys.argv[1]), sys.argv[2]
-cols = list(FEEDS["inventory"].columns)
-con = connect(lake)
-select = ", ".join(f'"{c}"' for c in cols)
-_copy_to(con, lake, f"SELECT {select}, {hash_expr(cols)} AS _h FROM read_parquet('{duck_path(lake, rel)}')",
-         snapshot_rel("inventory"))
+feed = FEEDS["inventory"]
+spec, cols = delta_spec(feed), list(feed.columns)
+# the previous file as a first load (no snapshot yet: every row sent), then committed as the pipeline does
+compute_delta(lake, "inventory", spec, accepted_rel=rel, delta_rel="work/first.parquet", columns=cols)
+commit_snapshot(lake, "inventory", spec, delta_rel="work/first.parquet", columns=cols)
+lake.delete("work/first.parquet")
 """
 
 DELTA = r"""

@@ -19,7 +19,13 @@ Then it proves what arrived: sent == rows, and the sandbox's received entity cou
 sum and order-independent digest (sandbox/bulk.py) equal the ones a third child reads from delta.parquet;
 any difference stops the benchmark. The sandbox's own peak RSS (VmHWM) is printed beside the sender's.
 
+At 1M rows (`--baseline-at`) the same entities are first sent by a bare client (BASELINE below: payloads
+serialised before its clock starts, same batch size, one request at a time, every batch polled to
+COMPLETE) to another fresh sandbox started with the same arguments, its arrival verified the same way: the
+sandbox's own intake rate, the baseline of our sender's time.
+
 Targets (issue 12): peak RSS(1M) <= 1.3 x peak RSS(100k); ledger bytes <= 1 % of the delta's size.
+Issue 16: our sending time at 1M rows <= 1.2 x the bare client's.
 """
 
 from __future__ import annotations
@@ -107,19 +113,72 @@ delta_bytes = lake.fs.get_file_info(lake.path(delta_rel)).size
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 client = FluentClient(base_url, "fc-sandbox", "fc-sandbox-secret", retailer_id="1", timeout=120)
-t = time.perf_counter()
+
+
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+t, c = time.perf_counter(), cpu()
 with client:
     outcome = BatchInventorySender(client, ledger, timeout_s=600).send(entry, DeltaFile(lake, delta_rel))
 ledger.advance(entry, "confirmed", send_summary=outcome.ids)
 seconds = time.perf_counter() - t
 print(json.dumps({
-    "rows": rows, "sent": outcome.sent, "batches": outcome.ids["batches"], "rejected": len(outcome.rejected),
+    "rows": rows, "sent": outcome.sent, "cpu": cpu() - c, "batches": outcome.ids["batches"], "rejected": len(outcome.rejected),
     "seconds": seconds, "rss_before_mb": rss_before / 1024,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "delta_bytes": delta_bytes, "ledger_bytes": written["ledger"],
 }))
 """
 
+
+# The sandbox's own intake rate: the same entities (built by the sender's own `inventory_entity`, serialised
+# before the clock starts) posted by a bare httpx client as the sender posts them — batches of the same size,
+# one request at a time — then every batch polled until COMPLETE. No delta reading, ledger or send log.
+BASELINE = r"""
+import json, resource, sys, time
+import httpx, orjson
+import pyarrow.parquet as pq
+rows, base_url, lake_dir, file_id = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+from fc_assets.ingestion.deliver.ledger import Ledger
+from fc_assets.ingestion.deliver.senders import MAX_BATCH, inventory_entity
+from fc_assets.resources.storage import Lake
+
+lake = Lake(f"file://{lake_dir}")
+rel = Ledger(lake, "inventory").work(file_id, "delta.parquet")
+with lake.fs.open_input_file(lake.path(rel)) as f:
+    table = pq.read_table(f)
+bodies = []
+for start in range(0, table.num_rows, MAX_BATCH):
+    entities = [inventory_entity(r, "1") for r in table.slice(start, MAX_BATCH).to_pylist()]
+    bodies.append(orjson.dumps({"action": "UPSERT", "entityType": "INVENTORY", "entities": entities}))
+del table, entities
+
+def cpu():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+t, c = time.perf_counter(), cpu()
+with httpx.Client(base_url=base_url, timeout=120) as http:
+    token = http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "fc-sandbox",
+                                             "client_secret": "fc-sandbox-secret"}).json()["access_token"]
+    http.headers["Authorization"] = f"Bearer {token}"
+    http.headers["Content-Type"] = "application/json"
+    job = http.post("/api/v4.1/job", content=orjson.dumps({"name": "baseline", "retailerId": "1"})).json()["id"]
+    batch_ids = []
+    for body in bodies:
+        r = http.post(f"/api/v4.1/job/{job}/batch", content=body)
+        r.raise_for_status()
+        batch_ids.append(r.json()["id"])
+    for b in batch_ids:
+        while (got := http.get(f"/api/v4.1/job/{job}/batch/{b}").json())["status"] != "COMPLETE":
+            time.sleep(0.01)
+        assert not got["results"], got["results"][:3]
+print(json.dumps({"sent": sum(len(orjson.loads(b)["entities"]) for b in bodies), "batches": len(bodies), "rejected": 0,
+                  "seconds": time.perf_counter() - t, "cpu": cpu() - c}))
+"""
 
 DIGEST = r"""
 import json, sys
@@ -167,7 +226,9 @@ def verify(rows: int, sent: dict, expected: dict, received: dict) -> None:
         raise SystemExit(f"{rows:,} rows did not arrive as sent: {wrong}, rejected {sent['rejected']}")
 
 
-def run(rows: int) -> dict:
+def run(rows: int, baseline: bool) -> dict:
+    """Our sender on a fresh sandbox; with `baseline`, first the bare client on another fresh sandbox (the
+    same arguments), its arrival verified the same way."""
     from fc_assets.sandbox.runner import SandboxServer
 
     args = [
@@ -181,17 +242,23 @@ def run(rows: int) -> dict:
         "0",
         "--bulk-intake",
     ]
-    with SandboxServer(args, seed=7) as sandbox, tempfile.TemporaryDirectory(prefix="fc-send-bench-") as lake:
+    with tempfile.TemporaryDirectory(prefix="fc-send-bench-") as lake:
         prepared = child(PREPARE, str(rows), lake)
         expected = child(DIGEST, lake, prepared["file_id"])
-        sent = child(SEND, str(rows), sandbox.base_url, lake, prepared["file_id"])
-        received = sandbox.admin.received()
-        verify(rows, sent, expected, received)
-        return {
-            **sent,
-            "sandbox_peak_rss_mb": peak_rss_mb(sandbox.process.pid),
-            "qty_sum": expected["qty_sum"],
-        }
+        base = None
+        if baseline:
+            with SandboxServer(args, seed=7) as sandbox:
+                base = child(BASELINE, str(rows), sandbox.base_url, lake, prepared["file_id"])
+                verify(rows, base, expected, sandbox.admin.received())
+        with SandboxServer(args, seed=7) as sandbox:
+            sent = child(SEND, str(rows), sandbox.base_url, lake, prepared["file_id"])
+            verify(rows, sent, expected, sandbox.admin.received())
+            return {
+                **sent,
+                "baseline": base,
+                "sandbox_peak_rss_mb": peak_rss_mb(sandbox.process.pid),
+                "qty_sum": expected["qty_sum"],
+            }
 
 
 def child(code: str, *args: str) -> dict:
@@ -206,6 +273,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, action="append", help="sizes to run (default 100k and 1M)")
     parser.add_argument("--big", action="store_true", help="also 10M rows")
+    parser.add_argument(
+        "--baseline-at",
+        type=int,
+        action="append",
+        help="sizes also sent by a bare client for the sandbox's intake rate (default 1M)",
+    )
     table_rows.add_argument(parser)
     opts = parser.parse_args()
     out: list[dict] = []
@@ -215,7 +288,7 @@ def main() -> None:
     results = []
     for rows in sizes:
         started = time.perf_counter()
-        r = run(rows)
+        r = run(rows, rows in (opts.baseline_at or [1_000_000]))
         results.append(r)
         print(
             f"{rows:>11,} rows: sent {r['sent']:,} in {r['batches']} batches, {r['seconds']:.1f} s sending "
@@ -226,6 +299,29 @@ def main() -> None:
             f"peak RSS {r['sandbox_peak_rss_mb']:.0f} MB; {time.perf_counter() - started:.0f} s with set-up; "
             f"load {os.getloadavg()[0]:.1f}",
             flush=True,
+        )
+    for r in results:
+        base = r["baseline"]
+        if not base:
+            continue
+        ratio = r["seconds"] / base["seconds"]
+        print(
+            f"sending {r['rows']:,} rows: ours {r['seconds']:.1f} s ({r['cpu']:.1f} s CPU) vs the sandbox's own "
+            f"intake {base['seconds']:.1f} s ({base['cpu']:.1f} s CPU in the bare client), "
+            f"{base['batches']} batches each, both arrivals verified: {ratio:.2f}x (target <= 1.2x) "
+            f"{'OK' if ratio <= 1.2 else 'NOT MET'} (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
+        out.append(
+            table_rows.row(
+                f"{r['rows']:,} inventory rows through the Batch API vs the sandbox's own intake "
+                "(bare client, pre-built payloads)",
+                r["seconds"],
+                base["seconds"],
+                "ratio <= 1.2",
+                ratio <= 1.2,
+                note=f"CPU ours {r['cpu']:.1f} s, bare client {base['cpu']:.1f} s",
+            )
         )
     small = results[0]
     for r in results[1:]:

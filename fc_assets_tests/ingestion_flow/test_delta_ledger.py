@@ -87,6 +87,127 @@ def test_disappeared_rows_become_deletes_once(file_lake):
     assert got == []
 
 
+def test_duplicate_keys_with_deletes_rejected_keys_and_a_first_run(file_lake):
+    """The path for files with a repeated key (unique keys skip the dedupe): the last row of a key wins,
+    also on a first run without a snapshot, beside deletes and the keys of rejected rows."""
+    spec = DeltaSpec(KEYS, send_disappeared=True)
+    rows = [(f"S{i}", "L1", i, "A") for i in range(5)]
+    write_rows(file_lake, "d/0/acc.parquet", [*rows, ("S1", "L1", 9, "A")])
+    kw = {"columns": COLS}
+    res = compute_delta(
+        file_lake, "dup", spec, accepted_rel="d/0/acc.parquet", delta_rel="d/0/d.parquet", **kw
+    )
+    got = file_lake.read_parquet("d/0/d.parquet").to_pylist()
+    assert (res.rows, res.duplicates, res.upserts, res.inserts, res.deletes) == (5, 1, 5, 5, 0)
+    s1 = next(r for r in got if r["sku_ref"] == "S1")
+    assert (s1["qty"], s1["_row"]) == (9, 5)  # the later row, with its own position in the file
+    commit_snapshot(file_lake, "dup", spec, delta_rel="d/0/d.parquet", **kw)
+    # S1 repeated (changed, then back to the snapshot's value), S2 changed, S3 gone, S4 gone but rejected
+    again = [rows[0], ("S1", "L1", 7, "A"), ("S2", "L1", 5, "A"), ("S1", "L1", 9, "A")]
+    write_rows(file_lake, "d/1/acc.parquet", again)
+    pq.write_table(pa.table({"sku_ref": ["S4"], "location_ref": ["L1"]}), file_lake.path("d/1/rej.parquet"))
+    res = compute_delta(
+        file_lake,
+        "dup",
+        spec,
+        accepted_rel="d/1/acc.parquet",
+        delta_rel="d/1/d.parquet",
+        rejected_keys_rel="d/1/rej.parquet",
+        **kw,
+    )
+    assert delta_rows(file_lake, "d/1/d.parquet") == [("upsert", "S2", 5), ("delete", "S3", 3)]
+    assert (res.rows, res.duplicates, res.unchanged, res.updates) == (3, 1, 2, 1)
+    assert (res.deletes, res.rejected_rows_kept) == (1, 1)
+    # a NULL key part groups like a value: (S9, NULL) twice is one key, its last row kept
+    write_rows(
+        file_lake, "d/2/acc.parquet", [("S9", None, 1, "A"), ("S9", None, 2, "A"), ("S8", None, 3, "A")]
+    )
+    res = compute_delta(
+        file_lake, "nul", DeltaSpec(KEYS), accepted_rel="d/2/acc.parquet", delta_rel="d/2/d.parquet", **kw
+    )
+    assert delta_rows(file_lake, "d/2/d.parquet") == [("upsert", "S8", 3), ("upsert", "S9", 2)]
+    assert (res.rows, res.duplicates) == (2, 1)
+
+
+def _snapshot_mark(lake: Lake, feed: str) -> bytes | None:
+    meta = pq.read_metadata(lake.path(snapshot_rel(feed)), filesystem=lake.fs).metadata or {}
+    return meta.get(b"fc_assets_hash")
+
+
+def test_columns_are_compared_only_where_the_snapshot_hashes_are_known_to_match(file_lake):
+    """A snapshot marked by the commit is compared column by column (no hashing); one without the mark
+    (older code, other hash columns) is compared by its stored hashes, then re-hashed and marked by the commit."""
+    rows = [(f"S{i}", "L1", i, "A") for i in range(6)]
+    step(file_lake, rows)
+    assert _snapshot_mark(file_lake, "inv")  # written by commit_snapshot
+    # an unmarked snapshot whose stored hash of S0 is stale: the hash comparison sends S0 (as before)
+    snap = file_lake.read_parquet(snapshot_rel("inv"))
+    stale = snap.set_column(
+        4,
+        "_h",
+        pa.array(
+            [
+                "0" * 32 if s == "S0" else h
+                for s, h in zip(
+                    snap.column("sku_ref").to_pylist(), snap.column("_h").to_pylist(), strict=True
+                )
+            ]
+        ),
+    )
+    pq.write_table(stale.replace_schema_metadata(None), file_lake.path(snapshot_rel("inv")))
+    assert _snapshot_mark(file_lake, "inv") is None
+    res, got = step(file_lake, rows)
+    assert got == [("upsert", "S0", 0)] and res.unchanged == 5
+    assert _snapshot_mark(file_lake, "inv")  # re-hashed and marked by that commit
+    res, got = step(file_lake, rows)
+    assert got == [] and res.unchanged == 6
+    # marked, compared by columns: a changed value, NULL against "", and a new key
+    res, got = step(file_lake, [*rows[:4], ("S4", "L1", 40, "A"), ("S5", "L1", 5, None), ("S6", "L1", 6, "")])
+    assert got == [("upsert", "S4", 40), ("upsert", "S5", 5), ("upsert", "S6", 6)]
+    assert (res.updates, res.inserts, res.unchanged) == (2, 1, 4)
+    # other hash columns: not the snapshot's mark, so all hashes differ and every row goes (as before)
+    res, got = step(file_lake, rows, DeltaSpec(KEYS, hash_columns=("qty",)))
+    assert len(got) == 7 - 1 and res.upserts == 6  # S6 is not in the file
+    res, got = step(file_lake, [*rows[:5], ("S5", "L1", 6, "B")], DeltaSpec(KEYS, hash_columns=("qty",)))
+    assert got == [("upsert", "S5", 6)]  # status is not hashed: only the qty change counts
+
+
+def test_a_snapshot_put_back_by_reset_is_compared_by_its_hashes(file_lake, tmp_path):
+    """`reset --to FILE` takes a snapshot that may have been edited (here: qty changed, `_h` kept, the
+    file's metadata kept by pyarrow): its mark is dropped, so its stored hashes decide, as before marks."""
+    from fc_assets.ingestion.deliver.state_ops import reset
+
+    rows = [(f"S{i}", "L1", i, "A") for i in range(3)]
+    step(file_lake, rows)
+    snap = file_lake.read_parquet(snapshot_rel("inv"))
+    assert _snapshot_mark(file_lake, "inv") and snap.schema.metadata.get(b"fc_assets_hash")
+    edited = snap.set_column(2, "qty", pa.array([7, 1, 2], pa.int64()))  # S0's qty, its _h unchanged
+    pq.write_table(edited, tmp_path / "edited.parquet")
+    reset(file_lake, "inv", "test", to=str(tmp_path / "edited.parquet"))
+    assert _snapshot_mark(file_lake, "inv") is None
+    res, got = step(file_lake, [("S0", "L1", 7, "A"), *rows[1:]])
+    assert got == [("upsert", "S0", 7)]
+
+
+def test_a_float_column_is_compared_by_its_hash(tmp_path):
+    """-0.0 equals 0.0 but its text differs: a float column keeps the hash comparison (sent, as before)."""
+    lake = Lake(f"file://{tmp_path}/lake")
+    cols = ["k", "x"]
+
+    def go(n, x):
+        t = pa.table({"k": ["A"], "x": pa.array([x], pa.float64()), "_row": pa.array([0], pa.int64())})
+        (tmp_path / "lake" / "f").mkdir(parents=True, exist_ok=True)
+        pq.write_table(t, lake.path(f"f/{n}.parquet"))
+        kw = {"accepted_rel": f"f/{n}.parquet", "delta_rel": f"f/{n}d.parquet", "columns": cols}
+        res = compute_delta(lake, "fl", DeltaSpec(("k",)), **kw)
+        commit_snapshot(lake, "fl", DeltaSpec(("k",)), delta_rel=kw["delta_rel"], columns=cols)
+        return res.upserts
+
+    assert go(0, 0.0) == 1 and go(1, 0.0) == 0
+    assert _snapshot_mark(lake, "fl")
+    assert go(2, -0.0) == 1
+
+
 def test_rows_fluent_rejected_stay_out_of_the_snapshot_and_go_again(file_lake):
     rows = [(f"S{i}", "L1", 1, "A") for i in range(4)]
     step(file_lake, rows, failed=[2])  # Fluent rejected the row at position 2

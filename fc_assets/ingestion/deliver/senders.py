@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 # the crash hook (crashpoints.py), re-exported where the tests and assets.py have always imported it
 from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV as CRASH_ENV
@@ -57,6 +57,9 @@ from fc_assets.resources.fluent_errors import (
     FluentRateLimited,
     FluentTransportError,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAX_BATCH = 5000
 EVENT_CHUNK = 1000  # delta rows read at a time for product events (one event per row)
@@ -145,20 +148,59 @@ def _refused(e: Exception) -> bool:
 def inventory_entity(row: dict[str, Any], retailer_id: str) -> dict[str, Any]:
     """A canonical inventory row as a Batch API entity (`delete` rows become qty 0)."""
     qty = 0 if row.get("_op") == "delete" else int(row["qty"])
+    g = row.get
+    return _entity(
+        row["sku_ref"], row["location_ref"], qty, g("status"), g("expected_on"), g("condition"), retailer_id
+    )
+
+
+def inventory_entities(table: pa.Table, retailer_id: str) -> list[dict[str, Any]]:
+    """`inventory_entity` of every row of a delta chunk, read column by column: no dict per row first
+    (`Table.to_pylist` took about two thirds of the sender's CPU)."""
+    names = set(table.column_names)
+
+    def col(name: str) -> list[Any]:
+        return table.column(name).to_pylist() if name in names else [None] * table.num_rows
+
+    ops = col("_op")
+    qtys = [
+        0 if op == "delete" else int(q) for q, op in zip(table.column("qty").to_pylist(), ops, strict=True)
+    ]
+    columns = (table.column("sku_ref").to_pylist(), table.column("location_ref").to_pylist(), qtys)
+    eta = _iso_texts(table.column("expected_on")) if "expected_on" in names else col("expected_on")
+    more = (col("status"), eta, col("condition"))
+    return [_entity(*values, retailer_id) for values in zip(*columns, *more, strict=True)]
+
+
+def _iso_texts(column: pa.ChunkedArray) -> list[str | None]:
+    """`datetime.isoformat()` of each value; for UTC microsecond timestamps (the canonical `expected_on`)
+    computed by Arrow: building a tz-aware datetime per row cost more than the rest of the entity."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = column.type
+    if pa.types.is_timestamp(t) and t.unit == "us" and t.tz in ("UTC", "+00:00"):
+        text = column.cast(pa.string())  # 2025-03-01 12:30:00.000000Z
+        return pc.replace_substring_regex(text, r"^(\S+) (\S+?)(\.000000)?Z$", r"\1T\2+00:00").to_pylist()
+    return [v.isoformat() if hasattr(v, "isoformat") else v for v in column.to_pylist()]
+
+
+def _entity(
+    sku: Any, loc: Any, qty: int, status: Any, eta: Any, condition: Any, retailer_id: str
+) -> dict[str, Any]:
     entity: dict[str, Any] = {
-        "skuRef": row["sku_ref"],
-        "locationRef": row["location_ref"],
+        "skuRef": sku,
+        "locationRef": loc,
         "qty": qty,
         "type": "LAST_ON_HAND",
-        "status": row.get("status") or "AVAILABLE",
+        "status": status or "AVAILABLE",
         "retailerId": retailer_id,
     }
     attributes = {}
-    if row.get("expected_on") is not None:
-        v = row["expected_on"]
-        attributes["expectedOn"] = v.isoformat() if hasattr(v, "isoformat") else str(v)
-    if row.get("condition"):
-        attributes["condition"] = row["condition"]
+    if eta is not None:
+        attributes["expectedOn"] = eta.isoformat() if hasattr(eta, "isoformat") else str(eta)
+    if condition:
+        attributes["condition"] = condition
     if attributes:
         entity["attributes"] = attributes
     return entity
@@ -299,7 +341,7 @@ class BatchInventorySender:
             rec = log.get(key)
             if rec and rec.get("batch_id"):
                 continue  # posted by an earlier run: never again (its rows are not even converted)
-            entities = [inventory_entity(r, rid) for r in table.to_pylist()]
+            entities = inventory_entities(table, rid)
             self._post(log, key, {"attempt": 0, "chunk": i, "start": i * size}, entities)
             if i == 0 and n_chunks > 1:
                 crash_point("mid_send")

@@ -355,7 +355,7 @@ def reset(
     else:
         data = _read_snapshot_source(lake, to)
         _check_snapshot(lake, feed, data, snap)
-        lake.write_bytes(data, snap)
+        lake.write_bytes(_without_hash_mark(data), snap)
     ledger.update_state(watermark=None, committed=state.committed + 1)  # deltas computed before are stale
     return audit(lake, feed, "reset", who, to="empty" if to_empty else to, previous_snapshot=backup)
 
@@ -371,6 +371,25 @@ def _read_snapshot_source(lake: Lake, to: str) -> bytes:
     raise FileNotFoundError(
         f"no snapshot at {to!r} (a path in the lake, e.g. state/<feed>/snapshots/…, or a file)"
     )
+
+
+def _without_hash_mark(data: bytes) -> bytes:
+    """A snapshot from elsewhere may have been edited (a pyarrow round trip keeps the file's key-value
+    metadata), so its `_h` are not trusted to be the hashes of its rows: its `hash_mark` is dropped, the next
+    delta compares stored hashes and the next commit hashes its rows again (delta.py)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fc_assets.ingestion.deliver.delta import HASH_MARK
+
+    pf = pq.ParquetFile(pa.BufferReader(data))
+    if HASH_MARK.encode() not in (pf.metadata.metadata or {}):
+        return data
+    table = pf.read()
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != HASH_MARK.encode()}
+    out = pa.BufferOutputStream()
+    pq.write_table(table.replace_schema_metadata(meta), out, compression="zstd")
+    return out.getvalue().to_pybytes()
 
 
 def _check_snapshot(lake: Lake, feed: str, data: bytes, snap: str) -> None:
