@@ -52,7 +52,11 @@ class FaultsAndAuth:
             return await self.app(scope, receive, send)
         if path.startswith("/_sandbox"):
             refusal = admin_refusal(scope)
-            return await (refusal or self.app)(scope, receive, send)
+            try:
+                return await (refusal or self.app)(scope, receive, send)
+            finally:
+                if self.workers is not None:  # the write is done now: no worker forked meanwhile keeps it out
+                    self.workers.seen(scope["method"], path)
         state = self.state
         state.received.requests[f"{scope['method']} {path}"] += 1
         if state.faults.latency_s:

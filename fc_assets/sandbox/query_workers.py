@@ -13,13 +13,26 @@ re-forks them at the next query; any other write (Job/Batch and Event API POSTs,
 from asyncio tasks) switches the workers off for the rest of the sandbox's life. Mutations are recognised by
 the worker (it parses the document anyway) and handed back to the event loop. Default: 0 workers, everything
 in-process as before.
+
+Robustness: a worker that dies (OOM killer, crash) breaks its pool; the query is retried once on a fresh
+pool, so the sandbox does not answer 500 to every later query. A worker resets the signal handlers it
+inherited from uvicorn (which would turn SIGTERM into a no-op flag in the copy) and dies with the sandbox
+(Linux `PR_SET_PDEATHSIG`, elsewhere a thread watching the parent), so killing the sandbox leaves no orphan
+holding a copy of the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,6 +50,27 @@ MUTATION = None
 
 def _refuse_mutation(*_: Any) -> None:
     raise RuntimeError("a query worker cannot record mutations")
+
+
+def _worker_init(parent: int) -> None:
+    """In a new worker: default SIGTERM, no SIGINT (Ctrl-C reaches the whole group; the sandbox's own
+    shutdown ends the workers), no asyncio wakeup fd of the parent's loop, and death with the parent."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the sandbox died before the above took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 def run_query(body: bytes, stuck_cursor: bool, user: dict[str, Any]) -> tuple[int, bytes] | None:
@@ -74,12 +108,28 @@ class QueryWorkers:
         global _STATE
         if self._pool is None:
             _STATE = self.state  # inherited by the fork (the workers are forked at the first submit)
-            self._pool = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("fork"))
+            self._pool = ProcessPoolExecutor(
+                self.n,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     async def run(self, body: bytes, stuck_cursor: bool, user: dict[str, Any]) -> tuple[int, bytes] | None:
-        pool = self._fresh_pool()
-        return await asyncio.get_running_loop().run_in_executor(pool, run_query, body, stuck_cursor, user)
+        """The query's answer from a worker; once more on new workers if a worker died (queries are reads)."""
+        for attempt in (1, 2):
+            pool = self._fresh_pool()
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    pool, run_query, body, stuck_cursor, user
+                )
+            except BrokenProcessPool:
+                if self._pool is pool:
+                    self.invalidate()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def invalidate(self) -> None:
         """The store may have changed: the next query forks new workers."""
@@ -93,7 +143,8 @@ class QueryWorkers:
         self.invalidate()
 
     def seen(self, method: str, path: str) -> None:
-        """Called for every request before it is served (see the module docstring)."""
+        """Called for every request before it is served and for an admin request also after (a query may
+        have forked new workers while the admin write's body was still arriving); see the module docstring."""
         if not self.enabled or method in ("GET", "HEAD"):
             return
         if path.startswith("/_sandbox"):

@@ -251,3 +251,68 @@ def test_switch_interval_is_short_during_the_run_and_restored_after(file_lake):
     with pytest.raises(FluentHTTPError):
         list(extract_periods(ORDERS, days(D1, 1), client=failing, lake=file_lake, page_size=10))
     assert sys.getswitchinterval() == before
+
+
+def test_switch_interval_with_two_extractions_in_parallel_threads(file_lake):
+    """Two extractions of one process overlap, the first ends first: the interval stays short for the
+    second and the process's own value (not the first's short one) is back when the second ends."""
+    import sys
+    import threading
+
+    first_done, second_started = threading.Event(), threading.Event()
+    seen_after_first: list[float] = []
+
+    class First(FakeFluent):
+        def paginate(self, *args, **kwargs):
+            second_started.wait(10)
+            return super().paginate(*args, **kwargs)
+
+    class Second(FakeFluent):
+        def paginate(self, *args, **kwargs):
+            second_started.set()
+            first_done.wait(10)
+            seen_after_first.append(sys.getswitchinterval())
+            return super().paginate(*args, **kwargs)
+
+    before = sys.getswitchinterval()
+    orders = make_orders(D1, 30)
+
+    def run(client: FakeFluent, done: threading.Event | None) -> None:
+        list(extract_periods(ORDERS, days(D1, 1), client=client, lake=file_lake, concurrency=1))
+        if done is not None:
+            done.set()
+
+    a = threading.Thread(target=run, args=(First({"orders": orders}), first_done))
+    b = threading.Thread(target=run, args=(Second({"orders": orders}), None))
+    a.start()
+    b.start()
+    a.join(20)
+    b.join(20)
+    assert first_done.is_set() and seen_after_first and all(s <= 0.0005 for s in seen_after_first)
+    assert sys.getswitchinterval() == before > 0.0005
+
+
+def test_a_direct_extraction_does_not_import_dagster(tmp_path):
+    """A script extracting with FluentClient, Lake and extract_periods saves dagster's ~0.8 s import
+    (LakeResource / FluentResource live in their own modules, windows.py imports dagster lazily)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from fc_assets.extraction.entities import ORDERS\n"
+        "from fc_assets.extraction.extract import extract_periods\n"
+        "from fc_assets.extraction.windows import DAY, Window\n"
+        "from fc_assets.resources.fluent import FluentClient\n"
+        "from fc_assets.resources.storage import Lake\n"
+        "from fc_assets_tests.extraction.fake_fluent import FakeFluent, make_orders\n"
+        "d = datetime(2025, 3, 1, tzinfo=UTC)\n"
+        "client = FakeFluent({'orders': make_orders(d, 30)})\n"
+        f"lake = Lake('file://{tmp_path}/lake')\n"
+        "[r] = extract_periods(ORDERS, [Window(d, d + DAY)], client=client, lake=lake)\n"
+        "print(r.rows, sorted({m.split('.')[0] for m in sys.modules} & {'dagster'}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split(maxsplit=1) == ["30", "[]\n"]

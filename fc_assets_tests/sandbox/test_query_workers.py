@@ -4,12 +4,15 @@ answers, see every write (mutation, admin touch, reset), honour the faults, and 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 
 from fc_assets.extraction.entities import ORDERS
@@ -151,3 +154,86 @@ def test_concurrent_queries_run_in_parallel(workers):
         assert all(u > 0.05 for u in used), used  # both workers executed queries
     finally:
         api.close()
+
+
+def test_a_crashed_worker_is_replaced(workers):
+    """A worker killed (OOM killer, segfault) breaks its pool: the next query forks new workers, not a 500
+    for every query until an admin POST."""
+    api = Api(workers.base_url)
+    try:
+        q = "{ orders(first: 2) { edges { node { id } } } }"
+        expected = api.data(q)
+        os.kill(min(worker_pids(workers)), signal.SIGKILL)
+        time.sleep(0.3)
+        assert api.data(q) == expected
+        assert api.data(q) == expected
+        assert len(worker_pids(workers)) == 2
+    finally:
+        api.close()
+
+
+def test_admin_write_arriving_while_a_query_forks_is_seen(workers):
+    """An admin POST whose body is still arriving while a query forks the workers: the write lands after
+    that fork, so the next query must not run on the copy taken before it."""
+    api = Api(workers.base_url)
+    try:
+        order = api.data("{ orders(first: 1) { edges { node { id } } } }")["orders"]["edges"][0]["node"]
+        workers.admin.set_faults(stuck_cursor=None)  # drop the workers: the next query forks
+
+        def slow_body():
+            time.sleep(0.5)  # the query below forks new workers meanwhile
+            yield orjson.dumps(
+                {"entity": "orders", "id": order["id"], "updatedOn": "2001-02-03T04:05:06.789Z"}
+            )
+
+        def touch() -> int:
+            headers = {"X-Sandbox-Admin": "1", "Content-Type": "application/json"}
+            return httpx.post(
+                f"{workers.base_url}/_sandbox/touch", content=slow_body(), headers=headers
+            ).status_code
+
+        with ThreadPoolExecutor(1) as pool:
+            touched = pool.submit(touch)
+            time.sleep(0.2)
+            api.data("{ orders(first: 1) { edges { node { id } } } }")  # forks while the touch is in flight
+            assert touched.result() == 200
+        got = api.data("query($id: ID) { order(id: $id) { updatedOn } }", {"id": order["id"]})["order"]
+        assert got["updatedOn"] == "2001-02-03T04:05:06.789Z"
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_do_not_outlive_the_sandbox(sig):
+    """Workers end with the sandbox even when it is killed (no orphan holding a copy of the store), and a
+    worker sent SIGTERM ends (it must not inherit uvicorn's graceful-shutdown handler)."""
+    with SandboxServer([*SANDBOX_ARGS, "--graphql-workers", "2"]) as sandbox:
+        api = Api(sandbox.base_url)
+        try:
+            api.data("{ orders(first: 1) { edges { node { id } } } }")
+        finally:
+            api.close()
+        pids = worker_pids(sandbox)
+        assert len(pids) == 2
+        one = min(pids)
+        os.kill(one, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while alive(one) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(one), "a worker ignored SIGTERM"
+        os.kill(sandbox.process.pid, sig)
+        sandbox.process.wait(10)
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [p for p in pids if alive(p)]
+        for p in left:
+            os.kill(p, signal.SIGKILL)
+        assert not left, f"workers {left} outlived the sandbox ({sig.name})"
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
