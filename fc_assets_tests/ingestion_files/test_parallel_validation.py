@@ -121,3 +121,19 @@ def test_invalid_utf8_deep_in_the_file_names_its_row(tmp_path, monkeypatch, work
     with pytest.raises(FileUnreadable, match="bad.csv") as e:
         run(INVENTORY, path, chunk_rows=64)
     assert e.value.row == 2500 and "UTF-8" in str(e.value)
+
+
+def test_a_file_refused_on_a_worker_stops_its_parser_while_the_error_is_held(tmp_path, monkeypatch):
+    """Invalid UTF-8 is found on a worker thread; the parsing thread (and its open file) must end when the
+    error is raised, not when the last reference to the error (a report, a log record) goes."""
+    lines = [b"sku,location,qty"] + [f"SKU-{i},L,{i}".encode() for i in range(1, 20_001)]
+    lines[500] = b"SKU-\xff,L,1"
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(validate, "WORKERS", 2)
+    before = set(threading.enumerate())
+    with pytest.raises(FileUnreadable, match="UTF-8") as held:
+        validate.check_file("inventory", path, tmp_path / "rejects.csv", chunk_rows=64)
+    assert held.value.row == 500
+    assert not [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
