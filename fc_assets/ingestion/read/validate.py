@@ -386,7 +386,17 @@ class ValidationRun(Iterator[pa.RecordBatch]):
             with ThreadPoolExecutor(workers, thread_name_prefix="fc-validate") as pool:
                 pending: deque[Future[ChunkResult]] = deque()
                 try:
-                    for batch, plan in self._planned:
+                    while True:
+                        try:
+                            batch, plan = next(self._planned)
+                        except StopIteration:
+                            break
+                        except Exception:
+                            # the parser failed: the chunks before it come first, as with one thread (their
+                            # rejects are written; an earlier chunk's own error, e.g. invalid UTF-8, wins)
+                            while pending:
+                                yield pending.popleft().result()
+                            raise
                         pending.append(pool.submit(self._check, batch, plan))
                         del batch
                         if len(pending) > workers:  # bounded: at most workers + 1 chunks in flight here
