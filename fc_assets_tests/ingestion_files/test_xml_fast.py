@@ -279,3 +279,46 @@ def test_a_feature_in_every_record_falls_back_to_the_same_result(feature, blocks
     with pytest.raises(xml_fast.NotSimple):
         list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, 8))
     assert_same(*both(data, None, 8))
+
+
+class _Counted:
+    """`ByteSource.open` whose reads are counted (how much the fast path reads before it gives up)."""
+
+    def __init__(self, stream, counter: list[int]) -> None:
+        self.stream, self.counter = stream, counter
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.close()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.counter[0] += len(data)
+        return data
+
+
+def _read_before_giving_up(monkeypatch, data: bytes) -> int:
+    counter = [0]
+    opened = ByteSource.open
+    monkeypatch.setattr(ByteSource, "open", lambda self, again=False: _Counted(opened(self, again), counter))
+    with pytest.raises(xml_fast.NotSimple):
+        list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, 65_536))
+    return counter[0]
+
+
+def test_records_that_are_not_the_roots_first_child_are_given_up_after_one_block(monkeypatch):
+    """A leading `<meta>` block (read_xml's documented case) is not the record: the fast path must hand the
+    file to the parser at once, not buffer up to MAX_BLOCK_BYTES of it (quadratically) looking for `</meta>`."""
+    head, records = generate(5, 40_000, same=True)
+    data = assemble(head + "<meta><count>3</count></meta>", records, ["\n"] * len(records))
+    assert len(data) > 3 * xml_fast.BLOCK_BYTES
+    assert _read_before_giving_up(monkeypatch, data) <= 2 * xml_fast.BLOCK_BYTES
+
+
+def test_a_text_longer_than_max_text_is_given_up_without_buffering_the_record(monkeypatch):
+    head, records = generate(6, 100, same=True)
+    records[50] = records[50].replace("<item>", f"<item><note>{'x' * (8 * xml_fast.MAX_TEXT)}</note>", 1)
+    data = assemble(head, records, ["\n"] * len(records))
+    assert _read_before_giving_up(monkeypatch, data) <= xml_fast.MAX_TEXT + 3 * xml_fast.BLOCK_BYTES
