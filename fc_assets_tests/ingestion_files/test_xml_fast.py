@@ -138,6 +138,15 @@ FILE_FEATURES = {  # changes of the whole file: (head, body, tail) → bytes
     "single_record": lambda h, b, t: (h + b[: b.index("</item>") + 7] + t).encode(),
     "empty_root": lambda h, b, t: b"<inventory></inventory>",
     "bad_root_attribute": lambda h, b, t: ("<inventory a='1' a='2'>" + b + t).encode(),
+    # the root start tag and prolog must be parsed, not only fed (libxml2 waits for more input after the '>')
+    "root_attribute_without_value": lambda h, b, t: ("<inventory x version='2'>" + b + t).encode(),
+    "root_attribute_unquoted": lambda h, b, t: ("<inventory xmlns=n:x version='2'>" + b + t).encode(),
+    "declared_root_attribute_without_value": lambda h, b, t: (
+        '<?xml version="1.0"?>\n<inventory x version="2">' + b + t
+    ).encode(),
+    "root_attribute_unclosed": lambda h, b, t: ('<inventory xmlns="urn:xsion="2">' + b + t).encode(),
+    "root_namespace_not_a_uri": lambda h, b, t: ('<inventory xmlns=":x">' + b + t).encode(),
+    "nul_in_prolog": lambda h, b, t: ("<?app \x00x?>\n<inventory>" + b + t).encode(),
     "prefixed_root": lambda h, b, t: ('<n:inventory xmlns:n="urn:n">' + b + "</n:inventory>").encode(),
 }
 

@@ -179,9 +179,10 @@ def _root_start(head: bytes) -> tuple[int, str]:
     parser = etree.XMLPullParser(
         events=("start",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
-    try:
-        parser.feed(head[: m.end()])
-        list(parser.read_events())
+    try:  # as a whole document (the root closed at once): fed alone, libxml2 waits for more input after the
+        # '>' and neither the root start tag nor (with a declaration) the prolog would be checked at all
+        parser.feed(head[: m.end()] + b"</" + m.group(1) + b">")
+        parser.close()
     except etree.XMLSyntaxError as e:
         raise NotSimple("prolog or root start tag not well-formed") from e
     return m.end(), m.group(1).decode()
