@@ -9,7 +9,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from fc_assets.ingestion.read.arrow_values import bools, numbers, scalar, strings, to_bools, to_numbers
+from fc_assets.ingestion.read.arrow_values import (
+    as_batch,
+    bools,
+    numbers,
+    scalar,
+    strings,
+    to_bools,
+    to_numbers,
+)
 from fc_assets.ingestion.read.text_arrays import trim
 
 
@@ -79,3 +87,14 @@ def test_trim_returns_the_array_itself_when_nothing_is_trimmed(values):
     if all(v is None or v.isascii() for v in values) and out.to_pylist() == values:
         assert out is arr  # (ASCII text with nothing to trim: not copied)
     assert trim(arr.slice(1)).equals(pc.utf8_trim_whitespace(arr.slice(1)))
+
+
+@pytest.mark.parametrize("parts", [0, 1, 2])
+def test_as_batch_of_a_chunk_without_rows_keeps_its_schema(parts):
+    """`readers._coalesce` hands on a table of the batches left at the end of a CSV; when those hold no rows
+    (Arrow yields empty batches), `Table.to_batches()` is empty: the chunk must still be one batch."""
+    schema = pa.schema([("sku", pa.string()), ("_row", pa.int64())])
+    empty = pa.RecordBatch.from_pylist([], schema=schema)
+    chunk = pa.Table.from_batches([empty] * parts, schema=schema)
+    batch = as_batch(chunk)
+    assert isinstance(batch, pa.RecordBatch) and batch.num_rows == 0 and batch.schema == schema

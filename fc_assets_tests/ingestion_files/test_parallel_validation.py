@@ -15,9 +15,9 @@ import pytest
 
 from fc_assets.ingestion.feeds import get_feed
 from fc_assets.ingestion.read import readers, validate
-from fc_assets.ingestion.read.rejects import RECORD_FIELD
+from fc_assets.ingestion.read.rejects import RECORD_FIELD, RejectsWriter
 from fc_assets.ingestion.read.unreadable import FileUnreadable
-from fc_assets_tests.ingestion_files.helpers import run
+from fc_assets_tests.ingestion_files.helpers import parse_rejects, run
 
 INVENTORY = get_feed("inventory")
 HEADER = ["sku", "location", "qty", "status"]
@@ -121,3 +121,57 @@ def test_invalid_utf8_deep_in_the_file_names_its_row(tmp_path, monkeypatch, work
     with pytest.raises(FileUnreadable, match="bad.csv") as e:
         run(INVENTORY, path, chunk_rows=64)
     assert e.value.row == 2500 and "UTF-8" in str(e.value)
+
+
+def test_a_file_refused_on_a_worker_stops_its_parser_while_the_error_is_held(tmp_path, monkeypatch):
+    """Invalid UTF-8 is found on a worker thread; the parsing thread (and its open file) must end when the
+    error is raised, not when the last reference to the error (a report, a log record) goes."""
+    lines = [b"sku,location,qty"] + [f"SKU-{i},L,{i}".encode() for i in range(1, 20_001)]
+    lines[500] = b"SKU-\xff,L,1"
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(validate, "WORKERS", 2)
+    before = set(threading.enumerate())
+    with pytest.raises(FileUnreadable, match="UTF-8") as held:
+        validate.check_file("inventory", path, tmp_path / "rejects.csv", chunk_rows=64)
+    assert held.value.row == 500
+    assert not [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+def _stock_with(path, changes: dict[int, bytes], records: int = 30_000) -> None:
+    """A file whose record 20,000 (after the head that sizes the CSV blocks) is longer than two blocks."""
+    lines = [b"sku,location,qty"] + [f"SKU-{i},L,{i}".encode() for i in range(1, records + 1)]
+    for row, line in changes.items():
+        lines[row] = line
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_first_error_in_the_file_is_reported_when_the_parser_fails_later(tmp_path, monkeypatch, workers):
+    """Invalid UTF-8 (found on a worker) in chunk 1, a record the parser cannot read in chunk 3: the file is
+    refused for its first error, as by one thread, not for whichever the parsing thread reaches first."""
+    path = tmp_path / "stock.csv"
+    _stock_with(path, {30: b"SKU-\xff,L,1", 20_000: b"SKU-0,L," + b"9" * 6000})
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(validate, "WORKERS", workers)
+    with pytest.raises(FileUnreadable) as e:
+        run(INVENTORY, path, chunk_rows=8192)
+    assert e.value.row == 30 and "UTF-8" in str(e.value)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rows_before_a_parser_failure_are_all_validated_first(tmp_path, monkeypatch, workers):
+    """The chunks before the one the parser fails in are validated and their rejects written, in order,
+    before the failure is raised: those in flight on the workers are not dropped."""
+    path = tmp_path / "stock.csv"
+    _stock_with(path, {10: b"SKU-10,L,x", 9000: b"SKU-9000,L,y", 20_000: b"SKU-0,L," + b"9" * 6000})
+    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(validate, "WORKERS", workers)
+    sink = io.BytesIO()
+    run_ = validate.validate_file(INVENTORY, path, rejects_sink=RejectsWriter(sink), chunk_rows=8192)
+    with pytest.raises(FileUnreadable, match="cannot be parsed"):
+        for _ in run_:
+            pass
+    assert [r[0] for r in parse_rejects(sink.getvalue())] == [10, 9000]
+    assert run_.report.rows == 2 * 8192

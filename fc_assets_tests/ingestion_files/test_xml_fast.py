@@ -138,6 +138,15 @@ FILE_FEATURES = {  # changes of the whole file: (head, body, tail) → bytes
     "single_record": lambda h, b, t: (h + b[: b.index("</item>") + 7] + t).encode(),
     "empty_root": lambda h, b, t: b"<inventory></inventory>",
     "bad_root_attribute": lambda h, b, t: ("<inventory a='1' a='2'>" + b + t).encode(),
+    # the root start tag and prolog must be parsed, not only fed (libxml2 waits for more input after the '>')
+    "root_attribute_without_value": lambda h, b, t: ("<inventory x version='2'>" + b + t).encode(),
+    "root_attribute_unquoted": lambda h, b, t: ("<inventory xmlns=n:x version='2'>" + b + t).encode(),
+    "declared_root_attribute_without_value": lambda h, b, t: (
+        '<?xml version="1.0"?>\n<inventory x version="2">' + b + t
+    ).encode(),
+    "root_attribute_unclosed": lambda h, b, t: ('<inventory xmlns="urn:xsion="2">' + b + t).encode(),
+    "root_namespace_not_a_uri": lambda h, b, t: ('<inventory xmlns=":x">' + b + t).encode(),
+    "nul_in_prolog": lambda h, b, t: ("<?app \x00x?>\n<inventory>" + b + t).encode(),
     "prefixed_root": lambda h, b, t: ('<n:inventory xmlns:n="urn:n">' + b + "</n:inventory>").encode(),
 }
 
@@ -279,3 +288,46 @@ def test_a_feature_in_every_record_falls_back_to_the_same_result(feature, blocks
     with pytest.raises(xml_fast.NotSimple):
         list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, 8))
     assert_same(*both(data, None, 8))
+
+
+class _Counted:
+    """`ByteSource.open` whose reads are counted (how much the fast path reads before it gives up)."""
+
+    def __init__(self, stream, counter: list[int]) -> None:
+        self.stream, self.counter = stream, counter
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.close()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.counter[0] += len(data)
+        return data
+
+
+def _read_before_giving_up(monkeypatch, data: bytes) -> int:
+    counter = [0]
+    opened = ByteSource.open
+    monkeypatch.setattr(ByteSource, "open", lambda self, again=False: _Counted(opened(self, again), counter))
+    with pytest.raises(xml_fast.NotSimple):
+        list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, 65_536))
+    return counter[0]
+
+
+def test_records_that_are_not_the_roots_first_child_are_given_up_after_one_block(monkeypatch):
+    """A leading `<meta>` block (read_xml's documented case) is not the record: the fast path must hand the
+    file to the parser at once, not buffer up to MAX_BLOCK_BYTES of it (quadratically) looking for `</meta>`."""
+    head, records = generate(5, 40_000, same=True)
+    data = assemble(head + "<meta><count>3</count></meta>", records, ["\n"] * len(records))
+    assert len(data) > 3 * xml_fast.BLOCK_BYTES
+    assert _read_before_giving_up(monkeypatch, data) <= 2 * xml_fast.BLOCK_BYTES
+
+
+def test_a_text_longer_than_max_text_is_given_up_without_buffering_the_record(monkeypatch):
+    head, records = generate(6, 100, same=True)
+    records[50] = records[50].replace("<item>", f"<item><note>{'x' * (8 * xml_fast.MAX_TEXT)}</note>", 1)
+    data = assemble(head, records, ["\n"] * len(records))
+    assert _read_before_giving_up(monkeypatch, data) <= xml_fast.MAX_TEXT + 3 * xml_fast.BLOCK_BYTES

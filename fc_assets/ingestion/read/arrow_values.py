@@ -65,7 +65,8 @@ def as_batch(chunk: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
     """A chunk of `RawFile.batches` as one record batch (a table's batches joined: one copy)."""
     if isinstance(chunk, pa.RecordBatch):
         return chunk
-    return chunk.combine_chunks().to_batches(max_chunksize=None)[0]
+    batches = chunk.combine_chunks().to_batches(max_chunksize=None)
+    return batches[0] if batches else empty_batch(chunk.schema)  # (a table without rows has no batch)
 
 
 def scalar(value: bool | int | float | str | None, typ: pa.DataType) -> pa.Scalar:

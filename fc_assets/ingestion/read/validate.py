@@ -378,23 +378,39 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         are mapped and validated at once on worker threads (Arrow's kernels release the GIL) while the
         next is parsed. Through pandera (a feed's row rule without an Arrow mask) chunks go one at a time."""
         workers = 1 if self._validator.schema is not None else WORKERS
-        if workers == 1:
-            for batch, plan in self._planned:
-                yield self._check(batch, plan)
-            return
-        with ThreadPoolExecutor(workers, thread_name_prefix="fc-validate") as pool:
-            pending: deque[Future[ChunkResult]] = deque()
-            try:
+        try:
+            if workers == 1:
                 for batch, plan in self._planned:
-                    pending.append(pool.submit(self._check, batch, plan))
-                    del batch
-                    if len(pending) > workers:  # bounded: at most workers + 1 chunks in flight here
+                    yield self._check(batch, plan)
+                return
+            with ThreadPoolExecutor(workers, thread_name_prefix="fc-validate") as pool:
+                pending: deque[Future[ChunkResult]] = deque()
+                try:
+                    while True:
+                        try:
+                            batch, plan = next(self._planned)
+                        except StopIteration:
+                            break
+                        except Exception:
+                            # the parser failed: the chunks before it come first, as with one thread (their
+                            # rejects are written; an earlier chunk's own error, e.g. invalid UTF-8, wins)
+                            while pending:
+                                yield pending.popleft().result()
+                            raise
+                        pending.append(pool.submit(self._check, batch, plan))
+                        del batch
+                        if len(pending) > workers:  # bounded: at most workers + 1 chunks in flight here
+                            yield pending.popleft().result()
+                    while pending:
                         yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
-            finally:
-                for f in pending:
-                    f.cancel()
+                finally:
+                    for f in pending:
+                        f.cancel()
+        finally:
+            # a chunk's failure (invalid UTF-8 found on a worker, Ctrl-C) stops the parsing thread now and closes
+            # the file: a `for` loop does not close the generator it leaves, and the exception raised from here
+            # keeps this run (and so the parser, its file and its chunks) referenced for as long as it lives
+            self._planned.close()
 
     def _run(self) -> Iterator[pa.RecordBatch]:
         for chunk in self._chunks():

@@ -58,6 +58,7 @@ _DECL = re.compile(
 )
 _ROOT = re.compile(rb"<([A-Za-z_][A-Za-z0-9_.\-]*)((?:[ \t\r\n][^<>]*)?)>")
 _FIRST = re.compile(rb"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_.\-]*)>")
+_LEAD_WS = re.compile(rb"[ \t\r\n]*")
 
 _IS_WS = np.zeros(256, bool)
 _IS_WS[list(_WS)] = True
@@ -112,8 +113,8 @@ def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterat
         while True:
             cut = buf.rfind(end_tag)
             if (cut == -1 or len(buf) < BLOCK_BYTES) and not eof:  # read on: a whole block, a record end
-                if cut == -1 and len(buf) > MAX_BLOCK_BYTES:
-                    raise NotSimple("no record end")
+                if cut == -1:
+                    _no_record_end(buf, name, root)
                 more = stream.read(BLOCK_BYTES)
                 eof = not more
                 buf += more
@@ -139,6 +140,23 @@ def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterat
         yield _take(pending, waiting, done)[0]
 
 
+def _no_record_end(buf: bytes, record: str, root: str) -> None:
+    """Raises NotSimple as soon as a buffer without a record end tag (yet) cannot become one that the fast
+    path reads, so that a file it does not read (a leading `<meta>` block taken for the record, a long text,
+    an end tag it does not recognise) is handed to the parser after a block or so, not after buffering up
+    to MAX_BLOCK_BYTES of it (each read copying the buffer)."""
+    if len(buf) > MAX_BLOCK_BYTES:
+        raise NotSimple("no record end")
+    start, end = f"<{record}>".encode(), f"</{root}>".encode()
+    at = _LEAD_WS.match(buf).end()  # type: ignore[union-attr]
+    if len(buf) - at >= max(len(start), len(end)) and not buf.startswith((start, end), at):
+        raise NotSimple("not a record where the next record must start")
+    if buf.startswith(start, at) and buf.find(start, at + len(start)) != -1:
+        raise NotSimple("a record starts before the record before it ends")
+    if len(buf) - buf.rfind(b">") > MAX_TEXT + 1:
+        raise NotSimple("long text")
+
+
 def _root_start(head: bytes) -> tuple[int, str]:
     """(offset of the root's content, root name) when the prolog is plain and the root start tag parses."""
     from lxml import etree
@@ -161,9 +179,10 @@ def _root_start(head: bytes) -> tuple[int, str]:
     parser = etree.XMLPullParser(
         events=("start",), resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
-    try:
-        parser.feed(head[: m.end()])
-        list(parser.read_events())
+    try:  # as a whole document (the root closed at once): fed alone, libxml2 waits for more input after the
+        # '>' and neither the root start tag nor (with a declaration) the prolog would be checked at all
+        parser.feed(head[: m.end()] + b"</" + m.group(1) + b">")
+        parser.close()
     except etree.XMLSyntaxError as e:
         raise NotSimple("prolog or root start tag not well-formed") from e
     return m.end(), m.group(1).decode()
