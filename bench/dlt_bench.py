@@ -97,18 +97,15 @@ def install_dlt() -> str | None:
     return None
 
 
-def sdk_node(*, install: bool) -> str | None:
-    """`node` when the TypeScript SDK is installed (installing it as bench/sdk_bench.py does unless not
-    `install`); None without node, npm or the SDK."""
-    from sdk_bench import SDK_DIR, ensure_sdk
+def sdk_node() -> str | None:
+    """`node` with the TypeScript SDK installed as bench/sdk_bench.py installs it (npm ci from the project's
+    lock file; `--no-install` is about dlt's virtualenv only); None without node, npm or the SDK."""
+    from sdk_bench import ensure_sdk
 
-    if install:
-        try:
-            return ensure_sdk()
-        except (subprocess.SubprocessError, OSError):
-            return None
-    installed = (SDK_DIR / "node_modules" / "@fluentcommerce" / "fc-connect-sdk" / "package.json").is_file()
-    return shutil.which("node") if installed else None
+    try:
+        return ensure_sdk()
+    except (subprocess.SubprocessError, OSError):
+        return None
 
 
 def parquet_rows(path: Path) -> int:
@@ -134,7 +131,11 @@ def main() -> int:
     ap.add_argument("--rows", type=int, action="append", help="CSV sizes (default 2,000,000)")
     ap.add_argument("--repeat", type=int, default=2, help="paired runs per size (best of)")
     ap.add_argument("--dir", default="/tmp/fc-check-file-bench", help="where the CSVs are generated (shared)")
-    ap.add_argument("--no-install", action="store_true", help="do not install dlt or the SDK (smoke)")
+    ap.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not install dlt (smoke); the SDK is installed as sdk_bench.py does",
+    )
     ap.add_argument("--sdk-max-rows", type=int, default=2_000_000, help="the SDK row for sizes up to this")
     table_rows.add_argument(ap)
     args = ap.parse_args()
@@ -144,7 +145,7 @@ def main() -> int:
         why_not = None if DLT_PY.is_file() else "dlt not installed (make bench installs it)"
     else:
         why_not = install_dlt()
-    node = sdk_node(install=not args.no_install)
+    node = sdk_node()
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
     for rows in sizes:

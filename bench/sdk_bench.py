@@ -67,19 +67,25 @@ print(json.dumps({"count": sum(r.rows for r in results), "pages": sum(r.requests
 
 
 def ensure_sdk() -> str | None:
-    """`node` with the SDK installed in fc_assets_tests/sdk/ts (npm ci, as the SDK test does); None if missing."""
+    """`node` with the SDK installed in fc_assets_tests/sdk/ts (npm ci, as the SDK test does); None if missing.
+    Under a file lock: `run_all.py --smoke` starts the benchmarks at once, and two using the SDK on a fresh
+    checkout must not both run `npm ci` (or one read a half-installed node_modules)."""
+    import fcntl
+
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         return None
-    if not (SDK_DIR / "node_modules" / "@fluentcommerce" / "fc-connect-sdk" / "package.json").is_file():
-        cache = ROOT / ".local" / "npm-cache"
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--cache", str(cache)],
-            cwd=SDK_DIR,
-            check=True,
-            capture_output=True,
-        )
+    cache = ROOT / ".local" / "npm-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent / "sdk-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (SDK_DIR / "node_modules" / "@fluentcommerce" / "fc-connect-sdk" / "package.json").is_file():
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--cache", str(cache)],
+                cwd=SDK_DIR,
+                check=True,
+                capture_output=True,
+            )
     return node
 
 
