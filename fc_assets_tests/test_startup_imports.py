@@ -68,8 +68,10 @@ RUN_CLI = (
 )
 
 
-def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # warnings as a user sees them
+def _run(args: list[str], env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {
+        k: v for k, v in (env or os.environ).items() if k != "PYTHONWARNINGS"
+    }  # warnings as a user sees them
     return subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, **kw)
 
 
@@ -104,6 +106,21 @@ def test_definitions_load_without_heavy_imports_and_in_full():
     assert out["checks"] == len(ENTITIES)
     assert out["sensors"] == 1 + sum(len(f.inboxes) for f in FEEDS.values())
     assert "Warning" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("setting", ["", "0"])
+def test_definitions_load_ends_by_freezing_what_it_loaded(setting):
+    """`gc.freeze()` at the end of the load (later collections skip the code location's objects); the
+    garbage collector itself stays on, and FC_GC_FREEZE=0 leaves everything to it."""
+    code = "import gc, fc_assets.definitions\nprint(gc.get_freeze_count(), gc.isenabled())"
+    proc = _run([sys.executable, "-c", code], env={**os.environ, "FC_GC_FREEZE": setting})
+    assert proc.returncode == 0, proc.stderr
+    frozen, enabled = proc.stdout.split()
+    assert enabled == "True"
+    if setting == "0":
+        assert frozen == "0"
+    else:
+        assert int(frozen) > 100_000  # Dagster's and our long-lived objects
 
 
 def test_dagster_validate_passes_without_warnings(tmp_path):
