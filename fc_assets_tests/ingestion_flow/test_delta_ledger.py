@@ -408,3 +408,29 @@ def test_validation_hands_over_the_keys_of_rejected_rows(tmp_path):
         ],
         key=str,
     )
+
+
+def test_values_holding_the_hash_separator_or_its_null_are_not_taken_for_another_row(tmp_path):
+    """A value holding U+001F (between the columns' texts in the hash) or U+0000 (NULL's text) once hashed
+    like another row ('x␟y','z' like 'x','y␟z'; '\\0' like NULL): that change was lost wherever the hashes
+    decide (here: a float column, so the hashes are compared)."""
+    lake = Lake(f"file://{tmp_path}/lake")
+    cols = ["k", "a", "b", "x"]
+
+    def go(n, a, b):
+        s = pa.string()
+        schema = pa.schema([("k", s), ("a", s), ("b", s), ("x", pa.float64()), ("_row", pa.int64())])
+        t = pa.table({"k": ["A"], "a": [a], "b": [b], "x": [1.5], "_row": [0]}, schema=schema)
+        (tmp_path / "lake" / "f").mkdir(parents=True, exist_ok=True)
+        pq.write_table(t, lake.path(f"f/{n}.parquet"))
+        kw = {"accepted_rel": f"f/{n}.parquet", "delta_rel": f"f/{n}d.parquet", "columns": cols}
+        res = compute_delta(lake, "sep", DeltaSpec(("k",)), **kw)
+        commit_snapshot(lake, "sep", DeltaSpec(("k",)), delta_rel=kw["delta_rel"], columns=cols)
+        return res.upserts
+
+    assert go(0, "x\x1fy", "z") == 1
+    assert go(1, "x", "y\x1fz") == 1  # lost before
+    assert go(2, "x", "y\x1fz") == 0
+    assert go(3, None, "z") == 1
+    assert go(4, "\x00", "z") == 1  # lost before
+    assert go(5, "\x1b", "\x1f") == 1 and go(6, "\x1b\x1f", None) == 1 and go(7, "\x1b\x1f", None) == 0

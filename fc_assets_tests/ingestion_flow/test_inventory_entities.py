@@ -42,7 +42,13 @@ def test_chunk_entities_equal_the_row_by_row_ones():
 
 @pytest.mark.parametrize(
     "kind",
-    [pa.timestamp("us", "UTC"), pa.timestamp("ms", "UTC"), pa.timestamp("us", "Europe/Paris"), pa.date32()],
+    [
+        pa.timestamp("us", "UTC"),
+        pa.timestamp("us", "+00:00"),
+        pa.timestamp("ms", "UTC"),
+        pa.timestamp("us", "Europe/Paris"),
+        pa.date32(),
+    ],
 )
 def test_dates_as_isoformat_whatever_their_type(kind):
     """UTC microsecond timestamps are formatted by Arrow, the rest by Python: the same text either way."""

@@ -20,7 +20,8 @@ validation beside the accepted rows) keep their snapshot row, and if any rejecte
 (a key field missing or unreadable, a malformed record) no row is treated as disappeared for that file
 (counted `disappeared_not_sent`). `hash`, `hybrid` and `full` keep a snapshot; the others need none.
 
-The hash is `md5` over the columns cast to text, joined by U+001F with NULL as U+0000, so it is stable across
+The hash is `md5` over the columns cast to text, joined by U+001F with NULL as U+0000 (U+001B, U+001F and
+U+0000 inside a text escaped by U+001B, so no value imitates another split or NULL), so it is stable across
 DuckDB versions (DuckDB's `hash()` is not) and NULL differs from an empty string. Hashing 10M rows is most
 of a delta's CPU, so a snapshot written by `commit_snapshot` carries a mark (`hash_mark`: the hash's
 definition, the hashed columns, the DuckDB version) saying every `_h` in it is the hash of its row; against
@@ -167,9 +168,20 @@ def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
 
 
 def hash_expr(columns: Iterable[str], alias: str = "") -> str:
+    """md5 of the columns' texts joined by U+001F, NULL as U+0000. In a text, U+001B, U+001F and U+0000 are
+    escaped by U+001B, so no value imitates a separator or NULL ('x␟y','z' vs 'x','y␟z'; '\\0' vs NULL); a
+    text without them (nearly all) hashes as it did before the escape."""
     p = f"{alias}." if alias else ""
-    parts = [f"coalesce(CAST({p}{ident(c)} AS VARCHAR), chr(0))" for c in columns]
-    return f"md5(concat_ws(chr(31), {', '.join(parts)}))"
+
+    def text(c: str) -> str:
+        t = escaped = f"CAST({p}{ident(c)} AS VARCHAR)"
+        for ch in (27, 31, 0):  # the escape itself first
+            escaped = f"replace({escaped}, chr({ch}), chr(27) || chr({ch}))"
+        # replace() only where needed: about 1.25x the hash's CPU instead of 2.2x (2M rows, 5 columns)
+        found = " OR ".join(f"contains({t}, chr({ch}))" for ch in (27, 31, 0))
+        return f"coalesce(CASE WHEN {found} THEN {escaped} ELSE {t} END, chr(0))"
+
+    return f"md5(concat_ws(chr(31), {', '.join(text(c) for c in columns)}))"
 
 
 HASH_MARK = "fc_assets_hash"  # Parquet key-value metadata key of deltas and snapshots (see hash_mark)
@@ -208,7 +220,7 @@ def hash_mark(columns: Iterable[str]) -> str:
 
     import duckdb
 
-    definition = ["md5-text-v1", list(columns), duckdb.__version__]
+    definition = ["md5-text-v2", list(columns), duckdb.__version__]
     return hashlib.sha256(json.dumps(definition).encode()).hexdigest()[:32]
 
 

@@ -181,8 +181,10 @@ def _iso_texts(column: pa.ChunkedArray) -> list[str | None]:
 
     t = column.type
     if pa.types.is_timestamp(t) and t.unit == "us" and t.tz in ("UTC", "+00:00"):
-        text = column.cast(pa.string())  # 2025-03-01 12:30:00.000000Z
-        return pc.replace_substring_regex(text, r"^(\S+) (\S+?)(\.000000)?Z$", r"\1T\2+00:00").to_pylist()
+        text = column.cast(pa.string())  # 2025-03-01 12:30:00.000000Z ("+0000" instead of Z for tz +00:00)
+        return pc.replace_substring_regex(
+            text, r"^(\S+) (\S+?)(\.000000)?(?:Z|\+0000)$", r"\1T\2+00:00"
+        ).to_pylist()
     return [v.isoformat() if hasattr(v, "isoformat") else v for v in column.to_pylist()]
 
 
