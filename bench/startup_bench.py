@@ -5,7 +5,7 @@
 
 - `import fc_assets.definitions` against `import dagster` alone (every code server, run worker, step and
   `dagster` CLI call pays the first; the second is the floor any Dagster code location pays): ratio <= 1.3;
-  also without the `gc.freeze()` that ends the definitions' load (`FC_GC_FREEZE=0`), which makes a whole
+  also without the `gc.freeze()` that ends the definitions' load (made a no-op), which makes a whole
   process end sooner than `import dagster` alone (its exit no longer collects the frozen objects);
 - `fc-assets --help` against a bare `python -c "import click"`: under 0.5 s;
 - `fc-assets check-file inventory` on a 2,000-row CSV against a bare `pyarrow.csv.read_csv` of the same
@@ -34,6 +34,7 @@ from pathlib import Path
 import table_rows
 
 BIN = Path(sys.executable).parent
+NO_FREEZE = "import gc; gc.freeze = lambda: None"
 PY = sys.executable
 
 
@@ -84,9 +85,9 @@ def main() -> int:
             (
                 # definitions.py freezes what it loaded out of the collector's reach (gc.freeze), so the run and
                 # the exit skip walking it: this row shows the import's own cost without that
-                "  the same, without gc.freeze at load (FC_GC_FREEZE=0)",
-                ["env", "FC_GC_FREEZE=0", PY, "-c", "import fc_assets.definitions"],
-                ["env", "FC_GC_FREEZE=0", PY, "-c", "import dagster"],
+                "  the same, without gc.freeze at load (gc.freeze made a no-op)",
+                [PY, "-c", f"{NO_FREEZE}; import fc_assets.definitions"],
+                [PY, "-c", f"{NO_FREEZE}; import dagster"],
                 "ratio <= 1.3",
                 lambda ours, base: ours / base <= 1.3,
             ),

@@ -59,6 +59,5 @@ defs = dg.Definitions.merge(
 
 # Everything loaded so far lives as long as the process (code server, run worker, `dagster` CLI call):
 # moved out of the collector's reach, later collections (the run's own, the one at exit) do not walk
-# Dagster's and our ~1M long-lived objects again. `FC_GC_FREEZE=0` turns it off.
-if os.environ.get("FC_GC_FREEZE", "1") != "0":
-    gc.freeze()
+# Dagster's and our long-lived objects again (a 20,000-order extraction step ~0.7 s faster).
+gc.freeze()

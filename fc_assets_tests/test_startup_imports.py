@@ -68,10 +68,8 @@ RUN_CLI = (
 )
 
 
-def _run(args: list[str], env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    env = {
-        k: v for k, v in (env or os.environ).items() if k != "PYTHONWARNINGS"
-    }  # warnings as a user sees them
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # warnings as a user sees them
     return subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, **kw)
 
 
@@ -108,19 +106,15 @@ def test_definitions_load_without_heavy_imports_and_in_full():
     assert "Warning" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("setting", ["", "0"])
-def test_definitions_load_ends_by_freezing_what_it_loaded(setting):
+def test_definitions_load_ends_by_freezing_what_it_loaded():
     """`gc.freeze()` at the end of the load (later collections skip the code location's objects); the
-    garbage collector itself stays on, and FC_GC_FREEZE=0 leaves everything to it."""
+    garbage collector itself stays on."""
     code = "import gc, fc_assets.definitions\nprint(gc.get_freeze_count(), gc.isenabled())"
-    proc = _run([sys.executable, "-c", code], env={**os.environ, "FC_GC_FREEZE": setting})
+    proc = _run([sys.executable, "-c", code])
     assert proc.returncode == 0, proc.stderr
     frozen, enabled = proc.stdout.split()
     assert enabled == "True"
-    if setting == "0":
-        assert frozen == "0"
-    else:
-        assert int(frozen) > 100_000  # Dagster's and our long-lived objects
+    assert int(frozen) > 100_000  # Dagster's and our long-lived objects
 
 
 def test_dagster_validate_passes_without_warnings(tmp_path):

@@ -162,7 +162,7 @@ def _root_start(head: bytes) -> tuple[int, str]:
     from lxml import etree
 
     from fc_assets.ingestion.read.unreadable import FileUnreadable
-    from fc_assets.ingestion.read.xml_records import prolog_end
+    from fc_assets.ingestion.read.xml_prolog import prolog_end
 
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise NotSimple("UTF-16")
