@@ -1,6 +1,6 @@
-"""The few settings that reading a file needs, without pydantic: `fc_assets.settings` costs ~0.1 s to
-import and build (pydantic, pydantic-settings; near a second on a loaded machine), most of what is left of
-`fc-assets check-file` on a small file. A setting whose variable is not in the environment is its default
+"""The few settings that reading a file needs, without pydantic: `fc_assets.settings` imports pydantic and
+builds a model (near a second on a loaded machine), most of what is left of `fc-assets check-file` on a small
+file. A setting whose variable is not in the environment is its default
 here; one that is set is read by `get_settings()` (same parsing, same validation errors).
 A test holds these names and defaults to `Settings`'."""
 
@@ -19,7 +19,7 @@ DEFAULTS: dict[str, tuple[str, Any]] = {  # field of Settings: (variable, defaul
 def env_setting(name: str) -> Any:
     """`get_settings().<name>`, without building the settings when the variable is not set."""
     variable, default = DEFAULTS[name]
-    # pydantic-settings ignores the case and, with `populate_by_name`, also reads the field's own name
+    # `Settings.from_environment` ignores the case and also reads the field's own name
     if any(key.upper() in (variable, name.upper()) for key in os.environ):
         from fc_assets.settings import get_settings
 
