@@ -115,6 +115,10 @@ class ServerProcess:
                     os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
+            # SIGKILL is delivered asynchronously: return once the group is gone, not while it is dying
+            deadline = time.monotonic() + 5
+            while _group_members(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
         if self._log:
             self._log.close()
             self._log = None
