@@ -322,6 +322,7 @@ def await_period(
 
 _frozen_lock = threading.Lock()
 _frozen_runs = 0
+_frozen_before = False
 
 
 @contextmanager
@@ -332,13 +333,18 @@ def gc_frozen() -> Iterator[None]:
     few collections (pages wait in the chain's queue) that CPython keeps triggering full collections, each
     walking every object of the process (the imported dagster, pandas, ... hundreds of thousands). That was
     ~4 of ~12 ms client CPU per page of 100 orders. `gc.freeze()` moves the existing objects to the permanent
-    generation, so collections only walk what the extraction created; `gc.unfreeze()` puts them back when
-    the last concurrent extraction of the process ends. Nothing is freed differently: refcounting is
-    unaffected, and cycles among frozen objects are collected after the unfreeze.
+    generation, so collections only walk what the extraction created. Nothing is freed differently:
+    refcounting is unaffected.
+
+    When the last concurrent extraction of the process ends, `gc.unfreeze()` puts the objects back (cycles
+    among them are collected again) -- unless the process had frozen objects before the first one began:
+    `fc_assets.definitions` freezes the code location at load, for the life of the process (a run worker,
+    `dagster asset materialize`), and unfreezing it then made the exit's collections walk it all (~0.8 s).
     """
-    global _frozen_runs
+    global _frozen_runs, _frozen_before
     with _frozen_lock:
         if _frozen_runs == 0:
+            _frozen_before = gc.get_freeze_count() > 0
             gc.freeze()
         _frozen_runs += 1
     try:
@@ -346,7 +352,7 @@ def gc_frozen() -> Iterator[None]:
     finally:
         with _frozen_lock:
             _frozen_runs -= 1
-            if _frozen_runs == 0:
+            if _frozen_runs == 0 and not _frozen_before:
                 gc.unfreeze()
 
 
