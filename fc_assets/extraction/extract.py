@@ -292,7 +292,7 @@ def write_partition(
     preview: list[pa.Table] = []
 
     def on_row_group(table: pa.Table) -> None:
-        report.validate(spec.pandera_schema, table, spec.key)
+        report.validate_rows(spec, table)
         if not preview:
             preview.append(table.take(list(range(min(PREVIEW_ROWS, table.num_rows)))))  # a copy, not a view
 
@@ -390,20 +390,6 @@ def short_switch_interval() -> Iterator[None]:
                 sys.setswitchinterval(_switch_before)
 
 
-def warm_validation(spec: EntitySpec) -> None:
-    """Build the entity's pandera schema in a background thread while the first pages are fetched.
-
-    The first row group of the run is validated only after its period's pages are all in; building the
-    schema imports pandas and pandera (~0.4 s of CPU), which would otherwise run then, on the critical path
-    (a one-day extraction waits for it after its last page). The streams mostly wait on the API, so the
-    import overlaps that wait. `cached_property` locks, so the writer waits for the thread if it is early.
-    """
-    if "pandera_schema" not in spec.__dict__:
-        threading.Thread(
-            target=lambda: spec.pandera_schema, name=f"warm-{spec.name}-schema", daemon=True
-        ).start()
-
-
 def extract_periods(
     spec: EntitySpec,
     periods: Sequence[Window],
@@ -420,7 +406,6 @@ def extract_periods(
     the failing one and later ones are not written.
     """
     concurrency = max(1, concurrency)
-    warm_validation(spec)
     builder = BatchBuilder(spec.columns)
     scope_values: list[dict[str, Any] | None] = (
         list_scope_values(client, spec.scope, page_size or 100) if spec.scope else [None]

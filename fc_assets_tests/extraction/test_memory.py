@@ -7,6 +7,7 @@ import gc
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pytest
 
 from fc_assets.extraction.entities import ORDERS
 from fc_assets.extraction.extract import extract_periods
@@ -29,7 +30,13 @@ def orders_batch(n: int, *, valid: bool = True) -> pa.RecordBatch:
     return BatchBuilder(ORDERS.columns).build(nodes)
 
 
-def test_validated_row_groups_do_not_stay_alive_until_a_full_gc():
+@pytest.mark.parametrize("way", ["arrow", "pandera"])
+def test_validated_row_groups_do_not_stay_alive_until_a_full_gc(way):
+    def on_row_group(report):
+        if way == "arrow":
+            return lambda t: report.validate_rows(ORDERS, t)
+        return lambda t: report.validate(ORDERS.pandera_schema, t, ORDERS.key)
+
     gc.collect()
     gc.disable()  # only reference counting: what a long run sees between rare full collections
     try:
@@ -39,7 +46,7 @@ def test_validated_row_groups_do_not_stay_alive_until_a_full_gc():
                 pa.BufferOutputStream(),
                 ORDERS.arrow_schema,
                 500,
-                lambda t, report=report: report.validate(ORDERS.pandera_schema, t, ORDERS.key),
+                on_row_group(report),
             )
             batch = orders_batch(500, valid=valid)
             one_row_group = batch.get_total_buffer_size()
@@ -61,22 +68,24 @@ def test_a_run_with_many_row_groups_frees_them_as_it_goes(tmp_path):
     lake = Lake(f"file://{tmp_path}/lake")
     fake = FakeFluent({"orders": make_orders(D1, 3000, items=2)})
     peak = 0
-    real_validate = ValidationReport.validate
+    real_validate = ValidationReport.validate_rows
+    validated = 0
 
-    def validate(self, schema, table, key):
-        nonlocal peak
-        real_validate(self, schema, table, key)
+    def validate(self, spec, table):
+        nonlocal peak, validated
+        real_validate(self, spec, table)
+        validated += 1
         peak = max(peak, pa.total_allocated_bytes())
 
     gc.collect()
     gc.disable()
     try:
-        ValidationReport.validate = validate
+        ValidationReport.validate_rows = validate
         base = pa.total_allocated_bytes()
         [result] = extract_periods(spec, [Window(D1, D1 + DAY)], client=fake, lake=lake, concurrency=2)
     finally:
-        ValidationReport.validate = real_validate
+        ValidationReport.validate_rows = real_validate
         gc.enable()
-    assert result.row_groups == 15
+    assert result.row_groups == validated == 15
     row_group = orders_batch(200).get_total_buffer_size()
     assert peak - base < 4 * row_group, (peak - base, row_group)  # not 15 row groups
