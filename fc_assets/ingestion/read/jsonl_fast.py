@@ -38,6 +38,7 @@ from fc_assets.ingestion.spec import TECHNICAL
 BLOCK_BYTES = 1 << 20
 BOM = b"\xef\xbb\xbf"
 _MAX_NAMES = 10_000  # distinct keys in a block
+LONG_LINE = 8 << 20  # a longer line (a record of megabytes): the line-by-line reader
 
 # outside tokens (between a string's closing quote and the next opening one)
 OPEN, COLON, COMMA, NEXT, END = range(5)
@@ -100,26 +101,29 @@ def fast_batches(stream, chunk_rows: int, max_bytes: int) -> Generator[pa.Record
     buf = stream.read(BLOCK_BYTES)
     at = len(BOM) if buf.startswith(BOM) else 0  # (the reader strips a BOM from line 1 only)
     line, eof = 1, not buf
+    longest = min(max_bytes, LONG_LINE)
     while True:
-        cut = buf.rfind(b"\n") + 1
-        if eof and at < len(buf):
-            cut = len(buf)
-        if (cut <= at or len(buf) - at < BLOCK_BYTES) and not eof:  # read on: a whole block, a line end
-            if cut <= at and len(buf) - at > max_bytes + 1:
-                return _rest(pending, buf[at:], line)  # a line over the limit: the reader rejects it
+        # a block: whole lines, at least BLOCK_BYTES unless at the end (pieces joined once: linear time)
+        pieces = [buf[at:]]
+        size, newline = len(pieces[0]), eof or b"\n" in pieces[0]
+        while not eof and (size < BLOCK_BYTES or not newline):
+            if not newline and size > longest + 1:  # the reader rejects a line over the limit
+                return _rest(pending, b"".join(pieces), line)
             more = stream.read(BLOCK_BYTES)
             eof = not more
-            buf = buf[at:] + more
-            at = 0
-            continue
-        if cut <= at:
+            pieces.append(more)
+            size += len(more)
+            newline = newline or b"\n" in more
+        buf = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        cut = len(buf) if eof else buf.rfind(b"\n") + 1
+        if not cut:
             break
         try:
-            block, lines = _tokenise(buf[at:cut], line, max_bytes)
+            block, lines = _tokenise(buf[:cut], line, max_bytes)
         except Exception:  # noqa: BLE001 - not simple, or failing: the line-by-line reader decides
-            return _rest(pending, buf[at:], line)
+            return _rest(pending, buf, line)
         if block is None and waiting:  # a block of blank lines after records: a `Rest` would hold it
-            return _rest(pending, buf[at:], line)
+            return _rest(pending, buf, line)
         line += lines
         at = cut
         if block is not None:
@@ -129,6 +133,8 @@ def fast_batches(stream, chunk_rows: int, max_bytes: int) -> Generator[pa.Record
             batch, pending = _take(pending, chunk_rows)
             waiting -= chunk_rows
             yield batch
+        if eof:
+            break
     if waiting:
         yield _take(pending, waiting)[0]
     return None
