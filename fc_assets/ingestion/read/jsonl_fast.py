@@ -92,8 +92,11 @@ class Chained:
         return self._stream.read(n)
 
 
-def fast_batches(stream, chunk_rows: int, max_bytes: int) -> Generator[pa.RecordBatch, None, Rest | None]:
-    """Batches exactly as the line-by-line reader makes them; returns None at the end of the file, or the
+def fast_batches(
+    stream, chunk_rows: int, max_bytes: int
+) -> Generator[pa.RecordBatch | pa.Table, None, Rest | None]:
+    """Batches exactly as the line-by-line reader makes them (a chunk over blocks as a table of them, as
+    `readers._coalesce` makes CSV's); returns None at the end of the file, or the
     `Rest` for the line-by-line reader at the first block the fast path does not read."""
     chunk_rows = max(1, chunk_rows)
     pending: list[tuple[_Block, int, int]] = []  # record ranges not yet yielded
@@ -273,8 +276,9 @@ def _outside_kinds(data: bytes, raw: np.ndarray, q: np.ndarray) -> tuple[np.ndar
 
 def _take(
     pending: list[tuple[_Block, int, int]], rows: int
-) -> tuple[pa.RecordBatch, list[tuple[_Block, int, int]]]:
-    """A batch of the next `rows` records, and what is left (as `xml_fast._take`, with line numbers)."""
+) -> tuple[pa.RecordBatch | pa.Table, list[tuple[_Block, int, int]]]:
+    """A chunk of the next `rows` records, and what is left (as `xml_fast._take`, with line numbers): a
+    table when they span blocks with the same columns (see `readers._coalesce`), else a batch."""
     parts: list[tuple[_Block, int, int]] = []
     left = rows
     while left:
@@ -306,6 +310,18 @@ def _take(
                 valid = pa.py_buffer(np.packbits(idx >= 0, bitorder="little"))
             take = pa.Array.from_buffers(pa.int64(), hi - lo, [valid, pa.py_buffer(idx)])
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.tokens.take(take)
+    names = [*columns, *TECHNICAL]
+    if len(parts) > 1 and all(None not in values for values in columns.values()):
+        # every part has every column: a table of one batch per part, joined by `as_batch` where the
+        # chunk is mapped (on a worker thread: the copy stays off this, the pipeline's slowest)
+        return pa.Table.from_batches(
+            [
+                pa.RecordBatch.from_arrays(
+                    [*(values[i] for values in columns.values()), *_technical(block.rows[lo:hi])], names=names
+                )
+                for i, (block, lo, hi) in enumerate(parts)
+            ]
+        ), pending
     arrays = []
     for values in columns.values():
         filled = [
@@ -314,5 +330,9 @@ def _take(
         ]
         arrays.append(filled[0] if len(filled) == 1 else pa.concat_arrays(filled))
     line_numbers = np.concatenate([block.rows[lo:hi] for block, lo, hi in parts])
-    arrays += [numbers(line_numbers), pa.nulls(rows, pa.string()), pa.nulls(rows, pa.string())]
-    return pa.RecordBatch.from_arrays(arrays, names=[*columns, *TECHNICAL]), pending
+    return pa.RecordBatch.from_arrays([*arrays, *_technical(line_numbers)], names=names), pending
+
+
+def _technical(rows: np.ndarray) -> list[pa.Array]:
+    """`_row` (line numbers), `_error` and `_raw` (no errors: null) of records read by the fast path."""
+    return [numbers(rows), pa.nulls(len(rows), pa.string()), pa.nulls(len(rows), pa.string())]
