@@ -1,23 +1,22 @@
 """`fc-assets check-file inventory` from a small to a large input in CSV, JSONL and XML: peak memory flat, and
 XML's speed against CSV's.
 
-    python bench/file_size_bench.py                                   # 100 MB and 300 MB per format
-    python bench/file_size_bench.py --big-mb 3072                     # the issue's 3 GB (~14 min)
+    python bench/file_size_bench.py                                   # 100 MB and 3 GB per format
+    python bench/file_size_bench.py --big-mb 300                      # a quicker look
     python bench/file_size_bench.py --small-mb 1 --big-mb 5           # smoke size
 
 Per format, an inventory file of about `--small-mb` and one of about `--big-mb` are generated into a temp
-dir (pyarrow string kernels over 250k-row chunks, written as they are made; 0.5 % of quantities garbage so the
-rejects path runs), each is checked by the console command `fc-assets check-file inventory PATH` as a
-whole process, and the files are deleted before the next format. Peak RSS is the child's own ru_maxrss
-(`os.wait4`; this process stays small, as a child starts from its parent's high-water mark), rows per second the command's reported seconds (its imports excluded).
+dir (one block of up to 250k rows made by pyarrow string kernels, written again and again with its SKUs
+renumbered in place: 3 GB in ~15 s; 0.5 % of quantities garbage so the rejects path runs), each is checked
+by the console command `fc-assets check-file inventory PATH` as a whole process, and the files are deleted
+before the next format. Peak RSS is the child's own ru_maxrss (`os.wait4`; this process stays small, as a
+child starts from its parent's high-water mark), rows per second the command's reported seconds (its
+imports excluded).
 
-Targets (issue 16): peak RSS(big) <= 1.3x RSS(small) in each format; XML >= 25 % of CSV's rows per second
-(at the big size). The issue's sizes are 100 MB to 3 GB; `make bench` runs 100 MB to 300 MB, as the 3 GB
-point takes ~14 minutes here, more than the 30-minute run has left: generating 3 GB takes 40-110 s per
-format, and JSONL is checked at ~0.1M rows/s (30M rows: ~5 minutes). Run it by hand; on 2026-12-02
-(load 6-9, XML by `xml_fast`): peak RSS 3 GB vs 100 MB CSV 338 / 278 MB (1.22x), JSONL 438 / 430 MB
-(1.02x), XML 341 / 314 MB (1.09x), growth <= 0.02 MB per MB of input; XML 0.52M rows/s against CSV's
-2.90M, 18 %: below the 25 % target there (at 300 MB the same day: 0.74M vs 2.15M, 34 %).
+Targets (issue 16): peak RSS(big) <= 1.3x RSS(small) in each format, 100 MB to 3 GB (what `make bench`
+runs); XML >= 25 % of CSV's rows per second (at the big size). The 3 GB point fits the 30-minute run since
+generating is a block repeated (was 40-110 s per format) and JSONL is read by `jsonl_fast` (was ~0.1M rows/s
+line by line, 30M rows: ~5 minutes).
 Below ~100 MB the readers' buffers are not yet full (CSV: ~340 MB at 30 MB, ~560 MB from 120 MB on).
 """
 
@@ -145,7 +144,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small-mb", type=float, default=100)
-    ap.add_argument("--big-mb", type=float, default=300)
+    ap.add_argument("--big-mb", type=float, default=3072)
     ap.add_argument("--formats", default="csv,jsonl,xml")
     table_rows.add_argument(ap)
     args = ap.parse_args()
