@@ -285,3 +285,15 @@ def test_a_run_of_blank_lines_after_records_hands_over_and_counts_its_lines(monk
     out = _read(data, 10, True)
     assert_same(out, _read(data, 10, False))
     assert out[1][0].column("_row").to_pylist() == [1, 1002]
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.99])
+def test_a_truncated_gzip_fails_after_the_same_batches(keep):
+    """Both read the stream 1 MiB at a time, so the failing read comes after the same records."""
+    rng = random.Random(keep)
+    lines = [f'{{"sku":"S{i}","qty":"{rng.random()}"}}' for i in range(150_000)]
+    data = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1)
+    cut = data[: int(len(data) * keep)]
+    fast, slow = _read(cut, 4096, True), _read(cut, 4096, False)
+    assert fast[0] == "raised" and "Truncated" in fast[3] and fast[1]
+    assert_same(fast, slow)
