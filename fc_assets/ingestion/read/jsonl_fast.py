@@ -158,14 +158,14 @@ def _tokenise(data: bytes, line: int, max_bytes: int) -> tuple[_Block | None, in
     lines = len(nl) + (0 if data.endswith(b"\n") else 1)
     if np.count_nonzero(raw < 32) != len(nl):
         raise NotSimple("a control character, '\\r' or '\\t'")
-    if np.count_nonzero(raw == 92):
+    if b"\\" in data:
         raise NotSimple("an escape")
     longest = max(
         np.diff(nl, prepend=-1).max() - 1 if len(nl) else 0, len(data) - (nl[-1] + 1 if len(nl) else 0)
     )
     if longest > max_bytes:
         raise NotSimple("a line over FC_MAX_VALUE_BYTES")
-    if np.count_nonzero(raw > 127):
+    if not data.isascii():
         offsets = pa.py_buffer(np.array([0, len(data)], np.int32))
         try:
             pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
@@ -182,12 +182,9 @@ def _tokenise(data: bytes, line: int, max_bytes: int) -> tuple[_Block | None, in
     first, last = data[: q[0]], data[q[-1] + 1 :]
     if not _OPEN.match(first) or not _END.match(last):
         raise NotSimple("a line does not start with '{' or end with '}'")
-    kinds, newlines = _outside_kinds(data, raw, q)
+    is_next, newlines = _separators(data, raw, q)
     if newlines + first.count(b"\n") + last.count(b"\n") != len(nl):
         raise NotSimple("a string across lines")
-    # outside token i (1..s-1) follows string i - 1: a key's is ':', a value's ',' or '}\n{'
-    if (kinds[0::2] != COLON).any() or ((kinds[1::2] != COMMA) & (kinds[1::2] != NEXT)).any():
-        raise NotSimple("not key-value pairs of strings")
     # tokens: 0 outside, 1 '"', 2 string, 3 '"', 4 outside, …, 2m outside (after the last quote)
     offsets = np.empty(2 * m + 2, np.int32)
     offsets[0] = 0
@@ -198,7 +195,7 @@ def _tokenise(data: bytes, line: int, max_bytes: int) -> tuple[_Block | None, in
     k = m // 4  # fields
     new_record = np.empty(k, bool)
     new_record[0] = True
-    new_record[1:] = kinds[1::2] == NEXT
+    new_record[1:] = is_next
     firsts = np.flatnonzero(new_record)
     n = len(firsts)
     # each record starts at the '{' just before its first key's opening quote
@@ -245,23 +242,45 @@ def _period(keys: pa.StringArray, firsts: np.ndarray, k: int) -> int:
     return period
 
 
-def _outside_kinds(data: bytes, raw: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, int]:
-    """Each inner outside token's kind (COLON, COMMA or NEXT; else NotSimple), and the newlines in them.
-    The usual ones (`:`, `,`, `: `, `, `, `}\n{`) are told apart from their bytes; others by pattern."""
-    start, end = q[1:-1:2] + 1, q[2::2]  # token i + 1 spans [start[i], end[i])
-    length = end - start
-    at = np.minimum(start, len(raw) - 3)  # (the last token is not inner: start + 2 < len(raw))
-    c0, c1, c2 = raw[at], raw[at + 1], raw[at + 2]
+def _separators(data: bytes, raw: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, int]:
+    """Check the inner outside tokens (between strings) and return, per value but the last, whether a new
+    record follows it (`}\n{`), and the newlines in them. Compact files (`:` after a key, `,` or `}\n{`
+    after a value) are checked on a byte or three per token; others by pattern (`_kinds`)."""
+    start = q[1:-1:2] + 1  # inner token i spans [start[i], q[2 + 2i])
+    length = q[2::2] - start
+    c0 = raw[start]
+    after_key, after_value = c0[0::2], c0[1::2]
+    if (after_key == 58).all() and (length[0::2] == 1).all():
+        is_next = after_value == 125
+        candidates = start[1::2][is_next]
+        value_length = length[1::2]
+        if (
+            ((after_value == 44) | is_next).all()
+            and (value_length[~is_next] == 1).all()
+            and (value_length[is_next] == 3).all()
+            and (raw[candidates + 1] == 10).all()
+            and (raw[candidates + 2] == 123).all()
+        ):
+            return is_next, len(candidates)
+    kinds, newlines = _kinds(data, start, q[2::2], length, c0, raw)
+    if (kinds[0::2] != COLON).any() or ((kinds[1::2] != COMMA) & (kinds[1::2] != NEXT)).any():
+        raise NotSimple("not key-value pairs of strings")
+    return kinds[1::2] == NEXT, newlines
+
+
+def _kinds(
+    data: bytes, start: np.ndarray, end: np.ndarray, length: np.ndarray, c0: np.ndarray, raw: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Each inner outside token's kind (COLON, COMMA or NEXT; else NotSimple), and the newlines in them:
+    `: ` and `, ` (as `json.dumps` writes them) from their bytes, others (blank lines) by pattern."""
+    c1 = raw[np.minimum(start + 1, len(raw) - 1)]
     kinds = np.full(len(start), -1, np.int8)
     one = (length == 1) | ((length == 2) & (c1 == 32))
     kinds[one & (c0 == 58)] = COLON
     kinds[one & (c0 == 44)] = COMMA
-    next_ = (length == 3) & (c0 == 125) & (c1 == 10) & (c2 == 123)
-    kinds[next_] = NEXT
-    newlines = int(np.count_nonzero(next_))
-    other = np.flatnonzero(kinds < 0)
+    newlines = 0
     distinct: dict[bytes, int] = {}
-    for i in other.tolist():
+    for i in np.flatnonzero(kinds < 0).tolist():
         text = data[start[i] : end[i]]
         if text not in distinct:
             if len(distinct) > 100:
