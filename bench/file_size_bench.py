@@ -1,23 +1,22 @@
 """`fc-assets check-file inventory` from a small to a large input in CSV, JSONL and XML: peak memory flat, and
 XML's speed against CSV's.
 
-    python bench/file_size_bench.py                                   # 100 MB and 300 MB per format
-    python bench/file_size_bench.py --big-mb 3072                     # the issue's 3 GB (~14 min)
+    python bench/file_size_bench.py                                   # 100 MB and 3 GB per format
+    python bench/file_size_bench.py --big-mb 300                      # a quicker look
     python bench/file_size_bench.py --small-mb 1 --big-mb 5           # smoke size
 
 Per format, an inventory file of about `--small-mb` and one of about `--big-mb` are generated into a temp
-dir (pyarrow string kernels over 250k-row chunks, written as they are made; 0.5 % of quantities garbage so the
-rejects path runs), each is checked by the console command `fc-assets check-file inventory PATH` as a
-whole process, and the files are deleted before the next format. Peak RSS is the child's own ru_maxrss
-(`os.wait4`; this process stays small, as a child starts from its parent's high-water mark), rows per second the command's reported seconds (its imports excluded).
+dir (one block of up to 250k rows made by pyarrow string kernels, written again and again with its SKUs
+renumbered in place: 3 GB in ~15 s; 0.5 % of quantities garbage so the rejects path runs), each is checked
+by the console command `fc-assets check-file inventory PATH` as a whole process, and the files are deleted
+before the next format. Peak RSS is the child's own ru_maxrss (`os.wait4`; this process stays small, as a
+child starts from its parent's high-water mark), rows per second the command's reported seconds (its
+imports excluded).
 
-Targets (issue 16): peak RSS(big) <= 1.3x RSS(small) in each format; XML >= 25 % of CSV's rows per second
-(at the big size). The issue's sizes are 100 MB to 3 GB; `make bench` runs 100 MB to 300 MB, as the 3 GB
-point takes ~14 minutes here, more than the 30-minute run has left: generating 3 GB takes 40-110 s per
-format, and JSONL is checked at ~0.1M rows/s (30M rows: ~5 minutes). Run it by hand; on 2026-12-02
-(load 6-9, XML by `xml_fast`): peak RSS 3 GB vs 100 MB CSV 338 / 278 MB (1.22x), JSONL 438 / 430 MB
-(1.02x), XML 341 / 314 MB (1.09x), growth <= 0.02 MB per MB of input; XML 0.52M rows/s against CSV's
-2.90M, 18 %: below the 25 % target there (at 300 MB the same day: 0.74M vs 2.15M, 34 %).
+Targets (issue 16): peak RSS(big) <= 1.3x RSS(small) in each format, 100 MB to 3 GB (what `make bench`
+runs); XML >= 25 % of CSV's rows per second (at the big size). The 3 GB point fits the 30-minute run since
+generating is a block repeated (was 40-110 s per format) and JSONL is read by `jsonl_fast` (was ~0.1M rows/s
+line by line, 30M rows: ~5 minutes).
 Below ~100 MB the readers' buffers are not yet full (CSV: ~340 MB at 30 MB, ~560 MB from 120 MB on).
 """
 
@@ -52,7 +51,10 @@ def generate(fmt: str, megabytes: float, out: Path) -> tuple[float, dict]:
 
 
 def write_file(fmt: str, megabytes: float, out: Path) -> dict:
-    """Write an inventory file of about `megabytes` in `fmt`, 250k rows at a time (pyarrow string kernels)."""
+    """Write an inventory file of about `megabytes` in `fmt`: one block of up to 250k rows is made (pyarrow
+    string kernels), then written again and again with its SKUs renumbered in place (the 4 leading digits
+    of `SKU-rrrriiiiii` are the repeat, so every SKU stays distinct), whole rows up to the size. Writing
+    3 GB then takes seconds, not the 40-110 s per format of making every row anew."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -64,51 +66,53 @@ def write_file(fmt: str, megabytes: float, out: Path) -> dict:
     def text(x) -> pa.Array:
         return pa.array(np.asarray(x).astype(str))
 
-    def lines(parts: list) -> memoryview:
-        """One string per row, each ending in a newline: the array's data buffer is the rows' bytes."""
-        arr = pc.binary_join_element_wise(*parts, "")
-        offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
-        return memoryview(arr.buffers()[2])[offsets[0] : offsets[-1]]
-
-    head = {
-        "csv": b"sku,location,quantity,status,expected_on\n",
-        "jsonl": b"",
-        "xml": b'<?xml version="1.0" encoding="UTF-8"?>\n<inventory>\n',
+    head, sku_at, tail = {
+        "csv": (b"sku,location,quantity,status,expected_on\n", 0, b""),
+        "jsonl": (b"", len('{"sku":"'), b""),
+        "xml": (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<inventory>\n',
+            len("<item><sku>"),
+            b"</inventory>\n",
+        ),
     }[fmt]
-    chunk = 250_000 if target > 50 * 2**20 else 10_000  # the size overshoots by under a chunk
-    written, start, bad_rows = 0, 0, 0
+    chunk = 250_000 if target > 50 * 2**20 else 10_000
+    idx = np.arange(chunk)
+    qty = rng.integers(0, 100_000, chunk).astype(str).astype(object)
+    bad = rng.random(chunk) < 0.005
+    qty[bad] = rng.choice(["N/A", "12abc", "-1"], int(bad.sum()))
+    sku = pc.binary_join_element_wise("SKU-0000", pc.utf8_lpad(text(idx), 6, "0"), "")
+    loc = pc.binary_join_element_wise("LOC-", pc.utf8_lpad(text(idx % 997), 4, "0"), "")
+    status = pc.take(statuses, pa.array(rng.integers(0, 4, chunk)))
+    eta = text(np.where(rng.random(chunk) < 0.7, "", "2025-03-01"))
+    q = text(qty)
+    if fmt == "csv":
+        parts = [sku, ",", loc, ",", q, ",", status, ",", eta, "\n"]
+    elif fmt == "jsonl":
+        parts = ['{"sku":"', sku, '","location":"', loc, '","quantity":"', q, '","status":"']
+        parts += [status, '","expected_on":"', eta, '"}\n']
+    else:
+        parts = ["<item><sku>", sku, "</sku><location>", loc, "</location><quantity>", q]
+        parts += ["</quantity><status>", status, "</status><expected_on>", eta, "</expected_on></item>\n"]
+    rows = pc.binary_join_element_wise(*parts, "")
+    offsets = np.frombuffer(rows.buffers()[1], np.int32, len(rows) + 1, rows.offset * 4).astype(np.int64)
+    block = np.frombuffer(rows.buffers()[2], np.uint8)[offsets[0] : offsets[-1]].copy()
+    offsets -= offsets[0]
+    digits = offsets[:-1] + sku_at + len("SKU-")  # where each row's 4 repeat digits are
+    bad_before = np.concatenate([[0], np.cumsum(bad)])
+    written, made, bad_rows, r = 0, 0, 0, 0
     with open(out, "wb") as f:
         written += f.write(head)
         while written < target:
-            idx = np.arange(start, start + chunk)
-            start += chunk
-            qty = rng.integers(0, 100_000, chunk).astype(str).astype(object)
-            bad = rng.random(chunk) < 0.005
-            qty[bad] = rng.choice(["N/A", "12abc", "-1"], int(bad.sum()))
-            bad_rows += int(bad.sum())
-            sku = pc.binary_join_element_wise("SKU-", pc.utf8_lpad(text(idx), 10, "0"), "")
-            loc = pc.binary_join_element_wise("LOC-", pc.utf8_lpad(text(idx % 997), 4, "0"), "")
-            status = pc.take(statuses, pa.array(rng.integers(0, 4, chunk)))
-            eta = text(np.where(rng.random(chunk) < 0.7, "", "2025-03-01"))
-            q = text(qty)
-            if fmt == "csv":
-                parts = [sku, ",", loc, ",", q, ",", status, ",", eta, "\n"]
-            elif fmt == "jsonl":
-                parts = ['{"sku":"', sku, '","location":"', loc, '","quantity":"', q, '","status":"']
-                parts += [status, '","expected_on":"', eta, '"}\n']
-            else:
-                parts = ["<item><sku>", sku, "</sku><location>", loc, "</location><quantity>", q]
-                parts += [
-                    "</quantity><status>",
-                    status,
-                    "</status><expected_on>",
-                    eta,
-                    "</expected_on></item>\n",
-                ]
-            written += f.write(lines(parts))
-        if fmt == "xml":
-            f.write(b"</inventory>\n")
-    return {"rows": start, "bad": bad_rows}
+            if r > 9999:
+                raise SystemExit("file too large for 4 repeat digits")
+            for j, d in enumerate(f"{r:04d}".encode()):
+                block[digits + j] = d
+            n = min(chunk, int(np.searchsorted(offsets, target - written)))  # whole rows up to the size
+            n = max(n, 1)
+            written += f.write(memoryview(block)[: offsets[n]])
+            made, bad_rows, r = made + n, bad_rows + int(bad_before[n]), r + 1
+        f.write(tail)
+    return {"rows": made, "bad": bad_rows}
 
 
 def check(path: Path) -> dict:
@@ -140,7 +144,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small-mb", type=float, default=100)
-    ap.add_argument("--big-mb", type=float, default=300)
+    ap.add_argument("--big-mb", type=float, default=3072)
     ap.add_argument("--formats", default="csv,jsonl,xml")
     table_rows.add_argument(ap)
     args = ap.parse_args()

@@ -61,9 +61,9 @@ BENCHES: list[tuple[str, str, list[str], list[str] | None, int]] = [
     (
         "file_size",
         "file_size_bench.py",
-        ["--small-mb", "100", "--big-mb", "300"],
-        ["--small-mb", "0.5", "--big-mb", "1", "--formats", "csv,xml"],
-        420,
+        ["--small-mb", "100", "--big-mb", "3072"],
+        ["--small-mb", "0.5", "--big-mb", "1"],
+        600,
     ),
     ("delta", "delta_bench.py", ["--rows", "10000000"], ["--rows", "100000"], 300),
     ("crash_soak", "crash_soak.py", ["--kills", "10"], ["--kills", "1"], 300),

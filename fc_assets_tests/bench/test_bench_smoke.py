@@ -52,11 +52,13 @@ def test_run_all_smoke_prints_one_table_with_every_row(tmp_path):
     assert [r["target"] for r in sizes] == [
         "ratio <= 1.3",
         "ratio <= 1.3",
+        "ratio <= 1.3",
         ">= 0.25 (XML >= 25 % of CSV's rate)",
     ]
     assert all(r["ours"] > 0 and r["baseline"] > 0 and r["met"] in (True, False) for r in sizes), sizes
-    assert [r["work"].split(",")[0] for r in sizes[:2]] == [
+    assert [r["work"].split(",")[0] for r in sizes[:3]] == [
         "check-file csv peak RSS",
+        "check-file jsonl peak RSS",
         "check-file xml peak RSS",
     ]
     # the delta found its changed rows (asserted inside the benchmark) and reports time and peak RSS

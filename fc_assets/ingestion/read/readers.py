@@ -485,35 +485,48 @@ def _lines(stream: pa.NativeFile, max_bytes: int) -> Iterator[bytes | None]:
 
 
 def _read_jsonl(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    builder = BatchBuilder(chunk_rows)
+    """Flat lines of string values by `jsonl_fast` in blocks; from its first block of anything else on,
+    line by line (`_read_jsonl_lines`): the same batches either way."""
+    from fc_assets.ingestion.read.jsonl_fast import Chained, fast_batches
+
     max_bytes = _max_value_bytes()
     with src.open() as stream:
-        for line_no, line in enumerate(_lines(stream, max_bytes), start=1):
-            if line is None:
-                full = builder.add_error(
-                    line_no, f"line longer than {max_bytes:,} bytes (FC_MAX_VALUE_BYTES)", ""
-                )
+        rest = yield from fast_batches(stream, chunk_rows, max_bytes)
+        if rest is not None:
+            yield from _read_jsonl_lines(Chained(rest.data, stream), chunk_rows, max_bytes, rest.line)
+
+
+def _read_jsonl_lines(
+    stream, chunk_rows: int, max_bytes: int, first_line: int = 1
+) -> Iterator[pa.RecordBatch]:
+    """JSONL line by line from `first_line` on (its number in the file): a dict per record (orjson)."""
+    builder = BatchBuilder(chunk_rows)
+    for line_no, line in enumerate(_lines(stream, max_bytes), start=first_line):
+        if line is None:
+            full = builder.add_error(
+                line_no, f"line longer than {max_bytes:,} bytes (FC_MAX_VALUE_BYTES)", ""
+            )
+        else:
+            if line_no == 1 and line.startswith(BOM):
+                line = line[len(BOM) :]
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                value = orjson.loads(line)  # (orjson refuses nesting deeper than 1024 itself)
+            except orjson.JSONDecodeError as e:
+                fields: dict[str, str | None] | str = f"malformed JSON: {e}"
             else:
-                if line_no == 1 and line.startswith(BOM):
-                    line = line[len(BOM) :]
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    value = orjson.loads(line)  # (orjson refuses nesting deeper than 1024 itself)
-                except orjson.JSONDecodeError as e:
-                    fields: dict[str, str | None] | str = f"malformed JSON: {e}"
-                else:
-                    fields = _record_fields(value)
-                    if fields == "record is not a JSON object":
-                        fields = "line is not a JSON object"
-                full = (
-                    builder.add(line_no, fields)
-                    if isinstance(fields, dict)
-                    else builder.add_error(line_no, fields, line[:4000].decode("utf-8", "replace"))
-                )
-            if full:
-                yield builder.flush()
+                fields = _record_fields(value)
+                if fields == "record is not a JSON object":
+                    fields = "line is not a JSON object"
+            full = (
+                builder.add(line_no, fields)
+                if isinstance(fields, dict)
+                else builder.add_error(line_no, fields, line[:4000].decode("utf-8", "replace"))
+            )
+        if full:
+            yield builder.flush()
     if len(builder):
         yield builder.flush()
 
