@@ -16,6 +16,8 @@ keeps today's results and errors for it.
 
 from __future__ import annotations
 
+import functools
+import struct
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -69,11 +71,11 @@ def _arrow_entities_json(table: pa.Table, retailer_id: str) -> bytes | None:
     if not pa.types.is_integer(qty.type):
         return None
     op = cols.get("_op")
-    delete = pc.fill_null(pc.equal(op, "delete"), False) if op is not None and op.null_count < n else None
+    delete = _known(pc.equal(op, _lit("delete"))) if op is not None and op.null_count < n else None
     if delete is not None:
         if pc.any(pc.and_(pc.is_null(qty), pc.invert(delete))).as_py():
             return None  # an upsert without qty: `inventory_entities` raises as it always did
-        qty_text = pc.if_else(delete, "0", pc.cast(qty, pa.string()))
+        qty_text = pc.if_else(delete, _lit("0"), pc.cast(qty, pa.string()))
     else:
         if qty.null_count:
             return None
@@ -88,16 +90,16 @@ def _arrow_entities_json(table: pa.Table, retailer_id: str) -> bytes | None:
             iso = iso_array(eta)
             if iso is None:
                 return None
-            eta_text = pc.binary_join_element_wise('"', iso, '"', "")
+            eta_text = _concat('"', iso, '"')
 
     status = cols.get("status")
     if status is None or status.null_count == n:
         status_part: list[Any] = ['"AVAILABLE"']
-    elif status.null_count == 0 and not pc.any(pc.equal(status, "")).as_py():
+    elif status.null_count == 0 and not pc.any(pc.equal(status, _lit(""))).as_py():
         status_part = _text_part(status)
     else:
-        given = pc.fill_null(pc.not_equal(status, ""), False)
-        status_part = [pc.if_else(given, _quoted(status), '"AVAILABLE"')]
+        given = _known(pc.not_equal(status, _lit("")))
+        status_part = [pc.if_else(given, _quoted(status), _lit('"AVAILABLE"'))]
 
     attributes: list[Any] = []
     condition = cols.get("condition")
@@ -105,16 +107,16 @@ def _arrow_entities_json(table: pa.Table, retailer_id: str) -> bytes | None:
     if eta_text is not None or has_condition:
         fields = []
         if eta_text is not None:
-            fields.append(pc.binary_join_element_wise('"expectedOn":', eta_text, ""))
+            fields.append(_concat('"expectedOn":', eta_text))
         if has_condition:
-            given = pc.fill_null(pc.not_equal(condition, ""), False)
-            named = pc.binary_join_element_wise('"condition":', _quoted(condition), "")
-            fields.append(pc.if_else(given, named, pa.scalar(None, pa.string())))
+            given = _known(pc.not_equal(condition, _lit("")))
+            named = _concat('"condition":', _quoted(condition))
+            fields.append(pc.if_else(given, named, pa.nulls(1, pa.string())[0]))
         # the fields present, comma-separated (not `null_handling="skip"`: pyarrow 26 drops rows with it)
-        both = [pc.binary_join_element_wise(*fields, ",")] if len(fields) == 2 else []
-        inner = pc.coalesce(*both, *fields, "")
-        wrapped = pc.binary_join_element_wise(',"attributes":{', inner, "}", "")
-        attributes = [pc.if_else(pc.equal(inner, ""), "", wrapped)]
+        both = [pc.binary_join_element_wise(*fields, _lit(","))] if len(fields) == 2 else []
+        inner = pc.coalesce(*both, *fields, _lit(""))
+        wrapped = _concat(',"attributes":{', inner, "}")
+        attributes = [pc.if_else(pc.equal(inner, _lit("")), _lit(""), wrapped)]
 
     rid_json = orjson.dumps(str(retailer_id)).decode()
     entity = _concat(
@@ -130,8 +132,27 @@ def _arrow_entities_json(table: pa.Table, retailer_id: str) -> bytes | None:
         *attributes,
         "}",
     )
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), entity), ",")
+    offsets = pa.Int32Array.from_buffers(pa.int32(), 2, [None, pa.py_buffer(struct.pack("=2i", 0, n))])
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, entity), _lit(","))
     return b"[" + joined[0].as_buffer().to_pybytes() + b"]"
+
+
+@functools.cache
+def _lit(text: str) -> pa.StringScalar:
+    """A text scalar for compute calls, made from buffers: `pa.scalar` (which compute applies to a Python
+    str) imports pandas, a third of a second of CPU in a sending process that otherwise never needs it."""
+    import pyarrow as pa
+
+    data = text.encode()
+    offsets = pa.py_buffer(struct.pack("=2i", 0, len(data)))
+    return pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data))[0]
+
+
+def _known(mask: pa.Array) -> pa.Array:
+    """A boolean mask with null read as false (fill_null with a scalar made without `pa.scalar`)."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(mask, pc.is_null(_lit("")))
 
 
 def _concat(*parts: Any) -> pa.Array:
@@ -144,7 +165,7 @@ def _concat(*parts: Any) -> pa.Array:
             merged[-1] += part
         else:
             merged.append(part)
-    return pc.binary_join_element_wise(*merged, "")
+    return pc.binary_join_element_wise(*(_lit(p) if isinstance(p, str) else p for p in merged), _lit(""))
 
 
 def iso_array(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
@@ -174,7 +195,7 @@ def _escaped(column: pa.Array) -> pa.Array:
     raw = np.frombuffer(data, np.uint8)[ends[0] : ends[-1]]
     if not ((raw < 0x20) | (raw == 0x22) | (raw == 0x5C)).any():
         return column
-    needs = pc.fill_null(pc.match_substring_regex(column, NEEDS_ESCAPE), False)
+    needs = _known(pc.match_substring_regex(column, NEEDS_ESCAPE))
     escaped = pa.array(
         [orjson.dumps(v).decode()[1:-1] for v in column.filter(needs).to_pylist()], column.type
     )
@@ -183,9 +204,8 @@ def _escaped(column: pa.Array) -> pa.Array:
 
 def _quoted(column: pa.Array) -> pa.Array:
     """Each text value as a JSON string literal; null stays null."""
-    import pyarrow.compute as pc
 
-    return pc.binary_join_element_wise('"', _escaped(column), '"', "")
+    return _concat('"', _escaped(column), '"')
 
 
 def _text_part(column: pa.Array) -> list[Any]:
@@ -194,4 +214,4 @@ def _text_part(column: pa.Array) -> list[Any]:
 
     if column.null_count == 0:
         return ['"', _escaped(column), '"']
-    return [pc.fill_null(_quoted(column), "null")]
+    return [pc.fill_null(_quoted(column), _lit("null"))]
