@@ -158,7 +158,9 @@ def inventory_entity(row: dict[str, Any], retailer_id: str) -> dict[str, Any]:
 
 def inventory_entities(table: pa.Table, retailer_id: str) -> list[dict[str, Any]]:
     """`inventory_entity` of every row of a delta chunk, read column by column: no dict per row first
-    (`Table.to_pylist` took about two thirds of the sender's CPU)."""
+    (`Table.to_pylist` took about two thirds of the sender's CPU). The sender posts
+    `inventory_json.entities_json` instead (these entities' JSON, built by Arrow); this stays its reference
+    and its fallback for column types Arrow does not serialise there."""
     names = set(table.column_names)
 
     def col(name: str) -> list[Any]:
