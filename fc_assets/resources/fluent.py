@@ -92,6 +92,19 @@ BODY_EXCERPT_CHARS = 500
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class SerializedEntities:
+    """A batch's entities already serialised as a JSON array (e.g. built by Arrow, see
+    ingestion/deliver/inventory_json.py), with their count: `send_batch` posts the bytes as they are instead
+    of checking and serialising thousands of dicts on the thread that waits on the requests."""
+
+    json: bytes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
 @dataclass
 class ClientStats:
     """Counters for run metadata. `pages` counts logical page requests, `retries` the extra attempts."""
@@ -389,7 +402,7 @@ class FluentClient:
     def send_batch(
         self,
         job_id: str,
-        entities: list[dict[str, Any]],
+        entities: list[dict[str, Any]] | SerializedEntities,
         *,
         action: str = "UPSERT",
         entity_type: str = "INVENTORY",
@@ -397,7 +410,8 @@ class FluentClient:
     ) -> str:
         """Send one batch (1..5000 entities) to an open job; return the batch id.
 
-        Validated client-side first (`FluentValidationError`). `batch_fields` are Fluent's optional batch
+        `entities` are dicts, or `SerializedEntities` posted as they are (the caller vouches for their JSON;
+        only their count and outer shape are checked). Validated client-side first (`FluentValidationError`). `batch_fields` are Fluent's optional batch
         fields (`source`, `event`, `catalogueRef`, `conditions`). A 4xx answer to a job whose `status` is
         then CLOSED raises `FluentJobClosedError` (create a new job and resend), any other 4xx a plain
         `FluentHTTPError`. Not retried once it may have been sent — Fluent has no idempotency key, so a
@@ -414,12 +428,23 @@ class FluentClient:
             raise FluentValidationError(
                 f"a batch holds 1..{MAX_BATCH_ENTITIES} entities, got {len(entities)}"
             )
-        if not all(isinstance(e, dict) for e in entities):
-            raise FluentValidationError("batch entities must be JSON objects")
-        body = {"action": action, "entityType": entity_type, **batch_fields, "entities": entities}
+        head = {"action": action, "entityType": entity_type, **batch_fields}
+        if isinstance(entities, SerializedEntities):
+            if not (entities.json.startswith(b"[{") and entities.json.endswith(b"}]")):
+                raise FluentValidationError("serialised batch entities must be a JSON array of objects")
+            # the body orjson.dumps({**head, "entities": [...]}) writes, with the array spliced in as is
+            content = orjson.dumps(head)[:-1] + b',"entities":' + entities.json + b"}"
+        else:
+            if not all(isinstance(e, dict) for e in entities):
+                raise FluentValidationError("batch entities must be JSON objects")
+            content = orjson.dumps({**head, "entities": entities})
         try:
             answer = self._request(
-                "POST", f"{API}/job/{job_id}/batch", json=body, idempotent=False, handle=self._json_answer
+                "POST",
+                f"{API}/job/{job_id}/batch",
+                content=content,
+                idempotent=False,
+                handle=self._json_answer,
             )
         except FluentHTTPError as exc:
             if 400 <= exc.status < 500 and exc.status not in (401, 429) and self._job_closed(job_id):
@@ -611,6 +636,7 @@ class FluentClient:
         idempotent: bool,
         handle: Callable[[httpx.Response], T],
         json: Any = None,
+        content: bytes | None = None,
         data: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         auth: bool = True,
@@ -619,7 +645,8 @@ class FluentClient:
         """Send one logical request with the retry policy of the module docstring; `handle` reads the answer."""
         import httpx
 
-        content = orjson.dumps(json) if json is not None else None
+        if json is not None:
+            content = orjson.dumps(json)
         headers = {"Content-Type": "application/json"} if content is not None else {}
         retries = 0
         reauthed = False

@@ -39,7 +39,7 @@ def test_crash_mid_send_stops_the_prefetch_thread_and_rerun_posts_each_chunk_onc
 
 
 def test_a_conversion_error_surfaces_with_its_message_after_the_chunks_before_it(world, monkeypatch):
-    real = senders.inventory_entities
+    real = senders.entities_json
     calls = []
 
     def bad(table, rid):
@@ -48,13 +48,13 @@ def test_a_conversion_error_surfaces_with_its_message_after_the_chunks_before_it
             raise ValueError("row 61: qty 'x' is not a number")
         return real(table, rid)
 
-    monkeypatch.setattr(senders, "inventory_entities", bad)
+    monkeypatch.setattr(senders, "entities_json", bad)
     ref = world.drop("a.csv", ROWS)
     with pytest.raises(ValueError, match="row 61: qty 'x' is not a number"):
         world.run(ref)
     assert prefetch_threads() == []
     assert len(world.fluent.received) == 60  # the two chunks before it were posted, no more
-    monkeypatch.setattr(senders, "inventory_entities", real)
+    monkeypatch.setattr(senders, "entities_json", real)
     world.run(ref)
     assert len(world.fluent.received) == 200
     assert len({e["skuRef"] for e in world.fluent.received}) == 200

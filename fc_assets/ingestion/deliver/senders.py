@@ -46,9 +46,10 @@ from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV as CRASH_ENV
 from fc_assets.ingestion.deliver.crashpoints import InjectedCrash as InjectedCrash
 from fc_assets.ingestion.deliver.crashpoints import crash_point
 from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
+from fc_assets.ingestion.deliver.inventory_json import entities_json, iso_array
 from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.prefetch import prefetch
-from fc_assets.resources.fluent import FluentClient
+from fc_assets.resources.fluent import FluentClient, SerializedEntities
 from fc_assets.resources.fluent_errors import (
     FluentAuthError,
     FluentBatchTimeout,
@@ -157,7 +158,9 @@ def inventory_entity(row: dict[str, Any], retailer_id: str) -> dict[str, Any]:
 
 def inventory_entities(table: pa.Table, retailer_id: str) -> list[dict[str, Any]]:
     """`inventory_entity` of every row of a delta chunk, read column by column: no dict per row first
-    (`Table.to_pylist` took about two thirds of the sender's CPU)."""
+    (`Table.to_pylist` took about two thirds of the sender's CPU). The sender posts
+    `inventory_json.entities_json` instead (these entities' JSON, built by Arrow); this stays its reference
+    and its fallback for column types Arrow does not serialise there."""
     names = set(table.column_names)
 
     def col(name: str) -> list[Any]:
@@ -176,15 +179,9 @@ def inventory_entities(table: pa.Table, retailer_id: str) -> list[dict[str, Any]
 def _iso_texts(column: pa.ChunkedArray) -> list[str | None]:
     """`datetime.isoformat()` of each value; for UTC microsecond timestamps (the canonical `expected_on`)
     computed by Arrow: building a tz-aware datetime per row cost more than the rest of the entity."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    t = column.type
-    if pa.types.is_timestamp(t) and t.unit == "us" and t.tz in ("UTC", "+00:00"):
-        text = column.cast(pa.string())  # 2025-03-01 12:30:00.000000Z ("+0000" instead of Z for tz +00:00)
-        return pc.replace_substring_regex(
-            text, r"^(\S+) (\S+?)(\.000000)?(?:Z|\+0000)$", r"\1T\2+00:00"
-        ).to_pylist()
+    iso = iso_array(column)
+    if iso is not None:
+        return iso.to_pylist()
     return [v.isoformat() if hasattr(v, "isoformat") else v for v in column.to_pylist()]
 
 
@@ -282,6 +279,7 @@ class BatchInventorySender:
         self.timeout_s, self.entity_retries, self.run_id, self.log = timeout_s, entity_retries, run_id, log
         self.job_strategy = job_strategy
         self._checked_job: str | None = None
+        self._day_job: dict[str, Any] | None = None  # FeedState.job as read once per file (daily strategy)
         self._job_batches: dict[str, int] = {}  # batches each job holds (read once, then counted here)
         self._sends: SendLog | None = None
         self._file_name = ""
@@ -290,7 +288,10 @@ class BatchInventorySender:
     def job_id(self, *, replace: str | None = None) -> str:
         today = datetime.now(UTC).strftime("%Y-%m-%d")
         if self.job_strategy == "daily":
-            job = self.ledger.state().job or {}
+            if replace is None and self._day_job and self._day_job.get("day") == today:
+                job = self._day_job  # this file's sending already read (or made) today's job: no re-read
+            else:
+                job = self._day_job = self.ledger.state().job or {}
             usable = job.get("day") == today
         else:
             job = (self._sends.get("job") if self._sends else None) or {}
@@ -310,6 +311,7 @@ class BatchInventorySender:
         record = {"day": today, "job_id": job_id, "name": name}
         if self.job_strategy == "daily":
             self.ledger.update_state(job=record)
+            self._day_job = record
         elif self._sends is not None:
             self._sends.put("job", record)
         self._checked_job = job_id
@@ -336,20 +338,20 @@ class BatchInventorySender:
     def send(self, entry: LedgerEntry, delta: DeltaFile) -> SendOutcome:
         log, size = _open_log(self.ledger, entry, self.run_id, self.batch_size)
         crash_point("inventory.sending")
-        self._sends, self._file_name = log, entry.partition_key
+        self._sends, self._file_name, self._day_job = log, entry.partition_key, None
         rid = self.client.retailer_id
         n_chunks = math.ceil(delta.num_rows / size)
 
-        def unsent() -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+        def unsent() -> Iterator[tuple[int, str, SerializedEntities]]:
             for i, table in delta.chunks(size):
                 key = f"b0-{i:06d}"
                 rec = log.get(key)
                 if rec and rec.get("batch_id"):
                     continue  # posted by an earlier run: never again (its rows are not even converted)
-                yield i, key, inventory_entities(table, rid)
+                yield i, key, SerializedEntities(entities_json(table, rid), table.num_rows)
 
-        # the next chunk is read and converted by a thread while this one is posted (and Fluent takes it in):
-        # the conversion's CPU no longer sits between two requests. Only the POSTs write the send log.
+        # the next chunk is read and serialised (by Arrow, inventory_json.py) by a thread while this one is
+        # posted (and Fluent takes it in): the main thread only posts bytes. Only the POSTs write the send log.
         for i, key, entities in prefetch(unsent(), name="inventory-chunks"):
             self._post(log, key, {"attempt": 0, "chunk": i, "start": i * size}, entities)
             if i == 0 and n_chunks > 1:
@@ -372,7 +374,13 @@ class BatchInventorySender:
             self._confirm(log, delta, size)
         return self._outcome(log, delta)
 
-    def _post(self, log: SendLog, key: str, ident: dict[str, Any], entities: list[dict[str, Any]]) -> None:
+    def _post(
+        self,
+        log: SendLog,
+        key: str,
+        ident: dict[str, Any],
+        entities: list[dict[str, Any]] | SerializedEntities,
+    ) -> None:
         rec = log.get(key)
         if rec and rec.get("batch_id"):
             return  # posted by an earlier run: never again
