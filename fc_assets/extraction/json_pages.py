@@ -11,8 +11,8 @@ body the old way (orjson, `errors` handling, `_page_of`'s checks, nested pages, 
 errors and results are the old ones:
 
 - the body is one JSON object (starts with `{`, one row), valid UTF-8, without NaN/Infinity tokens (Arrow's
-  parser takes them, orjson does not) and without the text `"errors"` anywhere (GraphQL errors; `errors`
-  is also typed null, so a non-null one spelt with escapes fails the parse);
+  parser takes them, orjson does not) and without GraphQL `errors` (typed null in the schema: any other
+  value, `[]` included, fails the parse);
 - every value of a declared field has the declared JSON type (Arrow refuses a number for a string, a
   string for a number, an object for a list, duplicate keys, ...), JSON columns hold strings;
 - the connection, its `edges`, every edge and node, `pageInfo.hasNextPage` are present and not null;
@@ -90,7 +90,7 @@ class PageDecoder:
         self._options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
 
     def __call__(self, body: bytes) -> DecodedPage | None:
-        if not body.startswith(b"{") or b'"errors"' in body:
+        if not body.startswith(b"{"):
             return None
         if _non_finite(body):
             return None

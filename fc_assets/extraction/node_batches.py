@@ -190,25 +190,31 @@ class _Inexact(Exception):
     """A float Arrow's JSON parser read that `pa.array` of the orjson value could read otherwise."""
 
 
-def _floats_exact(array: pa.Array) -> bool:
-    """Whether every float of `array` (nested ones too) reads the same through orjson and `pa.array`.
+def _float_leaves(array: pa.Array) -> list[pa.Array]:
+    kind = array.type
+    if pa.types.is_list(kind):
+        return _float_leaves(array.flatten())
+    if pa.types.is_struct(kind):
+        return [leaf for child in array.flatten() for leaf in _float_leaves(child)]
+    return [array] if pa.types.is_float64(kind) and array.null_count < len(array) else []
+
+
+def _floats_exact(arrays: Sequence[pa.Array]) -> bool:
+    """Whether every float of `arrays` (nested ones too) reads the same through orjson and `pa.array`.
 
     Arrow's parser reads every JSON number of a double column as a double; orjson reads an integer literal
     as an int, which `pa.array` refuses beyond 2**53 and turns `-0` into `0.0`. So a page with a float
     of magnitude >= 2**53 (or NaN/inf, refused before parsing anyway) or a negative zero is left to the
     dict path, whatever its literal was. Prices never come close.
     """
-    kind = array.type
-    if pa.types.is_list(kind):
-        return _floats_exact(array.flatten())
-    if pa.types.is_struct(kind):
-        return all(_floats_exact(child) for child in array.flatten())
-    if not pa.types.is_float64(kind) or array.null_count == len(array):
+    leaves = [leaf for array in arrays for leaf in _float_leaves(array)]
+    if not leaves:
         return True
-    if pc.all(pc.less(pc.abs(array), 2.0**53)).as_py() is not True:
+    values = pa.concat_arrays(leaves) if len(leaves) > 1 else leaves[0]
+    if pc.all(pc.less(pc.abs(values), 2.0**53)).as_py() is not True:
         return False
-    zero = pc.equal(array, 0.0)
-    return not pc.any(pc.and_(zero, pc.less(array.view(pa.int64()), 0))).as_py()
+    negative_zero = pc.and_(pc.equal(values, 0.0), pc.less(values.view(pa.int64()), 0))
+    return not pc.any(negative_zero).as_py()
 
 
 def _has_float(column: Column) -> bool:
@@ -277,7 +283,6 @@ class BatchBuilder:
     def _from_arrow(self, nodes: ArrowNodes) -> pa.RecordBatch:
         fields = _fields(nodes.struct)
         arrays = [_from_source(c, fields) for c in self.columns]
-        for array, floats in zip(arrays, self._with_floats, strict=True):
-            if floats and not _floats_exact(array):
-                raise _Inexact
+        if not _floats_exact([a for a, floats in zip(arrays, self._with_floats, strict=True) if floats]):
+            raise _Inexact
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -322,8 +322,8 @@ def test_odd_bodies_read_the_same_on_both_paths(case):
 
 def test_the_fast_path_takes_ordinary_pages_and_refuses_what_it_cannot_read_exactly():
     takes = ["plain", "pretty printed", "ascii escapes", "trailing newline", "escaped key", "has next"]
-    takes += ["empty last page", "extensions", "very large page", "NaN text in a string"]
-    refuses = ["errors", "errors null", "errors empty", "escaped errors key", "byte order mark"]
+    takes += ["empty last page", "extensions", "very large page", "NaN text in a string", "errors null"]
+    refuses = ["errors", "errors empty", "escaped errors key", "byte order mark"]
     refuses += ["two documents", "NaN text after a colon in a string"]
     refuses += ["trailing null", "null", "invalid utf-8 in an unread field", "NaN in an unread field"]
     refuses += ["Infinity in a value", "duplicate key", "null edge", "edge without node", "null node"]
