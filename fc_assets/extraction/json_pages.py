@@ -10,19 +10,27 @@ The fast path takes only what it strictly recognises; anything else returns None
 body the old way (orjson, `errors` handling, `_page_of`'s checks, nested pages, the dict conversion), so its
 errors and results are the old ones:
 
-- the body is one JSON object (starts with `{`, one row), valid UTF-8, without NaN/Infinity tokens (Arrow's
-  parser takes them, orjson does not) and without GraphQL `errors` (typed null in the schema: any other
-  value, `[]` included, fails the parse);
+- the body is one JSON object (starts with `{` — pyarrow 26 crashes the process on a body that is just
+  `null` — and parses to one row), valid UTF-8, without NaN/Infinity tokens (Arrow's parser takes them,
+  orjson does not) and without GraphQL `errors` (typed null in the schema: any other value, `[]`
+  included, fails the parse);
 - every value of a declared field has the declared JSON type (Arrow refuses a number for a string, a
-  string for a number, an object for a list, duplicate keys, ...), JSON columns hold strings;
+  string for a number, an object for a list, duplicate keys, ...); JSON columns (`attributes.value`) hold
+  strings — a page with an object or number there goes the dict path (correct, not faster);
 - the connection, its `edges`, every edge and node, `pageInfo.hasNextPage` are present and not null;
 - no nested connection (`EntitySpec.nested`) has `hasNextPage` other than false: those pages need
   `fetch.complete_nested`, which works on dicts.
 
-Undeclared fields are skipped unparsed-into-columns, so the one known difference left: orjson refuses
-JSON nested more than 1024 deep, Arrow reads past it; such a body fails the old path ("not JSON") where
-the fast path reads its declared fields. The differential test (`test_json_pages.py`) compares both paths
-on sandbox pages and hand-written odd ones.
+`BatchBuilder.build(ArrowNodes)` then also hands the page to the dict path when a float is not exactly what
+orjson + `pa.array` read (`node_batches._floats_exact`) or any Arrow call fails (e.g. a bad timestamp),
+so the error is the old one too. Fields the columns do not declare are skipped, hence the one known
+difference: orjson refuses JSON nested more than 1024 deep, Arrow reads past it; such a body fails the
+old path ("not JSON") where the fast path reads its declared fields. The differential test
+(`test_json_pages.py`) compares both paths on every entity's sandbox pages and hand-written odd ones.
+
+Measured (2026-12-02, 2 cores at load ~11, 20,000 orders in 204 pages, 4 streams, in-process thread CPU):
+parse + conversion 3.9-4.7 ms a page (2.6-3.2 of it in the GIL-free parse) against 5.5-6.5 ms for orjson,
+`_page_of`, `complete_nested` and `build`; the extraction's CPU 2.2-2.8 s against 2.8-3.4 s.
 """
 
 from __future__ import annotations
