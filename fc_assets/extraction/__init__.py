@@ -6,6 +6,7 @@
 - `queries/`      the GraphQL documents (validated against the real Fluent schema by the tests)
 - `columns.py`    column declarations (types by name: no pyarrow at load)
 - `node_batches.py` GraphQL nodes -> Arrow record batch
+- `json_pages.py` page bodies parsed straight into Arrow (no dicts); the rest goes the dict path
 - `windows.py`    half-open `[start, end)` UTC windows; Fluent's inclusive DateRange; partition layout
 - `fetch.py`      paging a window, completing nested connections, fan-out per virtual catalogue
 - `extract.py`    parallel sub-window streams -> spools -> one object per day via `Lake.atomic_write`
@@ -21,7 +22,8 @@ Decisions (details in the module docstrings):
 - Window edges: query `{from: start, to: end}` inclusive, keep `updatedOn < end` (`windows.py`).
 - Speed: `FC_FLUENT_CONCURRENCY` streams, each its own cursor chain over a sub-window, pipelined (the next
   page is requested while the current one is converted); output order is task order, so it does not
-  depend on thread timing (`extract.py`, `fc_assets/prefetch.py`).
+  depend on thread timing (`extract.py`, `fc_assets/prefetch.py`). Page bodies are parsed by Arrow's
+  JSON reader outside the GIL where it reads them exactly as orjson + the dict conversion (`json_pages.py`).
 - Complete or fail: an object is committed only after every stream of its day finished; nested
   connections are paged to the end or the run fails.
 """

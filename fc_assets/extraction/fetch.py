@@ -13,7 +13,7 @@ our per-page CPU. Pages still arrive in order, at most `depth + 2` of them in me
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, nullcontext
 from functools import lru_cache
 from typing import Any, Protocol
@@ -25,7 +25,7 @@ from fc_assets.resources.fluent_errors import FluentPagingError
 
 class PageLike(Protocol):
     number: int
-    nodes: list[dict[str, Any]]
+    nodes: Any  # list[dict[str, Any]], or what `decode` made of the page (`node_batches.ArrowNodes`)
 
 
 class GraphQLPager(Protocol):
@@ -41,6 +41,7 @@ class GraphQLPager(Protocol):
         connection_path: str | None = None,
         page_size: int | None = None,
         cancel: threading.Event | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Iterator[PageLike]: ...
 
 
@@ -145,10 +146,13 @@ def fetch_pages(
 ) -> Iterator[tuple[list[dict[str, Any]], int]]:
     """Yield `(nodes, requests)` per top-level page of `source` over `window` (inclusive query: the caller
     drops rows at `window.end`), nested connections completed; `requests` counts follow-up pages too.
+    `nodes` is a list of dicts, or `ArrowNodes` where `json_pages` read the body (no nested page left).
 
     `cancel` is checked before every request and again when its answer arrives, and it ends the client's
     wait before a retry, so a cancelled chain sends nothing more: at most the request in flight completes.
     """
+    from fc_assets.extraction.json_pages import decoder_for  # pyarrow: at run time, not at load
+
     variables = window_variables(spec, window, client.retailer_id, scope_value)
     pages = iter(
         client.paginate(
@@ -157,6 +161,7 @@ def fetch_pages(
             connection_path=source.connection_path,
             page_size=page_size,
             cancel=cancel,
+            decode=decoder_for(spec, source.connection_path),
         )
     )
     with closing(pages) if hasattr(pages, "close") else nullcontext():
@@ -167,6 +172,7 @@ def fetch_pages(
                 return
             check_cancelled(cancel)
             requests = 1
-            for conn in spec.nested:
-                requests += complete_nested(client, conn, page.nodes, cancel)
+            if isinstance(page.nodes, list):  # decoded pages have no nested page left (json_pages)
+                for conn in spec.nested:
+                    requests += complete_nested(client, conn, page.nodes, cancel)
             yield page.nodes, requests

@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # httpx (~0.3 s) and graphql-core are imported when a client 
 
 __all__ = [
     "ClientStats",
+    "DecodedPage",
     "FluentAuthError",
     "FluentBatchTimeout",
     "FluentCancelled",
@@ -131,6 +132,17 @@ class Page:
     number: int
     nodes: list[dict[str, Any]]
     edges: list[dict[str, Any]]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPage:
+    """A page read by the caller's `decode` (see `paginate`) instead of into dicts: `nodes` is the caller's
+    object (its `len` is the number of edges); the paging state is what `_page_of` would have read."""
+
+    number: int
+    nodes: Any
     has_next_page: bool
     end_cursor: str | None
 
@@ -269,27 +281,42 @@ class FluentClient:
         `cancel` (set by the caller, e.g. when another stream of an extraction failed) ends a wait before a
         retry at once with `FluentCancelled`.
         """
-        from fc_assets.resources.fluent_query import parse_operation
-
-        op = parse_operation(query)
-        body: dict[str, Any] = {"query": query}
-        if variables is not None:
-            body["variables"] = variables
         try:
-            answer = self._request(
-                "POST",
-                "/graphql",
-                json=body,
-                idempotent=not op.is_mutation,
-                handle=self._graphql_answer,
-                cancel=cancel,
-            )
+            answer = self._send_graphql(query, variables, self._graphql_answer, cancel)
         except FluentGraphQLError as exc:
             if partial:
                 return GraphQLResult(exc.data, exc.errors)
             raise
         data = answer.get("data") or {}
         return GraphQLResult(data, []) if partial else data
+
+    def _send_graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        handle: Callable[[httpx.Response], T],
+        cancel: threading.Event | None,
+    ) -> T:
+        from fc_assets.resources.fluent_query import parse_operation
+
+        op = parse_operation(query)
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return self._request(
+            "POST", "/graphql", json=body, idempotent=not op.is_mutation, handle=handle, cancel=cancel
+        )
+
+    def _decoded_answer(
+        self, resp: httpx.Response, decode: Callable[[bytes], DecodedPage | None]
+    ) -> DecodedPage | dict[str, Any]:
+        """The page as `decode` reads the body, or (when it does not, or the status is an error) the body
+        as `graphql` reads it, raising the same errors."""
+        if resp.status_code < 400:
+            page = decode(resp.content)
+            if page is not None:
+                return page
+        return self._graphql_answer(resp)
 
     def _graphql_answer(self, resp: httpx.Response) -> dict[str, Any]:
         body = self._parse_json(resp, require=False)
@@ -316,7 +343,8 @@ class FluentClient:
         connection_path: str | None = None,
         page_size: int | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Page]:
+        decode: Callable[[bytes], DecodedPage | None] | None = None,
+    ) -> Iterator[Page | DecodedPage]:
         """Yield every page of one Relay connection of `query`, following edge cursors until the end.
 
         The connection is the one at `connection_path` (dot path of response keys under `data`, e.g.
@@ -326,7 +354,8 @@ class FluentClient:
         never paged. There is no record or page cap: the iterator ends only when `hasNextPage` is false,
         and raises `FluentPagingError` when it cannot continue safely (no cursor, a cursor already used,
         `hasNextPage` true on an empty page, a malformed or null connection). Pages are not de-duplicated.
-        `cancel`: see `graphql`.
+        `cancel`: see `graphql`. `decode`: reads a successful body into a `DecodedPage` without dicts (e.g.
+        `json_pages.PageDecoder`), or returns None to have it read as usual; the checks here are the same.
         """
         from fc_assets.resources.fluent_query import connection_plan
 
@@ -345,11 +374,22 @@ class FluentClient:
         while True:
             number += 1
             vars_[plan.after_var] = cursor
-            data = self.graphql(query, vars_, cancel=cancel)
+            if decode is None:
+                answer: DecodedPage | dict[str, Any] = self.graphql(query, vars_, cancel=cancel)
+            else:
+                answer = self._send_graphql(
+                    query, vars_, lambda resp: self._decoded_answer(resp, decode), cancel
+                )
+                if not isinstance(answer, DecodedPage):
+                    answer = answer.get("data") or {}
             self._count(pages=1)
-            page = _page_of(data, plan.path, number)
+            page = (
+                replace(answer, number=number)
+                if isinstance(answer, DecodedPage)
+                else _page_of(answer, plan.path, number)
+            )
             if page.has_next_page:
-                if not page.edges:
+                if not page.nodes:  # _page_of: one node per edge
                     raise FluentPagingError(
                         "hasNextPage is true but the page has no edges", page=number, path=plan.dotted
                     )

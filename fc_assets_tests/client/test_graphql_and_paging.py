@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fc_assets.resources.fluent import (
+    DecodedPage,
     FluentGraphQLError,
     FluentPagingError,
     FluentValidationError,
@@ -231,3 +232,64 @@ def test_rate_limit_graphql_error_retried_for_queries_only():
 def test_classification_table(error, code, retryable, action):
     cls = classify_graphql_error(error)
     assert (cls.code, cls.retryable, cls.action) == (code, retryable, action)
+
+
+def _decoder(decoded: list[bytes]):
+    """A `decode` reading `{"data":{"orders":...}}` with orjson into a `DecodedPage` (nodes kept as dicts),
+    declining bodies with errors, as json_pages does."""
+    import orjson
+
+    def decode(body: bytes):
+        doc = orjson.loads(body)
+        if "errors" in doc:
+            return None
+        conn = doc["data"]["orders"]
+        edges = conn["edges"]
+        decoded.append(body)
+        return DecodedPage(
+            0, [e["node"] for e in edges], conn["pageInfo"]["hasNextPage"], edges[-1]["cursor"]
+        )
+
+    return decode
+
+
+def test_decoded_paging_counts_and_follows_cursors_as_plain_paging():
+    fluent, sent, decoded = MockFluent(), [], []
+    serve_orders(fluent, log=sent)
+    client = fluent.client(page_size=100)
+    pages = list(client.paginate(ORDERS, {}, decode=_decoder(decoded)))
+    assert [p.number for p in pages] == [1, 2, 3] and [len(p.nodes) for p in pages] == [100, 100, 50]
+    assert [n["id"] for p in pages for n in p.nodes] == [n["id"] for n in NODES] and len(decoded) == 3
+    assert [v["cursor"] for v in sent] == [None, "c99", "c199"]
+    assert client.stats.pages == 3 == fluent.calls("/graphql")
+
+
+def test_decoded_pages_get_the_same_cursor_guards():
+    fluent = MockFluent()
+    fluent.graphql = lambda body: {
+        "data": {
+            "orders": {"edges": [{"cursor": "same", "node": {"id": "1"}}], "pageInfo": {"hasNextPage": True}}
+        }
+    }
+    pages = fluent.client().paginate(ORDERS, decode=_decoder([]))
+    assert next(pages).end_cursor == "same"
+    with pytest.raises(FluentPagingError, match="did not advance"):
+        next(pages)
+    fluent.graphql = lambda body: {"data": {"orders": {"edges": [], "pageInfo": {"hasNextPage": True}}}}
+    with pytest.raises(FluentPagingError, match="no edges"):
+        list(fluent.client().paginate(ORDERS, decode=lambda body: DecodedPage(0, [], True, None)))
+
+
+def test_declined_bodies_get_the_plain_error_handling_and_retries():
+    """A body `decode` declines (here: GraphQL errors) is read as `graphql` reads it: retryable errors
+    are retried, the answer after them decoded."""
+    fluent, decoded = MockFluent(), []
+    answers = [{"data": None, "errors": [{"message": "rate limit", "extensions": {"code": "C0011E"}}]}]
+    answers = iter([*answers, {"data": {"orders": connection(NODES[:5], 100, None)}}])
+    fluent.graphql = lambda _: next(answers)
+    client = fluent.client()
+    pages = list(client.paginate(ORDERS, decode=_decoder(decoded)))
+    assert [len(p.nodes) for p in pages] == [5] and len(decoded) == 1 and client.stats.retries == 1
+    fluent.graphql = lambda _: {"data": None, "errors": [{"message": "Order not found"}]}
+    with pytest.raises(FluentGraphQLError):
+        list(client.paginate(ORDERS, decode=_decoder(decoded)))

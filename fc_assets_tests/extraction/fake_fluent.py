@@ -8,12 +8,14 @@ cursors, `hasNextPage`, nested `items(first: N)` with their own pageInfo and a `
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fc_assets.resources.fluent import ClientStats, FluentHTTPError, Page
+import orjson
+
+from fc_assets.resources.fluent import ClientStats, DecodedPage, FluentHTTPError, Page
 
 
 def ts(value: datetime) -> str:
@@ -47,7 +49,10 @@ class FakeFluent:
         connection_path: str | None = None,
         page_size: int | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Page]:
+        decode: Callable[[bytes], DecodedPage | None] | None = None,
+    ) -> Iterator[Page | DecodedPage]:
+        """`decode` (as `FluentClient.paginate`'s) gets each top-level page as the JSON body the API sends;
+        the pages it does not take stay dicts."""
         variables = dict(variables or {})
         size = page_size or 100
         if connection_path and connection_path.endswith("ById.items"):
@@ -57,7 +62,16 @@ class FakeFluent:
             yield from self._pages(connection_path, rows, start, size, variables)
             return
         rows = [n for n in self.nodes[connection_path] if self._matches(n, variables)]
-        yield from self._pages(connection_path, rows, 0, size, variables)
+        for page in self._pages(connection_path, rows, 0, size, variables):
+            decoded = None if decode is None else decode(self._body(connection_path, page))
+            yield page if decoded is None else replace(decoded, number=page.number)
+
+    @staticmethod
+    def _body(path: str, page: Page) -> bytes:
+        conn: dict[str, Any] = {"edges": page.edges, "pageInfo": {"hasNextPage": page.has_next_page}}
+        for step in reversed(path.split(".")):
+            conn = {step: conn}
+        return orjson.dumps({"data": conn})
 
     def _pages(
         self, path: str, rows: list[dict[str, Any]], start: int, size: int, variables: dict[str, Any]
