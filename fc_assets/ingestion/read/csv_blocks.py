@@ -1,0 +1,246 @@
+"""A large local CSV file parsed in blocks on two threads, with the row numbers of one thread.
+
+Arrow numbers the records it rejects (wrong field count) only when one thread parses the whole stream, and
+that thread was the slowest stage of a file's check. Here the file is cut into blocks of ~8 MiB at record
+boundaries, each block is parsed by `pyarrow.csv.read_csv` (which releases the GIL) on a pool of threads,
+and its records are numbered from the count of records in the blocks before it, in file order, with a
+fixed number of blocks in flight. The batches, row numbers, rejects and refusals are those of
+`readers.csv_stream_batches` reading the whole file (the fallback, test_csv_blocks.py compares the two).
+
+A block ends after a `\\n` outside quotes. With RFC 4180 quoting every `"` toggles the in-quotes state
+(`""` inside a value too), so a newline after an even number of quotes ends a record — when every quote
+of the block is where Arrow also takes it for one: an opening quote at the start of a field, a closing one
+before a delimiter, a line end, another quote or the end of the file. Counted with numpy, per block.
+Whatever this cannot vouch for goes back to the streaming reader from the start of the block on (the rows
+before it are kept): a stray quote (`5" wide`), a record longer than Arrow's block (its streaming reader
+refuses one that straddles two of its block boundaries: the rest is given to it aligned to the same
+boundaries, so it refuses the same record), no `\\n` line ends, an unterminated quote at the end, any
+parser error. The whole file goes the old way when it is small, gzipped, not a local file, not UTF-8
+(Arrow transcodes other encodings) or when Arrow would read its header differently.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from fc_assets.ingestion.read.arrow_values import empty_batch
+from fc_assets.ingestion.read.readers import (
+    UTF16_BOMS,
+    _with_rows,
+    csv_options,
+    csv_stream_batches,
+    invalid_collector,
+)
+from fc_assets.ingestion.read.streams import ByteSource, _Replay
+
+BLOCK_BYTES = 8 << 20  # per parsed block (raised to 4 Arrow blocks: a record of more than two is refused)
+THREADS = 2  # parsing threads
+IN_FLIGHT = 3  # blocks parsed or waiting to be handed on
+BOM = b"\xef\xbb\xbf"
+QUOTE, LF, CR = ord('"'), ord("\n"), ord("\r")
+
+
+def parallel(src: ByteSource, encoding: str, header: list[str]) -> bool:
+    """Whether the file is read by blocks: a plain local UTF-8 file of more than one block."""
+    if src.path is None or src.gzip or src.head.startswith(UTF16_BOMS):
+        return False
+    if codecs.lookup(encoding).name != "utf-8" or len(set(header)) != len(header):
+        return False
+    try:
+        import os
+
+        return os.path.getsize(src.path) > BLOCK_BYTES
+    except OSError:
+        return False
+
+
+class _Parsed:
+    """One block's records: the batch of good ones, the (block record number, reason, text) of the invalid
+    ones, `records` counting both, and the names Arrow gave the columns."""
+
+    def __init__(self, batch: pa.RecordBatch, invalid: list[tuple[int, str, str]], names: list[str]) -> None:
+        self.batch, self.invalid, self.names = batch, invalid, names
+        self.records = batch.num_rows + len(invalid)
+
+
+def csv_block_batches(
+    src: ByteSource, header: list[str], delimiter: str, block: int, selection: list[str]
+) -> Iterator[pa.RecordBatch]:
+    """`readers.csv_stream_batches` of the whole file (`src.path`, Arrow's blocks of `block` bytes), parsed
+    block by block in parallel."""
+    assert src.path is not None
+    columns = list(selection) or header
+    size = max(BLOCK_BYTES, 4 * block)
+    before = 0  # data records in the blocks handed on
+    # invalid records after a block's last good one wait for the next good one (as `_number_rows` has them)
+    held: list[tuple[int, str, str]] = []
+    handoff: int | None = None  # the offset the streaming reader takes over from
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="fc-csv-block") as pool, open(src.path, "rb") as f:
+        pending: deque[tuple[int, Future[_Parsed | None]]] = deque()  # (offset, its parse), in file order
+        try:
+            for offset, piece in _pieces(f, size, delimiter, block):
+                if piece is None:
+                    handoff = offset
+                    break
+                job = pool.submit(_parse, piece, header, columns, delimiter, offset == 0)
+                pending.append((offset, job))
+                while pending and (len(pending) >= IN_FLIGHT or pending[0][1].done()):
+                    offset, job = pending.popleft()
+                    parsed = job.result()
+                    if parsed is None or (offset == 0 and parsed.names != header):
+                        handoff = offset  # (at 0: Arrow reads the header otherwise: all the old way)
+                        break
+                    yield _numbered(parsed, before, held)
+                    before += parsed.records
+                if handoff is not None:
+                    break
+            while pending:
+                offset, job = pending.popleft()
+                if handoff is not None and offset >= handoff:
+                    break
+                parsed = job.result()
+                if parsed is None or (offset == 0 and parsed.names != header):
+                    handoff = offset
+                    break
+                yield _numbered(parsed, before, held)
+                before += parsed.records
+        finally:
+            for _, job in pending:
+                job.cancel()
+        if handoff is None:
+            if held:  # invalid records after the last good one
+                yield _with_rows(
+                    empty_batch(pa.schema([(c, pa.string()) for c in columns])),
+                    np.zeros(0, np.int64),
+                    sorted(held),
+                )
+            return
+        # the rest by the streaming reader, as it would have read it: blank lines (not records) in front
+        # align its block boundaries with those of the whole file
+        f.seek(handoff)
+        pad = b"\n" * (handoff % block)
+        with pa.PythonFile(io.BufferedReader(_Replay(pad, f), 1 << 20), mode="r") as stream:
+            yield from csv_stream_batches(
+                src.name,
+                stream,
+                "utf-8",
+                header,
+                delimiter,
+                block,
+                selection,
+                before=before if handoff else None,
+                held=held,
+            )
+
+
+def _pieces(
+    f: io.BufferedReader, size: int, delimiter: str, block: int
+) -> Iterator[tuple[int, memoryview | None]]:
+    """(file offset, bytes) of the file's blocks, each ending at a record boundary; (offset, None) where the
+    rest must go to the streaming reader."""
+    offset, carry = 0, b""
+    while True:
+        more = f.read(size)
+        at_end = len(more) < size
+        data = carry + more if carry else more
+        if not data:
+            return
+        skip = len(BOM) if offset == 0 and data.startswith(BOM) else 0
+        cut = _cut(data, at_end, ord(delimiter), block, skip)
+        if cut is None:
+            yield offset, None
+            return
+        yield offset, memoryview(data)[:cut]
+        if at_end:
+            return
+        offset, carry = offset + cut, data[cut:]
+
+
+def _cut(data: bytes, at_end: bool, delimiter: int, block: int, skip: int) -> int | None:
+    """Where the block of `data` ends (after its last record-ending `\n`; all of it at the end of the
+    file), or None when that cannot be vouched for (see the module docstring)."""
+    n = len(data)
+    if data.find(b'"') < 0:
+        last = data.rfind(b"\n")
+        end = n if at_end else last + 1
+        if last < 0 and not at_end:
+            return None
+        half = max(1, block // 2)  # a \n in every half block: no record longer than a block
+        if any(data.find(b"\n", x, x + half) < 0 for x in range(0, last + 1, half)):
+            return None
+        return end if n - 1 - last <= block or not at_end else None
+    a = np.frombuffer(data, np.uint8)
+    quotes = np.flatnonzero(a == QUOTE)
+    newlines = np.flatnonzero(a == LF)
+    ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]  # after an even number of quotes
+    if at_end:
+        if len(quotes) % 2:
+            return None  # an unterminated quote: Arrow's error
+        end = n
+    elif len(ends):
+        end = int(ends[-1]) + 1
+    else:
+        return None
+    quotes = quotes[: np.searchsorted(quotes, end)]
+    seps = np.array([delimiter, LF, CR, QUOTE], np.uint8)
+    opening, closing = quotes[0::2], quotes[1::2]
+    opening = opening[opening != skip]
+    closing = closing[closing + 1 < n]
+    if not (np.isin(a[opening - 1], seps).all() and np.isin(a[closing + 1], seps).all()):
+        return None
+    bounds = np.concatenate(([skip - 1], ends[ends < end], [end - 1]))
+    return end if np.diff(bounds).max(initial=0) <= block else None
+
+
+def _parse(
+    piece: memoryview, header: list[str], columns: list[str], delimiter: str, first: bool
+) -> _Parsed | None:
+    """A block's records (the first reads the header line), or None on a parser error."""
+    invalid: list[tuple[int, str, str]] = []
+    on_invalid = invalid_collector(invalid, -1 if first else 0)
+    read, parse, convert = csv_options(
+        "utf-8",
+        header,
+        delimiter,
+        len(piece) + 1,
+        None if first else columns,
+        on_invalid,
+        None if first else header,
+    )
+    try:
+        table = pcsv.read_csv(
+            pa.BufferReader(pa.py_buffer(piece)),
+            read_options=read,
+            parse_options=parse,
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid:
+        return None
+    names = table.column_names
+    table = table.select(columns) if first and set(columns) <= set(names) else table
+    batches = table.combine_chunks().to_batches()
+    batch = batches[0] if batches else empty_batch(table.schema)
+    return _Parsed(batch, invalid, names if first else header)
+
+
+def _numbered(parsed: _Parsed, before: int, held: list[tuple[int, str, str]]) -> pa.RecordBatch:
+    """The block's batch with `_row` etc. (`readers._with_rows`), `before` data records before it; invalid
+    records after its last good one are left in `held` (and those held before it are taken)."""
+    first = before + 1
+    held.extend((before + r, reason, text) for r, reason, text in parsed.invalid)
+    if not held:
+        return _with_rows(parsed.batch, np.arange(first, first + parsed.batch.num_rows, dtype=np.int64), [])
+    rows = np.arange(first, first + parsed.records, dtype=np.int64)
+    rows = rows[~np.isin(rows, np.array([b[0] for b in held], np.int64))]
+    last = rows[-1] if len(rows) else -1
+    bad = sorted(b for b in held if b[0] <= last)
+    held[:] = [b for b in held if b[0] > last]
+    return _with_rows(parsed.batch, rows, bad)
