@@ -8,6 +8,7 @@ randomly mutated; blocks and Arrow's blocks are made tiny so that a file has hun
 from __future__ import annotations
 
 import random
+import threading
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -171,6 +172,9 @@ def test_a_record_of_one_to_two_arrow_blocks_at_every_offset(tmp_path, counted):
         assert_same(path, arrow_block=100)
 
 
+# (a record with a wrong field count and invalid UTF-8: Arrow cannot hand its text to the handler, reports
+# that as unraisable and refuses the file, the same by both readers)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("seed", range(120))
 def test_randomly_mutated_files_end_as_with_one_stream(tmp_path, counted, seed):
     rng = random.Random(1000 + seed)
@@ -224,3 +228,19 @@ def test_crlf_in_a_quoted_value_across_arrow_blocks_is_kept(tmp_path, counted):
     new, _ = read(path, parallel=True, arrow_block=27)
     assert set(new["location"].to_pylist()) == {"L\r\n1\r\n\r\n"}
     assert set(old["location"].to_pylist()) != {"L\r\n1\r\n\r\n"}  # (the streaming reader's defect)
+
+
+def test_a_refusal_found_on_a_worker_ends_the_block_threads(tmp_path, monkeypatch):
+    """Invalid UTF-8 is found where a chunk is mapped, blocks ahead of it are being parsed: when the error
+    is raised, the parsing threads and the file are done with."""
+    lines = [b"sku,location,qty"] + [f"SKU-{i},L,{i}".encode() for i in range(1, 20_001)]
+    lines[500] = b"SKU-\xff,L,1"
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(validate, "WORKERS", 2)
+    before = set(threading.enumerate())
+    with pytest.raises(FileUnreadable, match="UTF-8") as held:
+        validate.check_file("inventory", path, tmp_path / "rejects.csv", chunk_rows=64)
+    assert held.value.row == 500
+    assert not [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
