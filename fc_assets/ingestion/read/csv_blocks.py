@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -55,8 +56,6 @@ def parallel(src: ByteSource, encoding: str, header: list[str]) -> bool:
     if codecs.lookup(encoding).name != "utf-8" or len(set(header)) != len(header):
         return False
     try:
-        import os
-
         return os.path.getsize(src.path) > BLOCK_BYTES
     except OSError:
         return False
@@ -84,37 +83,16 @@ def csv_block_batches(
     held: list[tuple[int, str, str]] = []
     handoff: int | None = None  # the offset the streaming reader takes over from
     with ThreadPoolExecutor(THREADS, thread_name_prefix="fc-csv-block") as pool, open(src.path, "rb") as f:
-        pending: deque[tuple[int, Future[_Parsed | None]]] = deque()  # (offset, its parse), in file order
+        blocks = _parsed(pool, _pieces(f, size, delimiter, block), header, columns, delimiter)
         try:
-            for offset, piece in _pieces(f, size, delimiter, block):
-                if piece is None:
-                    handoff = offset
-                    break
-                job = pool.submit(_parse, piece, header, columns, delimiter, offset == 0)
-                pending.append((offset, job))
-                while pending and (len(pending) >= IN_FLIGHT or pending[0][1].done()):
-                    offset, job = pending.popleft()
-                    parsed = job.result()
-                    if parsed is None or (offset == 0 and parsed.names != header):
-                        handoff = offset  # (at 0: Arrow reads the header otherwise: all the old way)
-                        break
-                    yield _numbered(parsed, before, held)
-                    before += parsed.records
-                if handoff is not None:
-                    break
-            while pending:
-                offset, job = pending.popleft()
-                if handoff is not None and offset >= handoff:
-                    break
-                parsed = job.result()
+            for offset, parsed in blocks:
                 if parsed is None or (offset == 0 and parsed.names != header):
-                    handoff = offset
+                    handoff = offset  # (at 0: Arrow reads the header otherwise: all of it the old way)
                     break
                 yield _numbered(parsed, before, held)
                 before += parsed.records
         finally:
-            for _, job in pending:
-                job.cancel()
+            blocks.close()  # the blocks parsed ahead are dropped
         if handoff is None:
             if held:  # invalid records after the last good one
                 yield _with_rows(
@@ -139,6 +117,35 @@ def csv_block_batches(
                 before=before if handoff else None,
                 held=held,
             )
+
+
+def _parsed(
+    pool: ThreadPoolExecutor,
+    pieces: Iterator[tuple[int, memoryview | None]],
+    header: list[str],
+    columns: list[str],
+    delimiter: str,
+) -> Iterator[tuple[int, _Parsed | None]]:
+    """(offset, parsed block) in file order, IN_FLIGHT blocks parsed ahead on `pool`; (offset, None) where
+    the streaming reader must take over (the piece was refused, or the parser failed)."""
+    pending: deque[tuple[int, Future[_Parsed | None]]] = deque()
+    try:
+        for offset, piece in pieces:
+            if piece is None:
+                refused: Future[_Parsed | None] = Future()
+                refused.set_result(None)
+                pending.append((offset, refused))
+                break
+            pending.append((offset, pool.submit(_parse, piece, header, columns, delimiter, offset == 0)))
+            if len(pending) >= IN_FLIGHT:
+                offset, job = pending.popleft()
+                yield offset, job.result()
+        while pending:
+            offset, job = pending.popleft()
+            yield offset, job.result()
+    finally:
+        for _, job in pending:
+            job.cancel()
 
 
 def _pieces(
