@@ -4,13 +4,15 @@ Arrow numbers the records it rejects (wrong field count) only when one thread pa
 that thread was the slowest stage of a file's check. Here the file is cut into blocks of ~8 MiB at record
 boundaries, each block is parsed by `pyarrow.csv.read_csv` (which releases the GIL) on a pool of threads,
 and its records are numbered from the count of records in the blocks before it, in file order, with a
-fixed number of blocks in flight. The batches, row numbers, rejects and refusals are those of
-`readers.csv_stream_batches` reading the whole file (the fallback, test_csv_blocks.py compares the two).
+fixed number of blocks in flight. The records, row numbers, rejects and refusals are those of
+`readers.csv_stream_batches` reading the whole file (the fallback; test_csv_blocks.py compares the two),
+in larger batches, except that a quoted `\r\n` split by one of its blocks keeps its `\n` here.
 
 A block ends after a `\\n` outside quotes. With RFC 4180 quoting every `"` toggles the in-quotes state
 (`""` inside a value too), so a newline after an even number of quotes ends a record — when every quote
 of the block is where Arrow also takes it for one: an opening quote at the start of a field, a closing one
-before a delimiter, a line end, another quote or the end of the file. Counted with numpy, per block.
+before a delimiter, a line end, another quote or the end of the file. The reading thread only counts the
+quotes to find the end of a block; the check (numpy) is done with the parsing, on the block's thread.
 Whatever this cannot vouch for goes back to the streaming reader from the start of the block on (the rows
 before it are kept): a stray quote (`5" wide`), a record longer than Arrow's block (its streaming reader
 refuses one that straddles two of its block boundaries: the rest is given to it aligned to the same
@@ -83,7 +85,7 @@ def csv_block_batches(
     held: list[tuple[int, str, str]] = []
     handoff: int | None = None  # the offset the streaming reader takes over from
     with ThreadPoolExecutor(THREADS, thread_name_prefix="fc-csv-block") as pool, open(src.path, "rb") as f:
-        blocks = _parsed(pool, _pieces(f, size, delimiter, block), header, columns, delimiter)
+        blocks = _parsed(pool, _pieces(f, size), header, columns, delimiter, block)
         try:
             for offset, parsed in blocks:
                 if parsed is None or (offset == 0 and parsed.names != header):
@@ -121,22 +123,24 @@ def csv_block_batches(
 
 def _parsed(
     pool: ThreadPoolExecutor,
-    pieces: Iterator[tuple[int, memoryview | None]],
+    pieces: Iterator[tuple[int, bytes, int | None]],
     header: list[str],
     columns: list[str],
     delimiter: str,
+    block: int,
 ) -> Iterator[tuple[int, _Parsed | None]]:
     """(offset, parsed block) in file order, IN_FLIGHT blocks parsed ahead on `pool`; (offset, None) where
-    the streaming reader must take over (the piece was refused, or the parser failed)."""
+    the streaming reader must take over (no block end found, not vouched for, or the parser failed)."""
     pending: deque[tuple[int, Future[_Parsed | None]]] = deque()
     try:
-        for offset, piece in pieces:
-            if piece is None:
+        for offset, data, cut in pieces:
+            if cut is None:
                 refused: Future[_Parsed | None] = Future()
                 refused.set_result(None)
                 pending.append((offset, refused))
                 break
-            pending.append((offset, pool.submit(_parse, piece, header, columns, delimiter, offset == 0)))
+            job = pool.submit(_parse, data, cut, header, columns, delimiter, block, offset == 0)
+            pending.append((offset, job))
             if len(pending) >= IN_FLIGHT:
                 offset, job = pending.popleft()
                 yield offset, job.result()
@@ -148,11 +152,10 @@ def _parsed(
             job.cancel()
 
 
-def _pieces(
-    f: io.BufferedReader, size: int, delimiter: str, block: int
-) -> Iterator[tuple[int, memoryview | None]]:
-    """(file offset, bytes) of the file's blocks, each ending at a record boundary; (offset, None) where the
-    rest must go to the streaming reader."""
+def _pieces(f: io.BufferedReader, size: int) -> Iterator[tuple[int, bytes, int | None]]:
+    """(file offset, bytes, where its block ends in them) of the file's blocks; a
+    block ends after a `\n` that an even number of quotes precede (checked where it is parsed: `_vouched`);
+    None where no such `\n` is found (the streaming reader takes over)."""
     offset, carry = 0, b""
     while True:
         more = f.read(size)
@@ -160,71 +163,78 @@ def _pieces(
         data = carry + more if carry else more
         if not data:
             return
-        skip = len(BOM) if offset == 0 and data.startswith(BOM) else 0
-        cut = _cut(data, at_end, ord(delimiter), block, skip)
-        if cut is None:
-            yield offset, None
-            return
-        yield offset, memoryview(data)[:cut]
-        if at_end:
+        cut = len(data) if at_end else _cut(data)
+        yield offset, data, cut
+        if at_end or cut is None:
             return
         offset, carry = offset + cut, data[cut:]
 
 
-def _cut(data: bytes, at_end: bool, delimiter: int, block: int, skip: int) -> int | None:
-    """Where the block of `data` ends (after its last record-ending `\n`; all of it at the end of the
-    file), or None when that cannot be vouched for (see the module docstring)."""
-    n = len(data)
-    if data.find(b'"') < 0:
-        last = data.rfind(b"\n")
-        end = n if at_end else last + 1
-        if last < 0 and not at_end:
+def _cut(data: bytes, lines: int = 1000) -> int | None:
+    """After the last `\n` of `data` with an even number of quotes before it (of the last `lines`)."""
+    pos = data.rfind(b"\n")
+    quotes = data.count(b'"')
+    after = data.count(b'"', pos) if quotes else 0
+    for _ in range(lines):
+        if pos < 0:
             return None
+        if (quotes - after) % 2 == 0:
+            return pos + 1
+        before = data.rfind(b"\n", 0, pos)
+        after += data.count(b'"', before + 1, pos)
+        pos = before
+    return None
+
+
+def _vouched(data: bytes, n: int, delimiter: int, block: int, skip: int) -> bool:
+    """Whether the first n bytes of `data` are records as Arrow reads them from a record boundary on (see the
+    module docstring), each no longer than Arrow's block: an even number of quotes, each one where Arrow
+    takes it for one, so that quote parity is Arrow's in-quotes state."""
+    if data.find(b'"', 0, n) < 0:
+        last = data.rfind(b"\n", 0, n)
         half = max(1, block // 2)  # a \n in every half block: no record longer than a block
         if any(data.find(b"\n", x, x + half) < 0 for x in range(0, last + 1, half)):
-            return None
-        return end if n - 1 - last <= block or not at_end else None
-    a = np.frombuffer(data, np.uint8)
+            return False
+        return n - 1 - last <= block
+    a = np.frombuffer(data, np.uint8, count=n)
     quotes = np.flatnonzero(a == QUOTE)
+    if len(quotes) % 2:
+        return False  # (at the end of the file: an unterminated quote)
     newlines = np.flatnonzero(a == LF)
     ends = newlines[np.searchsorted(quotes, newlines) % 2 == 0]  # after an even number of quotes
-    if at_end:
-        if len(quotes) % 2:
-            return None  # an unterminated quote: Arrow's error
-        end = n
-    elif len(ends):
-        end = int(ends[-1]) + 1
-    else:
-        return None
-    quotes = quotes[: np.searchsorted(quotes, end)]
-    seps = np.array([delimiter, LF, CR, QUOTE], np.uint8)
+    around = np.zeros(256, bool)  # what may stand before an opening / after a closing quote
+    around[[delimiter, LF, CR, QUOTE]] = True
     opening, closing = quotes[0::2], quotes[1::2]
     opening = opening[opening != skip]
     closing = closing[closing + 1 < n]
-    if not (np.isin(a[opening - 1], seps).all() and np.isin(a[closing + 1], seps).all()):
-        return None
-    bounds = np.concatenate(([skip - 1], ends[ends < end], [end - 1]))
-    return end if np.diff(bounds).max(initial=0) <= block else None
+    if not (around[a[opening - 1]].all() and around[a[closing + 1]].all()):
+        return False
+    bounds = np.concatenate(([skip - 1], ends, [n - 1]))
+    return bool(np.diff(bounds).max(initial=0) <= block)
 
 
 def _parse(
-    piece: memoryview, header: list[str], columns: list[str], delimiter: str, first: bool
+    data: bytes, n: int, header: list[str], columns: list[str], delimiter: str, block: int, first: bool
 ) -> _Parsed | None:
-    """A block's records (the first reads the header line), or None on a parser error."""
+    """The records of the first n bytes of `data` (the first block reads the header line), or None when
+    they are not `_vouched` for or the parser fails."""
+    skip = len(BOM) if first and data.startswith(BOM) else 0
+    if not _vouched(data, n, ord(delimiter), block, skip):
+        return None
     invalid: list[tuple[int, str, str]] = []
     on_invalid = invalid_collector(invalid, -1 if first else 0)
     read, parse, convert = csv_options(
         "utf-8",
         header,
         delimiter,
-        len(piece) + 1,
+        n + 1,
         None if first else columns,
         on_invalid,
         None if first else header,
     )
     try:
         table = pcsv.read_csv(
-            pa.BufferReader(pa.py_buffer(piece)),
+            pa.BufferReader(pa.py_buffer(memoryview(data)[:n])),
             read_options=read,
             parse_options=parse,
             convert_options=convert,
