@@ -93,6 +93,7 @@ def records(table: pa.Table, *, good: bool) -> list[tuple]:
 def counted(monkeypatch):
     """Tiny blocks; counts the blocks parsed in parallel and the hand-overs to the streaming reader."""
     monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(csv_blocks, "QUOTE_SPACING", 0)  # every block's quotes are checked, however many
     calls = {"blocks": 0, "handoffs": 0}
     parse, stream = csv_blocks._parse, csv_blocks.csv_stream_batches
 
@@ -244,3 +245,13 @@ def test_a_refusal_found_on_a_worker_ends_the_block_threads(tmp_path, monkeypatc
         validate.check_file("inventory", path, tmp_path / "rejects.csv", chunk_rows=64)
     assert held.value.row == 500
     assert not [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+def test_a_file_dense_with_quotes_goes_to_the_streaming_reader(tmp_path, counted, monkeypatch):
+    monkeypatch.setattr(csv_blocks, "QUOTE_SPACING", 256)
+    rows = [b"sku,location,qty"] + [f"SKU-{i},L,{i}".encode() for i in range(1, 1001)]
+    rows += [f'"SKU-{i}","L","{i}"'.encode() for i in range(1001, 3001)]  # every value quoted from here
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    assert_same(path, arrow_block=100)
+    assert counted["handoffs"] == 1 and counted["blocks"] > 1

@@ -17,8 +17,9 @@ Whatever this cannot vouch for goes back to the streaming reader from the start 
 before it are kept): a stray quote (`5" wide`), a record longer than Arrow's block (its streaming reader
 refuses one that straddles two of its block boundaries: the rest is given to it aligned to the same
 boundaries, so it refuses the same record), no `\\n` line ends, an unterminated quote at the end, any
-parser error. The whole file goes the old way when it is small, gzipped, not a local file, not UTF-8
-(Arrow transcodes other encodings) or when Arrow would read its header differently.
+parser error, a block dense with quotes (a file quoting every value: checking each quote costs more than
+the parallel parse saves). The whole file goes the old way when it is small, gzipped, not a local file,
+not UTF-8 (Arrow transcodes other encodings) or when Arrow would read its header differently.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from fc_assets.ingestion.read.streams import ByteSource, _Replay
 BLOCK_BYTES = 8 << 20  # per parsed block (raised to 4 Arrow blocks: a record of more than two is refused)
 THREADS = 2  # parsing threads
 IN_FLIGHT = 3  # blocks parsed or waiting to be handed on
+# a block with more than one quote in this many bytes goes to the streaming reader (with the rest of the
+# file): the quote check is numpy over every quote, a fully quoted file's would cost more CPU than it saves
+QUOTE_SPACING = 256
 BOM = b"\xef\xbb\xbf"
 QUOTE, LF, CR = ord('"'), ord("\n"), ord("\r")
 
@@ -163,17 +167,20 @@ def _pieces(f: io.BufferedReader, size: int) -> Iterator[tuple[int, bytes, int |
         data = carry + more if carry else more
         if not data:
             return
-        cut = len(data) if at_end else _cut(data)
+        quotes = data.count(b'"')
+        # (a block dense with quotes: checking them would cost more than parsing in parallel saves)
+        dense = quotes * QUOTE_SPACING > len(data)
+        cut = None if dense else len(data) if at_end else _cut(data, quotes)
         yield offset, data, cut
         if at_end or cut is None:
             return
         offset, carry = offset + cut, data[cut:]
 
 
-def _cut(data: bytes, lines: int = 1000) -> int | None:
-    """After the last `\n` of `data` with an even number of quotes before it (of the last `lines`)."""
+def _cut(data: bytes, quotes: int, lines: int = 1000) -> int | None:
+    """After the last `\n` of `data` (holding `quotes` quotes) with an even number of quotes before it (of
+    the last `lines`)."""
     pos = data.rfind(b"\n")
-    quotes = data.count(b'"')
     after = data.count(b'"', pos) if quotes else 0
     for _ in range(lines):
         if pos < 0:
