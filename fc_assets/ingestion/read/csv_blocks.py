@@ -107,21 +107,18 @@ def csv_block_batches(
                     sorted(held),
                 )
             return
-        # the rest by the streaming reader, as it would have read it: blank lines (not records) in front
-        # align its block boundaries with those of the whole file
+    if handoff == 0:  # all of it the old way
+        with src.open() as stream:
+            yield from csv_stream_batches(src.name, stream, "utf-8", header, delimiter, block, selection)
+        return
+    # the rest by the streaming reader, as it would have read it: blank lines (not records) in front align
+    # its block boundaries with those of the whole file
+    with open(src.path, "rb") as f:
         f.seek(handoff)
         pad = b"\n" * (handoff % block)
         with pa.PythonFile(io.BufferedReader(_Replay(pad, f), 1 << 20), mode="r") as stream:
             yield from csv_stream_batches(
-                src.name,
-                stream,
-                "utf-8",
-                header,
-                delimiter,
-                block,
-                selection,
-                before=before if handoff else None,
-                held=held,
+                src.name, stream, "utf-8", header, delimiter, block, selection, before=before, held=held
             )
 
 
