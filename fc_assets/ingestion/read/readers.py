@@ -4,9 +4,10 @@ Every reader yields batches of the file's own columns (text for CSV/JSON/XML, th
 Parquet) plus three technical columns: `_row` (the record's number, below), `_error` (why a record could
 not be parsed, else null) and `_raw` (that record's text). `read_file` then maps them onto the feed's
 canonical fields. Memory is bounded by the chunk size, never the file size: CSV is read by Arrow's
-streaming reader in blocks, JSON arrays by ijson, JSONL line by line, XML by lxml iterparse with elements
-cleared as they are done (flat record files by `xml_fast`'s block tokeniser, ~20x faster, the same
-batches), Parquet by row batches.
+streaming reader in blocks (a large local file in larger blocks parsed on two threads: `csv_blocks`),
+JSON arrays by ijson, JSONL line by line, XML by lxml iterparse with elements cleared as they are done
+(flat record files by `xml_fast`'s block tokeniser, ~20x faster, the same batches), Parquet by row
+batches.
 
 Row numbers (`_row`, what the rejects file reports), 1-based:
 
@@ -246,7 +247,12 @@ def _read_csv(
     block = max(CSV_BLOCK_BYTES, 16 * longest)
     if _header_only(src, encoding):  # a valid empty file (Arrow refuses one without a final newline)
         return header, iter(())
-    batches = _csv_batches(src, encoding, header, delimiter, block, selection)
+    from fc_assets.ingestion.read import csv_blocks  # (imports this module)
+
+    if csv_blocks.parallel(src, encoding, header):
+        batches = csv_blocks.csv_block_batches(src, header, delimiter, block, selection)
+    else:
+        batches = _csv_batches(src, encoding, header, delimiter, block, selection)
     return header, _coalesce(batches, chunk_rows)
 
 
@@ -281,22 +287,24 @@ def _csv_batches(
     block: int,
     selection: list[str],
 ) -> Iterator[pa.RecordBatch]:
-    columns = list(selection) or header
-    invalid: list[tuple[int, str, str]] = []  # (data row, reason, text) of records with a wrong field count
+    """The file's records by Arrow's streaming reader on this thread (see `csv_blocks` for the parallel
+    reader of a large local file, which falls back to this)."""
+    with src.open() as stream:
+        yield from csv_stream_batches(src.name, stream, encoding, header, delimiter, block, selection)
 
-    def on_invalid(row: pcsv.InvalidRow) -> str:
-        # Arrow numbers records from 1 with the header as 1 (blank lines not counted, single-threaded)
-        invalid.append(
-            (
-                (row.number or 0) - 1,
-                f"expected {row.expected_columns} fields, found {row.actual_columns}",
-                row.text,
-            )
-        )
-        return "skip"
 
+def csv_options(
+    encoding: str,
+    header: list[str],
+    delimiter: str,
+    block: int,
+    columns: list[str] | None,
+    on_invalid: Callable[[pcsv.InvalidRow], str],
+    names: list[str] | None = None,
+) -> tuple[pcsv.ReadOptions, pcsv.ParseOptions, pcsv.ConvertOptions]:
+    """Arrow's options for parsing the file's records as text (`names`: of a part without the header)."""
     # (another encoding than UTF-8 is transcoded by Arrow on the fly, block by block)
-    read = pcsv.ReadOptions(use_threads=False, block_size=block, encoding=encoding)
+    read = pcsv.ReadOptions(use_threads=False, block_size=block, encoding=encoding, column_names=names)
     parse = pcsv.ParseOptions(
         delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=True, invalid_row_handler=on_invalid
     )
@@ -307,15 +315,62 @@ def _csv_batches(
         quoted_strings_can_be_null=False,
         check_utf8=False,  # checked by `_utf8_check` where the chunk is mapped: a quarter of the parsing thread's time
     )
-    next_row = 1
-    with src.open() as stream:
-        try:
-            reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-            for batch in reader:
-                rows, bad, next_row = _number_rows(batch.num_rows, next_row, invalid)
-                yield _with_rows(batch, rows, bad)
-        except pa.ArrowInvalid as e:
-            raise FileUnreadable(src.name, f"CSV cannot be parsed: {e}") from e
+    return read, parse, convert
+
+
+def invalid_collector(invalid: list[tuple[int, str, str]], offset: int) -> Callable[[pcsv.InvalidRow], str]:
+    """An `invalid_row_handler` keeping (data row, reason, text) of records with a wrong field count; Arrow
+    numbers records from 1 (blank lines not counted, single-threaded): data row = number + offset."""
+
+    def on_invalid(row: pcsv.InvalidRow) -> str:
+        invalid.append(
+            (
+                (row.number or 0) + offset,
+                f"expected {row.expected_columns} fields, found {row.actual_columns}",
+                row.text,
+            )
+        )
+        return "skip"
+
+    return on_invalid
+
+
+def csv_stream_batches(
+    name: str,
+    stream: pa.NativeFile,
+    encoding: str,
+    header: list[str],
+    delimiter: str,
+    block: int,
+    selection: list[str],
+    *,
+    before: int | None = None,
+    held: list[tuple[int, str, str]] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The records of `stream` numbered in file order: from its header line on, or (`before`: the number
+    of data records before the stream's first) from a record boundary, without a header (`held`: the
+    invalid records before it not yet handed on)."""
+    columns = list(selection) or header
+    invalid: list[tuple[int, str, str]] = list(held or [])  # (data row, reason, text): wrong field count
+    # the header is Arrow's record 1 (data row = number - 1); without it the first record is data row before + 1
+    on_invalid = invalid_collector(invalid, -1 if before is None else before)
+    read, parse, convert = csv_options(
+        encoding, header, delimiter, block, columns, on_invalid, None if before is None else header
+    )
+    # (the held records are those after the last good record handed on: numbering restarts at the first)
+    next_row = 1 if before is None else min([r for r, _, _ in invalid], default=before + 1)
+    try:
+        reader = pcsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        for batch in reader:
+            rows, bad, next_row = _number_rows(batch.num_rows, next_row, invalid)
+            yield _with_rows(batch, rows, bad)
+    except pa.ArrowInvalid as e:
+        message = str(e)
+        if before is not None:  # Arrow's record number as in the whole file (the header its record 1)
+            message = re.sub(
+                r"Row #(\d+)", lambda m: f"Row #{int(m.group(1)) + before + 1}", message, count=1
+            )
+        raise FileUnreadable(name, f"CSV cannot be parsed: {message}") from e
     if invalid:  # records with a wrong field count after the last good one
         yield _with_rows(
             empty_batch(pa.schema([(c, pa.string()) for c in columns])),

@@ -373,10 +373,10 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         return self._validator.run(self._mapper.map_batch(batch, plan, self._verify))
 
     def _chunks(self) -> Iterator[ChunkResult]:
-        """The chunks' results in file order. The reader parses on one thread (the only way Arrow numbers
-        every record); mapping and validating a chunk needs nothing of the others, so up to WORKERS chunks
-        are mapped and validated at once on worker threads (Arrow's kernels release the GIL) while the
-        next is parsed. Through pandera (a feed's row rule without an Arrow mask) chunks go one at a time."""
+        """The chunks' results in file order. The reader parses on its own thread (a large local CSV file
+        on two more: csv_blocks.py); mapping and validating a chunk needs nothing of the others, so up to
+        WORKERS chunks are mapped and validated at once on worker threads (Arrow's kernels release the GIL)
+        while the next is parsed. Through pandera (a feed's row rule without an Arrow mask) chunks go one at a time."""
         workers = 1 if self._validator.schema is not None else WORKERS
         try:
             if workers == 1:
