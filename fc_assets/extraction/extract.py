@@ -461,7 +461,7 @@ def extract_periods(
         ThreadPoolExecutor(max_workers=chains, thread_name_prefix=f"fluent-{spec.name}") as pool,
     ):
         spool_dir = Path(tmp)
-        slotted = RequestSlots(client, concurrency)
+        slotted = RequestSlots(client, concurrency, on_failure=abort.fail)
         queued: deque[tuple[Window, list[Future[StreamResult]], float]] = deque()
 
         def submit_next() -> None:

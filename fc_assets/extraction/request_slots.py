@@ -16,7 +16,7 @@ limit see) never exceeds `slots`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fc_assets.extraction.fetch import Cancelled, GraphQLPager, PageLike
@@ -25,9 +25,14 @@ from fc_assets.extraction.fetch import Cancelled, GraphQLPager, PageLike
 class RequestSlots:
     """A `GraphQLPager` over `client` with at most `slots` page requests in flight across its threads."""
 
-    def __init__(self, client: GraphQLPager, slots: int) -> None:
+    def __init__(
+        self, client: GraphQLPager, slots: int, on_failure: Callable[[BaseException], None] | None = None
+    ) -> None:
+        """`on_failure` gets a request's error before its slot is released (the run's `Abort.fail`), so a
+        chain waiting for that slot sees the run cancelled instead of sending one more request."""
         self._client = client
         self._slots = threading.BoundedSemaphore(max(1, slots))
+        self._on_failure = on_failure
         self.retailer_id = client.retailer_id
 
     def paginate(
@@ -49,7 +54,14 @@ class RequestSlots:
                 with self._slots:  # the page's request is sent, answered and parsed inside next()
                     if cancel is not None and cancel.is_set():  # failed while this chain waited for a slot
                         raise Cancelled
-                    page = next(pages, None)
+                    try:
+                        page = next(pages, None)
+                    except Cancelled:
+                        raise
+                    except BaseException as exc:
+                        if self._on_failure is not None:
+                            self._on_failure(exc)
+                        raise
                 if page is None:
                     return
                 yield page
