@@ -468,7 +468,14 @@ def extract_periods(
             period, tasks = plans.popleft()
             futures = [
                 pool.submit(
-                    stream_task, slotted, spec, t, builder, spool_dir, page_size=page_size, abort=abort
+                    stream_task,
+                    slotted.for_task(t.index),
+                    spec,
+                    t,
+                    builder,
+                    spool_dir,
+                    page_size=page_size,
+                    abort=abort,
                 )
                 for t in tasks
             ]
