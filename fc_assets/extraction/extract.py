@@ -2,18 +2,22 @@
 
 Each period `[start, end)` becomes tasks = sources x scope values x sub-windows (enough sub-windows for
 about 2 x `concurrency` tasks in the run: 8 for one day, 1 per day for a long backfill, whose last
-`concurrency` days get `concurrency` each so the run ends on short chains: `tail_parts`). A thread pool of `concurrency` streams pages every task — each task is its own cursor
-chain — into a local spool file; the main thread takes the periods in order and, once all tasks of a
-period are done, streams their spools *in task order* (source, scope, time) into
-`<lake>/fluent/<entity>/dt=<day>/part-0.parquet` through `Lake.atomic_write`. So:
+`concurrency` days get `concurrency` each so the run ends on short chains: `tail_parts`). A thread pool
+of `CHAINS_PER_SLOT x concurrency` threads pages every task — each task is its own cursor chain — into a
+local spool file, the chains sharing `concurrency` request slots (`request_slots`); the main thread takes
+the periods in order and, once all tasks of a period are done, streams their spools *in task order*
+(source, scope, time) into `<lake>/fluent/<entity>/dt=<day>/part-0.parquet` through `Lake.atomic_write`.
+So:
 
-- speed: up to `concurrency` requests in flight, also across the day boundary of a multi-day run (tasks of
-  later periods are queued while earlier ones finish), and each chain is pipelined (`fetch.prefetch`: page
-  k+1 is requested while page k is converted), so the wall time approaches `pages x latency / concurrency`;
+- speed: `concurrency` requests in flight while there is work: a chain between two requests (parsing a
+  page, or converting its last one) leaves its slot to another chain, also across the day boundary of a
+  multi-day run (tasks of later periods are queued while earlier ones finish, whenever any task ends), and
+  each chain is pipelined (`fetch.prefetch`: page k+1 is requested while page k is converted), so the wall
+  time approaches `pages x latency / concurrency`;
 - deterministic output: row order depends on the task order and the API's order, not on thread timing;
-- bounded memory: a stream holds at most 3 pages (converting, queued, being fetched); the writer holds one
+- bounded memory: a chain holds at most 3 pages (converting, queued, being fetched); the writer holds one
   row group (freed as soon as it is written, see `validation._drop_accessor_cycle`); spools are on disk;
-- complete or fail: the first stream to fail stops every other one before its next request (at most the
+- complete or fail: the first chain to fail stops every other one before its next request (at most the
   request in flight completes) and its error propagates at once, whichever period or task it belongs to,
   before the period's object is committed: the object either covers the whole period or is not written
   (no `_tmp` leftover);
@@ -30,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ from fc_assets.extraction.fetch import (
 )
 from fc_assets.extraction.node_batches import BatchBuilder
 from fc_assets.extraction.parquet_writer import RowGroupWriter, Spool
+from fc_assets.extraction.request_slots import RequestSlots
 from fc_assets.extraction.validation import ValidationReport
 from fc_assets.extraction.windows import Window
 from fc_assets.prefetch import prefetch
@@ -239,6 +244,15 @@ def _failing_first(abort: Abort) -> Iterator[None]:
         raise
 
 
+CHAINS_PER_SLOT = 2
+"""Cursor chains running per request slot (`request_slots`): a chain between two requests (parsing, or
+converting its last page before the next chain starts) leaves its slot to another instead of idling it."""
+QUEUED_TASKS = 1
+"""Tasks per stream waiting in the pool's queue beyond the running chains, counted over the whole run."""
+UNWRITTEN_TASKS = 16
+"""Tasks per stream whose spools may wait on disk for an earlier period to finish: bounds the spool
+directory when one period's chain is far longer than the rest (e.g. one busy day in a long backfill)."""
+
 OVERSPLIT = 2
 """Tasks per stream a run aims for: more, smaller cursor chains even out uneven sub-windows (the run ends
 when its longest chain ends); fewer save the partial last page of each chain."""
@@ -308,14 +322,23 @@ def write_partition(
 
 
 def await_period(
-    futures: Sequence[Future[StreamResult]], others: Sequence[Future[StreamResult]], abort: Abort
+    futures: Sequence[Future[StreamResult]],
+    others: Callable[[], Iterable[Future[StreamResult]]],
+    abort: Abort,
+    refill: Callable[[], None] = lambda: None,
 ) -> list[StreamResult]:
     """The results of one period's streams, in task order; raises the run's first error as soon as any
-    stream fails (this period's or a later one's), not when the tasks before it are done."""
-    pending = {f for f in (*futures, *others) if not f.done()}
-    while not all(f.done() for f in futures):
+    stream fails (this period's or a later one's), not when the tasks before it are done.
+
+    `refill` runs whenever any task of the run completes (not only this period's), so later periods' tasks
+    are queued while this one waits on a long chain; `others` gives the run's other tasks at that moment.
+    """
+    while True:
         abort.raise_if_failed()
-        _, pending = wait(pending, return_when=FIRST_COMPLETED)
+        refill()
+        if all(f.done() for f in futures):
+            break
+        wait({f for f in (*futures, *others()) if not f.done()}, return_when=FIRST_COMPLETED)
     abort.raise_if_failed()
     return [f.result() for f in futures]
 
@@ -411,6 +434,7 @@ def extract_periods(
         list_scope_values(client, spec.scope, page_size or 100) if spec.scope else [None]
     )
     abort = Abort()
+    chains = CHAINS_PER_SLOT * concurrency
     plans: deque[tuple[Window, list[Task]]] = deque()
     next_index = 0
     parts = sub_windows_per_period(concurrency, len(spec.sources) * len(scope_values), len(periods))
@@ -425,29 +449,50 @@ def extract_periods(
         gc_frozen(),
         short_switch_interval(),
         tempfile.TemporaryDirectory(prefix=f"fc-extract-{spec.name}-") as tmp,
-        ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"fluent-{spec.name}") as pool,
+        ThreadPoolExecutor(max_workers=chains, thread_name_prefix=f"fluent-{spec.name}") as pool,
     ):
         spool_dir = Path(tmp)
+        slotted = RequestSlots(client, concurrency, on_failure=abort.fail)
         queued: deque[tuple[Window, list[Future[StreamResult]], float]] = deque()
 
         def submit_next() -> None:
             period, tasks = plans.popleft()
             futures = [
                 pool.submit(
-                    stream_task, client, spec, t, builder, spool_dir, page_size=page_size, abort=abort
+                    stream_task,
+                    slotted.for_task(t.index),
+                    spec,
+                    t,
+                    builder,
+                    spool_dir,
+                    page_size=page_size,
+                    abort=abort,
                 )
                 for t in tasks
             ]
             queued.append((period, futures, time.monotonic()))
 
+        def refill() -> None:
+            # keep every chain busy and `QUEUED_TASKS x concurrency` tasks waiting, counted over the whole
+            # run, so a chain that ends never finds the queue empty while the oldest period still waits on a
+            # long chain
+            while plans:
+                unwritten = [f for _, fs, _ in queued for f in fs]
+                if len(unwritten) >= UNWRITTEN_TASKS * concurrency:
+                    break
+                if sum(not f.done() for f in unwritten) >= chains + QUEUED_TASKS * concurrency:
+                    break
+                submit_next()
+
+        def queued_tasks() -> list[Future[StreamResult]]:
+            return [f for _, fs, _ in queued for f in fs]
+
         try:
             while plans or queued:
-                # keep at least 2x concurrency tasks queued so streams never idle at a period boundary
-                while plans and sum(len(f) for _, f, _ in queued) < 2 * concurrency:
-                    submit_next()
-                period, futures, started = queued.popleft()
-                others = [f for _, later, _ in queued for f in later]
-                streams = await_period(futures, others, abort)
+                refill()
+                period, futures, started = queued[0]
+                streams = await_period(futures, queued_tasks, abort, refill)
+                queued.popleft()
                 report = ValidationReport()
                 for s in streams:
                     report.add_failure(
