@@ -23,6 +23,7 @@ from fc_assets_tests.ingestion_files.corpus import ForwardOnly
 KEYS = ["sku", "location", "qty", "status", "expected_on", "note.text", "", "x y", "Größe", "a:b,c"]
 VALUES = ["SKU-1", "00123", "", " padded ", "Zürich €5", "日本", "{x}", "[1]", "a:b", "c,d", "'", "🙂"]
 MAX_BYTES = 2000
+BOM = b"\xef\xbb\xbf"
 
 
 def _record(rng: random.Random, keys: list[str] | None, compact: bool) -> str:
@@ -285,6 +286,24 @@ def test_a_run_of_blank_lines_after_records_hands_over_and_counts_its_lines(monk
     out = _read(data, 10, True)
     assert_same(out, _read(data, 10, False))
     assert out[1][0].column("_row").to_pylist() == [1, 1002]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        BOM + BOM + b'{"a":"b"}\n{"a":"c"}\n',  # a second BOM: malformed line by line
+        BOM + b'{"a":"' + b"x" * (MAX_BYTES - 8) + b'"}\n{"a":"c"}\n',  # line 1 over the limit with its BOM
+        BOM + b'{"a":"' + b"x" * (MAX_BYTES - 11) + b'"}\n{"a":"c"}\n',  # exactly at the limit with its BOM
+        BOM + b'{"a":"' + b"x" * (MAX_BYTES - 8) + b'"}',  # the same, the only line, no newline
+        BOM + b" " + b'{"a":"' + b"x" * (MAX_BYTES - 9) + b'"}\n',  # handed over at line 1
+    ],
+    ids=["second_bom", "over_with_bom", "at_limit_with_bom", "over_with_bom_no_newline", "hand_over_at_1"],
+)
+def test_a_bom_counts_in_line_1_as_line_by_line(data, blocks):
+    """Line by line, the BOM is part of line 1 (its length, and stripped once): so in the fast path too, and
+    in what it hands over from line 1."""
+    for chunk_rows in (1, 65_536):
+        both(data, chunk_rows)
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.99])

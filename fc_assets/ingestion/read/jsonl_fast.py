@@ -105,7 +105,10 @@ def fast_batches(
     pending: list[tuple[_Block, int, int]] = []  # record ranges not yet yielded
     waiting = 0
     buf = stream.read(BLOCK_BYTES)
-    at = len(BOM) if buf.startswith(BOM) else 0  # (the reader strips a BOM from line 1 only)
+    # the reader strips a BOM from line 1 only, and counts it in line 1's length: so here, and a `Rest`
+    # from line 1 keeps it
+    bom = BOM if buf.startswith(BOM) else b""
+    at = len(bom)
     line, eof = 1, not buf
     longest = min(max_bytes, LONG_LINE)
     while True:
@@ -114,7 +117,7 @@ def fast_batches(
         size, newline = len(pieces[0]), eof or b"\n" in pieces[0]
         while not eof and (size < BLOCK_BYTES or not newline):
             if not newline and size > longest + 1:  # the reader rejects a line over the limit
-                return _rest(pending, b"".join(pieces), line)
+                return _rest(pending, b"".join(pieces), line, bom)
             more = stream.read(BLOCK_BYTES)
             eof = not more
             pieces.append(more)
@@ -125,11 +128,11 @@ def fast_batches(
         if not cut:
             break
         try:
-            block, lines = _tokenise(buf[:cut], line, max_bytes)
+            block, lines = _tokenise(buf[:cut], line, max_bytes - len(bom) if line == 1 else max_bytes)
         except Exception:  # noqa: BLE001 - not simple, or failing: the line-by-line reader decides
-            return _rest(pending, buf, line)
+            return _rest(pending, buf, line, bom)
         if block is None and waiting:  # a block of blank lines after records: a `Rest` would hold it
-            return _rest(pending, buf, line)
+            return _rest(pending, buf, line, bom)
         line += lines
         at = cut
         if block is not None:
@@ -146,12 +149,12 @@ def fast_batches(
     return None
 
 
-def _rest(pending: list[tuple[_Block, int, int]], tail: bytes, line: int) -> Rest:
-    if not pending:
-        return Rest(tail, line)
-    block, lo, _ = pending[0]
-    parts = [block.data[int(block.starts[lo]) :], *(b.data for b, _, _ in pending[1:]), tail]
-    return Rest(b"".join(parts), int(block.rows[lo]))
+def _rest(pending: list[tuple[_Block, int, int]], tail: bytes, line: int, bom: bytes) -> Rest:
+    if pending:
+        block, lo, _ = pending[0]
+        parts = [block.data[int(block.starts[lo]) :], *(b.data for b, _, _ in pending[1:]), tail]
+        tail, line = b"".join(parts), int(block.rows[lo])
+    return Rest(bom + tail if line == 1 else tail, line)
 
 
 def _tokenise(data: bytes, line: int, max_bytes: int) -> tuple[_Block | None, int]:
