@@ -38,6 +38,7 @@ class Flow:
         sftp_server,
         fluent: FluentResource,
         s3: S3Resource | None = None,
+        glob: str = "*.csv",
     ) -> None:
         self.n = next(_n)
         self.bucket = f"inbox-e{self.n}"
@@ -55,8 +56,8 @@ class Flow:
         self.feed = dataclasses.replace(
             feed,
             inboxes=(
-                Inbox("s3", path=f"{self.bucket}/{feed.name}/", glob="*.csv"),
-                Inbox("sftp", path=self.sftp_dir, glob="*.csv"),
+                Inbox("s3", path=f"{self.bucket}/{feed.name}/", glob=glob),
+                Inbox("sftp", path=self.sftp_dir, glob=glob),
             ),
         )
         self.lake = lake
@@ -179,7 +180,7 @@ def sandbox_fluent(sandbox) -> FluentResource:
 
 
 def sandbox_flow(
-    feed: Feed, instance, lake, s3_server, sftp_server, sandbox, monkeypatch, **settings
+    feed: Feed, instance, lake, s3_server, sftp_server, sandbox, monkeypatch, glob: str = "*.csv", **settings
 ) -> Flow:
     """A feed's Flow against the sandbox over HTTP, moto's S3 server and the SFTP server (`make_flow` is the
     fixture over it). Settings are FC_* environment variables for this test; in-run retries are one quick
@@ -198,6 +199,7 @@ def sandbox_flow(
         s3_endpoint=s3_server.endpoint_url,
         sftp_server=sftp_server,
         fluent=sandbox_fluent(sandbox),
+        glob=glob,
     )
     flow.sandbox = sandbox
     flow.received = Received(sandbox.admin)

@@ -19,7 +19,7 @@ twice in a record, none named like a technical column); a column is one Arrow `t
 Anything else in a block — a backslash (escapes), a value that is not a string (numbers, `true`, `null`,
 nested objects and arrays: their text depends on the parser), a control character or `\\r`, invalid
 UTF-8, leading or trailing whitespace on a line, `{}`, a malformed line, a line longer than
-`FC_MAX_VALUE_BYTES` — ends the fast path: it returns `Rest`, the bytes from the first record it has not
+`FC_MAX_VALUE_BYTES`, records of thousands of keys with few to a block (slower here) — ends the fast path: it returns `Rest`, the bytes from the first record it has not
 yielded, and the line-by-line reader continues from there (it never re-reads what was yielded). The fast
 path yields only whole batches of `chunk_rows` records, so the batches, rejects and refusals are exactly the
 line-by-line reader's (`test_jsonl_fast.py` compares both on generated, hand-written and mutated files).
@@ -42,6 +42,10 @@ BLOCK_BYTES = 1 << 20
 BOM = b"\xef\xbb\xbf"
 _MAX_NAMES = 10_000  # distinct keys in a block
 LONG_LINE = 8 << 20  # a longer line (a record of megabytes): the line-by-line reader
+# keys per record beyond which, with few records to a block, the line-by-line reader is faster: a chunk costs
+# ~15 us per block and column here, ~1.5 us per value there (20,000 keys, ~3 records a block: 3.5x the time
+# and 2.8x the memory); records per block as in a full block (the file's last one may hold a few)
+_KEYS_PER_RECORD = 200
 
 # outside tokens (between a string's closing quote and the next opening one)
 OPEN, COLON, COMMA, NEXT, END = range(5)
@@ -105,7 +109,10 @@ def fast_batches(
     pending: list[tuple[_Block, int, int]] = []  # record ranges not yet yielded
     waiting = 0
     buf = stream.read(BLOCK_BYTES)
-    at = len(BOM) if buf.startswith(BOM) else 0  # (the reader strips a BOM from line 1 only)
+    # the reader strips a BOM from line 1 only, and counts it in line 1's length: so here, and a `Rest`
+    # from line 1 keeps it
+    bom = BOM if buf.startswith(BOM) else b""
+    at = len(bom)
     line, eof = 1, not buf
     longest = min(max_bytes, LONG_LINE)
     while True:
@@ -114,7 +121,7 @@ def fast_batches(
         size, newline = len(pieces[0]), eof or b"\n" in pieces[0]
         while not eof and (size < BLOCK_BYTES or not newline):
             if not newline and size > longest + 1:  # the reader rejects a line over the limit
-                return _rest(pending, b"".join(pieces), line)
+                return _rest(pending, b"".join(pieces), line, bom)
             more = stream.read(BLOCK_BYTES)
             eof = not more
             pieces.append(more)
@@ -125,11 +132,11 @@ def fast_batches(
         if not cut:
             break
         try:
-            block, lines = _tokenise(buf[:cut], line, max_bytes)
+            block, lines = _tokenise(buf[:cut], line, max_bytes - len(bom) if line == 1 else max_bytes)
         except Exception:  # noqa: BLE001 - not simple, or failing: the line-by-line reader decides
-            return _rest(pending, buf, line)
+            return _rest(pending, buf, line, bom)
         if block is None and waiting:  # a block of blank lines after records: a `Rest` would hold it
-            return _rest(pending, buf, line)
+            return _rest(pending, buf, line, bom)
         line += lines
         at = cut
         if block is not None:
@@ -146,12 +153,12 @@ def fast_batches(
     return None
 
 
-def _rest(pending: list[tuple[_Block, int, int]], tail: bytes, line: int) -> Rest:
-    if not pending:
-        return Rest(tail, line)
-    block, lo, _ = pending[0]
-    parts = [block.data[int(block.starts[lo]) :], *(b.data for b, _, _ in pending[1:]), tail]
-    return Rest(b"".join(parts), int(block.rows[lo]))
+def _rest(pending: list[tuple[_Block, int, int]], tail: bytes, line: int, bom: bytes) -> Rest:
+    if pending:
+        block, lo, _ = pending[0]
+        parts = [block.data[int(block.starts[lo]) :], *(b.data for b, _, _ in pending[1:]), tail]
+        tail, line = b"".join(parts), int(block.rows[lo])
+    return Rest(bom + tail if line == 1 else tail, line)
 
 
 def _tokenise(data: bytes, line: int, max_bytes: int) -> tuple[_Block | None, int]:
@@ -206,7 +213,10 @@ def _tokenise(data: bytes, line: int, max_bytes: int) -> tuple[_Block | None, in
     rows = line + np.searchsorted(nl, starts).astype(np.int64)
     keys = tokens.take(numbers(np.arange(2, 2 * m, 8, dtype=np.int64)))
     val = np.arange(6, 2 * m, 8, dtype=np.int64)
+    per_block = n * max(BLOCK_BYTES, len(data)) / len(data)  # records in a full block
     period = _period(keys, firsts, k)
+    if period > _KEYS_PER_RECORD * per_block:
+        raise NotSimple("more keys than a block has records to repay them")
     if period:  # every record has the same keys in the same order (the usual file): check one
         names = keys.slice(0, period).to_pylist()
         if len(set(names)) < period or set(names) & set(TECHNICAL):
@@ -218,7 +228,7 @@ def _tokenise(data: bytes, line: int, max_bytes: int) -> tuple[_Block | None, in
     rec = np.cumsum(new_record) - 1
     encoded = pc.dictionary_encode(keys)
     names = encoded.dictionary.to_pylist()
-    if len(names) > _MAX_NAMES or set(names) & set(TECHNICAL):
+    if len(names) > min(_MAX_NAMES, _KEYS_PER_RECORD * per_block) or set(names) & set(TECHNICAL):
         raise NotSimple("too many keys, or a key named like a technical column")
     fid = to_numbers(encoded.indices).astype(np.int64)
     key = rec * len(names) + fid
