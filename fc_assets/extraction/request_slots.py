@@ -82,10 +82,12 @@ class RequestSlots:
         connection_path: str | None,
         page_size: int | None,
         cancel: threading.Event | None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Iterator[PageLike]:
+        extra = {"decode": decode} if decode is not None else {}  # (clients without a page decoder)
         pages = iter(
             self._client.paginate(
-                query, variables, connection_path=connection_path, page_size=page_size, cancel=cancel
+                query, variables, connection_path=connection_path, page_size=page_size, cancel=cancel, **extra
             )
         )
         try:
@@ -130,6 +132,7 @@ class TaskPager:
         connection_path: str | None = None,
         page_size: int | None = None,
         cancel: threading.Event | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Iterator[PageLike]:
         return self._slots.paginate(
             self._index,
@@ -138,4 +141,5 @@ class TaskPager:
             connection_path=connection_path,
             page_size=page_size,
             cancel=cancel,
+            decode=decode,
         )
