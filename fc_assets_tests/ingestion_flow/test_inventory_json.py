@@ -11,8 +11,8 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from fc_assets.ingestion.deliver.inventory_json import _arrow_entities_json, entities_json
-from fc_assets.ingestion.deliver.senders import inventory_entities
+from fc_assets.ingestion.deliver.inventory_json import arrow_entities_json
+from fc_assets.ingestion.deliver.senders import entities_json, inventory_entities
 from fc_assets.resources.fluent import FluentClient, SerializedEntities
 
 # characters JSON escapes, and some it must not: DEL, non-ASCII, line/paragraph separators, astral plane
@@ -107,22 +107,22 @@ def test_arrow_bodies_equal_orjson_of_the_entities_on_hostile_values(seed):
     table = hostile_table(
         rng, rng.choice([1, 7, 300]), qty_type=rng.choice([pa.int64(), pa.int32(), pa.uint64()])
     )
-    fast = _arrow_entities_json(table, "7")
+    fast = arrow_entities_json(table, "7")
     assert fast is not None  # the Arrow path, not the fallback, is what is compared
     assert fast == expected(table)
     # in pieces (a chunk as DeltaFile.chunks cuts it), large strings, fewer columns, an odd retailer id
     pieces = pa.concat_tables([table.slice(0, len(table) // 2), table.slice(len(table) // 2)])
-    assert _arrow_entities_json(pieces, "7") == expected(table)
+    assert arrow_entities_json(pieces, "7") == expected(table)
     large = table.cast(
         pa.schema([f.with_type(pa.large_string()) if f.type == pa.string() else f for f in table.schema])
     )
-    assert _arrow_entities_json(large, 'r"\\1\n') == expected(table, 'r"\\1\n')
+    assert arrow_entities_json(large, 'r"\\1\n') == expected(table, 'r"\\1\n')
     for drop in (["_op"], ["expected_on"], ["condition"], ["status", "condition", "expected_on"]):
         part = table.drop_columns(drop)
         if "_op" in drop:  # every row an upsert: a qty each
             part = part.filter(pa.array([q is not None for q in part.column("qty").to_pylist()]))
         if part.num_rows:
-            assert _arrow_entities_json(part, "7") == expected(part), drop
+            assert arrow_entities_json(part, "7") == expected(part), drop
 
 
 def test_text_dates_and_all_null_columns():
@@ -137,7 +137,7 @@ def test_text_dates_and_all_null_columns():
             "_op": pa.nulls(3),
         }
     )
-    assert _arrow_entities_json(table, "7") == expected(table)
+    assert arrow_entities_json(table, "7") == expected(table)
     assert entities_json(table.slice(0, 0), "7") == b"[]" == expected(table.slice(0, 0))
 
 
@@ -157,7 +157,7 @@ def test_other_column_types_fall_back_to_the_entities(column, values):
         if column in table.column_names
         else table.append_column(column, values)
     )
-    assert _arrow_entities_json(table, "7") is None
+    assert arrow_entities_json(table, "7") is None
     assert entities_json(table, "7") == expected(table)
 
 
@@ -175,7 +175,7 @@ def test_invalid_utf8_is_not_sent_as_is():
         pa.string(), 1, [None, pa.py_buffer(b"\x00\x00\x00\x00\x02\x00\x00\x00"), pa.py_buffer(b"\xff\xfe")]
     )
     table = pa.table({"sku_ref": bad, "location_ref": ["L"], "qty": [1]})
-    assert _arrow_entities_json(table, "7") is None
+    assert arrow_entities_json(table, "7") is None
     with pytest.raises(UnicodeDecodeError):
         entities_json(table, "7")
 

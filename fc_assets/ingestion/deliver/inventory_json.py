@@ -28,23 +28,13 @@ if TYPE_CHECKING:
 NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON (and orjson) escapes in a string; everything else is copied
 
 
-def entities_json(table: pa.Table, retailer_id: str) -> bytes:
-    """The JSON array of the chunk's entities, byte for byte `orjson.dumps(inventory_entities(...))`."""
-    body = _arrow_entities_json(table, retailer_id)
-    if body is None:
-        from fc_assets.ingestion.deliver.senders import inventory_entities
-
-        return orjson.dumps(inventory_entities(table, retailer_id))
-    return body
-
-
 def _text(t: pa.DataType) -> bool:
     import pyarrow as pa
 
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
-def _arrow_entities_json(table: pa.Table, retailer_id: str) -> bytes | None:
+def arrow_entities_json(table: pa.Table, retailer_id: str) -> bytes | None:
     """`entities_json` by Arrow compute, or None when a column is of a kind it leaves to Python."""
     import pyarrow as pa
     import pyarrow.compute as pc

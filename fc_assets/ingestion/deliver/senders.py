@@ -42,11 +42,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 # the crash hook (crashpoints.py), re-exported where the tests and assets.py have always imported it
+import orjson
+
 from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV as CRASH_ENV
 from fc_assets.ingestion.deliver.crashpoints import InjectedCrash as InjectedCrash
 from fc_assets.ingestion.deliver.crashpoints import crash_point
 from fc_assets.ingestion.deliver.delta_chunks import DeltaFile
-from fc_assets.ingestion.deliver.inventory_json import entities_json, iso_array
+from fc_assets.ingestion.deliver.inventory_json import arrow_entities_json, iso_array
 from fc_assets.ingestion.deliver.ledger import Ledger, LedgerEntry, SendLog
 from fc_assets.prefetch import prefetch
 from fc_assets.resources.fluent import FluentClient, SerializedEntities
@@ -174,6 +176,15 @@ def inventory_entities(table: pa.Table, retailer_id: str) -> list[dict[str, Any]
     eta = _iso_texts(table.column("expected_on")) if "expected_on" in names else col("expected_on")
     more = (col("status"), eta, col("condition"))
     return [_entity(*values, retailer_id) for values in zip(*columns, *more, strict=True)]
+
+
+def entities_json(table: pa.Table, retailer_id: str) -> bytes:
+    """The JSON array of the chunk's entities, byte for byte `orjson.dumps(inventory_entities(...))`: built
+    by Arrow (inventory_json.py), or from the entities where Arrow does not serialise the chunk's types."""
+    body = arrow_entities_json(table, retailer_id)
+    if body is None:
+        return orjson.dumps(inventory_entities(table, retailer_id))
+    return body
 
 
 def _iso_texts(column: pa.ChunkedArray) -> list[str | None]:

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from fc_assets.ingestion.read.arrow_values import empty_batch
-from fc_assets.ingestion.read.readers import (
+from fc_assets.ingestion.read.csv_stream import (
     UTF16_BOMS,
     _with_rows,
     csv_options,
