@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fc_assets.ingestion.read.arrow_values import numbers, to_numbers
+from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.spec import TECHNICAL
 
 BLOCK_BYTES = 1 << 20
@@ -311,14 +312,7 @@ def _take(
 ) -> tuple[pa.RecordBatch | pa.Table, list[tuple[_Block, int, int]]]:
     """A chunk of the next `rows` records, and what is left (as `xml_fast._take`, with line numbers): a
     table when they span blocks with the same columns (see `readers._coalesce`), else a batch."""
-    parts: list[tuple[_Block, int, int]] = []
-    left = rows
-    while left:
-        block, lo, hi = pending[0]
-        k = min(left, hi - lo)
-        parts.append((block, lo, lo + k))
-        left -= k
-        pending = pending[1:] if lo + k == hi else [(block, lo + k, hi), *pending[1:]]
+    parts, pending = take_spans(pending, rows)
     columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
     for i, (block, lo, hi) in enumerate(parts):
         if block.period:  # every record: the same keys

@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fc_assets.ingestion.read.arrow_values import numbers, to_numbers
+from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.spec import TECHNICAL
 
@@ -331,14 +332,7 @@ def _take(
     pending: list[tuple[_Block, int, int]], rows: int, done: int
 ) -> tuple[pa.RecordBatch, list[tuple[_Block, int, int]]]:
     """A batch of the next `rows` records, and what is left."""
-    parts: list[tuple[_Block, int, int]] = []
-    left = rows
-    while left:
-        block, lo, hi = pending[0]
-        k = min(left, hi - lo)
-        parts.append((block, lo, lo + k))
-        left -= k
-        pending = pending[1:] if lo + k == hi else [(block, lo + k, hi), *pending[1:]]
+    parts, pending = take_spans(pending, rows)
     columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
     for i, (block, lo, hi) in enumerate(parts):
         a, b = np.searchsorted(block.rec, [lo, hi])
