@@ -154,3 +154,36 @@ def test_progress_goes_to_a_terminal_at_most_once_a_second(monkeypatch, capsys):
     progress.done()
     err = capsys.readouterr().err
     assert err == "\rbig.csv: 1,000,000 rows, 12 rejected …\n"
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_stopped_check_leaves_no_partial_parquet_and_says_so(tmp_path, signame):
+    """`kill` (or a closed terminal) during `--write-parquet`: the temporary Parquet file is removed, one
+    line on stderr names the file and the signal, and the exit status is 128 + the signal's number."""
+    import signal
+    import time
+
+    rows = 3_000_000
+    src = tmp_path / "big.csv"
+    src.write_bytes(b"sku,location,qty\n" + b"SKU-000000001,LOC-1,5\n" * rows)
+    out = tmp_path / "out" / "accepted.parquet"
+    proc = subprocess.Popen(
+        [FC_ASSETS, "check-file", "inventory", str(src), "--write-parquet", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("out/accepted.parquet.tmp*")):
+        assert proc.poll() is None, "check-file ended before its Parquet file was started"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    sig = getattr(signal, signame)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
+    assert stdout == ""
+    assert not list(tmp_path.glob("out/accepted.parquet*"))
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and signame in lines[0] and str(src) in lines[0], stderr

@@ -8,13 +8,15 @@ file exactly as the pipeline would, without sending anything, and print one JSON
 `failed` says whether the rejected share is over the feed's threshold. Exit status: 0 when the file could
 be read (even with rejected rows, even when `failed`, unless `--strict`: then 3); 2 with one line on
 stderr naming the file (and row/field when known) when the file as a whole is unreadable or unsafe, or
-the feed is unknown. While a long file is read, progress goes to stderr when stderr is a terminal.
+the feed is unknown; 128 + the signal's number when stopped by SIGTERM or SIGHUP (a partial Parquet file
+is removed). While a long file is read, progress goes to stderr when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -41,6 +43,24 @@ class _Progress:
     def done(self) -> None:
         if self.shown:
             click.echo("", err=True)
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP during a check: unwinds the check so that its `finally` removes a partial Parquet
+    file (a default SIGTERM left `OUT.parquet.tmp-PID` behind)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    for sig in STOP_SIGNALS:  # a second signal during the clean-up ends the process at once
+        signal.signal(sig, signal.SIG_DFL)
+    raise _Stopped(signum)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _fail(message: str, code: int = 2, *, now: bool = False) -> None:
@@ -96,12 +116,23 @@ def check_file(
     if feed not in FEEDS:
         _fail(f"unknown feed {feed!r} (feeds: {', '.join(sorted(FEEDS))})")
     progress = _Progress(path) if sys.stderr.isatty() else None
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _stop)
     try:
         report = run_check(feed, path, rejects_path, fmt=fmt, progress=progress, parquet_path=parquet_path)
     except FileUnreadable as e:
         if progress:
             progress.done()
         _fail(str(e), now=True)
+        return
+    except _Stopped as e:
+        if progress:
+            progress.done()
+        name = signal.Signals(e.signum).name
+        left = ["no Parquet file written"] if parquet_path else []
+        left += [f"{rejects_path} holds the rejects of the rows read so far"] if rejects_path else []
+        what = f" ({'; '.join(left)})" if left else ""
+        _fail(f"{path}: stopped by {name} before the end of the file{what}", 128 + e.signum, now=True)
         return
     if progress:
         progress.done()
