@@ -101,7 +101,8 @@ class RequestSlots:
         def release_then_decode(body: bytes) -> Any:
             # the client decodes only a body it got with a success status; without GraphQL errors in it
             # nothing of this request can be retried or fail at the API any more (a malformed page still
-            # fails, after the release): the next request may go while this page is parsed
+            # fails, after the release): the next request may go while this page is parsed. A value or field
+            # spelled "errors" only keeps the slot until the page is parsed, as before.
             if b'"errors"' not in body:
                 release()
             return decode(body)  # type: ignore[misc]  (only passed on when there is a decoder)
