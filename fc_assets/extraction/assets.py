@@ -172,9 +172,6 @@ def build_extraction_asset(
     def _extract(
         context: AssetExecutionContext, fluent: FluentResource, lake: LakeResource
     ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult | dg.AssetMaterialization]:
-        from fc_assets.extraction.extract import PartitionResult, extract_periods
-        from fc_assets.extraction.validation import ValidationReport
-
         tw = context.partition_time_window
         periods = list(Window.of(tw.start, tw.end).periods(spec.grain.step))
         keys = list(context.partition_keys)
@@ -183,17 +180,22 @@ def build_extraction_asset(
                 f"{len(keys)} partition keys but {len(periods)} {spec.grain.name} periods in {tw}",
                 allow_retries=False,
             )
-        report = ValidationReport()
-        store = lake.get_lake()
-        for stale in store.remove_stale_temporaries():  # left in <lake>/_tmp/ by killed runs
-            context.log.info(f"removed a temporary older than a day: {stale}")
-        replaced = [f"{spec.lake_dir}/{spec.grain.partition_dir(p)}/{PART_FILE}" for p in periods]
-        remembered = remember_before_replacing(store, spec, replaced)
-        if remembered is not None:
-            context.log.info(f"current state refreshed before replacing partitions: {remembered}")
-        written: list[tuple[str, PartitionResult]] = []
         with fluent.get_client() as client:
             before = client.stats_snapshot()
+            # the token's round trip overlaps the imports and the lake's housekeeping below
+            client.authenticate_early()
+            from fc_assets.extraction.extract import PartitionResult, extract_periods
+            from fc_assets.extraction.validation import ValidationReport
+
+            report = ValidationReport()
+            store = lake.get_lake()
+            for stale in store.remove_stale_temporaries():  # left in <lake>/_tmp/ by killed runs
+                context.log.info(f"removed a temporary older than a day: {stale}")
+            replaced = [f"{spec.lake_dir}/{spec.grain.partition_dir(p)}/{PART_FILE}" for p in periods]
+            remembered = remember_before_replacing(store, spec, replaced)
+            if remembered is not None:
+                context.log.info(f"current state refreshed before replacing partitions: {remembered}")
+            written: list[tuple[str, PartitionResult]] = []
             try:
                 for key, result in zip(
                     keys,

@@ -230,6 +230,9 @@ class FluentClient:
         self._secrets = frozenset(s for s in (client_secret, password) if s)  # replaced whole, never mutated
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
+        self._early_auth: threading.Thread | None = None  # see `authenticate_early`
+        self._early_auth_error: Exception | None = None
+        self._closing = threading.Event()  # ends an early token request's wait before a retry
         self._stats_lock = threading.Lock()
         import httpx
 
@@ -249,6 +252,7 @@ class FluentClient:
         self.close()
 
     def close(self) -> None:
+        self._closing.set()
         self._http.close()
 
     def __repr__(self) -> str:
@@ -592,6 +596,38 @@ class FluentClient:
 
     # -------------------------------------------------------------------------------------------- auth
 
+    def authenticate_early(self) -> None:
+        """Start obtaining the access token now, in a background thread, unless one is held.
+
+        A fresh client cannot send its first request before a token round trip; started when the client is
+        opened, that round trip overlaps what the caller does before its first request (imports, lake
+        housekeeping, planning a run) instead of delaying it. The first call that needs the token waits for
+        this attempt (single flight under the token lock: nothing is requested twice) and uses its token, or
+        raises its error (once; a later call tries again). Renewal before expiry and after a 401 are unchanged.
+        """
+        if not self._token_lock.acquire(blocking=False):
+            return  # a token is being obtained right now
+        try:
+            token = self._token
+            if token is not None and time.monotonic() < token.refresh_at:
+                return
+            if self._early_auth is not None and self._early_auth.is_alive():
+                return
+            self._early_auth = threading.Thread(target=self._authenticate, name="fluent-token", daemon=True)
+            self._early_auth.start()  # it takes the lock once this method has let it go
+        finally:
+            self._token_lock.release()
+
+    def _authenticate(self) -> None:
+        with self._token_lock:
+            token = self._token
+            if token is not None and time.monotonic() < token.refresh_at:
+                return  # a caller got one first
+            try:
+                self._token = self._obtain_token(token.refresh_token if token else None, self._closing)
+            except Exception as exc:  # for the first caller that needs the token (`_access_token`)
+                self._early_auth_error = exc
+
     def _access_token(self) -> str:
         token = self._token
         if token is not None and time.monotonic() < token.refresh_at:
@@ -600,6 +636,9 @@ class FluentClient:
             token = self._token
             if token is not None and time.monotonic() < token.refresh_at:
                 return token.value
+            if self._early_auth_error is not None:  # `authenticate_early` failed: its error, once
+                error, self._early_auth_error = self._early_auth_error, None
+                raise error
             self._token = self._obtain_token(token.refresh_token if token else None)
             return self._token.value
 
@@ -609,10 +648,12 @@ class FluentClient:
             if self._token is not None and self._token.value == rejected:
                 self._token = replace(self._token, refresh_at=0.0)
 
-    def _obtain_token(self, refresh_token: str | None) -> _Token:
+    def _obtain_token(self, refresh_token: str | None, cancel: threading.Event | None = None) -> _Token:
         if refresh_token:
             try:
-                return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+                return self._token_request(
+                    {"grant_type": "refresh_token", "refresh_token": refresh_token}, cancel
+                )
             except FluentError as exc:
                 logger.warning(
                     "refresh_token grant failed (%s); falling back to the %s grant",
@@ -622,9 +663,9 @@ class FluentClient:
         form = {"grant_type": self.grant_type, "scope": "api"}
         if self.username:
             form |= {"username": self.username, "password": self._password or ""}
-        return self._token_request(form)
+        return self._token_request(form, cancel)
 
-    def _token_request(self, form: dict[str, str]) -> _Token:
+    def _token_request(self, form: dict[str, str], cancel: threading.Event | None = None) -> _Token:
         form = {**form, "client_id": self.client_id, "client_secret": self._client_secret}
         self._count(token_requests=1)
         body = self._request(
@@ -634,6 +675,7 @@ class FluentClient:
             auth=False,
             idempotent=True,
             handle=lambda r: self._token_answer(r, form["grant_type"]),
+            cancel=cancel,
         )
         value = body.get("access_token")
         if not isinstance(value, str) or not value:

@@ -199,3 +199,68 @@ def test_every_request_has_a_timeout():
     client = fluent.client(timeout=7, connect_timeout=2, transport=httpx.MockTransport(spy))
     client.graphql(ME)
     assert seen and all(t == {"connect": 2, "read": 7, "write": 7, "pool": 7} for t in seen)
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return condition()
+
+
+def test_authenticate_early_gets_the_token_before_the_first_call_and_only_once():
+    fluent = MockFluent()
+    with fluent.client() as client:
+        client.authenticate_early()
+        assert wait_for(lambda: client._token is not None)  # in the background, nothing else called
+        assert fluent.calls("/oauth/token") == 1 and fluent.calls("/graphql") == 0
+        client.authenticate_early()  # a token is held: nothing more
+        assert client.graphql(ME) == {"me": {"ref": "u"}}
+    assert fluent.calls("/oauth/token") == 1 and client.stats.token_requests == 1
+    assert fluent.calls("/graphql") == 1 and client.stats.reauths == 0
+
+
+def test_a_call_during_an_early_token_request_waits_for_it():
+    fluent = MockFluent()
+    answer = fluent._token
+    token_requested = threading.Event()
+
+    def slow_token(request: httpx.Request) -> httpx.Response:
+        token_requested.set()
+        time.sleep(0.3)
+        return answer(request)
+
+    fluent._token = slow_token
+    with fluent.client() as client:
+        client.authenticate_early()
+        assert token_requested.wait(5)
+        client.authenticate_early()  # already under way: no second thread, no second request
+        assert client.graphql(ME) == {"me": {"ref": "u"}}  # waits for that token instead of asking again
+    assert fluent.calls("/oauth/token") == 1 and client.stats.token_requests == 1
+
+
+def test_an_early_token_failure_is_raised_by_the_first_call_then_tried_again():
+    fluent = MockFluent()
+    with fluent.client(username="sandbox", password="wrong-password-123") as client:
+        client.authenticate_early()
+        assert wait_for(lambda: fluent.calls("/oauth/token") == 1 and client._early_auth_error is not None)
+        with pytest.raises(FluentAuthError, match="Bad credentials") as info:
+            client.graphql(ME)
+        assert "wrong-password-123" not in str(info.value)
+        assert fluent.calls("/oauth/token") == 1  # the early attempt's error, not a second request
+        with pytest.raises(FluentAuthError):
+            client.graphql(ME)
+        assert fluent.calls("/oauth/token") == 2  # a later call tries again
+    assert fluent.calls("/graphql") == 0
+
+
+def test_closing_the_client_ends_an_early_token_requests_retries():
+    fluent = MockFluent()
+    fluent.then("/oauth/token", *[503] * 3)
+    client = fluent.client(backoff_base=30, backoff_max=30)  # the first retry would wait 15-30 s
+    client.authenticate_early()
+    assert wait_for(lambda: fluent.calls("/oauth/token") == 1)
+    started = time.monotonic()
+    client.close()
+    client._early_auth.join(5)
+    assert not client._early_auth.is_alive() and time.monotonic() - started < 5

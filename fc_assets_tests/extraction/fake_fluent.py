@@ -41,6 +41,9 @@ class FakeFluent:
     def stats_snapshot(self) -> ClientStats:
         return ClientStats(pages=len(self.calls))
 
+    def authenticate_early(self) -> None:
+        """(No token here.)"""
+
     def paginate(
         self,
         query: str,
