@@ -307,6 +307,11 @@ class _Counted:
         self.counter[0] += len(data)
         return data
 
+    def readinto(self, buffer) -> int:
+        got = self.stream.readinto(buffer)
+        self.counter[0] += got
+        return got
+
 
 def _read_before_giving_up(monkeypatch, data: bytes) -> int:
     counter = [0]
