@@ -265,17 +265,25 @@ class _Scratch(threading.local):
     faults per block, more system time than the tokenising itself."""
 
     def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
+        self.arrays: dict[tuple[str, type], np.ndarray] = {}
 
     def __call__(self, name: str, n: int, dtype: type) -> np.ndarray:
-        """`n` elements of the thread's array `name` (contents undefined)."""
-        a = self.arrays.get(name)
+        """`n` elements of the thread's array `name` of `dtype` (contents undefined)."""
+        a = self.arrays.get((name, dtype))
         if a is None or len(a) < n:
-            a = self.arrays[name] = np.empty(max(n, 2 * len(a) if a is not None else 0), dtype)
+            a = self.arrays[name, dtype] = np.empty(max(n, 2 * len(a) if a is not None else 0), dtype)
         return a[:n]
 
 
 _scratch = _Scratch()
+
+
+def _iota(n: int) -> np.ndarray:
+    """0, 1, …, n - 1 (the thread's, not to be written)."""
+    a = _scratch.arrays.get(("iota", np.int64))
+    if a is None or len(a) < n:
+        a = _scratch.arrays["iota", np.int64] = np.arange(max(n, 2 * len(a) if a is not None else 0))
+    return a[:n]
 
 
 def _check_characters(buf: bytearray, raw: np.ndarray, end: int) -> int:
@@ -401,7 +409,11 @@ def _only_whitespace(raw: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
 
 def _general(buf: bytes, raw: np.ndarray, end: int, record: str, crs: int) -> _Block:
     """The block's records, tokenised at every `<` and `>` (records with different fields or whitespace)."""
-    delims = np.flatnonzero((raw | 2) == 62)  # '<' (0x3c) and '>' (0x3e)
+    delims = np.flatnonzero(
+        np.equal(
+            np.bitwise_or(raw, 2, out=_scratch("or", end, np.uint8)), 62, out=_scratch("mask", end, bool)
+        )
+    )  # '<' (0x3c) and '>' (0x3e)
     d = len(delims)
     opening = raw[delims] == 60
     if d == 0 or d % 2 or not opening[0::2].all() or opening[1::2].any():
@@ -409,13 +421,14 @@ def _general(buf: bytes, raw: np.ndarray, end: int, record: str, crs: int) -> _B
     cr = np.flatnonzero(raw == 13) if crs else ()
     data = pa.py_buffer(buf)
     # tokens: 0 text, 1 '<', 2 markup, 3 '>', 4 text, …, 2d: empty (after the last '>'; the text of <F/>)
-    offsets = np.empty(2 * d + 2, np.int32)
+    offsets = _scratch("offsets", 2 * d + 2, np.int32)
     offsets[0] = 0
     offsets[1 : 2 * d : 2] = delims
-    offsets[2 : 2 * d + 1 : 2] = delims + 1
+    np.add(delims, 1, out=offsets[2 : 2 * d + 1 : 2])
     offsets[2 * d + 1] = end
     tokens = pa.Array.from_buffers(pa.string(), 2 * d + 1, [None, pa.py_buffer(offsets), data])
-    markup_at = np.arange(2, 2 * d, 4, dtype=np.int64)
+    markup_at = np.multiply(_iota(d // 2), 4, out=_scratch("markup_at", d // 2, np.int64))
+    markup_at += 2
     markup = tokens.take(numbers(markup_at))
     encoded = pc.dictionary_encode(markup)
     codes = to_numbers(encoded.indices)
@@ -431,8 +444,10 @@ def _general(buf: bytes, raw: np.ndarray, end: int, record: str, crs: int) -> _B
     if repeated:
         raise NotSimple("a repeated child (a JSON array for the full parser)")
     fo_at = np.flatnonzero(is_fo)
-    text_at = markup_at + 2  # the text token after each markup
-    lengths = np.diff(offsets)
+    text_at = np.add(
+        markup_at, 2, out=_scratch("text_at", len(markup_at), np.int64)
+    )  # the text after each markup
+    lengths = np.subtract(offsets[1:], offsets[:-1], out=_scratch("lengths", 2 * d + 1, np.int32))
     if len(fo_at) and lengths[text_at[fo_at]].max() > MAX_TEXT:
         raise NotSimple("long text")
     ws_tok = np.concatenate([[0], text_at[~is_fo]])
