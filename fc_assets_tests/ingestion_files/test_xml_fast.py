@@ -403,3 +403,36 @@ def test_a_block_at_the_end_of_its_buffer_is_compared_without_reading_past_it():
     wrong = bytearray((record * 2 + record.replace("<b>", "<c>").replace("</b>", "</c>")).encode())
     block = xml_fast._tokenise(wrong, len(wrong), "item")
     assert block.names == [LONG, "b", "c"] and block.rec is not None  # (the general tokeniser)
+
+
+# indented like a pretty-printer's output, one record's indentation changed: whitespace is compared 8 bytes at
+# a time where every record has the same, byte by byte otherwise; text there is not simple
+INDENTED_ONCE = {
+    "tab": (lambda r: r.replace("\n    <qty>", "\n\t<qty>"), True),
+    "longer": (lambda r: r.replace("\n    <qty>", "\n      <qty>"), True),
+    "crlf": (lambda r: r.replace("\n    <qty>", "\r\n    <qty>"), True),
+    "letter_in_indentation": (lambda r: r.replace("\n    <qty>", "\n   x<qty>"), False),
+    "letter_before_record_end": (lambda r: r.replace("\n  </item>", "\n x</item>"), False),
+}
+
+
+@pytest.mark.parametrize("change", sorted(INDENTED_ONCE))
+@pytest.mark.parametrize("seed", range(3))
+def test_indented_records_with_one_indented_otherwise(change, seed, blocks):
+    rng = random.Random(f"{change}{seed}")
+    record = "<item>\n    <sku>A</sku>\n    <qty>1</qty>\n    <status/>\n  </item>"
+    records = [record] * rng.randint(2, 80)
+    k = rng.randrange(len(records))
+    fn, fast_reads_it = INDENTED_ONCE[change]
+    records[k] = fn(records[k])
+    data = assemble("<inventory>", records, ["\n  "] * len(records))
+    chunk_rows = rng.choice([2, 7, 65_536])
+    if fast_reads_it:
+        fast = list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+        assert_same(
+            ("ok", fast), ("ok", list(read_xml_full(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows)))
+        )
+    else:
+        with pytest.raises(xml_fast.NotSimple):
+            list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+    assert_same(*both(data, None, chunk_rows))

@@ -366,9 +366,17 @@ def _repeated(buf: bytearray, raw: np.ndarray, end: int, record: str, crs: int) 
     fo = np.flatnonzero(is_fo)
     for c in np.flatnonzero(~is_fo):  # whitespace between elements
         gaps = lengths[:, c]
-        if gaps.any():
-            some = gaps > 0
-            _only_whitespace(raw, starts[:, c][some], gaps[some])
+        if not gaps.any():
+            continue
+        g, at0 = int(gaps[0]), int(starts[0, c])
+        if (
+            g <= 8 and (gaps == g).all() and _IS_WS[raw[at0 : at0 + g]].all()
+        ):  # (indentation: 8 bytes at once)
+            got = words[starts[:, c]]
+            if not np.bitwise_and(np.bitwise_xor(got, got[0], out=got), (1 << 8 * g) - 1, out=got).any():
+                continue
+        some = gaps > 0
+        _only_whitespace(raw, starts[:, c][some], gaps[some])
     if len(fo) and max(lengths[:, c].max() for c in fo) > MAX_TEXT:
         raise NotSimple("long text")
     if crs:  # '\r' is normalised in text (to '\n'): whitespace between elements only
