@@ -307,6 +307,11 @@ class _Counted:
         self.counter[0] += len(data)
         return data
 
+    def readinto(self, buffer) -> int:
+        got = self.stream.readinto(buffer)
+        self.counter[0] += got
+        return got
+
 
 def _read_before_giving_up(monkeypatch, data: bytes) -> int:
     counter = [0]
@@ -331,3 +336,103 @@ def test_a_text_longer_than_max_text_is_given_up_without_buffering_the_record(mo
     records[50] = records[50].replace("<item>", f"<item><note>{'x' * (8 * xml_fast.MAX_TEXT)}</note>", 1)
     data = assemble(head, records, ["\n"] * len(records))
     assert _read_before_giving_up(monkeypatch, data) <= xml_fast.MAX_TEXT + 3 * xml_fast.BLOCK_BYTES
+
+
+# one record unlike the others, each still a flat record the fast path reads (by the general tokeniser): the
+# repeated-markup check, which compares each tag with the first record's 8 bytes at a time, must not take it
+# for the others' markup
+LONG = "a_field_name_of_thirty_chars_x"
+ONE_RECORD_DIFFERENT = {
+    "swapped_same_length": lambda r: r.replace("<sku>A</sku><qty>1</qty>", "<qty>1</qty><sku>A</sku>"),
+    "renamed_in_second_word": lambda r: r.replace("expected_on>", "expected_ox>"),
+    "renamed_in_fourth_word": lambda r: r.replace(f"{LONG}>", f"{LONG[:-1]}y>"),
+    "empty_element": lambda r: r.replace("<status>S</status>", "<status/>"),
+    "empty_text": lambda r: r.replace("<status>S</status>", "<status></status>"),
+    "missing_field": lambda r: r.replace("<status>S</status>", ""),
+    "extra_field": lambda r: r.replace("</item>", "<note>N</note></item>"),
+    "whitespace_between": lambda r: r.replace("<qty>", "\n  <qty>"),
+    "longer_text": lambda r: r.replace("<qty>1</qty>", "<qty>1234567890</qty>"),
+}
+
+
+def _same_records(n: int) -> list[str]:
+    return [
+        f"<item><sku>A</sku><qty>1</qty><status>S</status><expected_on>2025</expected_on><{LONG}>x</{LONG}></item>"
+    ] * n
+
+
+@pytest.mark.parametrize("change", sorted(ONE_RECORD_DIFFERENT))
+@pytest.mark.parametrize("seed", range(3))
+def test_one_record_unlike_the_others_is_read_exactly(change, seed, blocks):
+    rng = random.Random(f"{change}{seed}")
+    records = _same_records(rng.randint(2, 80))
+    k = rng.randrange(len(records))
+    records[k] = ONE_RECORD_DIFFERENT[change](records[k])
+    data = assemble("<inventory>", records, ["\n"] * len(records))
+    chunk_rows = rng.choice([2, 7, 65_536])
+    fast = list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+    full = list(read_xml_full(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+    assert_same(("ok", fast), ("ok", full))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_blocks_cut_at_any_record_end_give_the_same_batches(seed, monkeypatch):
+    """Blocks of random sizes (a record straddling each cut, blocks of one record and of many), tokenised
+    several at a time on the threads: the batches are the parser's."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(xml_fast, "BLOCK_BYTES", rng.randint(1, 3000))
+    same = seed % 2 == 0
+    head, records = generate(seed, rng.randint(1, 400), same=same)
+    if same and rng.random() < 0.5:  # and a run of records that differ
+        at = rng.randrange(len(records))
+        records[at : at + 5] = [r.replace("</item>", "<extra>e</extra></item>") for r in records[at : at + 5]]
+    data = assemble(head, records, ["\n"] * len(records) if same else _seps(rng, len(records)))
+    chunk_rows = rng.choice([3, 50, 65_536])
+    fast = list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+    full = list(read_xml_full(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+    assert_same(("ok", fast), ("ok", full))
+
+
+def test_a_block_at_the_end_of_its_buffer_is_compared_without_reading_past_it():
+    """The 64-bit words read at the last tag of a block may run past the buffer: it is padded, not read beyond."""
+    record = f"<item><{LONG}>1</{LONG}><b>2</b></item>"
+    data = bytearray((record * 3).encode())
+    block = xml_fast._tokenise(data, len(data), "item")
+    assert block.n == 3 and block.rec is None  # (read as repeated markup)
+    assert [c.to_pylist() for c in block.columns] == [["1"] * 3, ["2"] * 3]
+    wrong = bytearray((record * 2 + record.replace("<b>", "<c>").replace("</b>", "</c>")).encode())
+    block = xml_fast._tokenise(wrong, len(wrong), "item")
+    assert block.names == [LONG, "b", "c"] and block.rec is not None  # (the general tokeniser)
+
+
+# indented like a pretty-printer's output, one record's indentation changed: whitespace is compared 8 bytes at
+# a time where every record has the same, byte by byte otherwise; text there is not simple
+INDENTED_ONCE = {
+    "tab": (lambda r: r.replace("\n    <qty>", "\n\t<qty>"), True),
+    "longer": (lambda r: r.replace("\n    <qty>", "\n      <qty>"), True),
+    "crlf": (lambda r: r.replace("\n    <qty>", "\r\n    <qty>"), True),
+    "letter_in_indentation": (lambda r: r.replace("\n    <qty>", "\n   x<qty>"), False),
+    "letter_before_record_end": (lambda r: r.replace("\n  </item>", "\n x</item>"), False),
+}
+
+
+@pytest.mark.parametrize("change", sorted(INDENTED_ONCE))
+@pytest.mark.parametrize("seed", range(3))
+def test_indented_records_with_one_indented_otherwise(change, seed, blocks):
+    rng = random.Random(f"{change}{seed}")
+    record = "<item>\n    <sku>A</sku>\n    <qty>1</qty>\n    <status/>\n  </item>"
+    records = [record] * rng.randint(2, 80)
+    k = rng.randrange(len(records))
+    fn, fast_reads_it = INDENTED_ONCE[change]
+    records[k] = fn(records[k])
+    data = assemble("<inventory>", records, ["\n  "] * len(records))
+    chunk_rows = rng.choice([2, 7, 65_536])
+    if fast_reads_it:
+        fast = list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+        assert_same(
+            ("ok", fast), ("ok", list(read_xml_full(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows)))
+        )
+    else:
+        with pytest.raises(xml_fast.NotSimple):
+            list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), None, chunk_rows))
+    assert_same(*both(data, None, chunk_rows))
