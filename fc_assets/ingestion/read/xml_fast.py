@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -41,8 +42,12 @@ import pyarrow.compute as pc
 
 from fc_assets.ingestion.read.arrow_values import numbers, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
+from fc_assets.ingestion.read.records import check_columns
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.spec import TECHNICAL
+
+if TYPE_CHECKING:
+    from fc_assets.ingestion.read.source_keys import SourceKeys
 
 BLOCK_BYTES = 1 << 20  # (1 MiB: the numpy passes over a block stay in cache; 8 MiB was ~25 % slower)
 MAX_BLOCK_BYTES = 64 << 20  # no record end within this: not a flat record file (the full parser decides)
@@ -88,9 +93,12 @@ class _Block:
     names: list[str]
 
 
-def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    """Batches exactly as `read_xml`'s full parser makes them, or `NotSimple` (before yielding anything
-    the full parser would not yield)."""
+def fast_batches(
+    src: ByteSource, record: str | None, chunk_rows: int, keys: SourceKeys | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Batches exactly as `read_xml`'s full parser makes them (with `keys`, only the columns the feed can
+    use, the others counted in it), or `NotSimple` (before yielding anything the full parser would not
+    yield)."""
     if not src.reopenable:  # a restart must be possible
         raise NotSimple("forward-only source")
     chunk_rows = max(1, chunk_rows)
@@ -128,7 +136,7 @@ def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterat
             pending.append((block, 0, block.n))
             waiting += block.n
             while waiting >= chunk_rows:
-                batch, pending = _take(pending, chunk_rows, done)
+                batch, pending = _take(pending, chunk_rows, done, keys)
                 waiting -= chunk_rows
                 done += chunk_rows
                 yield batch
@@ -138,7 +146,7 @@ def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterat
     if done == 0 and waiting == 0:
         raise NotSimple("no records")
     if waiting:
-        yield _take(pending, waiting, done)[0]
+        yield _take(pending, waiting, done, keys)[0]
 
 
 def _no_record_end(buf: bytes, record: str, root: str) -> None:
@@ -329,9 +337,10 @@ def _classify(markup: list[str], record: str) -> tuple[np.ndarray, np.ndarray, l
 
 
 def _take(
-    pending: list[tuple[_Block, int, int]], rows: int, done: int
+    pending: list[tuple[_Block, int, int]], rows: int, done: int, keys: SourceKeys | None = None
 ) -> tuple[pa.RecordBatch, list[tuple[_Block, int, int]]]:
-    """A batch of the next `rows` records, and what is left."""
+    """A batch of the next `rows` records (with `keys`: the columns the feed can use), and what is left."""
+    wanted = None if keys is None or keys.everything else keys.wanted
     parts, pending = take_spans(pending, rows)
     columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
     for i, (block, lo, hi) in enumerate(parts):
@@ -341,6 +350,8 @@ def _take(
         bounds = np.searchsorted(fid[order], np.arange(len(block.names) + 1))
         present = [f for f in range(len(block.names)) if bounds[f + 1] > bounds[f]]
         present.sort(key=lambda f: order[bounds[f]])  # in order of first appearance, as the full parser
+        if wanted is not None:
+            present = [f for f in present if wanted(block.names[f])]
         for f in present:
             at = order[bounds[f] : bounds[f + 1]]
             if len(at) == hi - lo:  # in every record (once: repeats are not simple)
@@ -351,6 +362,7 @@ def _take(
                 valid = pa.py_buffer(np.packbits(idx >= 0, bitorder="little"))
             take = pa.Array.from_buffers(pa.int64(), hi - lo, [valid, pa.py_buffer(idx)])
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.tokens.take(take)
+    check_columns(len(columns), rows, done + 1)
     arrays = []
     for values in columns.values():
         filled = [
