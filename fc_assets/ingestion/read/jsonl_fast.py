@@ -13,13 +13,14 @@ must follow `{ "k" : "v" (, "k" : "v")* }` line after line: `{` at a line start,
 around them allowed, as `json.dumps` writes them), `}` + newlines + `{` between records (blank lines are
 skipped but counted), `}` + newlines at the end. When every record of a block has the same keys in the
 same order (one bytes comparison) one record's keys are checked, else keys are dictionary-encoded (no key
-twice in a record, none named like a technical column); a column is one Arrow `take` of its value tokens.
+twice in a record, none named like a technical column); a column is one Arrow `take` of its value tokens,
+made only for the keys the feed can use (`SourceKeys.wanted`, which counts the others).
 `_row` is the physical line number, as the line-by-line reader gives it.
 
 Anything else in a block — a backslash (escapes), a value that is not a string (numbers, `true`, `null`,
 nested objects and arrays: their text depends on the parser), a control character or `\\r`, invalid
 UTF-8, leading or trailing whitespace on a line, `{}`, a malformed line, a line longer than
-`FC_MAX_VALUE_BYTES`, records of thousands of keys with few to a block (slower here) — ends the fast path: it returns `Rest`, the bytes from the first record it has not
+`FC_MAX_VALUE_BYTES`, records of thousands of kept keys with few to a block (slower here) — ends the fast path: it returns `Rest`, the bytes from the first record it has not
 yielded, and the line-by-line reader continues from there (it never re-reads what was yielded). The fast
 path yields only whole batches of `chunk_rows` records, so the batches, rejects and refusals are exactly the
 line-by-line reader's (`test_jsonl_fast.py` compares both on generated, hand-written and mutated files).

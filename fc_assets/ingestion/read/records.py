@@ -81,14 +81,15 @@ def flatten_wanted(
     if depth >= MAX_NESTING:
         raise TooDeep(f"nested deeper than {MAX_NESTING} levels")
     out = {} if out is None else out
+    known = keys.known  # the usual key: one lookup (a call per key made the line reader ~1.25x slower)
     for key, value in obj.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{key}" if prefix else key
         if isinstance(value, dict):
             if keys.descend(name):
                 flatten_wanted(value, keys, name + ".", out, depth + 1)
             else:
                 _check_nesting(value, depth + 1)
-        elif keys.wanted(name):
+        elif known.get(name) or keys.wanted(name):
             out[name] = scalar_text(value)
         elif isinstance(value, list):
             _check_nesting(value, depth)
@@ -121,8 +122,8 @@ class BatchBuilder:
 
     def add(self, row: int, record: dict[str, str | None]) -> bool:
         if self._keys is not None:
-            wanted = self._keys.wanted
-            record = {k: v for k, v in record.items() if wanted(k)}
+            wanted, known = self._keys.wanted, self._keys.known
+            record = {k: v for k, v in record.items() if known.get(k) or wanted(k)}
         self._records.append(record)
         self._rows.append(row)
         self._errors.append(None)

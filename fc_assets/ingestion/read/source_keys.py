@@ -45,6 +45,7 @@ class SourceKeys:
         self._names = frozenset(normalise(n) for n in names)
         self._prefixes = tuple(p.lower() for p in prefixes)
         self._cache: dict[str, bool] = {}
+        self.known: dict[str, bool] = {}  # names found wanted (so far; bounded as the cache)
         self._nested: dict[str, bool] = {}
         self._unknown: set[int] = set()
         self.shown: list[str] = []
@@ -82,7 +83,10 @@ class SourceKeys:
             )
             if len(self._cache) >= _CACHE:
                 self._cache.clear()
+                self.known.clear()
             self._cache[name] = hit
+            if hit:
+                self.known[name] = True
         if not hit:
             self.unknown(name)
         return hit
