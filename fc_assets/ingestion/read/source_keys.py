@@ -129,12 +129,3 @@ class SourceKeys:
             ("distinct_at_least" if self.capped else "distinct"): self.distinct,
             "names": list(self.shown),
         }
-
-    def describe(self) -> str:
-        """One line for a log or an error message ("" when every key was used)."""
-        s = self.summary()
-        if s is None:
-            return ""
-        count = f"{'over ' if self.capped else ''}{self.distinct:,}"
-        more = ", …" if self.distinct > len(self.shown) else ""
-        return f"{count} distinct key(s) the feed does not use, ignored: {', '.join(self.shown)}{more}"
