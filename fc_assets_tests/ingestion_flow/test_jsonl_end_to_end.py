@@ -76,3 +76,33 @@ def test_a_jsonl_file_end_to_end(flow, monkeypatch):
     flow.put_sftp("stock-2.jsonl", body)
     (r2,) = flow.drain("sftp")
     assert r2.success and metadata(r2)["accepted"] == 499 and metadata(r2)["sent"] == 0
+
+
+def test_keys_the_feed_does_not_use_are_reported_once_per_file(flow):
+    """A record's keys the feed has no field for (here a new one per line, and a nested object) are left
+    out, not silently: their distinct count and the first names are in the run's metadata and logged once."""
+    rows = [(f"UK{i:03d}", "LOC1", i) for i in range(300)]
+    lines = [
+        json.dumps(
+            {"sku_ref": s, "location_ref": loc, "qty": str(q), f"batch_{i}": "x", "meta": {"by": "erp"}}
+        )
+        for i, (s, loc, q) in enumerate(rows)
+    ]
+    flow.put_s3("stock-keys.jsonl", ("\n".join(lines) + "\n").encode())
+    (req,) = flow.tick("s3")
+    result = flow.execute(req)
+    assert result.success, failure_metadata(result).get("error", "")[-2000:]
+    md = metadata(result)
+    assert (md["outcome"], md["accepted"], md["sent"]) == ("processed", 300, 300)
+    assert md["unknown_keys"] == 301
+    names = ["batch_0", "meta", *(f"batch_{i}" for i in range(1, 9))]
+    assert md["unknown_key_names"] == ", ".join(names)
+    logged = [
+        e.user_message
+        for e in flow.instance.all_logs(result.run_id)
+        if "distinct key(s) the feed does not use" in (e.user_message or "")
+    ]
+    assert logged == [
+        f"inventory/stock-keys.jsonl: 301 distinct key(s) the feed does not use, ignored: {', '.join(names)}, …"
+    ]
+    assert on_hand(flow.resources["fluent"], [s for s, _, _ in rows]) == {(s, loc): q for s, loc, q in rows}

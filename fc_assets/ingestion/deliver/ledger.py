@@ -76,6 +76,9 @@ class LedgerEntry:
     send_summary: dict[str, Any] = field(default_factory=dict)  # job/batch ids, resends (the log: SendLog)
     fluent_rejected_rows: list[int] = field(default_factory=list)
     rejects_uri: str | None = None
+    # keys of the file's records the feed does not use (JSON, JSONL, XML): the first few, as validation
+    # reported them (their distinct count is `counts["unknown_keys"]`)
+    unknown_keys: list[str] = field(default_factory=list)
     archive_target: str | None = None
     error: str | None = None
     watermark: str | None = None

@@ -238,6 +238,16 @@ def _prepare(
         "base_commit": committed,
         "rejects_uri": summary.rejects_rel if summary.rejected else None,
     }
+    unknown = summary.metadata.get("unknown_keys")
+    if unknown:  # ignored, not silently: once per file in the log, the ledger and the run's metadata
+        distinct = unknown.get("distinct", unknown.get("distinct_at_least", 0))
+        counts["unknown_keys"] = distinct
+        changes["unknown_keys"] = unknown["names"]
+        more = "at least " if "distinct_at_least" in unknown else ""
+        env.log(
+            f"{ref.key}: {more}{distinct:,} distinct key(s) the feed does not use, ignored: "
+            f"{', '.join(unknown['names'])}{', …' if distinct > len(unknown['names']) else ''}"
+        )
     if summary.failed:
         ledger.advance(
             entry,
@@ -322,6 +332,9 @@ def _result(
     }
     if entry.rejects_uri:
         md["rejects_uri"] = lake.uri_for(entry.rejects_uri)
+    if c.get("unknown_keys"):
+        md["unknown_keys"] = c["unknown_keys"]
+        md["unknown_key_names"] = ", ".join(entry.unknown_keys)
     if sent.get("job_ids"):
         md["fluent_job_ids"] = ", ".join(sent["job_ids"])
         more = sent.get("batches", 0) - len(sent.get("batch_ids", []))

@@ -84,7 +84,9 @@ def validate_into_lake(
             f"{report.threshold:.0%}); nothing sent"
         )
     md = {
-        k: v for k, v in report.as_metadata().items() if k in ("format", "reject_rate", "reasons", "seconds")
+        k: v
+        for k, v in report.as_metadata().items()
+        if k in ("format", "reject_rate", "reasons", "seconds", "unknown_keys")
     }
     return ValidationSummary(
         report.rows,

@@ -3,7 +3,9 @@ file exactly as the pipeline would, without sending anything, and print one JSON
 
     {"feed", "path", "format", "rows", "accepted", "rejected", "rejects_path", "seconds", "failed", "reasons"}
 
-(plus "parquet_path" with `--write-parquet`, which streams the accepted, typed rows to a Parquet file).
+(plus "parquet_path" with `--write-parquet`, which streams the accepted, typed rows to a Parquet file, and
+"unknown_keys": {"distinct", "names"} when a JSON, JSONL or XML file's records carry keys the feed does not
+use: they are ignored, see read/source_keys.py).
 
 `failed` says whether the rejected share is over the feed's threshold. Exit status: 0 when the file could
 be read (even with rejected rows, even when `failed`, unless `--strict`: then 3); 2 with one line on

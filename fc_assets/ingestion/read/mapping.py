@@ -202,7 +202,16 @@ class FieldMapper:
     def _plan_batches(self, raw: RawFile) -> Iterator[tuple[pa.RecordBatch, _Plan]]:
         first = True
         for batch in raw.batches:
-            yield batch, self.plan(batch.schema.names, raw.name, strict=first)
+            try:
+                plan = self.plan(batch.schema.names, raw.name, strict=first)
+            except FileUnreadable as e:
+                # the readers keep only the columns the feed can use: the file's other keys, for the user
+                if raw.keys is None or not raw.keys.shown:
+                    raise
+                more = ", …" if raw.keys.distinct > len(raw.keys.shown) else ""
+                message = f"{e.message}; keys the feed does not use: {raw.keys.shown}{more}"
+                raise FileUnreadable(e.file, message, row=e.row, field=e.field) from e
+            yield batch, plan
             first = False
 
 
@@ -253,6 +262,7 @@ def join(*names: str, sep: str = " ") -> Callable[[Columns], pa.Array]:
         parts = [cols[n] for n in names]
         return pc.binary_join_element_wise(*parts, scalar(sep, STRING), null_handling="skip")
 
+    _join.columns = names  # type: ignore[attr-defined] - what it reads (source_keys.SourceKeys.for_feed)
     return _join
 
 

@@ -3,7 +3,9 @@
 Every reader yields batches of the file's own columns (text for CSV/JSON/XML, the stored types for
 Parquet) plus three technical columns: `_row` (the record's number, below), `_error` (why a record could
 not be parsed, else null) and `_raw` (that record's text). `read_file` then maps them onto the feed's
-canonical fields. Memory is bounded by the chunk size, never the file size: CSV is read by Arrow's
+canonical fields. With a feed's `SourceKeys` (`read_file`, `validate_file`) the JSON, JSONL and XML readers
+keep only the columns the feed can use, so records with ever-changing keys do not grow a column per key
+(source_keys.py). Memory is bounded by the chunk size, never the file size: CSV is read by Arrow's
 streaming reader in blocks (a large local file in larger blocks parsed on two threads: `csv_blocks`),
 JSON arrays by ijson, JSONL line by line, XML by lxml iterparse with elements cleared as they are done
 (flat record files by `xml_fast`'s block tokeniser, ~20x faster, the same batches), Parquet by row
@@ -48,7 +50,8 @@ from fc_assets.ingestion.read.csv_stream import (  # noqa: F401 - also read from
 )
 from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
-from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, scalar_text
+from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, flatten_wanted, scalar_text
+from fc_assets.ingestion.read.source_keys import SourceKeys
 from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import ERROR, RAW, ROW, FormatOptions
@@ -85,6 +88,8 @@ class RawFile:
     columns: list[str] | None
     batches: Iterator[pa.RecordBatch | pa.Table]  # a table: a chunk of several batches (see `as_batch`)
     selection: list[str] = field(default_factory=list, repr=False)
+    # JSON, JSONL, XML: the keys kept (those the feed can use) and the others, counted (source_keys.py)
+    keys: SourceKeys | None = field(default=None, repr=False)
     # checks a chunk (as one batch) before it is mapped, on whichever thread maps it; raises FileUnreadable
     verify: Callable[[pa.RecordBatch], None] | None = field(default=None, repr=False)
 
@@ -128,7 +133,10 @@ def open_raw(
     options: FormatOptions = DETECT,
     fmt: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    keys: SourceKeys | None = None,
 ) -> RawFile:
+    """The file's raw batches. `keys`: the source keys a feed can use (`SourceKeys.for_feed`); the JSON,
+    JSONL and XML readers keep only those (and count the others in it), else every key."""
     src = source if isinstance(source, ByteSource) else ByteSource(source, name)
     fmt = detect_format(src, fmt or options.format)
     columns: list[str] | None = None
@@ -139,19 +147,20 @@ def open_raw(
         elif fmt == "parquet":
             batches = _read_parquet(src, chunk_rows)
         elif fmt == "json":
-            batches = _read_json(src, options.json_records, chunk_rows)
+            batches = _read_json(src, options.json_records, chunk_rows, keys)
         elif fmt == "jsonl":
-            batches = _read_jsonl(src, chunk_rows)
+            batches = _read_jsonl(src, chunk_rows, keys)
         else:
             from fc_assets.ingestion.read.xml_records import read_xml  # (lxml: only for XML)
 
-            batches = read_xml(src, options.xml_record, chunk_rows)
+            batches = read_xml(src, options.xml_record, chunk_rows, keys)
     except FileUnreadable:
         raise
     except Exception as e:  # noqa: BLE001 - see _guard
         raise _unreadable(src.name, fmt, e) from e
     verify = _utf8_check(src.name) if fmt == "csv" else None
-    return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches), selection, verify)
+    keys = keys if fmt in ("json", "jsonl", "xml") else None
+    return RawFile(src.name, fmt, columns, _guard(src.name, fmt, batches), selection, keys, verify)
 
 
 def _guard(name: str, fmt: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -183,7 +192,14 @@ def read_file(
 ) -> Iterator[pa.RecordBatch]:
     """The file's records mapped onto the feed's canonical fields, as text (`text_schema(feed)`), with
     `_row`, `_error` and `_raw`. Nothing is validated or converted yet (see `validate.validate_file`)."""
-    raw = open_raw(source, name=name, options=feed.format_options, fmt=fmt, chunk_rows=chunk_rows)
+    raw = open_raw(
+        source,
+        name=name,
+        options=feed.format_options,
+        fmt=fmt,
+        chunk_rows=chunk_rows,
+        keys=SourceKeys.for_feed(feed),
+    )
     return mapper_for(feed).map_file(raw)
 
 
@@ -312,17 +328,19 @@ def _max_value_bytes() -> int:
     return env_setting("max_value_bytes")
 
 
-def _record_fields(value: object) -> dict[str, str | None] | str:
-    """A parsed record's flat fields, or why it cannot be one."""
+def _record_fields(value: object, keys: SourceKeys | None = None) -> dict[str, str | None] | str:
+    """A parsed record's flat fields (with `keys`: those the feed can use), or why it cannot be one."""
     if not isinstance(value, dict):
         return "record is not a JSON object"
     try:
-        return flatten(value)
+        return flatten(value) if keys is None or keys.everything else flatten_wanted(value, keys)
     except (TooDeep, TypeError, RecursionError):  # orjson refuses arrays nested > 255 deep (TypeError)
         return f"record nested deeper than {MAX_DEPTH} levels"
 
 
-def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_json(
+    src: ByteSource, explicit: str | None, chunk_rows: int, keys: SourceKeys | None = None
+) -> Iterator[pa.RecordBatch]:
     import ijson  # (only for JSON)
 
     prefix = _records_prefix(src, explicit)
@@ -336,7 +354,7 @@ def _read_json(src: ByteSource, explicit: str | None, chunk_rows: int) -> Iterat
         try:
             for value in ijson.items(stream, prefix, use_float=False, buf_size=JSON_BUFFER_BYTES):
                 n += 1
-                fields = _record_fields(value)
+                fields = _record_fields(value, keys)
                 full = (
                     builder.add(n, fields)
                     if isinstance(fields, dict)
@@ -388,20 +406,20 @@ def _lines(stream: pa.NativeFile, max_bytes: int) -> Iterator[bytes | None]:
         yield b"".join(pieces)
 
 
-def _read_jsonl(src: ByteSource, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+def _read_jsonl(src: ByteSource, chunk_rows: int, keys: SourceKeys | None = None) -> Iterator[pa.RecordBatch]:
     """Flat lines of string values by `jsonl_fast` in blocks; from its first block of anything else on,
     line by line (`_read_jsonl_lines`): the same batches either way."""
     from fc_assets.ingestion.read.jsonl_fast import Chained, fast_batches
 
     max_bytes = _max_value_bytes()
     with src.open() as stream:
-        rest = yield from fast_batches(stream, chunk_rows, max_bytes)
+        rest = yield from fast_batches(stream, chunk_rows, max_bytes, keys)
         if rest is not None:
-            yield from _read_jsonl_lines(Chained(rest.data, stream), chunk_rows, max_bytes, rest.line)
+            yield from _read_jsonl_lines(Chained(rest.data, stream), chunk_rows, max_bytes, rest.line, keys)
 
 
 def _read_jsonl_lines(
-    stream, chunk_rows: int, max_bytes: int, first_line: int = 1
+    stream, chunk_rows: int, max_bytes: int, first_line: int = 1, keys: SourceKeys | None = None
 ) -> Iterator[pa.RecordBatch]:
     """JSONL line by line from `first_line` on (its number in the file): a dict per record (orjson)."""
     builder = BatchBuilder(chunk_rows)
@@ -421,7 +439,7 @@ def _read_jsonl_lines(
             except orjson.JSONDecodeError as e:
                 fields: dict[str, str | None] | str = f"malformed JSON: {e}"
             else:
-                fields = _record_fields(value)
+                fields = _record_fields(value, keys)
                 if fields == "record is not a JSON object":
                     fields = "line is not a JSON object"
             full = (

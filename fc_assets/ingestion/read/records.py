@@ -9,12 +9,15 @@ Self-describing formats carry nested values; they are flattened so that mapping 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 
 from fc_assets.ingestion.spec import ERROR, RAW, ROW, TECHNICAL
+
+if TYPE_CHECKING:
+    from fc_assets.ingestion.read.source_keys import SourceKeys
 
 
 def scalar_text(value: Any) -> str | None:
@@ -29,6 +32,10 @@ def scalar_text(value: Any) -> str | None:
     return orjson.dumps(value, default=str).decode()
 
 
+# cells (distinct keys x records) in one chunk beyond which a reader refuses the file: a chunk holds a
+# column per key, padded with nulls, so keys that keep changing grow it as their square (1,024 columns of
+# 65,536 rows: ~270 MB of offsets alone); a feed's own columns are a few dozen
+MAX_CELLS = 1 << 26
 MAX_NESTING = 64  # objects within a record (the JSON readers refuse deeper documents before parsing)
 
 
@@ -52,17 +59,71 @@ def flatten(
     return out
 
 
-class BatchBuilder:
-    """Collects records and emits a `pa.RecordBatch` every `chunk_rows` (columns = union of keys)."""
+class TooManyColumns(ValueError):
+    """A chunk would hold more than MAX_CELLS cells (the readers' guards make the file unreadable with it)."""
 
-    def __init__(self, chunk_rows: int) -> None:
+
+def check_columns(columns: int, rows: int, first_row: int) -> None:
+    """Refuse a chunk of `rows` records from `first_row` on with `columns` distinct keys past MAX_CELLS."""
+    if columns * rows > MAX_CELLS:
+        raise TooManyColumns(
+            f"the {rows:,} records from row {first_row} on carry {columns:,} distinct keys: more than "
+            f"{MAX_CELLS:,} cells (keys x records) in a chunk, refused (memory grows with each key)"
+        )
+
+
+def flatten_wanted(
+    obj: dict[str, Any], keys: SourceKeys, prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0
+) -> dict[str, str | None]:
+    """`flatten` keeping only the keys the feed can use (`keys.wanted`); a nested object no wanted key can
+    be under is not flattened (`keys.descend`), only checked for its nesting: a record too deep is rejected
+    whichever keys it nests under, as `flatten` rejects it."""
+    if depth >= MAX_NESTING:
+        raise TooDeep(f"nested deeper than {MAX_NESTING} levels")
+    out = {} if out is None else out
+    known = keys.known  # the usual key: one lookup (a call per key made the line reader ~1.25x slower)
+    for key, value in obj.items():
+        name = f"{prefix}{key}" if prefix else key
+        if isinstance(value, dict):
+            if keys.descend(name):
+                flatten_wanted(value, keys, name + ".", out, depth + 1)
+            else:
+                _check_nesting(value, depth + 1)
+        elif known.get(name) or keys.wanted(name):
+            out[name] = scalar_text(value)
+        elif isinstance(value, list):
+            _check_nesting(value, depth)
+    return out
+
+
+def _check_nesting(value: Any, depth: int) -> None:
+    """Raise what `flatten` would on `value` at `depth` (TooDeep; orjson's TypeError for arrays nested over
+    255 deep), without keeping anything of it."""
+    if isinstance(value, dict):
+        if depth >= MAX_NESTING:
+            raise TooDeep(f"nested deeper than {MAX_NESTING} levels")
+        for v in value.values():
+            _check_nesting(v, depth + 1)
+    elif isinstance(value, list):
+        orjson.dumps(value, default=str)
+
+
+class BatchBuilder:
+    """Collects records and emits a `pa.RecordBatch` every `chunk_rows` (columns = union of keys; with
+    `keys`, only those the feed can use: see source_keys.py)."""
+
+    def __init__(self, chunk_rows: int, keys: SourceKeys | None = None) -> None:
         self.chunk_rows = max(1, chunk_rows)
+        self._keys = None if keys is None or keys.everything else keys
         self._records: list[dict[str, str | None]] = []
         self._rows: list[int] = []
         self._errors: list[str | None] = []
         self._raws: list[str | None] = []
 
     def add(self, row: int, record: dict[str, str | None]) -> bool:
+        if self._keys is not None:
+            wanted, known = self._keys.wanted, self._keys.known
+            record = {k: v for k, v in record.items() if known.get(k) or wanted(k)}
         self._records.append(record)
         self._rows.append(row)
         self._errors.append(None)
@@ -83,6 +144,8 @@ class BatchBuilder:
         records = self._records
         keys = dict.fromkeys(k for r in records for k in r)
         keys.pop(ROW, None), keys.pop(ERROR, None), keys.pop(RAW, None)
+        if self._rows:
+            check_columns(len(keys), len(records), self._rows[0])
         arrays = [pa.array([r.get(k) for r in records], pa.string()) for k in keys]
         arrays += [
             pa.array(self._rows, pa.int64()),

@@ -44,6 +44,7 @@ from fc_assets.ingestion.read.nested import fold_prices
 from fc_assets.ingestion.read.readers import open_raw
 from fc_assets.ingestion.read.rejects import RECORD_FIELD, RejectsWriter, empty_rejects, reject_table
 from fc_assets.ingestion.read.rules import MISSING, column_rules
+from fc_assets.ingestion.read.source_keys import SourceKeys
 from fc_assets.ingestion.spec import ARROW_TYPES, ERROR, RAW, ROW
 from fc_assets.prefetch import prefetch
 
@@ -279,6 +280,9 @@ class ValidationReport:
     rejects_path: str | None = None
     seconds: float = 0.0
     complete: bool = False  # the whole file was read
+    # JSON, JSONL, XML: keys of the file's records the feed does not use (ignored), counted distinct, the
+    # first few named (`SourceKeys.summary`); None when there were none
+    unknown_keys: dict[str, Any] | None = None
 
     @property
     def reject_rate(self) -> float:
@@ -310,6 +314,7 @@ class ValidationReport:
             "seconds": round(self.seconds, 3),
             "failed": self.failed,
             "reasons": dict(self.reasons.most_common()),
+            **({"unknown_keys": self.unknown_keys} if self.unknown_keys else {}),
         }
 
     def as_metadata(self) -> dict[str, Any]:
@@ -328,6 +333,7 @@ class ValidationReport:
             "sample": self.sample,
             "rejects_path": self.rejects_path,
             "seconds": round(self.seconds, 3),
+            **({"unknown_keys": self.unknown_keys} if self.unknown_keys else {}),
         }
 
 
@@ -350,7 +356,15 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         self._validator = ChunkValidator(feed)
         if chunk_rows is None:
             chunk_rows = DEFAULT_CHUNK_ROWS if self._validator.schema is None else PANDERA_CHUNK_ROWS
-        raw = open_raw(source, name=name, options=feed.format_options, fmt=fmt, chunk_rows=chunk_rows)
+        raw = open_raw(
+            source,
+            name=name,
+            options=feed.format_options,
+            fmt=fmt,
+            chunk_rows=chunk_rows,
+            keys=SourceKeys.for_feed(feed),
+        )
+        self._keys = raw.keys
         self.report = report or ValidationReport(feed.name, raw.name, threshold=feed.threshold)
         self.report.format = raw.format
         if rejects_sink is not None:
@@ -413,6 +427,13 @@ class ValidationRun(Iterator[pa.RecordBatch]):
             self._planned.close()
 
     def _run(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._validated()
+        finally:  # (also when the file turns out unreadable: what was seen of it)
+            if self._keys is not None:
+                self.report.unknown_keys = self._keys.summary()
+
+    def _validated(self) -> Iterator[pa.RecordBatch]:
         for chunk in self._chunks():
             if self._validator.schema is not None:
                 # pandas/pandera leave reference cycles holding a chunk's frames; collected young they cost

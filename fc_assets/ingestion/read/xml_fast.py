@@ -39,9 +39,10 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -49,8 +50,12 @@ import pyarrow.compute as pc
 
 from fc_assets.ingestion.read.arrow_values import numbers, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
+from fc_assets.ingestion.read.records import check_columns
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.spec import TECHNICAL
+
+if TYPE_CHECKING:
+    from fc_assets.ingestion.read.source_keys import SourceKeys
 
 BLOCK_BYTES = 1 << 20  # (1 MiB: the numpy passes over a block stay in cache; 8 MiB was ~25 % slower)
 MAX_BLOCK_BYTES = 64 << 20  # no record end within this: not a flat record file (the full parser decides)
@@ -92,7 +97,7 @@ class _Block:
 
     n: int  # records
     names: list[str]
-    columns: list[pa.Array]  # per name: its values in the block's n records
+    columns: list[pa.Array | None]  # per name: its values in the block's n records (None: not usable)
     # per field element its record (non-decreasing) and field; None: every record has every field, in order
     rec: np.ndarray | None = None
     fid: np.ndarray | None = None
@@ -106,9 +111,12 @@ class _Block:
         return fids[np.argsort(first)].tolist()
 
 
-def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    """Batches exactly as `read_xml`'s full parser makes them, or `NotSimple` (before yielding anything
-    the full parser would not yield)."""
+def fast_batches(
+    src: ByteSource, record: str | None, chunk_rows: int, keys: SourceKeys | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Batches exactly as `read_xml`'s full parser makes them (with `keys`, only the columns the feed can
+    use, the others counted in it), or `NotSimple` (before yielding anything the full parser would not
+    yield)."""
     if not src.reopenable:  # a restart must be possible
         raise NotSimple("forward-only source")
     chunk_rows = max(1, chunk_rows)
@@ -124,18 +132,19 @@ def fast_batches(src: ByteSource, record: str | None, chunk_rows: int) -> Iterat
     ):
         if len(stream.read(body_at)) != body_at:
             raise NotSimple("short file")
-        for block in _tokenised(pool, _pieces(stream, record, root, spare), spare):
+        usable = None if keys is None or keys.everything else keys.usable
+        for block in _tokenised(pool, _pieces(stream, record, root, spare), spare, usable):
             pending.append((block, 0, block.n))
             waiting += block.n
             while waiting >= chunk_rows:
-                batch, pending = _take(pending, chunk_rows, done)
+                batch, pending = _take(pending, chunk_rows, done, keys)
                 waiting -= chunk_rows
                 done += chunk_rows
                 yield batch
     if done == 0 and waiting == 0:
         raise NotSimple("no records")
     if waiting:
-        yield _take(pending, waiting, done)[0]
+        yield _take(pending, waiting, done, keys)[0]
 
 
 def _pieces(
@@ -186,7 +195,10 @@ def _read(stream, buf: bytearray, n: int) -> tuple[bytearray, int, bool]:
 
 
 def _tokenised(
-    pool: ThreadPoolExecutor, pieces: Iterator[tuple[bytearray, int, str]], spare: list[bytearray]
+    pool: ThreadPoolExecutor,
+    pieces: Iterator[tuple[bytearray, int, str]],
+    spare: list[bytearray],
+    usable: Callable[[str], bool] | None = None,
 ) -> Iterator[_Block]:
     """The blocks of `pieces` in file order, tokenised on `pool`, IN_FLIGHT at most ahead (bounded memory);
     a block's error is raised in its turn. Each buffer goes back to `spare` once tokenised (a block's
@@ -194,7 +206,7 @@ def _tokenised(
     jobs: deque[tuple[Future[_Block], bytearray]] = deque()
     try:
         for piece in pieces:
-            jobs.append((pool.submit(_tokenise, *piece), piece[0]))
+            jobs.append((pool.submit(_tokenise, *piece, usable), piece[0]))
             while len(jobs) >= IN_FLIGHT or (jobs and jobs[0][0].done()):
                 job, buf = jobs.popleft()
                 block = job.result()
@@ -258,11 +270,13 @@ def _root_start(head: bytes) -> tuple[int, str]:
     return m.end(), m.group(1).decode()
 
 
-def _tokenise(buf: bytearray, end: int, record: str) -> _Block:
-    """The records in buf[:end] (which starts before a record start tag and ends with a record end tag)."""
+def _tokenise(buf: bytearray, end: int, record: str, usable: Callable[[str], bool] | None = None) -> _Block:
+    """The records in buf[:end] (which starts before a record start tag and ends with a record end tag);
+    with `usable`, columns only for the names it accepts (records with ever-changing names would otherwise
+    make a block column per name: names x records cells)."""
     raw = np.frombuffer(buf, np.uint8, end)
     crs = _check_characters(buf, raw, end)
-    return _repeated(buf, raw, end, record, crs) or _general(buf, raw, end, record, crs)
+    return _repeated(buf, raw, end, record, crs) or _general(buf, raw, end, record, crs, usable)
 
 
 class _Scratch(threading.local):
@@ -421,7 +435,9 @@ def _only_whitespace(raw: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
             raise NotSimple("text outside a field")
 
 
-def _general(buf: bytes, raw: np.ndarray, end: int, record: str, crs: int) -> _Block:
+def _general(
+    buf: bytes, raw: np.ndarray, end: int, record: str, crs: int, usable: Callable[[str], bool] | None = None
+) -> _Block:
     """The block's records, tokenised at every `<` and `>` (records with different fields or whitespace)."""
     delims = np.flatnonzero(
         np.equal(
@@ -476,8 +492,11 @@ def _general(buf: bytes, raw: np.ndarray, end: int, record: str, crs: int) -> _B
     val = np.where(f_fo, text_at[field], 2 * d)
     order = np.argsort(f_fid, kind="stable")  # by field, each in file order (radix sort: int16)
     bounds = np.searchsorted(f_fid[order], np.arange(len(names) + 1))
-    columns = []
+    columns: list[pa.Array | None] = []
     for f in range(len(names)):
+        if usable is not None and not usable(names[f]):
+            columns.append(None)  # (not read by the feed: `_take` counts it, never takes it)
+            continue
         at = order[bounds[f] : bounds[f + 1]]
         if len(at) == n:  # in every record (once: repeats are not simple)
             idx, valid = val[at], None
@@ -529,14 +548,19 @@ def _classify(markup: list[str], record: str) -> tuple[np.ndarray, np.ndarray, l
 
 
 def _take(
-    pending: list[tuple[_Block, int, int]], rows: int, done: int
+    pending: list[tuple[_Block, int, int]], rows: int, done: int, keys: SourceKeys | None = None
 ) -> tuple[pa.RecordBatch, list[tuple[_Block, int, int]]]:
-    """A batch of the next `rows` records, and what is left."""
+    """A batch of the next `rows` records (with `keys`: the columns the feed can use), and what is left."""
+    wanted = None if keys is None or keys.everything else keys.wanted
     parts, pending = take_spans(pending, rows)
     columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
     for i, (block, lo, hi) in enumerate(parts):
-        for f in block.present(lo, hi):
+        present = block.present(lo, hi)
+        if wanted is not None:
+            present = [f for f in present if wanted(block.names[f])]
+        for f in present:
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.columns[f].slice(lo, hi - lo)
+    check_columns(len(columns), rows, done + 1)
     arrays = []
     for values in columns.values():
         filled = [

@@ -26,7 +26,7 @@ never converted: `<Sku>00123</Sku>` stays `00123`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -36,6 +36,9 @@ from fc_assets.ingestion.read.records import BatchBuilder
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.read.xml_prolog import check_prolog
+
+if TYPE_CHECKING:
+    from fc_assets.ingestion.read.source_keys import SourceKeys
 
 
 def _local(tag: Any) -> str:
@@ -76,8 +79,11 @@ def element_fields(el: etree._Element, prefix: str, out: dict[str, str | None]) 
             out[key] = child.text or ""
 
 
-def read_xml(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of text columns (plus `_row` = the record's ordinal, 1-based).
+def read_xml(
+    src: ByteSource, record: str | None, chunk_rows: int, keys: SourceKeys | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Record batches of text columns (plus `_row` = the record's ordinal, 1-based); with `keys`, only the
+    columns the feed can use (the others counted in it).
 
     Without a declared record name, the records are the root's children with the first local name that
     occurs twice in a row (so a leading `<Metadata>` block is skipped); a root with a single child
@@ -89,20 +95,20 @@ def read_xml(src: ByteSource, record: str | None, chunk_rows: int) -> Iterator[p
 
     done = 0
     try:
-        for batch in fast_batches(src, record, chunk_rows):
+        for batch in fast_batches(src, record, chunk_rows, keys):
             done += batch.num_rows
             yield batch
         return
     except Exception:  # noqa: BLE001 - not a flat record file, or failing: the full parser decides
         pass
-    yield from read_xml_full(src, record, chunk_rows, skip=done)
+    yield from read_xml_full(src, record, chunk_rows, skip=done, keys=keys)
 
 
 def read_xml_full(
-    src: ByteSource, record: str | None, chunk_rows: int, skip: int = 0
+    src: ByteSource, record: str | None, chunk_rows: int, skip: int = 0, keys: SourceKeys | None = None
 ) -> Iterator[pa.RecordBatch]:
     """`read_xml` element by element (lxml), not yielding the first `skip` records."""
-    builder = BatchBuilder(chunk_rows)
+    builder = BatchBuilder(chunk_rows, keys)
     auto, established = record is None, record is not None
     pending: tuple[str, dict[str, str | None]] | None = None  # auto: a depth-2 element not yet confirmed
     n = 0

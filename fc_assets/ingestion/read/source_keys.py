@@ -1,0 +1,136 @@
+"""Which keys of a self-describing file (JSON, JSONL, XML) a feed can use, and the others, counted.
+
+Why: those readers made one column per distinct key of a chunk, so a file whose records carry ever-changing
+keys (`{"sku":…, "x17":…}`, a new key per line) held a 65,536-row column per key: 3 MB of JSONL with
+18,000 distinct keys took over 8 GB. A feed only ever reads the source columns its fields name (a field's
+name or alias, in the mapper's spelling-insensitive form), its attribute columns (by prefix or listed) and
+what its computed fields declare (`join`'s columns), so the readers keep only those: memory is bounded by
+the feed's declaration, not by the file. Nested objects are descended only where a wanted key can be.
+
+The keys left out are not silent: their number (distinct, exact up to `DISTINCT_LIMIT`) and the first
+`NAMES_SHOWN` of them are reported once per file (`check-file`'s JSON line and the feed run's metadata,
+`unknown_keys`). A feed with a computed field that does not declare its columns may read any column: then
+nothing is left out, and `records.MAX_CELLS` (keys x records in one chunk, whatever the feed) refuses a
+file whose keys never stop changing, as unreadable with its reason, before they exhaust memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from fc_assets.ingestion.read.mapping import normalise
+from fc_assets.ingestion.spec import TECHNICAL
+
+if TYPE_CHECKING:
+    from fc_assets.ingestion.feeds import Feed
+
+NAMES_SHOWN = 10  # unknown keys named in the report (the first seen, in file order)
+NAME_CHARS = 100  # of each, at most
+DISTINCT_LIMIT = 100_000  # unknown keys counted exactly up to here (a hash each: ~10 MB)
+_CACHE = 65_536  # names remembered as wanted or not (cleared when full: ever-changing keys)
+
+
+class SourceKeys:
+    """The keys a feed can use (`wanted`), and the distinct others seen so far (`summary`)."""
+
+    def __init__(
+        self,
+        names: Iterable[str] = (),
+        *,
+        prefixes: Iterable[str] = (),
+        everything: bool = False,
+    ) -> None:
+        self.everything = everything
+        self._names = frozenset(normalise(n) for n in names)
+        self._prefixes = tuple(p.lower() for p in prefixes)
+        self._cache: dict[str, bool] = {}
+        self.known: dict[str, bool] = {}  # names found wanted (so far; bounded as the cache)
+        self._nested: dict[str, bool] = {}
+        self._unknown: set[int] = set()
+        self.shown: list[str] = []
+        self.distinct = 0
+        self.capped = False  # more than DISTINCT_LIMIT: `distinct` is a lower bound
+
+    @classmethod
+    def for_feed(cls, feed: Feed) -> SourceKeys:
+        """What the feed's mapper (`mapping.FieldMapper`) can read."""
+        names: list[str] = [n for f in feed.fields for n in f.names()]
+        everything = False
+        for f in feed.fields:
+            if f.compute is not None:
+                declared = getattr(f.compute, "columns", None)
+                if declared is None:
+                    everything = True
+                else:
+                    names.extend(declared)
+        prefixes: tuple[str, ...] = ()
+        if feed.attributes:
+            names.extend(feed.attributes.columns)
+            prefixes = feed.attributes.prefixes
+        return cls(names, prefixes=prefixes, everything=everything)
+
+    def wanted(self, name: str) -> bool:
+        """Whether the feed can read the column `name` (else it is counted as unknown)."""
+        hit = self.usable(name)
+        if not hit:
+            self.unknown(name)
+        return hit
+
+    def usable(self, name: str) -> bool:
+        """`wanted` without counting (a parsing thread's question: the counting stays in file order)."""
+        if self.everything:
+            return True
+        hit = self._cache.get(name)
+        if hit is None:
+            low = name.lower()
+            hit = name not in TECHNICAL and (
+                normalise(name) in self._names
+                or any(low.startswith(p) and len(name) > len(p) for p in self._prefixes)
+            )
+            if len(self._cache) >= _CACHE:
+                self._cache.clear()
+                self.known.clear()
+            self._cache[name] = hit
+            if hit:
+                self.known[name] = True
+        return hit
+
+    def descend(self, prefix: str) -> bool:
+        """Whether a key under the nested object `prefix` (dotted, without the final dot) can be wanted;
+        when not, the object is skipped whole and `prefix` counted as one unknown key."""
+        if self.everything:
+            return True
+        hit = self._nested.get(prefix)
+        if hit is None:
+            norm, low = normalise(prefix), prefix.lower() + "."
+            hit = any(n.startswith(norm) for n in self._names) or any(
+                low.startswith(p) or p.startswith(low) for p in self._prefixes
+            )
+            if len(self._nested) >= _CACHE:
+                self._nested.clear()
+            self._nested[prefix] = hit
+        if not hit:
+            self.unknown(prefix)
+        return hit
+
+    def unknown(self, name: str) -> None:
+        key = hash(name)
+        if key in self._unknown:
+            return
+        if len(self._unknown) >= DISTINCT_LIMIT:
+            self.capped = True
+            return
+        self._unknown.add(key)
+        self.distinct += 1
+        if len(self.shown) < NAMES_SHOWN:
+            self.shown.append(name[:NAME_CHARS])
+
+    def summary(self) -> dict[str, Any] | None:
+        """`{"distinct": N, "names": [first few]}` (`"distinct_at_least"` instead when capped), or None."""
+        if not self.distinct:
+            return None
+        return {
+            ("distinct_at_least" if self.capped else "distinct"): self.distinct,
+            "names": list(self.shown),
+        }
