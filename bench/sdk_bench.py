@@ -18,10 +18,15 @@ process, so imports and start-up count:
 Wall time around the child and its CPU (user + system from `resource.getrusage(RUSAGE_CHILDREN)`), median of
 `--repeat` paired runs (ours, then the SDK), at 0 ms and at 20 ms injected latency (the sandbox's
 `latency_s` fault set through its admin API). Both sides must return the same number of orders (asserted).
-"Through Dagster": `dagster asset materialize --select orders --partition <day>` (whole process, one
-DAGSTER_HOME made for the benchmark, same sandbox at 0 ms, a fresh `file://` lake each run as the direct
-extraction has) against our direct extraction; `--dagster-only` runs just that pair. Each run's phases
-(seconds from the command's start to the run's start, each step's start and end) come from its event log.
+"Through Dagster": `dagster asset materialize --select orders --partition <day>` (whole process, same
+sandbox at 0 ms, a fresh `file://` lake each run as the direct extraction has) against our direct extraction,
+in paired runs (direct, then materialize; median of `--repeat`, at least 1) so both see the same load;
+`--dagster-only` runs just that. The DAGSTER_HOME is the instance `make demo` sets up (its dagster.yaml:
+SQLite, pools, telemetry off), which is what the README's command uses, and it has served one run before the
+timed ones: a user's home exists after their first run, and the direct side gets an untimed warm-up run too.
+That first run (it creates the instance's SQLite databases) is printed and named in the row's note, not
+hidden. Each run's phases (seconds from the command's start to the run's start, each step's start and end)
+come from its event log.
 
 Targets (issue 16): at 0 ms ours <= 1.0x the SDK's wall and <= 1.5x its CPU; at 20 ms >= 2x faster than the
 SDK; `dagster asset materialize` <= 1.3x our direct extraction.
@@ -127,6 +132,56 @@ def phases(dagster_home: str, started: float) -> str:
         elif kind in ("STEP_WORKER_STARTING", "STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
             marks.append(f"{step.split('_')[0]} {kind.split('_')[-1].lower()} {at:.1f}")
     return ", ".join(marks)
+
+
+def dagster_row(args, env: dict, base_url: str, start: datetime, ours_cmd: list[str], size: str) -> dict:
+    """`dagster asset materialize` of the day against our direct extraction, paired runs in a DAGSTER_HOME
+    set up as `make demo` does, after one first run there (see the module docstring)."""
+    from fc_assets.local_stack.demo import write_dagster_home
+
+    with tempfile.TemporaryDirectory(prefix="fc-sdk-bench-") as tmp:
+        write_dagster_home(Path(tmp))
+        denv = {**env, "DAGSTER_HOME": tmp, "FLUENT_BASE_URL": base_url}
+        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "fc_assets.definitions"]
+        cmd += ["--select", "orders", "--partition", start.date().isoformat()]
+
+        def materialize(i: int) -> dict:
+            # a fresh lake each run, as the direct extraction has: re-materializing a partition that exists
+            # first refreshes the entity's current state (remember_before_replacing)
+            denv["FC_LAKE_URI"] = f"file://{tmp}/lake-{i}"
+            started = time.time()
+            run = timed_child(cmd, env=denv)
+            print(f"  phases: {phases(tmp, started)}", flush=True)
+            return run
+
+        first = materialize(0)
+        print(
+            f"first run in a fresh DAGSTER_HOME: {first['wall']:.2f} s wall, {first['cpu']:.2f} s CPU",
+            flush=True,
+        )
+        direct, runs = [], []
+        for i in range(1, max(1, args.repeat) + 1):
+            direct.append(timed_child(ours_cmd, env=env))
+            runs.append(materialize(i))
+        objects = sum(1 for _ in Path(tmp).glob("lake-*/**/*.parquet"))
+    d_wall = statistics.median(r["wall"] for r in runs)
+    o_wall = statistics.median(r["wall"] for r in direct)
+    d_cpu = statistics.median(r["cpu"] for r in runs)
+    o_cpu = statistics.median(r["cpu"] for r in direct)
+    print(
+        f"dagster asset materialize: {d_wall:.2f} s wall, {d_cpu:.2f} s CPU vs direct {o_wall:.2f} s, "
+        f"{o_cpu:.2f} s CPU ({objects} Parquet objects written, load {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
+    return table_rows.row(
+        f"`dagster asset materialize` orders partition vs our direct extraction, {size}",
+        d_wall,
+        o_wall,
+        "ratio <= 1.3",
+        d_wall <= 1.3 * o_wall,
+        note=f"whole processes, median of {len(runs)} paired runs in a DAGSTER_HOME set up as `make demo`'s "
+        f"after its first run ({first['wall']:.2f} s); CPU {d_cpu:.1f} s vs {o_cpu:.1f} s",
+    )
 
 
 def main() -> int:
@@ -258,39 +313,7 @@ def main() -> int:
                 )
         sb.admin.set_faults(latency_ms=0)
         if not args.no_dagster and ours_direct:
-            with tempfile.TemporaryDirectory(prefix="fc-sdk-bench-") as tmp:
-                denv = {
-                    **env,
-                    "DAGSTER_HOME": tmp,
-                    "FLUENT_BASE_URL": sb.base_url,
-                }
-                cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "fc_assets.definitions"]
-                cmd += ["--select", "orders", "--partition", start.date().isoformat()]
-                runs = []
-                for i in range(max(1, min(args.repeat, 2))):
-                    # a fresh lake each run, as the direct extraction has: re-materializing a partition that
-                    # exists first refreshes the entity's current state (remember_before_replacing)
-                    denv["FC_LAKE_URI"] = f"file://{tmp}/lake-{i}"
-                    started = time.time()
-                    runs.append(timed_child(cmd, env=denv))
-                    print(f"  phases: {phases(tmp, started)}", flush=True)
-                rows = sum(1 for _ in Path(tmp).glob("lake-*/**/*.parquet"))
-            d_wall = statistics.median(r["wall"] for r in runs)
-            print(
-                f"dagster asset materialize: {d_wall:.2f} s wall ({rows} Parquet objects written, "
-                f"load {os.getloadavg()[0]:.1f})",
-                flush=True,
-            )
-            out.append(
-                table_rows.row(
-                    f"`dagster asset materialize` orders partition vs our direct extraction, {size}",
-                    d_wall,
-                    ours_direct,
-                    "ratio <= 1.3",
-                    d_wall <= 1.3 * ours_direct,
-                    note=f"whole processes, median of {len(runs)}, CPU {statistics.median(r['cpu'] for r in runs):.1f} s",
-                )
-            )
+            out.append(dagster_row(args, env, sb.base_url, start, ours_cmd, size))
     table_rows.emit(args.rows_json, out)
     return 0
 
