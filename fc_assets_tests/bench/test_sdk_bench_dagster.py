@@ -1,6 +1,6 @@
 """`bench/sdk_bench.py --dagster-only` at smoke size (300 orders): the `dagster asset materialize` row comes from
 paired runs (direct, then materialize) in a DAGSTER_HOME set up as `make demo`'s, after one first run whose
-time is printed and named in the row's note. (`run_all.py --smoke` runs the SDK benchmark with --no-dagster.)"""
+time is printed and named in the row's note, and one pair on a day without orders. (`run_all.py --smoke` runs the SDK benchmark with --no-dagster.)"""
 
 from __future__ import annotations
 
@@ -35,7 +35,11 @@ def test_dagster_row_from_paired_runs_after_a_first_run(tmp_path):
     first_wall = float(first[0].split(": ")[1].split(" s wall")[0])
     assert f"after its first run ({first_wall:.2f} s)" in row["note"], row
     assert "median of 2 paired runs in a DAGSTER_HOME set up as `make demo`'s" in row["note"], row
-    # three runs of the asset (the first and two timed), each with its phases from the event log
+    # four runs of the asset (the first, two timed, the day without orders), each with its phases
     phases = [ln for ln in proc.stdout.splitlines() if ln.startswith("  phases: ")]
-    assert len(phases) == 3 and all("orders success" in ln for ln in phases), proc.stdout
+    assert len(phases) == 4 and all("orders success" in ln for ln in phases), proc.stdout
     assert "3 Parquet objects written" in proc.stdout, proc.stdout
+    # the day before has no orders (asserted in the benchmark): each path's cost with nothing to move
+    [empty] = [ln for ln in proc.stdout.splitlines() if ln.startswith("a day without orders: ")]
+    empty_wall = float(empty.split("materialize ")[1].split(" s wall")[0])
+    assert f"a day without orders {empty_wall:.2f} s vs " in row["note"], row
