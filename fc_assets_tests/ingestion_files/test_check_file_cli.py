@@ -187,3 +187,37 @@ def test_a_stopped_check_leaves_no_partial_parquet_and_says_so(tmp_path, signame
     assert not list(tmp_path.glob("out/accepted.parquet*"))
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and signame in lines[0] and str(src) in lines[0], stderr
+
+
+_SIGNAL_AFTER_THE_CHECK = """
+import os, signal, sys, time
+from fc_assets.ingestion.read import validate
+from fc_assets.ingestion.read.validate import ValidationReport
+
+class Report(ValidationReport):
+    def summary(self):  # the check is over: the signal comes while its JSON line is being made
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+        return super().summary()
+
+validate.check_file = lambda feed, path, *a, **k: Report(feed, path)
+sys.argv = ["fc-assets", "check-file", "inventory", "x.csv"]
+from fc_assets.cli import main
+main()
+"""
+
+
+def test_a_signal_after_the_check_is_no_traceback():
+    """SIGTERM once the check has ended (while its JSON line is printed): the process ends by the signal,
+    not with `_Stopped` escaping as a traceback and exit status 1 (the handler outlived the check)."""
+    import signal
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AFTER_THE_CHECK],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), (proc.returncode, proc.stderr)

@@ -121,7 +121,13 @@ def check_file(
     for sig in STOP_SIGNALS:
         signal.signal(sig, _stop)
     try:
-        report = run_check(feed, path, rejects_path, fmt=fmt, progress=progress, parquet_path=parquet_path)
+        try:
+            report = run_check(
+                feed, path, rejects_path, fmt=fmt, progress=progress, parquet_path=parquet_path
+            )
+        finally:  # the check is over: a signal from here on ends the process as usual, not as `_Stopped`
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
     except FileUnreadable as e:
         if progress:
             progress.done()
