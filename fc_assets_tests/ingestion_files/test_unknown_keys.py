@@ -259,3 +259,11 @@ def test_a_catalogue_with_many_distinct_attribute_names_is_not_refused():
     )
     outcome = _feed_rows(products_feed(), body, "catalogue.jsonl")
     assert outcome.report.accepted == 70_000
+
+
+def test_unknown_key_names_are_shown_with_control_characters_escaped():
+    """A key is the file's text: a newline in it must not forge a line of the run's log."""
+    keys = SourceKeys(["sku"])
+    for name in ["sku", "bad\nINFO - forged line", "tab\there", "plain"]:
+        keys.wanted(name)
+    assert keys.summary() == {"distinct": 3, "names": ["bad\\nINFO - forged line", "tab\\there", "plain"]}

@@ -124,7 +124,7 @@ class SourceKeys:
         self._unknown.add(key)
         self.distinct += 1
         if len(self.shown) < NAMES_SHOWN:
-            self.shown.append(name[:NAME_CHARS])
+            self.shown.append(_printable(name[:NAME_CHARS]))
 
     def summary(self) -> dict[str, Any] | None:
         """`{"distinct": N, "names": [first few]}` (`"distinct_at_least"` instead when capped), or None."""
@@ -134,3 +134,11 @@ class SourceKeys:
             ("distinct_at_least" if self.capped else "distinct"): self.distinct,
             "names": list(self.shown),
         }
+
+
+def _printable(name: str) -> str:
+    """A key as shown in logs and metadata: control characters escaped (a key is the file's text; a newline in
+    it must not start a log line of its own)."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
