@@ -221,3 +221,25 @@ def test_a_signal_after_the_check_is_no_traceback():
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), (proc.returncode, proc.stderr)
+
+
+def test_a_stop_while_the_parquet_file_is_being_opened_leaves_nothing(tmp_path, monkeypatch):
+    """The race behind a flaky SIGTERM test: the signal came right after the temporary file was created,
+    before the writer was assigned, and `abort` (which only cleaned up after a writer) left the file."""
+    import pyarrow.parquet as pq
+
+    from fc_assets.ingestion.read.validate import check_file
+
+    class Stopped(BaseException):
+        pass
+
+    def opened_then_stopped(where, *args, **kwargs):
+        open(where, "wb").close()  # noqa: SIM115 - the file exists, as after ParquetWriter's first step
+        raise Stopped
+
+    monkeypatch.setattr(pq, "ParquetWriter", opened_then_stopped)
+    src = tmp_path / "stock.csv"
+    src.write_bytes(b"sku,location,qty\nS1,L1,5\n")
+    with pytest.raises(Stopped):
+        check_file("inventory", src, parquet_path=tmp_path / "out" / "accepted.parquet")
+    assert not list((tmp_path / "out").glob("accepted.parquet*"))

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +33,17 @@ N = 20_000
 PAD = "p" * 80
 
 
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+# The command runs as the grandchild of a small Python process that caps its address space and reports its
+# peak RSS: a process exec'd straight from this (pytest, often 400+ MB under xdist) starts with the parent's
+# RSS high-water mark in its own ru_maxrss (Linux carries it over fork and exec), which hid the command's.
+MEASURE = """
+import json, resource, subprocess, sys
+limit, result = int(sys.argv[1]), sys.argv[2]
+cap = lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+code = subprocess.run(sys.argv[3:], preexec_fn=cap).returncode
+peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+open(result, "w").write(json.dumps({"code": code, "peak_mb": peak_kb / 1024}))
+"""
 
 
 def _record(i: int, nested: bool = False) -> dict:
@@ -69,20 +77,22 @@ def checked(tmp_path_factory):
     procs = {}
     for name, path in _files(d).items():
         out, err = open(d / f"{name}.out", "w+"), open(d / f"{name}.err", "w+")  # noqa: SIM115
+        measured = d / f"{name}.rss.json"
+        cmd = [sys.executable, "-c", MEASURE, str(ADDRESS_SPACE), str(measured)]
         proc = subprocess.Popen(
-            [FC_ASSETS, "check-file", "inventory", str(path)],
+            [*cmd, FC_ASSETS, "check-file", "inventory", str(path)],
             stdout=out,
             stderr=err,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            preexec_fn=_cap_memory,
         )
-        procs[name] = (proc, out, err)
+        procs[name] = (proc, out, err, measured)
     results = {}
-    for name, (proc, out, err) in procs.items():
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS (KiB on Linux)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    for name, (proc, out, err, measured) in procs.items():
+        proc.wait()
+        assert proc.returncode == 0, f"{name}: the measuring process failed ({proc.returncode})"
+        child = json.loads(measured.read_text())
         out.seek(0), err.seek(0)
-        results[name] = (proc.returncode, out.read(), err.read(), usage.ru_maxrss / 1024)
+        results[name] = (child["code"], out.read(), err.read(), child["peak_mb"])
         out.close(), err.close()
     return results
 

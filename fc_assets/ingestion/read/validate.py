@@ -23,6 +23,7 @@ rows does not fail. Whole-file problems raise `FileUnreadable` instead (see unre
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
@@ -549,7 +550,12 @@ class _ParquetSink:
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-            os.unlink(self.tmp)
+        """Close and remove the temporary file, also when the writer was being opened (a SIGTERM right
+        after the file was created, before `self.writer` was set, left it behind)."""
+        writer, self.writer = self.writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
