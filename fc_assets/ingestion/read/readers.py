@@ -192,7 +192,20 @@ def read_file(
 ) -> Iterator[pa.RecordBatch]:
     """The file's records mapped onto the feed's canonical fields, as text (`text_schema(feed)`), with
     `_row`, `_error` and `_raw`. Nothing is validated or converted yet (see `validate.validate_file`)."""
-    raw = open_raw(
+    raw = open_feed_file(feed, source, name=name, fmt=fmt, chunk_rows=chunk_rows)
+    return mapper_for(feed).map_file(raw)
+
+
+def open_feed_file(
+    feed: Feed,
+    source: Source | ByteSource,
+    *,
+    name: str | None = None,
+    fmt: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> RawFile:
+    """`open_raw` as a file of `feed`: its format options, and only the source keys it can use."""
+    return open_raw(
         source,
         name=name,
         options=feed.format_options,
@@ -200,7 +213,6 @@ def read_file(
         chunk_rows=chunk_rows,
         keys=SourceKeys.for_feed(feed),
     )
-    return mapper_for(feed).map_file(raw)
 
 
 # ---------------------------------------------------------------------------------------------- CSV

@@ -42,10 +42,9 @@ from fc_assets.ingestion.read.arrow_values import bools, numbers, strings, to_bo
 from fc_assets.ingestion.read.conversions import convert
 from fc_assets.ingestion.read.mapping import mapper_for, text_schema
 from fc_assets.ingestion.read.nested import fold_prices
-from fc_assets.ingestion.read.readers import open_raw
+from fc_assets.ingestion.read.readers import open_feed_file
 from fc_assets.ingestion.read.rejects import RECORD_FIELD, RejectsWriter, empty_rejects, reject_table
 from fc_assets.ingestion.read.rules import MISSING, column_rules
-from fc_assets.ingestion.read.source_keys import SourceKeys
 from fc_assets.ingestion.spec import ARROW_TYPES, ERROR, RAW, ROW
 from fc_assets.prefetch import prefetch
 
@@ -357,14 +356,7 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         self._validator = ChunkValidator(feed)
         if chunk_rows is None:
             chunk_rows = DEFAULT_CHUNK_ROWS if self._validator.schema is None else PANDERA_CHUNK_ROWS
-        raw = open_raw(
-            source,
-            name=name,
-            options=feed.format_options,
-            fmt=fmt,
-            chunk_rows=chunk_rows,
-            keys=SourceKeys.for_feed(feed),
-        )
+        raw = open_feed_file(feed, source, name=name, fmt=fmt, chunk_rows=chunk_rows)
         self._keys = raw.keys
         self.report = report or ValidationReport(feed.name, raw.name, threshold=feed.threshold)
         self.report.format = raw.format
