@@ -89,6 +89,50 @@ def test_trim_returns_the_array_itself_when_nothing_is_trimmed(values):
     assert trim(arr.slice(1)).equals(pc.utf8_trim_whitespace(arr.slice(1)))
 
 
+_PIECES = ["a", "Z9", "-", " ", "\t", "\n", "\x0b", "\x1f", "\x00", "é", "\u00a0", "\u3000", "\u2003", "€"]
+
+
+def _random_text(rng: np.random.Generator, n: int, pieces: list[str]) -> list[str | None]:
+    return [
+        None if rng.random() < 0.1 else "".join(rng.choice(pieces, rng.integers(0, 4)).tolist())
+        for _ in range(n)
+    ]
+
+
+def _trimmed(arr: pa.Array) -> pa.Array:
+    """What `trim` gives without its shortcut (ASCII text: Arrow's ASCII trim, which keeps e.g. `\\x1f`)."""
+    ascii = all(v is None or v.isascii() for v in arr.to_pylist())
+    return pc.ascii_trim_whitespace(arr) if ascii else pc.utf8_trim_whitespace(arr)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_trim_equals_arrows_trim_on_random_text(seed):
+    """`trim`'s shortcut (one pass over the bytes, then each value's first and last byte, an empty value's
+    neighbours standing in for its ends) against Arrow's trim: on ASCII-only and Unicode text, with empty
+    values at either end, null slots holding text and arrays whose first offset is not 0."""
+    rng = np.random.default_rng(seed)
+    pieces = _PIECES[: rng.integers(2, len(_PIECES) + 1)]  # (the first: no byte that may be whitespace)
+    values = _random_text(rng, int(rng.integers(0, 40)), pieces)
+    arr = pa.array(values, pa.string())
+    expected = _trimmed(arr)
+    out = trim(arr)
+    assert out.equals(expected)
+    if out is arr:
+        assert expected.to_pylist() == values
+    if len(arr) > 2:  # the same text behind a first offset that is not 0, and null slots over text
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[: len(arr) + 1]
+        shifted = pa.Array.from_buffers(
+            pa.string(), len(arr) - 1, [None, pa.py_buffer(offsets[1:].copy()), arr.buffers()[2]]
+        )
+        assert shifted.offset == 0
+        assert trim(shifted).equals(_trimmed(shifted))
+        validity = bools(np.arange(len(shifted)) % 3 != 1)
+        masked = pa.Array.from_buffers(
+            pa.string(), len(shifted), [validity.buffers()[1], *shifted.buffers()[1:]]
+        )
+        assert trim(masked).equals(_trimmed(masked))
+
+
 @pytest.mark.parametrize("parts", [0, 1, 2])
 def test_as_batch_of_a_chunk_without_rows_keeps_its_schema(parts):
     """`readers._coalesce` hands on a table of the batches left at the end of a CSV; when those hold no rows

@@ -69,6 +69,12 @@ def as_batch(chunk: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
     return batches[0] if batches else empty_batch(chunk.schema)  # (a table without rows has no batch)
 
 
+def filter_batch(batch: pa.RecordBatch, keep: pa.BooleanArray) -> pa.RecordBatch:
+    """`batch.filter(keep)`, column by column: Arrow filters a record batch by turning the mask into indices
+    and taking them, ~4x the time of filtering each column (65k rows, 6 columns: 2.2 vs 0.5 ms)."""
+    return pa.RecordBatch.from_arrays([c.filter(keep) for c in batch.columns], schema=batch.schema)
+
+
 def scalar(value: bool | int | float | str | None, typ: pa.DataType) -> pa.Scalar:
     """One value of `typ` (bool, integer, floating or string types; None: the type's null)."""
     if value is None:

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fc_assets.ingestion.feeds import Feed, RowRule, get_feed
-from fc_assets.ingestion.read.arrow_values import bools, numbers, strings, to_bools
+from fc_assets.ingestion.read.arrow_values import bools, filter_batch, numbers, strings, to_bools
 from fc_assets.ingestion.read.conversions import convert
 from fc_assets.ingestion.read.mapping import mapper_for, text_schema
 from fc_assets.ingestion.read.nested import fold_prices
@@ -141,10 +141,10 @@ class ChunkValidator:
         unparsed = 0
         if mapped.column(ERROR).null_count < n:  # 1. records that could not be parsed
             broken = pc.is_valid(mapped.column(ERROR))
-            bad = mapped.filter(broken)
+            bad = filter_batch(mapped, broken)
             pieces.append(reject_table(bad.column(ROW), RECORD_FIELD, bad.column(RAW), bad.column(ERROR)))
             reasons.update(f"{RECORD_FIELD}: {r}" for r in _reason_keys(bad.column(ERROR)))
-            mapped = mapped.filter(pc.invert(broken))
+            mapped = filter_batch(mapped, pc.invert(broken))
             unparsed = bad.num_rows
         m = mapped.num_rows
         rows = mapped.column(ROW)
@@ -177,7 +177,7 @@ class ChunkValidator:
             typed.append(mapped.column(self.feed.attributes.field))
         batch = pa.RecordBatch.from_arrays(typed, schema=self.typed_schema)
         passed = np.flatnonzero(~rejected)
-        clean = batch.filter(bools(~rejected)) if rejected.any() else batch
+        clean = filter_batch(batch, bools(~rejected)) if rejected.any() else batch
         failed_rows = False  # 3. the row rules over the rows that passed the field rules
         for rule in self.row_masks:
             failing = rule.failing(clean)
@@ -192,7 +192,7 @@ class ChunkValidator:
                 reject(positions, column, reason)
                 rejected[positions] = failed_rows = True
         if failed_rows:
-            clean = batch.filter(bools(~rejected))
+            clean = filter_batch(batch, bools(~rejected))
         accepted_rows = rows.filter(bools(~rejected)) if rejected.any() else rows
         accepted = self._shape(clean, accepted_rows)  # 4. Fluent's shape
         rejects = pa.concat_tables(pieces) if pieces else empty_rejects()
@@ -205,7 +205,7 @@ class ChunkValidator:
             )
         keys = None
         if rejected.any() or unparsed:  # what the delta needs to not mistake them for disappeared rows
-            keys = pa.Table.from_batches([batch.filter(bools(rejected))]).select(self.key_schema.names)
+            keys = pa.Table.from_batches([filter_batch(batch.select(self.key_schema.names), bools(rejected))])
             if unparsed:
                 keys = pa.concat_tables([keys, _nulls(self.key_schema, unparsed)])
         return ChunkResult(accepted, rejects, n, n - accepted.num_rows, reasons, keys)
