@@ -194,6 +194,19 @@ def test_a_chunk_validated_without_pandera_is_the_same(feed_name, data):
         assert ours.rows / 10 < ours.accepted.num_rows < ours.rows
 
 
+@pytest.mark.parametrize(("feed_name", "data"), CASES, ids=CASE_IDS)
+def test_reject_lines_are_in_the_order_arrows_sort_gives(feed_name, data):
+    """A chunk's reject lines are ordered with numpy (by row, the feed's field order, reason) unless records
+    could not be parsed (then by Arrow's stable sort, `_sorted`): on chunks without those, Arrow's sort must
+    not move a line."""
+    validator = ChunkValidator(get_feed(feed_name))
+    mapped = _mapped(validator.feed, data)
+    parsed = mapped.filter(pc.is_null(mapped.column("_error")))
+    rejects = validator.run(parsed).rejects
+    assert len(set(rejects.column("reason").to_pylist())) > 1  # several reasons (and fields) to order
+    assert validator._sorted(rejects).equals(rejects)
+
+
 def test_a_row_rule_without_a_mask_goes_through_pandera_and_the_rest_stay_masks():
     feed = get_feed("products")
     no_mask = dataclasses.replace(feed.rules[0], failing=None)  # as a feed's own pandas-only rule would be
