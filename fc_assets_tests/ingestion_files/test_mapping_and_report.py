@@ -11,7 +11,7 @@ import pytest
 
 from fc_assets.ingestion.deliver import plans
 from fc_assets.ingestion.feeds import Feed, Inbox, get_feed, inventory_feed
-from fc_assets.ingestion.read.mapping import join, pandas_transform, text_schema, value_map
+from fc_assets.ingestion.read.mapping import FieldMapper, join, pandas_transform, text_schema, value_map
 from fc_assets.ingestion.read.readers import read_file
 from fc_assets.ingestion.read.validate import check_file
 from fc_assets.ingestion.spec import AttributeColumns, Field
@@ -162,3 +162,13 @@ def test_text_schema_is_stable_across_chunks_of_sparse_json():
     batches = list(read_file(get_feed("inventory"), io.BytesIO(data), name="s.json", chunk_rows=1))
     assert all(b.schema == text_schema(get_feed("inventory")) for b in batches)
     assert pa.Table.from_batches(batches).column("status").to_pylist() == [None, "x"]
+
+
+def test_a_headers_plan_is_made_once():
+    """A file's chunks share its header: the mapper plans it once (`FieldMapper.plan` cached each plan under
+    the last column name it matched, so every chunk planned it again)."""
+    mapper = FieldMapper(inventory_feed().fields)
+    columns = ["SKU", "location", "qty", "_row", "_error", "_raw"]
+    first = mapper.plan(columns, "x.csv", strict=True)
+    assert mapper.plan(columns, "x.csv", strict=False) is first
+    assert mapper.plan(list(columns), "x.csv", strict=True) is first

@@ -109,12 +109,12 @@ class FieldMapper:
         sources: dict[str, list[int]] = {}
         for f in self.fields:
             found = list(dict.fromkeys(normalise(n) for n in f.names() if normalise(n) in index))
-            for key in found:
-                if key in clashes:
+            for name in found:  # (not `key`: that is the cache's key, which this loop overwrote)
+                if name in clashes:
                     raise FileUnreadable(
-                        file, f"columns {clashes[key]} all match field {f.name}", field=f.name
+                        file, f"columns {clashes[name]} all match field {f.name}", field=f.name
                     )
-            sources[f.name] = [index[key] for key in found]
+            sources[f.name] = [index[name] for name in found]
         missing = [f for f in self.fields if f.needs_column and not sources[f.name]]
         if strict and missing:
             wanted = "; ".join(f"{f.name} (as {' / '.join(f.names())})" for f in missing)
