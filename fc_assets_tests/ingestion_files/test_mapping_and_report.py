@@ -7,6 +7,7 @@ import io
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from fc_assets.ingestion.deliver import plans
@@ -135,6 +136,31 @@ def test_report_metadata_and_check_file(tmp_path):
         "seconds",
         "failed",
     }
+
+
+def test_check_file_counts_the_rows_it_writes_to_parquet(tmp_path):
+    """Without a Parquet file the accepted rows are only counted: the same report and rejects, and progress
+    after every chunk either way."""
+    src = tmp_path / "stock.csv"
+    src.write_bytes(rows(30, n=100))
+    seen: dict[bool, list[int]] = {True: [], False: []}
+    reports = {}
+    for parquet in (True, False):
+        reports[parquet] = check_file(
+            "inventory",
+            src,
+            tmp_path / f"rejects-{parquet}.csv",
+            chunk_rows=16,
+            parquet_path=tmp_path / "accepted.parquet" if parquet else None,
+            progress=lambda r, parquet=parquet: seen[parquet].append(r.rows),
+        )
+    with_parquet, counted = (reports[True].summary(), reports[False].summary())
+    for summary in (with_parquet, counted):
+        summary.pop("seconds"), summary.pop("rejects_path")
+    assert counted == with_parquet and counted["accepted"] == 70
+    assert pq.read_table(tmp_path / "accepted.parquet").num_rows == 70
+    assert (tmp_path / "rejects-True.csv").read_bytes() == (tmp_path / "rejects-False.csv").read_bytes()
+    assert seen[True] == seen[False] == [16, 32, 48, 64, 80, 96, 100]
 
 
 def test_feed_declarations_for_the_pipeline(monkeypatch):

@@ -95,12 +95,12 @@ def test_a_worker_failure_is_raised_and_the_threads_end(tmp_path, monkeypatch):
     calls = 0
     original = validate.ChunkValidator.run
 
-    def failing(self, mapped):
+    def failing(self, mapped, **kwargs):
         nonlocal calls
         calls += 1
         if calls == 5:
             raise RuntimeError("chunk 5 failed")
-        return original(self, mapped)
+        return original(self, mapped, **kwargs)
 
     monkeypatch.setattr(validate.ChunkValidator, "run", failing)
     monkeypatch.setattr(validate, "WORKERS", 2)

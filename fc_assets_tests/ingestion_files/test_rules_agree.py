@@ -207,6 +207,20 @@ def test_reject_lines_are_in_the_order_arrows_sort_gives(feed_name, data):
     assert validator._sorted(rejects).equals(rejects)
 
 
+@pytest.mark.parametrize(("feed_name", "data"), CASES, ids=CASE_IDS)
+def test_a_chunk_checked_without_building_its_accepted_rows_has_the_same_verdicts(feed_name, data):
+    """`run(keep=False)` (check-file without a Parquet file) only counts the accepted rows: the counts,
+    rejects, reasons and rejected keys are those of a chunk whose accepted rows are built."""
+    validator = ChunkValidator(get_feed(feed_name))
+    mapped = _mapped(validator.feed, data)
+    built, counted = validator.run(mapped), validator.run(mapped, keep=False)
+    assert counted.accepted is None
+    assert counted.rows == built.rows and counted.rejected == built.rejected
+    assert built.rejected == built.rows - built.accepted.num_rows > 0
+    assert counted.rejects.equals(built.rejects) and counted.reasons == built.reasons
+    assert counted.rejected_keys.equals(built.rejected_keys)
+
+
 def test_a_row_rule_without_a_mask_goes_through_pandera_and_the_rest_stay_masks():
     feed = get_feed("products")
     no_mask = dataclasses.replace(feed.rules[0], failing=None)  # as a feed's own pandas-only rule would be
