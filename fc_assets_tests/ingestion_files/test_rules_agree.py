@@ -207,10 +207,15 @@ def test_reject_lines_are_in_the_order_arrows_sort_gives(feed_name, data):
     assert validator._sorted(rejects).equals(rejects)
 
 
-@pytest.mark.parametrize(("feed_name", "data"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize(
+    ("feed_name", "data"),
+    [*CASES, *((name, generated_csv(name, 6000, 3)) for name in sorted(FEEDS))],
+    ids=[*CASE_IDS, *(f"{name}-generated-6000" for name in sorted(FEEDS))],
+)
 def test_a_chunk_checked_without_building_its_accepted_rows_has_the_same_verdicts(feed_name, data):
-    """`run(keep=False)` (check-file without a Parquet file) only counts the accepted rows: the counts,
-    rejects, reasons and rejected keys are those of a chunk whose accepted rows are built."""
+    """`run(keep=False)` (check-file without a Parquet file) only counts the accepted rows (and leaves the
+    typed values of fields without rules, deduplicated ones from 4,096 rows, unspread): the counts, rejects,
+    reasons and rejected keys are those of a chunk whose accepted rows are built."""
     validator = ChunkValidator(get_feed(feed_name))
     mapped = _mapped(validator.feed, data)
     built, counted = validator.run(mapped), validator.run(mapped, keep=False)

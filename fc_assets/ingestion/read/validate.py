@@ -129,6 +129,9 @@ class ChunkValidator:
         self.rule_fields = {rule_error(r.field, r.reason): r.field for r in feed.rules}
         self.rule_reasons = {rule_error(r.field, r.reason): r.reason for r in feed.rules}
         self.key_schema = pa.schema([(k, ARROW_TYPES[feed.field(k).kind]) for k in feed.keys])
+        # the fields whose typed values a chunk checked without its accepted rows needs: rules run on them,
+        # keys are kept (the others' conversion failures are all that counts)
+        self.value_fields = {f.name for f in feed.fields if self.rules[f.name]} | set(feed.keys)
         self.typed_schema = pa.schema(
             [(f.name, ARROW_TYPES[f.kind]) for f in feed.fields]
             + ([text_schema(feed).field(feed.attributes.field)] if feed.attributes else [])
@@ -156,9 +159,11 @@ class ChunkValidator:
 
         rejected = np.zeros(m, bool)
         typed: list[pa.Array] = []
+        lean = not keep and not self.row_masks and self.schema is None  # (the typed batch is not needed)
         for f in self.feed.fields:  # 2. conversion, then the field's rules as Arrow masks
-            result = convert(f, mapped.column(f.name), self.feed.timezone)
-            typed.append(result.values)
+            wanted = not lean or f.name in self.value_fields
+            result = convert(f, mapped.column(f.name), self.feed.timezone, values=wanted)
+            typed.append(result.values if result.values is not None else pa.nulls(m, ARROW_TYPES[f.kind]))
             unconverted = np.zeros(m, bool)
             for mask, reason in result.failures:
                 if mask.any():
