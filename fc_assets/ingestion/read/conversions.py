@@ -88,10 +88,8 @@ def convert(f: Field, text: pa.Array, tz: str = "UTC", *, values: bool = True) -
 
 
 def _has_nul(text: pa.Array) -> bool:
-    data = text.buffers()[2]
-    return (
-        data is not None and data.size > 0 and np.frombuffer(data, np.uint8).min() == 0
-    )  # (min: 4x all's speed)
+    data = text.buffers()[2]  # (a NUL byte is the minimum: `min` is 4x the speed of `all`)
+    return data is not None and data.size > 0 and np.frombuffer(data, np.uint8).min() == 0
 
 
 def _refuse_nul(converted: Converted, text: pa.Array) -> Converted:

@@ -205,9 +205,7 @@ class ChunkValidator:
             accepted = self._shape(clean, rows.filter(bools(~rejected)) if rejected.any() else rows)
         rejects = self._rejects(mapped, found, unparsed)
         keys = None
-        if (
-            rejected.any() or unparsed is not None
-        ):  # what the delta needs to not mistake them for disappeared rows
+        if rejected.any() or unparsed is not None:  # for the delta: not mistaken for disappeared rows
             keys = pa.Table.from_batches([filter_batch(batch.select(self.key_schema.names), bools(rejected))])
             if unparsed is not None:
                 keys = pa.concat_tables([keys, _nulls(self.key_schema, unparsed.num_rows)])
