@@ -48,11 +48,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.read.arrow_values import numbers, to_numbers
+from fc_assets.ingestion.read import folded
+from fc_assets.ingestion.read.arrow_values import numbers, strings, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.read.records import check_columns
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
 from fc_assets.ingestion.read.streams import ByteSource
-from fc_assets.ingestion.spec import TECHNICAL
+from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.read.source_keys import SourceKeys
@@ -101,6 +103,12 @@ class _Block:
     # per field element its record (non-decreasing) and field; None: every record has every field, in order
     rec: np.ndarray | None = None
     fid: np.ndarray | None = None
+    # attribute keys folded (`SourceKeys.fold`; a block of differing records): per such field element its
+    # record (non-decreasing), field and text
+    fold_rec: np.ndarray | None = None
+    fold_fid: np.ndarray | None = None
+    fold_values: pa.Array | None = None
+    name_array: pa.Array | None = None  # `names` as an array (made when folding)
 
     def present(self, lo: int, hi: int) -> list[int]:
         """The fields of records lo..hi-1 in order of first appearance (the full parser's column order)."""
@@ -198,7 +206,7 @@ def _tokenised(
     pool: ThreadPoolExecutor,
     pieces: Iterator[tuple[bytearray, int, str]],
     spare: list[bytearray],
-    usable: Callable[[str], bool] | None = None,
+    usable: Callable[[str], int] | None = None,
 ) -> Iterator[_Block]:
     """The blocks of `pieces` in file order, tokenised on `pool`, IN_FLIGHT at most ahead (bounded memory);
     a block's error is raised in its turn. Each buffer goes back to `spare` once tokenised (a block's
@@ -270,10 +278,11 @@ def _root_start(head: bytes) -> tuple[int, str]:
     return m.end(), m.group(1).decode()
 
 
-def _tokenise(buf: bytearray, end: int, record: str, usable: Callable[[str], bool] | None = None) -> _Block:
+def _tokenise(buf: bytearray, end: int, record: str, usable: Callable[[str], int] | None = None) -> _Block:
     """The records in buf[:end] (which starts before a record start tag and ends with a record end tag);
-    with `usable`, columns only for the names it accepts (records with ever-changing names would otherwise
-    make a block column per name: names x records cells)."""
+    with `usable` (`SourceKeys.usable`), columns only for the names it takes as columns, attribute keys
+    folded (records with ever-changing names would otherwise make a block column per name: names x records
+    cells)."""
     raw = np.frombuffer(buf, np.uint8, end)
     crs = _check_characters(buf, raw, end)
     return _repeated(buf, raw, end, record, crs) or _general(buf, raw, end, record, crs, usable)
@@ -436,7 +445,7 @@ def _only_whitespace(raw: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
 
 
 def _general(
-    buf: bytes, raw: np.ndarray, end: int, record: str, crs: int, usable: Callable[[str], bool] | None = None
+    buf: bytes, raw: np.ndarray, end: int, record: str, crs: int, usable: Callable[[str], int] | None = None
 ) -> _Block:
     """The block's records, tokenised at every `<` and `>` (records with different fields or whitespace)."""
     delims = np.flatnonzero(
@@ -492,10 +501,11 @@ def _general(
     val = np.where(f_fo, text_at[field], 2 * d)
     order = np.argsort(f_fid, kind="stable")  # by field, each in file order (radix sort: int16)
     bounds = np.searchsorted(f_fid[order], np.arange(len(names) + 1))
+    kinds = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
     columns: list[pa.Array | None] = []
     for f in range(len(names)):
-        if usable is not None and not usable(names[f]):
-            columns.append(None)  # (not read by the feed: `_take` counts it, never takes it)
+        if not kinds[f] & COLUMN:
+            columns.append(None)  # (not read by the feed as a column: `_take` counts it, never takes it)
             continue
         at = order[bounds[f] : bounds[f + 1]]
         if len(at) == n:  # in every record (once: repeats are not simple)
@@ -505,7 +515,13 @@ def _general(
             idx[f_rec[at]] = val[at]
             valid = pa.py_buffer(np.packbits(idx >= 0, bitorder="little"))
         columns.append(tokens.take(pa.Array.from_buffers(pa.int64(), n, [valid, pa.py_buffer(idx)])))
-    return _Block(n, names, columns, f_rec, f_fid)
+    block = _Block(n, names, columns, f_rec, f_fid)
+    fold = np.array([bool(kind & ATTRIBUTE) for kind in kinds], bool)
+    if fold.any():  # attribute keys: their values in record order, not a column each (names x records)
+        sel = np.flatnonzero(fold[f_fid])
+        block.fold_rec, block.fold_fid = f_rec[sel], f_fid[sel]
+        block.fold_values = tokens.take(numbers(val[sel]))
+    return block
 
 
 def _structure(
@@ -550,14 +566,20 @@ def _classify(markup: list[str], record: str) -> tuple[np.ndarray, np.ndarray, l
 def _take(
     pending: list[tuple[_Block, int, int]], rows: int, done: int, keys: SourceKeys | None = None
 ) -> tuple[pa.RecordBatch, list[tuple[_Block, int, int]]]:
-    """A batch of the next `rows` records (with `keys`: the columns the feed can use), and what is left."""
+    """A batch of the next `rows` records (with `keys`: the columns the feed can use, and attribute keys
+    folded into one column when `keys.fold`, as `records.BatchBuilder` folds them), and what is left."""
     wanted = None if keys is None or keys.everything else keys.wanted
+    fold = keys is not None and keys.fold
     parts, pending = take_spans(pending, rows)
     columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
+    entries = []
     for i, (block, lo, hi) in enumerate(parts):
         present = block.present(lo, hi)
         if wanted is not None:
-            present = [f for f in present if wanted(block.names[f])]
+            kinds = {f: wanted(block.names[f]) for f in present}
+            present = [f for f in present if kinds[f] & COLUMN]
+            if fold:
+                entries.append(_folded(block, lo, hi, [f for f, kind in kinds.items() if kind & ATTRIBUTE]))
         for f in present:
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.columns[f].slice(lo, hi - lo)
     check_columns(len(columns), rows, done + 1)
@@ -568,9 +590,36 @@ def _take(
             for v, (_, lo, hi) in zip(values, parts, strict=True)
         ]
         arrays.append(filled[0] if len(filled) == 1 else pa.concat_arrays(filled))
+    if fold:
+        counts, names, texts = zip(*entries, strict=True)
+        arrays.append(folded.folded(np.concatenate(counts), pa.concat_arrays(names), pa.concat_arrays(texts)))
     arrays += [
         numbers(np.arange(done + 1, done + rows + 1, dtype=np.int64)),
         pa.nulls(rows, pa.string()),
         pa.nulls(rows, pa.string()),
     ]
-    return pa.RecordBatch.from_arrays(arrays, names=[*columns, *TECHNICAL]), pending
+    names = [*columns, *([FOLDED] if fold else []), *TECHNICAL]
+    return pa.RecordBatch.from_arrays(arrays, names=names), pending
+
+
+def _folded(block: _Block, lo: int, hi: int, attributes: list[int]) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Records lo..hi-1 of the block: per record its number of attribute entries (of the fields
+    `attributes`, in the order the records hold them), their keys and values."""
+    if block.name_array is None:
+        block.name_array = strings(block.names)
+    m, names = hi - lo, block.name_array
+    if block.rec is None:  # every record: every field, in order
+        values = [block.columns[f].slice(lo, m) for f in attributes]
+        k = len(values)
+        interleaved = np.arange(m * k).reshape(k, m).T.ravel()  # record by record
+        texts = pa.concat_arrays(values).take(numbers(interleaved)) if k else pa.nulls(0, pa.string())
+        return np.full(m, k, np.int64), names.take(numbers(np.tile(np.array(attributes, np.int64), m))), texts
+    if block.fold_rec is None:
+        return np.zeros(m, np.int64), pa.nulls(0, pa.string()), pa.nulls(0, pa.string())
+    a, b = np.searchsorted(block.fold_rec, [lo, hi])
+    counts = np.bincount(block.fold_rec[a:b] - lo, minlength=m)
+    return (
+        counts,
+        names.take(numbers(block.fold_fid[a:b].astype(np.int64))),
+        block.fold_values.slice(a, b - a),
+    )
