@@ -338,6 +338,13 @@ def join(*names: str, sep: str = " ") -> Callable[[Columns], pa.Array]:
 
     def _join(cols: Columns) -> pa.Array:
         parts = [cols[n] for n in names]
+        # pyarrow 26 leaves out a row whose parts are all null (its result is shorter than its input): such
+        # rows get one empty part, so their join is empty (null once mapped)
+        some = to_bools(pc.is_valid(parts[0]))
+        for part in parts[1:]:
+            some |= to_bools(pc.is_valid(part))
+        if not some.all():
+            parts[0] = pc.if_else(bools(some), parts[0], scalar("", STRING))
         return pc.binary_join_element_wise(*parts, scalar(sep, STRING), null_handling="skip")
 
     _join.columns = names  # type: ignore[attr-defined] - what it reads (source_keys.SourceKeys.for_feed)
