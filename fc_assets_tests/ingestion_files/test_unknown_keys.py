@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,26 +21,12 @@ from fc_assets.ingestion.read.source_keys import NAMES_SHOWN, SourceKeys
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import Field
-from fc_assets_tests.ingestion_files.helpers import run
+from fc_assets_tests.ingestion_files.helpers import check_files_measured, run
 
-FC_ASSETS = str(Path(sys.executable).parent / "fc-assets")
 ADDRESS_SPACE = 3 * 1024**3  # the child fails rather than taking the machine down
 PEAK_RSS_MB = 400  # a normal file of the same size: ~95 MB
 N = 20_000
 PAD = "p" * 80
-
-
-# The command runs as the grandchild of a small Python process that caps its address space and reports its
-# peak RSS: a process exec'd straight from this (pytest, often 400+ MB under xdist) starts with the parent's
-# RSS high-water mark in its own ru_maxrss (Linux carries it over fork and exec), which hid the command's.
-MEASURE = """
-import json, resource, subprocess, sys
-limit, result = int(sys.argv[1]), sys.argv[2]
-cap = lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-code = subprocess.run(sys.argv[3:], preexec_fn=cap).returncode
-peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-open(result, "w").write(json.dumps({"code": code, "peak_mb": peak_kb / 1024}))
-"""
 
 
 def _record(i: int, nested: bool = False) -> dict:
@@ -73,28 +56,7 @@ def _files(d: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
     """`fc-assets check-file inventory` on each file, in parallel: (exit code, stdout, stderr, peak RSS MB)."""
-    d = tmp_path_factory.mktemp("unknown-keys")
-    procs = {}
-    for name, path in _files(d).items():
-        out, err = open(d / f"{name}.out", "w+"), open(d / f"{name}.err", "w+")  # noqa: SIM115
-        measured = d / f"{name}.rss.json"
-        cmd = [sys.executable, "-c", MEASURE, str(ADDRESS_SPACE), str(measured)]
-        proc = subprocess.Popen(
-            [*cmd, FC_ASSETS, "check-file", "inventory", str(path)],
-            stdout=out,
-            stderr=err,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        procs[name] = (proc, out, err, measured)
-    results = {}
-    for name, (proc, out, err, measured) in procs.items():
-        proc.wait()
-        assert proc.returncode == 0, f"{name}: the measuring process failed ({proc.returncode})"
-        child = json.loads(measured.read_text())
-        out.seek(0), err.seek(0)
-        results[name] = (child["code"], out.read(), err.read(), child["peak_mb"])
-        out.close(), err.close()
-    return results
+    return check_files_measured("inventory", _files(tmp_path_factory.mktemp("unknown-keys")), ADDRESS_SPACE)
 
 
 @pytest.mark.timeout(900)
