@@ -38,5 +38,17 @@ def empty(n: int) -> pa.ListArray:
     return folded(np.zeros(n, np.int64), pa.nulls(0, STRING), pa.nulls(0, STRING))
 
 
+def repeated(names: list[str], times: int) -> pa.Array:
+    """`names`, `times` over (the keys of records that all have the same ones): bytes repeated, not taken."""
+    encoded = [n.encode() for n in names]
+    lengths = np.array([len(e) for e in encoded], np.int32)
+    offsets = np.zeros(len(names) * times + 1, np.int32)
+    np.cumsum(np.tile(lengths, times), out=offsets[1:])
+    data = b"".join(encoded) * times
+    return pa.Array.from_buffers(
+        STRING, len(names) * times, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
 def joined(parts: list[pa.ListArray]) -> pa.ListArray:
     return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)

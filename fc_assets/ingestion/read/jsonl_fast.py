@@ -335,16 +335,15 @@ def _kinds(
 
 def _folded(block: _Block, lo: int, hi: int) -> tuple[np.ndarray, pa.Array, pa.Array]:
     """Records lo..hi-1 of the block: per record its number of attribute entries, their keys and values."""
-    if block.period:
+    if block.period:  # every record: the same keys
         at = np.flatnonzero(block.fold)
         idx = block.val.reshape(block.n, block.period)[lo:hi, at].ravel()
-        counts = np.full(hi - lo, len(at), np.int64)
-        which = np.tile(at, hi - lo)
-    else:
-        a, b = np.searchsorted(block.rec, [lo, hi])
-        sel = np.flatnonzero(block.fold[block.fid[a:b]])
-        idx, which = block.val[a:b][sel], block.fid[a:b][sel]
-        counts = np.bincount(block.rec[a:b][sel] - lo, minlength=hi - lo)
+        names = folded.repeated([block.names[f] for f in at], hi - lo)
+        return np.full(hi - lo, len(at), np.int64), names, block.tokens.take(numbers(idx))
+    a, b = np.searchsorted(block.rec, [lo, hi])
+    sel = np.flatnonzero(block.fold[block.fid[a:b]])
+    idx, which = block.val[a:b][sel], block.fid[a:b][sel]
+    counts = np.bincount(block.rec[a:b][sel] - lo, minlength=hi - lo)
     if block.name_array is None:
         block.name_array = strings(block.names)
     return counts, block.name_array.take(numbers(which)), block.tokens.take(numbers(idx))

@@ -103,12 +103,33 @@ class _Block:
     # per field element its record (non-decreasing) and field; None: every record has every field, in order
     rec: np.ndarray | None = None
     fid: np.ndarray | None = None
-    # attribute keys folded (`SourceKeys.fold`; a block of differing records): per such field element its
-    # record (non-decreasing), field and text
+    # attribute keys folded (`SourceKeys.fold`), made on the tokenising thread: per such field element its
+    # record (non-decreasing), key and text; None: no attribute key in the block
     fold_rec: np.ndarray | None = None
-    fold_fid: np.ndarray | None = None
+    fold_names: pa.Array | None = None
     fold_values: pa.Array | None = None
-    name_array: pa.Array | None = None  # `names` as an array (made when folding)
+
+    def fold(self, uses: list[int], tokens: pa.Array, val: np.ndarray | dict[int, tuple[int, int]]) -> None:
+        """Make the block's folded attribute entries (`uses`: per name its `SourceKeys` kind) from the field
+        elements' texts in `tokens`: `val`, per field element its token; for a block whose records all have
+        every field in order, per field (start, step) of its n texts (a field not there is `<F/>`: "")."""
+        fold = np.array([bool(use & ATTRIBUTE) for use in uses], bool)
+        if not fold.any():
+            return
+        if self.rec is None:
+            at = np.flatnonzero(fold).tolist()
+            n = self.n
+            if not all(f in val for f in at):  # <F/>: its "" after the tokens
+                tokens = pa.concat_arrays([tokens, pa.array([""], pa.string())])
+            start, step = np.array([val.get(f, (len(tokens) - 1, 0)) for f in at], np.int64).T  # type: ignore[union-attr]
+            self.fold_rec = np.repeat(np.arange(n), len(at))
+            self.fold_names = folded.repeated([self.names[f] for f in at], n)
+            self.fold_values = tokens.take(numbers((start + np.arange(n)[:, None] * step).ravel()))
+            return
+        sel = np.flatnonzero(fold[self.fid])  # type: ignore[index]
+        self.fold_rec = self.rec[sel]
+        self.fold_names = strings(self.names).take(numbers(self.fid[sel].astype(np.int64)))  # type: ignore[index]
+        self.fold_values = tokens.take(numbers(val[sel]))  # type: ignore[call-overload]
 
     def present(self, lo: int, hi: int) -> list[int]:
         """The fields of records lo..hi-1 in order of first appearance (the full parser's column order)."""
@@ -285,7 +306,7 @@ def _tokenise(buf: bytearray, end: int, record: str, usable: Callable[[str], int
     cells)."""
     raw = np.frombuffer(buf, np.uint8, end)
     crs = _check_characters(buf, raw, end)
-    return _repeated(buf, raw, end, record, crs) or _general(buf, raw, end, record, crs, usable)
+    return _repeated(buf, raw, end, record, crs, usable) or _general(buf, raw, end, record, crs, usable)
 
 
 class _Scratch(threading.local):
@@ -342,7 +363,14 @@ def _check_characters(buf: bytearray, raw: np.ndarray, end: int) -> int:
     return crs
 
 
-def _repeated(buf: bytearray, raw: np.ndarray, end: int, record: str, crs: int) -> _Block | None:
+def _repeated(
+    buf: bytearray,
+    raw: np.ndarray,
+    end: int,
+    record: str,
+    crs: int,
+    usable: Callable[[str], int] | None = None,
+) -> _Block | None:
     """The block's records when each repeats the first one's markup exactly (the usual export), else None.
 
     Every `<` is located (one numpy pass); the first record's tags are the template, and the k-th `<` of
@@ -408,27 +436,34 @@ def _repeated(buf: bytearray, raw: np.ndarray, end: int, record: str, crs: int) 
         if is_fo[tag[tag >= 0] % p].any():
             raise NotSimple("'\\r' in text")
     columns: list[pa.Array] = [None] * len(names)  # type: ignore[list-item]
+    block = _Block(k, names, columns)
+    uses = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
+    texts, where = pa.nulls(0, pa.string()), {}
     if len(fo):
         # the field texts as tokens of an Arrow array over the block (each followed by what is between it
-        # and the next), taken field by field into one array
+        # and the next), taken field by field into one array (but attribute keys folded: `_Block.fold`)
+        fo_fields = fids[fo].tolist()
+        kept = [i for i, f in enumerate(fo_fields) if uses[f] & COLUMN]
         offsets = _scratch("offsets", 2 * k * len(fo), np.int32).reshape(k, len(fo), 2)
-        picked = _scratch("picked", k * len(fo), np.int64).reshape(len(fo), k)
+        picked = _scratch("picked", k * len(kept), np.int64).reshape(len(kept), k)
         for i, c in enumerate(fo):
             offsets[:, i, 0], offsets[:, i, 1] = starts[:, c], ends[:, c]
-            np.multiply(np.arange(k), 2 * len(fo), out=picked[i])
-            picked[i] += 2 * i
+        for j, i in enumerate(kept):
+            np.multiply(np.arange(k), 2 * len(fo), out=picked[j])
+            picked[j] += 2 * i
         texts = pa.Array.from_buffers(
             pa.string(), offsets.size - 1, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
         )
         values = texts.take(numbers(picked.ravel()))
-        del texts
-        for i, f in enumerate(fids[fo]):
-            columns[f] = values.slice(i * k, k)
+        for j, i in enumerate(kept):
+            columns[fo_fields[i]] = values.slice(j * k, k)
+        where = {f: (2 * i, 2 * len(fo)) for i, f in enumerate(fo_fields)}
     for f in fids[field[~f_fo]]:  # <F/>: ""
         columns[f] = pa.Array.from_buffers(
             pa.string(), k, [None, pa.py_buffer(np.zeros(k + 1, np.int32)), pa.py_buffer(b"")]
         )
-    return _Block(k, names, columns)
+    block.fold(uses, texts, where)  # attribute keys: their values record by record (copies, not views)
+    return block
 
 
 def _only_whitespace(raw: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
@@ -501,10 +536,10 @@ def _general(
     val = np.where(f_fo, text_at[field], 2 * d)
     order = np.argsort(f_fid, kind="stable")  # by field, each in file order (radix sort: int16)
     bounds = np.searchsorted(f_fid[order], np.arange(len(names) + 1))
-    kinds = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
+    uses = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
     columns: list[pa.Array | None] = []
     for f in range(len(names)):
-        if not kinds[f] & COLUMN:
+        if not uses[f] & COLUMN:
             columns.append(None)  # (not read by the feed as a column: `_take` counts it, never takes it)
             continue
         at = order[bounds[f] : bounds[f + 1]]
@@ -516,11 +551,7 @@ def _general(
             valid = pa.py_buffer(np.packbits(idx >= 0, bitorder="little"))
         columns.append(tokens.take(pa.Array.from_buffers(pa.int64(), n, [valid, pa.py_buffer(idx)])))
     block = _Block(n, names, columns, f_rec, f_fid)
-    fold = np.array([bool(kind & ATTRIBUTE) for kind in kinds], bool)
-    if fold.any():  # attribute keys: their values in record order, not a column each (names x records)
-        sel = np.flatnonzero(fold[f_fid])
-        block.fold_rec, block.fold_fid = f_rec[sel], f_fid[sel]
-        block.fold_values = tokens.take(numbers(val[sel]))
+    block.fold(uses, tokens, val)  # attribute keys: their values in record order, not a column each
     return block
 
 
@@ -576,10 +607,9 @@ def _take(
     for i, (block, lo, hi) in enumerate(parts):
         present = block.present(lo, hi)
         if wanted is not None:
-            kinds = {f: wanted(block.names[f]) for f in present}
-            present = [f for f in present if kinds[f] & COLUMN]
-            if fold:
-                entries.append(_folded(block, lo, hi, [f for f, kind in kinds.items() if kind & ATTRIBUTE]))
+            present = [f for f in present if wanted(block.names[f]) & COLUMN]
+        if fold:
+            entries.append(_folded(block, lo, hi))
         for f in present:
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.columns[f].slice(lo, hi - lo)
     check_columns(len(columns), rows, done + 1)
@@ -602,24 +632,10 @@ def _take(
     return pa.RecordBatch.from_arrays(arrays, names=names), pending
 
 
-def _folded(block: _Block, lo: int, hi: int, attributes: list[int]) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """Records lo..hi-1 of the block: per record its number of attribute entries (of the fields
-    `attributes`, in the order the records hold them), their keys and values."""
-    if block.name_array is None:
-        block.name_array = strings(block.names)
-    m, names = hi - lo, block.name_array
-    if block.rec is None:  # every record: every field, in order
-        values = [block.columns[f].slice(lo, m) for f in attributes]
-        k = len(values)
-        interleaved = np.arange(m * k).reshape(k, m).T.ravel()  # record by record
-        texts = pa.concat_arrays(values).take(numbers(interleaved)) if k else pa.nulls(0, pa.string())
-        return np.full(m, k, np.int64), names.take(numbers(np.tile(np.array(attributes, np.int64), m))), texts
+def _folded(block: _Block, lo: int, hi: int) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Records lo..hi-1 of the block: per record its number of attribute entries, their keys and values."""
     if block.fold_rec is None:
-        return np.zeros(m, np.int64), pa.nulls(0, pa.string()), pa.nulls(0, pa.string())
+        return np.zeros(hi - lo, np.int64), pa.nulls(0, pa.string()), pa.nulls(0, pa.string())
     a, b = np.searchsorted(block.fold_rec, [lo, hi])
-    counts = np.bincount(block.fold_rec[a:b] - lo, minlength=m)
-    return (
-        counts,
-        names.take(numbers(block.fold_fid[a:b].astype(np.int64))),
-        block.fold_values.slice(a, b - a),
-    )
+    counts = np.bincount(block.fold_rec[a:b] - lo, minlength=hi - lo)
+    return counts, block.fold_names.slice(a, b - a), block.fold_values.slice(a, b - a)  # type: ignore[union-attr]
