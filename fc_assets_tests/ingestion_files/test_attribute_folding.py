@@ -13,12 +13,14 @@ import io
 import json
 import random
 
+import pyarrow as pa
 import pytest
 
 from fc_assets.ingestion.feeds import Feed, products_feed
 from fc_assets.ingestion.read import jsonl_fast, readers, records, xml_fast, xml_records
 from fc_assets.ingestion.read.arrow_values import as_batch
-from fc_assets.ingestion.read.mapping import FieldMapper, join
+from fc_assets.ingestion.read.folded import from_records
+from fc_assets.ingestion.read.mapping import FieldMapper, attribute_namer, folded_attribute_lists, join
 from fc_assets.ingestion.read.readers import open_raw
 from fc_assets.ingestion.read.source_keys import SourceKeys
 from fc_assets.ingestion.read.streams import ByteSource
@@ -376,3 +378,34 @@ def test_ever_changing_attribute_names_are_read_in_bounded_memory(checked, name)
     assert (summary["rows"], summary["accepted"], summary["rejected"]) == (N, N, 0)
     assert "unknown_keys" not in summary
     assert peak_mb < PEAK_RSS_MB, f"{name}: peak RSS {peak_mb:.0f} MB"
+
+
+def test_a_slice_of_a_folded_column_maps_as_its_records_alone():
+    """A chunk's folded column may be a slice (its offsets then point into the whole array's entries)."""
+    records_ = [
+        [("attr_b", "1"), ("attr_a", " ")],
+        [],
+        [("attr_a", "2"), ("attr_c", None), ("attr_b", "3")],
+        [("attr_c", "4")],
+        [("attr_b", ""), ("attr_a", "5")],
+    ]
+
+    def fold(recs: list[Record]) -> pa.ListArray:
+        entries = [e for r in recs for e in r]
+        return from_records([len(r) for r in recs], [k for k, _ in entries], [v for _, v in entries])
+
+    namer = attribute_namer(AttributeColumns())
+    whole = fold(records_)
+    for lo, hi in [(0, 5), (1, 4), (2, 5), (3, 3), (4, 5)]:
+        got = folded_attribute_lists(whole.slice(lo, hi - lo), namer, "STRING")
+        assert got.to_pylist() == folded_attribute_lists(fold(records_[lo:hi]), namer, "STRING").to_pylist()
+    assert [
+        [(a["name"], a["value"]) for a in row]
+        for row in folded_attribute_lists(whole, namer, "T").to_pylist()
+    ] == [
+        [("b", "1")],
+        [],
+        [("b", "3"), ("a", "2")],
+        [("c", "4")],
+        [("a", "5")],
+    ]

@@ -306,28 +306,30 @@ def folded_attribute_lists(
         return _no_attributes(n)
     keys, texts = entries.flatten()
     encoded = pc.dictionary_encode(keys)  # ids in order of first occurrence
-    ids = to_numbers(encoded.indices).astype(np.int64)
-    parents = to_numbers(pc.list_parent_indices(folded)).astype(np.int64)
+    ids = to_numbers(encoded.indices)
+    offsets = to_numbers(folded.offsets)
+    offsets = offsets - offsets[0]  # (a slice's offsets point into the whole array's entries)
     values = clean(texts)
-    order = parents * len(encoded.dictionary) + ids
-    if (
-        np.diff(order) < 0
-    ).any():  # a record whose keys first occurred in another order (keys: once a record)
-        order = np.argsort(order, kind="stable")
-        ids, parents, values = ids[order], parents[order], values.take(numbers(order))
+    starts = np.zeros(len(ids), bool)
+    starts[offsets[:-1][offsets[1:] > offsets[:-1]]] = True
+    if (~starts[1:] & (ids[1:] < ids[:-1])).any():  # a record whose keys first occurred in another order
+        parents = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+        order = np.argsort(parents * len(encoded.dictionary) + ids, kind="stable")
+        ids, values = ids[order], values.take(numbers(order))
     renamed = [attribute_name(k) for k in encoded.dictionary.to_pylist()]
     keep = to_bools(pc.is_valid(values))
     if None in renamed:  # (the readers fold only attribute keys)
         keep &= np.array([r is not None for r in renamed])[ids]
-    ids = ids[keep]
-    offsets = np.zeros(n + 1, np.int32)
-    np.cumsum(np.bincount(parents[keep], minlength=n), out=offsets[1:])
+    if not keep.all():
+        ids, values = ids[keep], values.filter(bools(keep))
+        kept = np.zeros(len(keep) + 1, np.int32)
+        np.cumsum(keep, out=kept[1:])
+        offsets = kept[offsets]
     names = strings([r or "" for r in renamed]).take(numbers(ids))
-    kept = values.filter(bools(keep))
     struct = pa.StructArray.from_arrays(
-        [names, constant(type_, len(kept)), kept], fields=list(ATTRIBUTE_TYPE)
+        [names, constant(type_, len(values)), values], fields=list(ATTRIBUTE_TYPE)
     )
-    return pa.ListArray.from_arrays(numbers(offsets), struct)
+    return pa.ListArray.from_arrays(numbers(offsets, pa.int32()), struct)
 
 
 # ------------------------------------------------------------------ declarative helpers for Field(...)
