@@ -36,7 +36,8 @@ def scalar_text(value: Any) -> str | None:
 
 # cells (distinct keys x records) in one chunk beyond which a reader refuses the file: a chunk holds a
 # column per key, padded with nulls, so keys that keep changing grow it as their square (1,024 columns of
-# 65,536 rows: ~270 MB of offsets alone); a feed's own columns are a few dozen
+# 65,536 rows: ~270 MB of offsets alone); a feed's own columns are a few dozen (its attribute keys, however
+# many, are folded into one: source_keys.py)
 MAX_CELLS = 1 << 26
 MAX_NESTING = 64  # objects within a record (the JSON readers refuse deeper documents before parsing)
 
