@@ -14,7 +14,8 @@ around them allowed, as `json.dumps` writes them), `}` + newlines + `{` between 
 skipped but counted), `}` + newlines at the end. When every record of a block has the same keys in the
 same order (one bytes comparison) one record's keys are checked, else keys are dictionary-encoded (no key
 twice in a record, none named like a technical column); a column is one Arrow `take` of its value tokens,
-made only for the keys the feed can use (`SourceKeys.wanted`, which counts the others).
+made only for the keys the feed can use (`SourceKeys.wanted`, which counts the others); a feed's attribute
+keys are folded instead (one take of their values, record by record: folded.py).
 `_row` is the physical line number, as the line-by-line reader gives it.
 
 Anything else in a block — a backslash (escapes), a value that is not a string (numbers, `true`, `null`,

@@ -10,7 +10,8 @@ and each block is tokenised into its columns on one of two threads (numpy and Ar
 IN_FLIGHT blocks at a time, handed on in file order). The usual export repeats one record's markup: every
 `<` of the block is located (one numpy pass) and must start the first record's tag at its place in the
 period, compared 8 bytes at a time (64-bit words read at each `<`), with as many `>` as `<` in the block;
-a field's column is then one Arrow `take` of the texts between its tags. Other blocks (fields missing or
+a field's column is then one Arrow `take` of the texts between its tags (a feed's attribute keys: one take
+of their texts record by record, folded.py). Other blocks (fields missing or
 in another order, `<F/>`) are cut at every `<` and `>` into alternating text and markup tokens (a
 zero-copy Arrow string array over the block) and the few distinct markup tokens (`item`, `sku`, `/sku`,
 `sku/`, …) are classified in Python; the rest is numpy over token codes. Either way the block must follow
