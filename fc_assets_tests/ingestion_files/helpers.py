@@ -63,17 +63,26 @@ open(result, "w").write(json.dumps({"code": code, "peak_mb": peak_kb / 1024}))
 def check_files_measured(feed: str, paths: dict[str, Path], address_space: int) -> dict[str, tuple]:
     """`fc-assets check-file FEED PATH` on each file, in parallel, each in an address space capped at
     `address_space` bytes: per name (exit code, stdout, stderr, peak RSS in MB)."""
+    commands = {name: [FC_ASSETS, "check-file", feed, str(path)] for name, path in paths.items()}
+    return run_measured(
+        commands, address_space, {name: path.with_name(path.name) for name, path in paths.items()}
+    )
+
+
+def run_measured(
+    commands: dict[str, list[str]], address_space: int, outputs: dict[str, Path]
+) -> dict[str, tuple]:
+    """Each command, in parallel, under MEASURE: per name (exit code, stdout, stderr, peak RSS in MB); its
+    output files are `outputs[name]` + `.out`, `.err`, `.rss.json`."""
     procs = {}
-    for name, path in paths.items():
-        out = open(path.with_name(f"{path.name}.out"), "w+")  # noqa: SIM115
-        err = open(path.with_name(f"{path.name}.err"), "w+")  # noqa: SIM115
-        measured = path.with_name(f"{path.name}.rss.json")
+    for name, argv in commands.items():
+        base = outputs[name]
+        out = open(base.with_name(f"{base.name}.out"), "w+")  # noqa: SIM115
+        err = open(base.with_name(f"{base.name}.err"), "w+")  # noqa: SIM115
+        measured = base.with_name(f"{base.name}.rss.json")
         cmd = [sys.executable, "-c", MEASURE, str(address_space), str(measured)]
         proc = subprocess.Popen(
-            [*cmd, FC_ASSETS, "check-file", feed, str(path)],
-            stdout=out,
-            stderr=err,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            [*cmd, *argv], stdout=out, stderr=err, env={**os.environ, "PYTHONWARNINGS": "ignore"}
         )
         procs[name] = (proc, out, err, measured)
     results = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from fc_assets.ingestion.read.source_keys import NAMES_SHOWN, SourceKeys
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import Field
-from fc_assets_tests.ingestion_files.helpers import check_files_measured, run
+from fc_assets_tests.ingestion_files.helpers import check_files_measured, run, run_measured
 
 ADDRESS_SPACE = 3 * 1024**3  # the child fails rather than taking the machine down
 PEAK_RSS_MB = 400  # a normal file of the same size: ~95 MB
@@ -152,6 +153,48 @@ def test_ever_changing_keys_a_feed_may_read_are_refused_past_the_cap(monkeypatch
     # as many keys over few records is a wide file, not an ever-changing one: read
     wide = json.dumps({"ref": "R", **{f"k{i}": "v" for i in range(5000)}}).encode() + b"\n"
     assert _feed_rows(feed, wide * 3, "wide3.jsonl").report.accepted == 3
+
+
+READ_ANY_COLUMN = """
+import sys
+from fc_assets.ingestion.feeds import Feed
+from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.spec import Field
+
+fields = (Field("ref", required=True), Field("n", compute=lambda cols: cols["ref"]))
+feed = Feed("any_column", fields=fields, keys=("ref",), sender="event_product")
+try:
+    for _ in read_file(feed, sys.argv[1]):
+        pass
+except FileUnreadable as e:
+    print(e)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_keys_past_the_cap_are_refused_before_their_columns_are_made(tmp_path):
+    """8,000 keys over 60,000 records (a 1.4 MB file) for a feed that reads any key: refused as before, but
+    before a column per key is made. The JSONL fast path made the chunk's columns, and xml_fast a block's
+    (null-padded: keys x records), before counting them: 2.2 GB peak for either."""
+    n, names = 60_000, 8_000
+    files = {
+        "wide.jsonl": "".join(
+            json.dumps({"ref": f"R{i}", f"k{i % names}": "v"}, separators=(",", ":")) + "\n" for i in range(n)
+        ),
+        "wide.xml": "<r>"
+        + "".join(f"<i><ref>R{i}</ref><k{i % names}>v</k{i % names}></i>" for i in range(n))
+        + "</r>",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    commands = {name: [sys.executable, "-c", READ_ANY_COLUMN, str(tmp_path / name)] for name in files}
+    results = run_measured(commands, ADDRESS_SPACE, {name: tmp_path / name for name in files})
+    for name, (code, out, err, peak_mb) in results.items():
+        assert code == 2, (name, out, err[-2000:])
+        assert f"carry {names + 1:,} distinct keys: more than" in out, out
+        assert peak_mb < 400, f"{name}: peak RSS {peak_mb:.0f} MB"
 
 
 def test_a_missing_column_error_names_the_keys_the_feed_does_not_use():

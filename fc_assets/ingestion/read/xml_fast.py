@@ -68,6 +68,9 @@ IN_FLIGHT = 4  # blocks tokenised or waiting to be handed on
 
 _MAX_NAME = 1000
 _MAX_NAMES = 10_000  # distinct field names in a block (int16 codes)
+# columns x records of a block of differing records (null-padded: ~13 bytes a cell): beyond, the parser, which
+# refuses a chunk past MAX_CELLS before making its columns (8,000 names over 60,000 records: 2.2 GB here)
+BLOCK_CELLS = 1 << 22
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _WS = b" \t\r\n"
 _DECL = re.compile(
@@ -538,6 +541,8 @@ def _general(
     order = np.argsort(f_fid, kind="stable")  # by field, each in file order (radix sort: int16)
     bounds = np.searchsorted(f_fid[order], np.arange(len(names) + 1))
     uses = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
+    if sum(1 for use in uses if use & COLUMN) * n > BLOCK_CELLS:
+        raise NotSimple("a column per name would be names x records")  # (the parser refuses past MAX_CELLS)
     columns: list[pa.Array | None] = []
     for f in range(len(names)):
         if not uses[f] & COLUMN:
