@@ -112,6 +112,7 @@ class _Block:
     fold_rec: np.ndarray | None = None
     fold_names: pa.Array | None = None
     fold_values: pa.Array | None = None
+    fold_each: int = 0  # every record: this many entries (fold_rec not made)
 
     def fold(self, uses: list[int], tokens: pa.Array, val: np.ndarray | dict[int, tuple[int, int]]) -> None:
         """Make the block's folded attribute entries (`uses`: per name its `SourceKeys` kind) from the field
@@ -126,7 +127,7 @@ class _Block:
             if not all(f in val for f in at):  # <F/>: its "" after the tokens
                 tokens = pa.concat_arrays([tokens, pa.array([""], pa.string())])
             start, step = np.array([val.get(f, (len(tokens) - 1, 0)) for f in at], np.int64).T  # type: ignore[union-attr]
-            self.fold_rec = np.repeat(np.arange(n), len(at))
+            self.fold_each = len(at)
             self.fold_names = folded.repeated([self.names[f] for f in at], n)
             self.fold_values = tokens.take(numbers((start + np.arange(n)[:, None] * step).ravel()))
             return
@@ -640,8 +641,11 @@ def _take(
 
 def _folded(block: _Block, lo: int, hi: int) -> tuple[np.ndarray, pa.Array, pa.Array]:
     """Records lo..hi-1 of the block: per record its number of attribute entries, their keys and values."""
-    if block.fold_rec is None:
+    if block.fold_each:
+        a, b, counts = lo * block.fold_each, hi * block.fold_each, np.full(hi - lo, block.fold_each, np.int64)
+    elif block.fold_rec is None:
         return np.zeros(hi - lo, np.int64), pa.nulls(0, pa.string()), pa.nulls(0, pa.string())
-    a, b = np.searchsorted(block.fold_rec, [lo, hi])
-    counts = np.bincount(block.fold_rec[a:b] - lo, minlength=hi - lo)
+    else:
+        a, b = np.searchsorted(block.fold_rec, [lo, hi])
+        counts = np.bincount(block.fold_rec[a:b] - lo, minlength=hi - lo)
     return counts, block.fold_names.slice(a, b - a), block.fold_values.slice(a, b - a)  # type: ignore[union-attr]
