@@ -20,6 +20,9 @@ ROW = "_row"  # the record's number in the file (see read/readers.py for what is
 ERROR = "_error"  # why the record could not be parsed (the row is then rejected as a whole), else null
 RAW = "_raw"  # the unparsed text of such a record (for the rejects file), else null
 TECHNICAL = (ROW, ERROR, RAW)
+# a reader's raw batch: the record's attribute keys folded into one `list<struct{name, value}>` column (JSON,
+# JSONL, XML read for a feed with attributes: read/folded.py), not one column per key; never a file's key
+FOLDED = "_attributes"
 
 Kind = Literal["text", "code", "int", "decimal", "bool", "datetime", "time", "list"]
 

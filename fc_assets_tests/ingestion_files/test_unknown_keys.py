@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,26 +22,12 @@ from fc_assets.ingestion.read.source_keys import NAMES_SHOWN, SourceKeys
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import Field
-from fc_assets_tests.ingestion_files.helpers import run
+from fc_assets_tests.ingestion_files.helpers import check_files_measured, run, run_measured
 
-FC_ASSETS = str(Path(sys.executable).parent / "fc-assets")
 ADDRESS_SPACE = 3 * 1024**3  # the child fails rather than taking the machine down
 PEAK_RSS_MB = 400  # a normal file of the same size: ~95 MB
 N = 20_000
 PAD = "p" * 80
-
-
-# The command runs as the grandchild of a small Python process that caps its address space and reports its
-# peak RSS: a process exec'd straight from this (pytest, often 400+ MB under xdist) starts with the parent's
-# RSS high-water mark in its own ru_maxrss (Linux carries it over fork and exec), which hid the command's.
-MEASURE = """
-import json, resource, subprocess, sys
-limit, result = int(sys.argv[1]), sys.argv[2]
-cap = lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-code = subprocess.run(sys.argv[3:], preexec_fn=cap).returncode
-peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-open(result, "w").write(json.dumps({"code": code, "peak_mb": peak_kb / 1024}))
-"""
 
 
 def _record(i: int, nested: bool = False) -> dict:
@@ -73,28 +57,7 @@ def _files(d: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
     """`fc-assets check-file inventory` on each file, in parallel: (exit code, stdout, stderr, peak RSS MB)."""
-    d = tmp_path_factory.mktemp("unknown-keys")
-    procs = {}
-    for name, path in _files(d).items():
-        out, err = open(d / f"{name}.out", "w+"), open(d / f"{name}.err", "w+")  # noqa: SIM115
-        measured = d / f"{name}.rss.json"
-        cmd = [sys.executable, "-c", MEASURE, str(ADDRESS_SPACE), str(measured)]
-        proc = subprocess.Popen(
-            [*cmd, FC_ASSETS, "check-file", "inventory", str(path)],
-            stdout=out,
-            stderr=err,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        procs[name] = (proc, out, err, measured)
-    results = {}
-    for name, (proc, out, err, measured) in procs.items():
-        proc.wait()
-        assert proc.returncode == 0, f"{name}: the measuring process failed ({proc.returncode})"
-        child = json.loads(measured.read_text())
-        out.seek(0), err.seek(0)
-        results[name] = (child["code"], out.read(), err.read(), child["peak_mb"])
-        out.close(), err.close()
-    return results
+    return check_files_measured("inventory", _files(tmp_path_factory.mktemp("unknown-keys")), ADDRESS_SPACE)
 
 
 @pytest.mark.timeout(900)
@@ -192,6 +155,48 @@ def test_ever_changing_keys_a_feed_may_read_are_refused_past_the_cap(monkeypatch
     assert _feed_rows(feed, wide * 3, "wide3.jsonl").report.accepted == 3
 
 
+READ_ANY_COLUMN = """
+import sys
+from fc_assets.ingestion.feeds import Feed
+from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.spec import Field
+
+fields = (Field("ref", required=True), Field("n", compute=lambda cols: cols["ref"]))
+feed = Feed("any_column", fields=fields, keys=("ref",), sender="event_product")
+try:
+    for _ in read_file(feed, sys.argv[1]):
+        pass
+except FileUnreadable as e:
+    print(e)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_keys_past_the_cap_are_refused_before_their_columns_are_made(tmp_path):
+    """8,000 keys over 60,000 records (a 1.4 MB file) for a feed that reads any key: refused as before, but
+    before a column per key is made. The JSONL fast path made the chunk's columns, and xml_fast a block's
+    (null-padded: keys x records), before counting them: 2.2 GB peak for either."""
+    n, names = 60_000, 8_000
+    files = {
+        "wide.jsonl": "".join(
+            json.dumps({"ref": f"R{i}", f"k{i % names}": "v"}, separators=(",", ":")) + "\n" for i in range(n)
+        ),
+        "wide.xml": "<r>"
+        + "".join(f"<i><ref>R{i}</ref><k{i % names}>v</k{i % names}></i>" for i in range(n))
+        + "</r>",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    commands = {name: [sys.executable, "-c", READ_ANY_COLUMN, str(tmp_path / name)] for name in files}
+    results = run_measured(commands, ADDRESS_SPACE, {name: tmp_path / name for name in files})
+    for name, (code, out, err, peak_mb) in results.items():
+        assert code == 2, (name, out, err[-2000:])
+        assert f"carry {names + 1:,} distinct keys: more than" in out, out
+        assert peak_mb < 400, f"{name}: peak RSS {peak_mb:.0f} MB"
+
+
 def test_a_missing_column_error_names_the_keys_the_feed_does_not_use():
     body = b'{"SKU Number":"A","Store":"L","On Hand":"1"}\n'
     with pytest.raises(FileUnreadable) as e:
@@ -252,23 +257,21 @@ def test_unknown_keys_are_counted_in_bounded_memory(monkeypatch):
     assert len(keys._unknown) == 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FileUnreadable,
-    reason="review (rev): attribute keys are keys the products feed uses, so they still make a column each; "
-    "past MAX_CELLS (1,024 distinct ones in a 65,536-record chunk) the whole catalogue is refused, where "
-    "257cdd4 accepted it (at ~2.5 GB peak for this file)",
-)
 def test_a_catalogue_with_many_distinct_attribute_names_is_not_refused():
     """Products whose attributes vary by category (`attr_<name>`, one or a few per record, 1,100 distinct
     names over 70,000 records: a 3.4 MB JSONL file). Every key is one the feed reads (attribute prefix), so
-    nothing is unknown; 257cdd4 accepted every row with its attribute, this refuses the file whole."""
+    nothing is unknown. 257cdd4 accepted every row with its attribute (at ~2.5 GB peak); f66cc2c refused the
+    file whole (a column per key passed MAX_CELLS); the readers now fold attribute keys into one column."""
     body = b"".join(
-        json.dumps({"ref": f"P{i}", "name": "N", f"attr_k{i % 1100}": "v"}).encode() + b"\n"
+        json.dumps({"ref": f"P{i}", "name": "N", f"attr_k{i % 1100}": f"v{i}"}).encode() + b"\n"
         for i in range(70_000)
     )
     outcome = _feed_rows(products_feed(), body, "catalogue.jsonl")
     assert outcome.report.accepted == 70_000
+    assert outcome.report.unknown_keys is None
+    assert outcome.column("attributes") == [
+        [{"name": f"k{i % 1100}", "type": "STRING", "value": f"v{i}"}] for i in range(70_000)
+    ]
 
 
 def test_unknown_key_names_are_shown_with_control_characters_escaped():

@@ -43,8 +43,8 @@ def test_a_jsonl_file_end_to_end(flow, monkeypatch):
     chunks = []
     take = jsonl_fast._take
 
-    def spy(pending, rows):
-        chunk, rest = take(pending, rows)
+    def spy(pending, rows, *args):
+        chunk, rest = take(pending, rows, *args)
         chunks.append(chunk)
         return chunk, rest
 

@@ -14,7 +14,8 @@ around them allowed, as `json.dumps` writes them), `}` + newlines + `{` between 
 skipped but counted), `}` + newlines at the end. When every record of a block has the same keys in the
 same order (one bytes comparison) one record's keys are checked, else keys are dictionary-encoded (no key
 twice in a record, none named like a technical column); a column is one Arrow `take` of its value tokens,
-made only for the keys the feed can use (`SourceKeys.wanted`, which counts the others).
+made only for the keys the feed can use (`SourceKeys.wanted`, which counts the others); a feed's attribute
+keys are folded instead (one take of their values, record by record: folded.py).
 `_row` is the physical line number, as the line-by-line reader gives it.
 
 Anything else in a block — a backslash (escapes), a value that is not a string (numbers, `true`, `null`,
@@ -37,10 +38,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.read.arrow_values import numbers, to_numbers
+from fc_assets.ingestion.read import folded
+from fc_assets.ingestion.read.arrow_values import numbers, strings, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.read.records import check_columns
-from fc_assets.ingestion.spec import TECHNICAL
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
+from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.read.source_keys import SourceKeys
@@ -92,6 +95,8 @@ class _Block:
     names: list[str]
     period: int  # keys per record when every record has the same keys in the same order, else 0
     keep: list[bool]  # per name: a column the feed can use (`SourceKeys.wanted`)
+    fold: np.ndarray  # per name: an attribute key, folded (read/folded.py)
+    name_array: pa.Array | None = None  # the names, when some are folded
 
 
 class Chained:
@@ -115,6 +120,7 @@ def fast_batches(
     it); returns None at the end of the file, or the `Rest` for the line-by-line reader at the first block
     the fast path does not read."""
     chunk_rows = max(1, chunk_rows)
+    fold = keys is not None and keys.fold
     pending: list[tuple[_Block, int, int]] = []  # record ranges not yet yielded
     waiting = 0
     buf = stream.read(BLOCK_BYTES)
@@ -152,13 +158,13 @@ def fast_batches(
             pending.append((block, 0, block.n))
             waiting += block.n
         while waiting >= chunk_rows:
-            batch, pending = _take(pending, chunk_rows)
+            batch, pending = _take(pending, chunk_rows, fold)
             waiting -= chunk_rows
             yield batch
         if eof:
             break
     if waiting:
-        yield _take(pending, waiting)[0]
+        yield _take(pending, waiting, fold)[0]
     return None
 
 
@@ -230,11 +236,10 @@ def _tokenise(
         names = key_tokens.slice(0, period).to_pylist()
         if len(set(names)) < period or set(names) & set(TECHNICAL):
             raise NotSimple("a key twice in a record, or a key named like a technical column")
-        keep = _kept(names, keys, _KEYS_PER_RECORD * per_block)
+        keep, fold = _kept(names, keys, _KEYS_PER_RECORD * per_block)
         rec = np.repeat(np.arange(n), period)
-        return _Block(
-            data, tokens, n, rows, starts, rec, np.tile(np.arange(period), n), val, names, period, keep
-        ), lines
+        fid = np.tile(np.arange(period), n)
+        return _Block(data, tokens, n, rows, starts, rec, fid, val, names, period, keep, fold), lines
     rec = np.cumsum(new_record) - 1
     encoded = pc.dictionary_encode(key_tokens)
     names = encoded.dictionary.to_pylist()
@@ -248,18 +253,24 @@ def _tokenise(
         repeated = (np.diff(np.sort(key)) == 0).any()
     if repeated:
         raise NotSimple("a key twice in a record")
-    keep = _kept(names, keys, min(_MAX_NAMES, _KEYS_PER_RECORD * per_block))
-    return _Block(data, tokens, n, rows, starts, rec, fid, val, names, 0, keep), lines
+    keep, fold = _kept(names, keys, min(_MAX_NAMES, _KEYS_PER_RECORD * per_block))
+    return _Block(data, tokens, n, rows, starts, rec, fid, val, names, 0, keep, fold), lines
 
 
-def _kept(names: list[str], keys: SourceKeys | None, limit: float) -> list[bool]:
-    """Per name, whether it is a column the feed can use (the others counted in `keys` as unknown). More
-    than `limit` such columns: a chunk costs ~15 us per block and column here, ~1.5 us per value line by
-    line (20,000 keys, ~3 records a block: 3.5x the time and 2.8x the memory): the line-by-line reader."""
-    keep = [True] * len(names) if keys is None or keys.everything else [keys.wanted(n) for n in names]
+def _kept(names: list[str], keys: SourceKeys | None, limit: float) -> tuple[list[bool], np.ndarray]:
+    """Per name, whether it is a column the feed can use, and whether an attribute key to fold (the others
+    counted in `keys` as unknown). More than `limit` columns: a chunk costs ~15 us per block and column
+    here, ~1.5 us per value line by line (20,000 keys, ~3 records a block: 3.5x the time and 2.8x the
+    memory): the line-by-line reader. (Folded keys cost per value, as there.)"""
+    if keys is None or keys.everything:
+        if len(names) > limit:
+            raise NotSimple("more keys than a block has records to repay them")
+        return [True] * len(names), np.zeros(len(names), bool)
+    kinds = [keys.wanted(n) for n in names]
+    keep = [bool(k & COLUMN) for k in kinds]
     if sum(keep) > limit:
         raise NotSimple("more keys than a block has records to repay them")
-    return keep
+    return keep, np.array([bool(k & ATTRIBUTE) for k in kinds], bool)
 
 
 def _period(keys: pa.StringArray, firsts: np.ndarray, k: int) -> int:
@@ -327,27 +338,56 @@ def _kinds(
     return kinds, newlines
 
 
+def _folded(block: _Block, lo: int, hi: int) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Records lo..hi-1 of the block: per record its number of attribute entries, their keys and values."""
+    if block.period:  # every record: the same keys
+        at = np.flatnonzero(block.fold)
+        idx = block.val.reshape(block.n, block.period)[lo:hi, at].ravel()
+        names = folded.repeated([block.names[f] for f in at], hi - lo)
+        return np.full(hi - lo, len(at), np.int64), names, block.tokens.take(numbers(idx))
+    a, b = np.searchsorted(block.rec, [lo, hi])
+    sel = np.flatnonzero(block.fold[block.fid[a:b]])
+    idx, which = block.val[a:b][sel], block.fid[a:b][sel]
+    counts = np.bincount(block.rec[a:b][sel] - lo, minlength=hi - lo)
+    if block.name_array is None:
+        block.name_array = strings(block.names)
+    return counts, block.name_array.take(numbers(which)), block.tokens.take(numbers(idx))
+
+
 def _take(
-    pending: list[tuple[_Block, int, int]], rows: int
+    pending: list[tuple[_Block, int, int]], rows: int, fold: bool = False
 ) -> tuple[pa.RecordBatch | pa.Table, list[tuple[_Block, int, int]]]:
     """A chunk of the next `rows` records, and what is left (as `xml_fast._take`, with line numbers): a
-    table when they span blocks with the same columns (see `readers._coalesce`), else a batch."""
+    table when they span blocks with the same columns (see `readers._coalesce`), else a batch. `fold`:
+    attribute keys folded into one column (`FOLDED`), as `records.BatchBuilder` folds them."""
     parts, pending = take_spans(pending, rows)
-    columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
-    for i, (block, lo, hi) in enumerate(parts):
+    entries = [_folded(block, lo, hi) for block, lo, hi in parts] if fold else []
+    # the keys of each part first, so that a chunk past MAX_CELLS is refused before its columns are made
+    # (keys x records, padded with nulls: 8,000 keys over 60,000 records of a 1.4 MB file took 2.2 GB)
+    plans: list[tuple[list[int], tuple | None]] = []  # per part: its keys; where they are (None: all)
+    found: dict[str, None] = {}
+    for block, lo, hi in parts:
         if block.period:  # every record: the same keys
-            for f, name in enumerate(block.names):
-                if not block.keep[f]:
-                    continue
+            present = [f for f in range(len(block.names)) if block.keep[f]]
+            plans.append((present, None))
+        else:
+            a, b = np.searchsorted(block.rec, [lo, hi])
+            fid, rec, val = block.fid[a:b], block.rec[a:b] - lo, block.val[a:b]
+            order = np.argsort(fid, kind="stable")  # by key, each in file order
+            bounds = np.searchsorted(fid[order], np.arange(len(block.names) + 1))
+            present = [f for f in range(len(block.names)) if bounds[f + 1] > bounds[f] and block.keep[f]]
+            present.sort(key=lambda f: order[bounds[f]])  # in order of first appearance, as the reader
+            plans.append((present, (rec, val, order, bounds)))
+        found.update(dict.fromkeys(block.names[f] for f in present))
+    check_columns(len(found), rows, int(parts[0][0].rows[parts[0][1]]))
+    columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
+    for i, ((block, lo, hi), (present, where)) in enumerate(zip(parts, plans, strict=True)):
+        if where is None:
+            for f in present:
                 idx = numbers(block.val[lo * block.period + f : hi * block.period : block.period])
-                columns.setdefault(name, [None] * len(parts))[i] = block.tokens.take(idx)
+                columns.setdefault(block.names[f], [None] * len(parts))[i] = block.tokens.take(idx)
             continue
-        a, b = np.searchsorted(block.rec, [lo, hi])
-        fid, rec, val = block.fid[a:b], block.rec[a:b] - lo, block.val[a:b]
-        order = np.argsort(fid, kind="stable")  # by key, each in file order
-        bounds = np.searchsorted(fid[order], np.arange(len(block.names) + 1))
-        present = [f for f in range(len(block.names)) if bounds[f + 1] > bounds[f] and block.keep[f]]
-        present.sort(key=lambda f: order[bounds[f]])  # in order of first appearance, as the reader
+        rec, val, order, bounds = where
         for f in present:
             at = order[bounds[f] : bounds[f + 1]]
             if len(at) == hi - lo:  # in every record (once: repeats are not simple)
@@ -358,15 +398,19 @@ def _take(
                 valid = pa.py_buffer(np.packbits(idx >= 0, bitorder="little"))
             take = pa.Array.from_buffers(pa.int64(), hi - lo, [valid, pa.py_buffer(idx)])
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.tokens.take(take)
-    check_columns(len(columns), rows, int(parts[0][0].rows[parts[0][1]]))
-    names = [*columns, *TECHNICAL]
+    names = [*columns, *([FOLDED] if fold else []), *TECHNICAL]
     if len(parts) > 1 and all(None not in values for values in columns.values()):
         # every part has every column: a table of one batch per part, joined by `as_batch` where the
         # chunk is mapped (on a worker thread: the copy stays off this, the pipeline's slowest)
         return pa.Table.from_batches(
             [
                 pa.RecordBatch.from_arrays(
-                    [*(values[i] for values in columns.values()), *_technical(block.rows[lo:hi])], names=names
+                    [
+                        *(values[i] for values in columns.values()),
+                        *([folded.folded(*entries[i])] if fold else []),
+                        *_technical(block.rows[lo:hi]),
+                    ],
+                    names=names,
                 )
                 for i, (block, lo, hi) in enumerate(parts)
             ]
@@ -378,6 +422,9 @@ def _take(
             for v, (_, lo, hi) in zip(values, parts, strict=True)
         ]
         arrays.append(filled[0] if len(filled) == 1 else pa.concat_arrays(filled))
+    if fold:
+        counts, keys, texts = zip(*entries, strict=True)
+        arrays.append(folded.folded(np.concatenate(counts), pa.concat_arrays(keys), pa.concat_arrays(texts)))
     line_numbers = np.concatenate([block.rows[lo:hi] for block, lo, hi in parts])
     return pa.RecordBatch.from_arrays([*arrays, *_technical(line_numbers)], names=names), pending
 

@@ -31,10 +31,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.read.arrow_values import as_batch, numbers, scalar, strings, to_bools
+from fc_assets.ingestion.read.arrow_values import (
+    as_batch,
+    bools,
+    numbers,
+    scalar,
+    strings,
+    to_bools,
+    to_numbers,
+)
 from fc_assets.ingestion.read.text_arrays import STRING, as_text, clean, constant
 from fc_assets.ingestion.read.unreadable import FileUnreadable
-from fc_assets.ingestion.spec import ATTRIBUTE_TYPE, ERROR, RAW, ROW, TECHNICAL, AttributeColumns, Field
+from fc_assets.ingestion.spec import (
+    ATTRIBUTE_TYPE,
+    ERROR,
+    FOLDED,
+    RAW,
+    ROW,
+    TECHNICAL,
+    AttributeColumns,
+    Field,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,6 +93,7 @@ class _Plan:
     sources: dict[str, list[int]]  # field → matching source columns, in the order of the field's names
     attributes: list[tuple[str, int]] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
+    folded: int | None = None  # the reader's folded attribute column (read/folded.py), else per column
 
 
 class FieldMapper:
@@ -84,7 +102,8 @@ class FieldMapper:
     def __init__(self, fields: Iterable[Field], attributes: AttributeColumns | None = None) -> None:
         self.fields = tuple(fields)
         self.attributes = attributes
-        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._attribute_name = attribute_namer(attributes) if attributes else None
+        self._plans: dict[tuple[tuple[str, ...], bool], _Plan] = {}
         names = [f.name for f in self.fields]
         self.schema = pa.schema(
             [(n, STRING) for n in names]
@@ -92,14 +111,17 @@ class FieldMapper:
             + [(ROW, pa.int64()), (ERROR, STRING), (RAW, STRING)]
         )
 
-    def plan(self, columns: list[str], file: str, *, strict: bool) -> _Plan:
-        key = tuple(columns)
+    def plan(self, columns: list[str], file: str, *, strict: bool, fold: bool = False) -> _Plan:
+        """`fold`: the reader folds attribute keys into the `FOLDED` column (`SourceKeys.fold`); its other
+        columns are then no attributes."""
+        key = (tuple(columns), fold)
         if key in self._plans:
             return self._plans[key]
+        folded = columns.index(FOLDED) if fold and FOLDED in columns else None
         index: dict[str, int] = {}
         clashes: dict[str, list[str]] = {}
         for i, col in enumerate(columns):
-            if col in TECHNICAL:
+            if col in TECHNICAL or i == folded:
                 continue
             norm = normalise(col)
             if norm in index:
@@ -118,27 +140,22 @@ class FieldMapper:
         missing = [f for f in self.fields if f.needs_column and not sources[f.name]]
         if strict and missing:
             wanted = "; ".join(f"{f.name} (as {' / '.join(f.names())})" for f in missing)
-            found_cols = [c for c in columns if c not in TECHNICAL]
+            found_cols = [c for i, c in enumerate(columns) if c not in TECHNICAL and i != folded]
             raise FileUnreadable(
                 file,
                 f"missing required column(s): {wanted}; columns found: {found_cols}",
                 field=missing[0].name,
             )
         attributes: list[tuple[str, int]] = []
-        if self.attributes:
+        if self._attribute_name is not None and not fold:
             used = {i for found in sources.values() for i in found}
-            listed = {normalise(c) for c in self.attributes.columns}
-            prefixes = tuple(p.lower() for p in self.attributes.prefixes)
             for i, col in enumerate(columns):
                 if i in used or col in TECHNICAL:
                     continue
-                low = col.lower()
-                prefix = next((p for p in prefixes if low.startswith(p) and len(col) > len(p)), None)
-                if prefix is not None:
-                    attributes.append((col[len(prefix) :], i))
-                elif normalise(col) in listed:
-                    attributes.append((col, i))
-        plan = _Plan(sources, attributes, index)
+                name = self._attribute_name(col)
+                if name is not None:
+                    attributes.append((name, i))
+        plan = _Plan(sources, attributes, index, folded)
         if strict or not missing:  # a lenient plan (later JSON/XML chunks) is not cached for a strict check
             self._plans[key] = plan
         return plan
@@ -175,9 +192,15 @@ class FieldMapper:
                 out[f.name] = pc.coalesce(out[f.name], scalar(f.default, STRING))
         arrays = list(out.values())
         if self.attributes:
-            names = [name for name, _ in plan.attributes]
-            values = [cols[raw.schema.names[i]] for _, i in plan.attributes]
-            arrays.append(attribute_lists(names, values, n, self.attributes.type))
+            if plan.folded is not None:
+                lists = folded_attribute_lists(
+                    raw.column(plan.folded), self._attribute_name, self.attributes.type
+                )
+            else:  # (each column's own values: two spellings of one name, `attr_x` and `ATTR_X`, are two)
+                names = [name for name, _ in plan.attributes]
+                values = [clean(as_text(raw.column(i))) for _, i in plan.attributes]
+                lists = attribute_lists(names, values, n, self.attributes.type)
+            arrays.append(lists)
         names = raw.schema.names
         for tech, typ in ((ROW, pa.int64()), (ERROR, STRING), (RAW, STRING)):
             arrays.append(raw.column(names.index(tech)) if tech in names else pa.nulls(n, typ))
@@ -192,7 +215,7 @@ class FieldMapper:
     def plan_file(self, raw: RawFile) -> Iterator[tuple[pa.RecordBatch, _Plan]]:
         """`map_file` before the mapping: each raw batch with its plan, for `map_batch` to run elsewhere
         (validate.py maps chunks on worker threads while the next ones are parsed)."""
-        if raw.columns is not None:
+        if raw.columns is not None:  # (CSV, Parquet: attributes by column, a header is bounded)
             plan = self.plan(raw.columns, raw.name, strict=True)
             if not any(f.compute for f in self.fields):  # computed fields may read any column
                 used = {i for found in plan.sources.values() for i in found} | {i for _, i in plan.attributes}
@@ -200,10 +223,10 @@ class FieldMapper:
         return self._plan_batches(raw)
 
     def _plan_batches(self, raw: RawFile) -> Iterator[tuple[pa.RecordBatch, _Plan]]:
-        first = True
+        first, fold = True, raw.keys is not None and raw.keys.fold
         for batch in raw.batches:
             try:
-                plan = self.plan(batch.schema.names, raw.name, strict=first)
+                plan = self.plan(batch.schema.names, raw.name, strict=first, fold=fold)
             except FileUnreadable as e:
                 # the readers keep only the columns the feed can use: the file's other keys, for the user
                 if raw.keys is None or not raw.keys.shown:
@@ -231,14 +254,33 @@ def text_schema(feed: Feed) -> pa.Schema:
     return mapper_for(feed).schema
 
 
+def attribute_namer(attributes: AttributeColumns) -> Callable[[str], str | None]:
+    """A source key's attribute name (the rest after a prefix, or a listed column's own name), else None."""
+    listed = {normalise(c) for c in attributes.columns}
+    prefixes = tuple(p.lower() for p in attributes.prefixes)
+
+    def name(col: str) -> str | None:
+        low = col.lower()
+        prefix = next((p for p in prefixes if low.startswith(p) and len(col) > len(p)), None)
+        if prefix is not None:
+            return col[len(prefix) :]
+        return col if normalise(col) in listed else None
+
+    return name
+
+
+def _no_attributes(n: int) -> pa.ListArray:
+    empty = pa.StructArray.from_arrays(
+        [pa.nulls(0, f.type) for f in ATTRIBUTE_TYPE], fields=list(ATTRIBUTE_TYPE)
+    )
+    return pa.ListArray.from_arrays(numbers(np.zeros(n + 1), pa.int32()), empty)
+
+
 def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str) -> pa.ListArray:
     """K text columns → per row the list of `{name, type, value}` for its non-empty values."""
     k = len(values)
     if k == 0:
-        empty = pa.StructArray.from_arrays(
-            [pa.nulls(0, f.type) for f in ATTRIBUTE_TYPE], fields=list(ATTRIBUTE_TYPE)
-        )
-        return pa.ListArray.from_arrays(numbers(np.zeros(n + 1), pa.int32()), empty)
+        return _no_attributes(n)
     order = np.arange(n * k).reshape(k, n).T.ravel()  # row-major over the stacked columns
     vals = pa.concat_arrays(values).take(numbers(order))
     keep = pc.is_valid(vals)
@@ -252,6 +294,44 @@ def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str
     return pa.ListArray.from_arrays(numbers(offsets), struct)
 
 
+def folded_attribute_lists(
+    folded: pa.ListArray, attribute_name: Callable[[str], str | None], type_: str
+) -> pa.ListArray:
+    """A reader's folded attribute keys (read/folded.py) → what `attribute_lists` makes of the same records
+    read as one column per key: within a record, attributes in the order their keys first occur in the chunk
+    (a chunk's column order), the key's prefix stripped, values trimmed, empty ones left out."""
+    n = len(folded)
+    entries = folded.flatten()
+    if not len(entries):
+        return _no_attributes(n)
+    keys, texts = entries.flatten()
+    encoded = pc.dictionary_encode(keys)  # ids in order of first occurrence
+    ids = to_numbers(encoded.indices)
+    offsets = to_numbers(folded.offsets)
+    offsets = offsets - offsets[0]  # (a slice's offsets point into the whole array's entries)
+    values = clean(texts)
+    starts = np.zeros(len(ids), bool)
+    starts[offsets[:-1][offsets[1:] > offsets[:-1]]] = True
+    if (~starts[1:] & (ids[1:] < ids[:-1])).any():  # a record whose keys first occurred in another order
+        parents = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+        order = np.argsort(parents * len(encoded.dictionary) + ids, kind="stable")
+        ids, values = ids[order], values.take(numbers(order))
+    renamed = [attribute_name(k) for k in encoded.dictionary.to_pylist()]
+    keep = to_bools(pc.is_valid(values))
+    if None in renamed:  # (the readers fold only attribute keys)
+        keep &= np.array([r is not None for r in renamed])[ids]
+    if not keep.all():
+        ids, values = ids[keep], values.filter(bools(keep))
+        kept = np.zeros(len(keep) + 1, np.int32)
+        np.cumsum(keep, out=kept[1:])
+        offsets = kept[offsets]
+    names = strings([r or "" for r in renamed]).take(numbers(ids))
+    struct = pa.StructArray.from_arrays(
+        [names, constant(type_, len(values)), values], fields=list(ATTRIBUTE_TYPE)
+    )
+    return pa.ListArray.from_arrays(numbers(offsets, pa.int32()), struct)
+
+
 # ------------------------------------------------------------------ declarative helpers for Field(...)
 
 
@@ -260,6 +340,13 @@ def join(*names: str, sep: str = " ") -> Callable[[Columns], pa.Array]:
 
     def _join(cols: Columns) -> pa.Array:
         parts = [cols[n] for n in names]
+        # pyarrow 26 leaves out a row whose parts are all null (its result is shorter than its input): such
+        # rows get one empty part, so their join is empty (null once mapped)
+        some = to_bools(pc.is_valid(parts[0]))
+        for part in parts[1:]:
+            some |= to_bools(pc.is_valid(part))
+        if not some.all():
+            parts[0] = pc.if_else(bools(some), parts[0], scalar("", STRING))
         return pc.binary_join_element_wise(*parts, scalar(sep, STRING), null_handling="skip")
 
     _join.columns = names  # type: ignore[attr-defined] - what it reads (source_keys.SourceKeys.for_feed)

@@ -5,7 +5,7 @@ Parquet) plus three technical columns: `_row` (the record's number, below), `_er
 not be parsed, else null) and `_raw` (that record's text). `read_file` then maps them onto the feed's
 canonical fields. With a feed's `SourceKeys` (`read_file`, `validate_file`) the JSON, JSONL and XML readers
 keep only the columns the feed can use, so records with ever-changing keys do not grow a column per key
-(source_keys.py). Memory is bounded by the chunk size, never the file size: CSV is read by Arrow's
+(source_keys.py), and fold a feed's attribute keys into one column (`FOLDED`, folded.py). Memory is bounded by the chunk size, never the file size: CSV is read by Arrow's
 streaming reader in blocks (a large local file in larger blocks parsed on two threads: `csv_blocks`),
 JSON arrays by ijson, JSONL line by line, XML by lxml iterparse with elements cleared as they are done
 (flat record files by `xml_fast`'s block tokeniser, ~20x faster, the same batches), Parquet by row
@@ -350,13 +350,19 @@ def _record_fields(value: object, keys: SourceKeys | None = None) -> dict[str, s
         return f"record nested deeper than {MAX_DEPTH} levels"
 
 
+def _folding(keys: SourceKeys | None) -> SourceKeys | None:
+    """`keys` for a `BatchBuilder` of records already filtered (`flatten_wanted`) when attribute keys are
+    to be folded (`SourceKeys.fold`), else None."""
+    return keys if keys is not None and keys.fold else None
+
+
 def _read_json(
     src: ByteSource, explicit: str | None, chunk_rows: int, keys: SourceKeys | None = None
 ) -> Iterator[pa.RecordBatch]:
     import ijson  # (only for JSON)
 
     prefix = _records_prefix(src, explicit)
-    builder = BatchBuilder(chunk_rows)
+    builder = BatchBuilder(chunk_rows, _folding(keys))
     n = 0
     with src.open() as raw_stream:
         # depth and token length are checked on the bytes before ijson sees them (json_guard.py)
@@ -434,7 +440,7 @@ def _read_jsonl_lines(
     stream, chunk_rows: int, max_bytes: int, first_line: int = 1, keys: SourceKeys | None = None
 ) -> Iterator[pa.RecordBatch]:
     """JSONL line by line from `first_line` on (its number in the file): a dict per record (orjson)."""
-    builder = BatchBuilder(chunk_rows)
+    builder = BatchBuilder(chunk_rows, _folding(keys))
     for line_no, line in enumerate(_lines(stream, max_bytes), start=first_line):
         if line is None:
             full = builder.add_error(

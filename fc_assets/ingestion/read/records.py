@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
-from fc_assets.ingestion.spec import ERROR, RAW, ROW, TECHNICAL
+from fc_assets.ingestion.read.folded import from_records
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
+from fc_assets.ingestion.spec import ERROR, FOLDED, RAW, ROW, TECHNICAL
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.read.source_keys import SourceKeys
@@ -34,7 +36,8 @@ def scalar_text(value: Any) -> str | None:
 
 # cells (distinct keys x records) in one chunk beyond which a reader refuses the file: a chunk holds a
 # column per key, padded with nulls, so keys that keep changing grow it as their square (1,024 columns of
-# 65,536 rows: ~270 MB of offsets alone); a feed's own columns are a few dozen
+# 65,536 rows: ~270 MB of offsets alone); a feed's own columns are a few dozen (its attribute keys, however
+# many, are folded into one: source_keys.py)
 MAX_CELLS = 1 << 26
 MAX_NESTING = 64  # objects within a record (the JSON readers refuse deeper documents before parsing)
 
@@ -110,18 +113,25 @@ def _check_nesting(value: Any, depth: int) -> None:
 
 class BatchBuilder:
     """Collects records and emits a `pa.RecordBatch` every `chunk_rows` (columns = union of keys; with
-    `keys`, only those the feed can use: see source_keys.py)."""
+    `keys`, only those the feed can use, and attribute keys folded into one column when `keys.fold`: see
+    source_keys.py)."""
 
     def __init__(self, chunk_rows: int, keys: SourceKeys | None = None) -> None:
         self.chunk_rows = max(1, chunk_rows)
         self._keys = None if keys is None or keys.everything else keys
+        self._fold = self._keys is not None and self._keys.fold
         self._records: list[dict[str, str | None]] = []
         self._rows: list[int] = []
         self._errors: list[str | None] = []
         self._raws: list[str | None] = []
+        self._counts: list[int] = []  # folding: per record its attribute entries
+        self._names: list[str] = []
+        self._values: list[str | None] = []
 
     def add(self, row: int, record: dict[str, str | None]) -> bool:
-        if self._keys is not None:
+        if self._fold:
+            record = self._folding(record)
+        elif self._keys is not None:
             wanted, known = self._keys.wanted, self._keys.known
             record = {k: v for k, v in record.items() if known.get(k) or wanted(k)}
         self._records.append(record)
@@ -130,7 +140,23 @@ class BatchBuilder:
         self._raws.append(None)
         return len(self._records) >= self.chunk_rows
 
+    def _folding(self, record: dict[str, str | None]) -> dict[str, str | None]:
+        """The record's columns; its attribute keys and values appended to the folded entries."""
+        wanted, known = self._keys.wanted, self._keys.known  # type: ignore[union-attr]
+        kept: dict[str, str | None] = {}
+        before = len(self._names)
+        for k, v in record.items():
+            kind = known.get(k) or wanted(k)
+            if kind & COLUMN:
+                kept[k] = v
+            if kind & ATTRIBUTE:
+                self._names.append(k)
+                self._values.append(v)
+        self._counts.append(len(self._names) - before)
+        return kept
+
     def add_error(self, row: int, reason: str, raw: str) -> bool:
+        self._counts.append(0)
         self._records.append({})
         self._rows.append(row)
         self._errors.append(reason)
@@ -147,11 +173,16 @@ class BatchBuilder:
         if self._rows:
             check_columns(len(keys), len(records), self._rows[0])
         arrays = [pa.array([r.get(k) for r in records], pa.string()) for k in keys]
+        names = list(keys)
+        if self._fold:
+            arrays.append(from_records(self._counts, self._names, self._values))
+            names.append(FOLDED)
+            self._counts, self._names, self._values = [], [], []
         arrays += [
             pa.array(self._rows, pa.int64()),
             pa.array(self._errors, pa.string()),
             pa.array(self._raws, pa.string()),
         ]
-        batch = pa.RecordBatch.from_arrays(arrays, names=[*keys, *TECHNICAL])
+        batch = pa.RecordBatch.from_arrays(arrays, names=[*names, *TECHNICAL])
         self._records, self._rows, self._errors, self._raws = [], [], [], []
         return batch

@@ -12,6 +12,14 @@ The keys left out are not silent: their number (distinct, exact up to `DISTINCT_
 `unknown_keys`). A feed with a computed field that does not declare its columns may read any column: then
 nothing is left out, and `records.MAX_CELLS` (keys x records in one chunk, whatever the feed) refuses a
 file whose keys never stop changing, as unreadable with its reason, before they exhaust memory.
+
+Attribute keys (`attr_colour`, …: `AttributeColumns`) are keys the feed reads, and a catalogue may carry
+thousands of distinct ones (a few per record, by category): a column each made a chunk of 65,536 records with
+over 1,024 of them pass `MAX_CELLS`, and the file was refused. So for a feed with attributes (`fold`) the
+readers fold them, record by record, into one `list<struct{name, value}>` column (`FOLDED`, read/folded.py)
+that the mapper turns into the `attributes` field: memory grows with the values, not keys x records. A key
+that is also a column the feed reads (a computed field's declared column) is kept as a column too; a key
+that names a field is a field's, never an attribute (as the mapper decides for CSV's columns).
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from fc_assets.ingestion.read.mapping import normalise
-from fc_assets.ingestion.spec import TECHNICAL
+from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.feeds import Feed
@@ -29,6 +37,7 @@ NAMES_SHOWN = 10  # unknown keys named in the report (the first seen, in file or
 NAME_CHARS = 100  # of each, at most
 DISTINCT_LIMIT = 100_000  # unknown keys counted exactly up to here (a hash each: ~10 MB)
 _CACHE = 65_536  # names remembered as wanted or not (cleared when full: ever-changing keys)
+COLUMN, ATTRIBUTE = 1, 2  # what a key is to the feed (bits of `kind`): a column, an attribute to fold
 
 
 class SourceKeys:
@@ -39,13 +48,23 @@ class SourceKeys:
         names: Iterable[str] = (),
         *,
         prefixes: Iterable[str] = (),
+        listed: Iterable[str] = (),
+        fields: Iterable[str] | None = None,
         everything: bool = False,
+        fold: bool = False,
     ) -> None:
+        """`names`: the columns read (fields' names and aliases, computed fields' columns); attributes by
+        `prefixes` or `listed` by name; `fields`: names that are a field's, never an attribute (default:
+        `names`); `fold`: attribute keys are folded (`ATTRIBUTE`) instead of kept as columns."""
         self.everything = everything
-        self._names = frozenset(normalise(n) for n in names)
+        self.fold = fold and not everything
+        self._columns = frozenset(normalise(n) for n in names)
+        self._listed = frozenset(normalise(n) for n in listed)
+        self._fields = self._columns if fields is None else frozenset(normalise(n) for n in fields)
+        self._names = self._columns | self._listed
         self._prefixes = tuple(p.lower() for p in prefixes)
-        self._cache: dict[str, bool] = {}
-        self.known: dict[str, bool] = {}  # names found wanted (so far; bounded as the cache)
+        self._cache: dict[str, int] = {}
+        self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache)
         self._nested: dict[str, bool] = {}
         self._unknown: set[int] = set()
         self.shown: list[str] = []
@@ -55,7 +74,8 @@ class SourceKeys:
     @classmethod
     def for_feed(cls, feed: Feed) -> SourceKeys:
         """What the feed's mapper (`mapping.FieldMapper`) can read."""
-        names: list[str] = [n for f in feed.fields for n in f.names()]
+        fields: list[str] = [n for f in feed.fields for n in f.names()]
+        names = list(fields)
         everything = False
         for f in feed.fields:
             if f.compute is not None:
@@ -64,37 +84,50 @@ class SourceKeys:
                     everything = True
                 else:
                     names.extend(declared)
-        prefixes: tuple[str, ...] = ()
-        if feed.attributes:
-            names.extend(feed.attributes.columns)
-            prefixes = feed.attributes.prefixes
-        return cls(names, prefixes=prefixes, everything=everything)
+        if not feed.attributes:
+            return cls(names, fields=fields, everything=everything)
+        return cls(
+            names,
+            prefixes=feed.attributes.prefixes,
+            listed=feed.attributes.columns,
+            fields=fields,
+            everything=everything,
+            fold=True,
+        )
 
-    def wanted(self, name: str) -> bool:
-        """Whether the feed can read the column `name` (else it is counted as unknown)."""
+    def wanted(self, name: str) -> int:
+        """What the feed reads the key `name` as (`COLUMN`, `ATTRIBUTE`, both), else 0 and counted as unknown."""
         hit = self.usable(name)
         if not hit:
             self.unknown(name)
         return hit
 
-    def usable(self, name: str) -> bool:
+    def usable(self, name: str) -> int:
         """`wanted` without counting (a parsing thread's question: the counting stays in file order)."""
         if self.everything:
-            return True
+            return COLUMN
         hit = self._cache.get(name)
         if hit is None:
-            low = name.lower()
-            hit = name not in TECHNICAL and (
-                normalise(name) in self._names
-                or any(low.startswith(p) and len(name) > len(p) for p in self._prefixes)
-            )
+            hit = self._kind(name)
             if len(self._cache) >= _CACHE:
                 self._cache.clear()
                 self.known.clear()
             self._cache[name] = hit
             if hit:
-                self.known[name] = True
+                self.known[name] = hit
         return hit
+
+    def _kind(self, name: str) -> int:
+        if name in TECHNICAL or (self.fold and name == FOLDED):
+            return 0
+        norm, low = normalise(name), name.lower()
+        column = norm in self._columns
+        attribute = norm in self._listed or any(
+            low.startswith(p) and len(name) > len(p) for p in self._prefixes
+        )
+        if not self.fold:
+            return COLUMN if column or attribute else 0
+        return (COLUMN if column else 0) | (ATTRIBUTE if attribute and norm not in self._fields else 0)
 
     def descend(self, prefix: str) -> bool:
         """Whether a key under the nested object `prefix` (dotted, without the final dot) can be wanted;

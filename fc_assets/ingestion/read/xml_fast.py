@@ -10,7 +10,8 @@ and each block is tokenised into its columns on one of two threads (numpy and Ar
 IN_FLIGHT blocks at a time, handed on in file order). The usual export repeats one record's markup: every
 `<` of the block is located (one numpy pass) and must start the first record's tag at its place in the
 period, compared 8 bytes at a time (64-bit words read at each `<`), with as many `>` as `<` in the block;
-a field's column is then one Arrow `take` of the texts between its tags. Other blocks (fields missing or
+a field's column is then one Arrow `take` of the texts between its tags (a feed's attribute keys: one take
+of their texts record by record, folded.py). Other blocks (fields missing or
 in another order, `<F/>`) are cut at every `<` and `>` into alternating text and markup tokens (a
 zero-copy Arrow string array over the block) and the few distinct markup tokens (`item`, `sku`, `/sku`,
 `sku/`, …) are classified in Python; the rest is numpy over token codes. Either way the block must follow
@@ -48,11 +49,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fc_assets.ingestion.read.arrow_values import numbers, to_numbers
+from fc_assets.ingestion.read import folded
+from fc_assets.ingestion.read.arrow_values import numbers, strings, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.read.records import check_columns
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
 from fc_assets.ingestion.read.streams import ByteSource
-from fc_assets.ingestion.spec import TECHNICAL
+from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.read.source_keys import SourceKeys
@@ -65,6 +68,9 @@ IN_FLIGHT = 4  # blocks tokenised or waiting to be handed on
 
 _MAX_NAME = 1000
 _MAX_NAMES = 10_000  # distinct field names in a block (int16 codes)
+# columns x records of a block of differing records (null-padded: ~13 bytes a cell): beyond, the parser, which
+# refuses a chunk past MAX_CELLS before making its columns (8,000 names over 60,000 records: 2.2 GB here)
+BLOCK_CELLS = 1 << 22
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _WS = b" \t\r\n"
 _DECL = re.compile(
@@ -101,6 +107,34 @@ class _Block:
     # per field element its record (non-decreasing) and field; None: every record has every field, in order
     rec: np.ndarray | None = None
     fid: np.ndarray | None = None
+    # attribute keys folded (`SourceKeys.fold`), made on the tokenising thread: per such field element its
+    # record (non-decreasing), key and text; None: no attribute key in the block
+    fold_rec: np.ndarray | None = None
+    fold_names: pa.Array | None = None
+    fold_values: pa.Array | None = None
+    fold_each: int = 0  # every record: this many entries (fold_rec not made)
+
+    def fold(self, uses: list[int], tokens: pa.Array, val: np.ndarray | dict[int, tuple[int, int]]) -> None:
+        """Make the block's folded attribute entries (`uses`: per name its `SourceKeys` kind) from the field
+        elements' texts in `tokens`: `val`, per field element its token; for a block whose records all have
+        every field in order, per field (start, step) of its n texts (a field not there is `<F/>`: "")."""
+        fold = np.array([bool(use & ATTRIBUTE) for use in uses], bool)
+        if not fold.any():
+            return
+        if self.rec is None:
+            at = np.flatnonzero(fold).tolist()
+            n = self.n
+            if not all(f in val for f in at):  # <F/>: its "" after the tokens
+                tokens = pa.concat_arrays([tokens, pa.array([""], pa.string())])
+            start, step = np.array([val.get(f, (len(tokens) - 1, 0)) for f in at], np.int64).T  # type: ignore[union-attr]
+            self.fold_each = len(at)
+            self.fold_names = folded.repeated([self.names[f] for f in at], n)
+            self.fold_values = tokens.take(numbers((start + np.arange(n)[:, None] * step).ravel()))
+            return
+        sel = np.flatnonzero(fold[self.fid])  # type: ignore[index]
+        self.fold_rec = self.rec[sel]
+        self.fold_names = strings(self.names).take(numbers(self.fid[sel].astype(np.int64)))  # type: ignore[index]
+        self.fold_values = tokens.take(numbers(val[sel]))  # type: ignore[call-overload]
 
     def present(self, lo: int, hi: int) -> list[int]:
         """The fields of records lo..hi-1 in order of first appearance (the full parser's column order)."""
@@ -198,7 +232,7 @@ def _tokenised(
     pool: ThreadPoolExecutor,
     pieces: Iterator[tuple[bytearray, int, str]],
     spare: list[bytearray],
-    usable: Callable[[str], bool] | None = None,
+    usable: Callable[[str], int] | None = None,
 ) -> Iterator[_Block]:
     """The blocks of `pieces` in file order, tokenised on `pool`, IN_FLIGHT at most ahead (bounded memory);
     a block's error is raised in its turn. Each buffer goes back to `spare` once tokenised (a block's
@@ -270,13 +304,14 @@ def _root_start(head: bytes) -> tuple[int, str]:
     return m.end(), m.group(1).decode()
 
 
-def _tokenise(buf: bytearray, end: int, record: str, usable: Callable[[str], bool] | None = None) -> _Block:
+def _tokenise(buf: bytearray, end: int, record: str, usable: Callable[[str], int] | None = None) -> _Block:
     """The records in buf[:end] (which starts before a record start tag and ends with a record end tag);
-    with `usable`, columns only for the names it accepts (records with ever-changing names would otherwise
-    make a block column per name: names x records cells)."""
+    with `usable` (`SourceKeys.usable`), columns only for the names it takes as columns, attribute keys
+    folded (records with ever-changing names would otherwise make a block column per name: names x records
+    cells)."""
     raw = np.frombuffer(buf, np.uint8, end)
     crs = _check_characters(buf, raw, end)
-    return _repeated(buf, raw, end, record, crs) or _general(buf, raw, end, record, crs, usable)
+    return _repeated(buf, raw, end, record, crs, usable) or _general(buf, raw, end, record, crs, usable)
 
 
 class _Scratch(threading.local):
@@ -333,7 +368,14 @@ def _check_characters(buf: bytearray, raw: np.ndarray, end: int) -> int:
     return crs
 
 
-def _repeated(buf: bytearray, raw: np.ndarray, end: int, record: str, crs: int) -> _Block | None:
+def _repeated(
+    buf: bytearray,
+    raw: np.ndarray,
+    end: int,
+    record: str,
+    crs: int,
+    usable: Callable[[str], int] | None = None,
+) -> _Block | None:
     """The block's records when each repeats the first one's markup exactly (the usual export), else None.
 
     Every `<` is located (one numpy pass); the first record's tags are the template, and the k-th `<` of
@@ -399,27 +441,34 @@ def _repeated(buf: bytearray, raw: np.ndarray, end: int, record: str, crs: int) 
         if is_fo[tag[tag >= 0] % p].any():
             raise NotSimple("'\\r' in text")
     columns: list[pa.Array] = [None] * len(names)  # type: ignore[list-item]
+    block = _Block(k, names, columns)
+    uses = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
+    texts, where = pa.nulls(0, pa.string()), {}
     if len(fo):
         # the field texts as tokens of an Arrow array over the block (each followed by what is between it
-        # and the next), taken field by field into one array
+        # and the next), taken field by field into one array (but attribute keys folded: `_Block.fold`)
+        fo_fields = fids[fo].tolist()
+        kept = [i for i, f in enumerate(fo_fields) if uses[f] & COLUMN]
         offsets = _scratch("offsets", 2 * k * len(fo), np.int32).reshape(k, len(fo), 2)
-        picked = _scratch("picked", k * len(fo), np.int64).reshape(len(fo), k)
+        picked = _scratch("picked", k * len(kept), np.int64).reshape(len(kept), k)
         for i, c in enumerate(fo):
             offsets[:, i, 0], offsets[:, i, 1] = starts[:, c], ends[:, c]
-            np.multiply(np.arange(k), 2 * len(fo), out=picked[i])
-            picked[i] += 2 * i
+        for j, i in enumerate(kept):
+            np.multiply(np.arange(k), 2 * len(fo), out=picked[j])
+            picked[j] += 2 * i
         texts = pa.Array.from_buffers(
             pa.string(), offsets.size - 1, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
         )
         values = texts.take(numbers(picked.ravel()))
-        del texts
-        for i, f in enumerate(fids[fo]):
-            columns[f] = values.slice(i * k, k)
+        for j, i in enumerate(kept):
+            columns[fo_fields[i]] = values.slice(j * k, k)
+        where = {f: (2 * i, 2 * len(fo)) for i, f in enumerate(fo_fields)}
     for f in fids[field[~f_fo]]:  # <F/>: ""
         columns[f] = pa.Array.from_buffers(
             pa.string(), k, [None, pa.py_buffer(np.zeros(k + 1, np.int32)), pa.py_buffer(b"")]
         )
-    return _Block(k, names, columns)
+    block.fold(uses, texts, where)  # attribute keys: their values record by record (copies, not views)
+    return block
 
 
 def _only_whitespace(raw: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
@@ -436,7 +485,7 @@ def _only_whitespace(raw: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
 
 
 def _general(
-    buf: bytes, raw: np.ndarray, end: int, record: str, crs: int, usable: Callable[[str], bool] | None = None
+    buf: bytes, raw: np.ndarray, end: int, record: str, crs: int, usable: Callable[[str], int] | None = None
 ) -> _Block:
     """The block's records, tokenised at every `<` and `>` (records with different fields or whitespace)."""
     delims = np.flatnonzero(
@@ -492,10 +541,13 @@ def _general(
     val = np.where(f_fo, text_at[field], 2 * d)
     order = np.argsort(f_fid, kind="stable")  # by field, each in file order (radix sort: int16)
     bounds = np.searchsorted(f_fid[order], np.arange(len(names) + 1))
+    uses = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
+    if sum(1 for use in uses if use & COLUMN) * n > BLOCK_CELLS:
+        raise NotSimple("a column per name would be names x records")  # (the parser refuses past MAX_CELLS)
     columns: list[pa.Array | None] = []
     for f in range(len(names)):
-        if usable is not None and not usable(names[f]):
-            columns.append(None)  # (not read by the feed: `_take` counts it, never takes it)
+        if not uses[f] & COLUMN:
+            columns.append(None)  # (not read by the feed as a column: `_take` counts it, never takes it)
             continue
         at = order[bounds[f] : bounds[f + 1]]
         if len(at) == n:  # in every record (once: repeats are not simple)
@@ -505,7 +557,9 @@ def _general(
             idx[f_rec[at]] = val[at]
             valid = pa.py_buffer(np.packbits(idx >= 0, bitorder="little"))
         columns.append(tokens.take(pa.Array.from_buffers(pa.int64(), n, [valid, pa.py_buffer(idx)])))
-    return _Block(n, names, columns, f_rec, f_fid)
+    block = _Block(n, names, columns, f_rec, f_fid)
+    block.fold(uses, tokens, val)  # attribute keys: their values in record order, not a column each
+    return block
 
 
 def _structure(
@@ -550,14 +604,19 @@ def _classify(markup: list[str], record: str) -> tuple[np.ndarray, np.ndarray, l
 def _take(
     pending: list[tuple[_Block, int, int]], rows: int, done: int, keys: SourceKeys | None = None
 ) -> tuple[pa.RecordBatch, list[tuple[_Block, int, int]]]:
-    """A batch of the next `rows` records (with `keys`: the columns the feed can use), and what is left."""
+    """A batch of the next `rows` records (with `keys`: the columns the feed can use, and attribute keys
+    folded into one column when `keys.fold`, as `records.BatchBuilder` folds them), and what is left."""
     wanted = None if keys is None or keys.everything else keys.wanted
+    fold = keys is not None and keys.fold
     parts, pending = take_spans(pending, rows)
     columns: dict[str, list[pa.Array | None]] = {}  # name → per part: its values (None: absent)
+    entries = []
     for i, (block, lo, hi) in enumerate(parts):
         present = block.present(lo, hi)
         if wanted is not None:
-            present = [f for f in present if wanted(block.names[f])]
+            present = [f for f in present if wanted(block.names[f]) & COLUMN]
+        if fold:
+            entries.append(_folded(block, lo, hi))
         for f in present:
             columns.setdefault(block.names[f], [None] * len(parts))[i] = block.columns[f].slice(lo, hi - lo)
     check_columns(len(columns), rows, done + 1)
@@ -568,9 +627,25 @@ def _take(
             for v, (_, lo, hi) in zip(values, parts, strict=True)
         ]
         arrays.append(filled[0] if len(filled) == 1 else pa.concat_arrays(filled))
+    if fold:
+        counts, names, texts = zip(*entries, strict=True)
+        arrays.append(folded.folded(np.concatenate(counts), pa.concat_arrays(names), pa.concat_arrays(texts)))
     arrays += [
         numbers(np.arange(done + 1, done + rows + 1, dtype=np.int64)),
         pa.nulls(rows, pa.string()),
         pa.nulls(rows, pa.string()),
     ]
-    return pa.RecordBatch.from_arrays(arrays, names=[*columns, *TECHNICAL]), pending
+    names = [*columns, *([FOLDED] if fold else []), *TECHNICAL]
+    return pa.RecordBatch.from_arrays(arrays, names=names), pending
+
+
+def _folded(block: _Block, lo: int, hi: int) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """Records lo..hi-1 of the block: per record its number of attribute entries, their keys and values."""
+    if block.fold_each:
+        a, b, counts = lo * block.fold_each, hi * block.fold_each, np.full(hi - lo, block.fold_each, np.int64)
+    elif block.fold_rec is None:
+        return np.zeros(hi - lo, np.int64), pa.nulls(0, pa.string()), pa.nulls(0, pa.string())
+    else:
+        a, b = np.searchsorted(block.fold_rec, [lo, hi])
+        counts = np.bincount(block.fold_rec[a:b] - lo, minlength=hi - lo)
+    return counts, block.fold_names.slice(a, b - a), block.fold_values.slice(a, b - a)  # type: ignore[union-attr]
