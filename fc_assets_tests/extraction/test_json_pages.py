@@ -397,3 +397,47 @@ def test_extraction_through_the_fast_path_writes_the_same_partition(tmp_path, mo
     old = run(None)
     assert taken and all(taken)
     assert fast.num_rows == 250 and fast.equals(old)
+
+
+def test_pages_converted_together_give_the_pages_batches_concatenated_or_none():
+    """`build_pages` (several decoded pages in one conversion) equals each page's `build` concatenated; when
+    one page could not go the Arrow way alone (a negative zero: `_Inexact`), it returns None, so the
+    caller converts each page and only that one goes the dict path."""
+    decoder = json_pages.decoder_for(ORDERS, "orders")
+    builder = BatchBuilder(ORDERS.columns)
+    bodies = [GOOD, with_change(setter("customer.firstName", None, 1)), with_change(VALUE_CASES["unicode"])]
+    pages = [decoder(b).nodes for b in bodies]
+    together = builder.build_pages(pages)
+    assert together is not None and together.num_rows == 9
+    assert pa.Table.from_batches([together]).equals(pa.Table.from_batches([builder.build(p) for p in pages]))
+    negative_zero = GOOD.replace(b'"totalTaxPrice":1.0', b'"totalTaxPrice":-0', 1)
+    assert builder.build_pages([*pages, decoder(negative_zero).nodes]) is None
+    assert builder.build(decoder(negative_zero).nodes).num_rows == 3  # alone: the dict path
+
+
+def test_a_page_that_cannot_be_converted_fails_the_extraction_naming_its_page(tmp_path, monkeypatch):
+    """Decoded pages are converted several at a time (`extract.PAGES_PER_BATCH`); a bad timestamp in one
+    of them still fails the run with that page's number, whether its group is full or the chain's last
+    (one chain: the day is not split)."""
+    from fc_assets.extraction import extract
+    from fc_assets.extraction.extract import PAGES_PER_BATCH
+    from fc_assets.resources.fluent_errors import FluentDataError
+    from fc_assets.resources.storage import Lake
+
+    monkeypatch.setattr(extract, "OVERSPLIT", 1)
+    for bad_page in (2, PAGES_PER_BATCH + 2):
+        orders = make_orders(D1, 10 * (PAGES_PER_BATCH + 2), midnight=0)
+        orders[10 * (bad_page - 1) + 3]["createdOn"] = "not a time"
+        lake = Lake(f"file://{tmp_path}/lake-{bad_page}")
+        with pytest.raises(FluentDataError, match=f"page {bad_page} of orders.graphql .* cannot be converted"):
+            list(
+                extract_periods(
+                    ORDERS,
+                    [Window(D1, D1 + timedelta(days=1))],
+                    client=FakeFluent({"orders": orders}),
+                    lake=lake,
+                    concurrency=1,
+                    page_size=10,
+                )
+            )
+        assert not lake.list_files("fluent/orders")
