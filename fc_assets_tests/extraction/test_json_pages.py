@@ -429,9 +429,7 @@ def test_a_page_that_cannot_be_converted_fails_the_extraction_naming_its_page(tm
         orders = make_orders(D1, 10 * (PAGES_PER_BATCH + 2), midnight=0)
         orders[10 * (bad_page - 1) + 3]["createdOn"] = "not a time"
         lake = Lake(f"file://{tmp_path}/lake-{bad_page}")
-        with pytest.raises(
-            FluentDataError, match=f"page {bad_page} of orders.graphql .* cannot be converted"
-        ):
+        with pytest.raises(FluentDataError, match=f"page {bad_page} of orders.graphql .* cannot be converted"):
             list(
                 extract_periods(
                     ORDERS,
