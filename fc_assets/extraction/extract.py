@@ -15,8 +15,7 @@ So:
   each chain is pipelined (`fetch.prefetch`: page k+1 is requested while page k is converted), so the wall
   time approaches `pages x latency / concurrency`;
 - deterministic output: row order depends on the task order and the API's order, not on thread timing;
-- bounded memory: a chain holds at most 3 pages (converting, queued, being fetched) and up to 3 parsed
-  ones waiting to be converted together (`PAGES_PER_BATCH`); the writer holds one
+- bounded memory: a chain holds at most 3 pages (converting, queued, being fetched); the writer holds one
   row group (freed as soon as it is written, see `validation._drop_accessor_cycle`); spools are on disk;
 - complete or fail: the first chain to fail stops every other one before its next request (at most the
   request in flight completes) and its error propagates at once, whichever period or task it belongs to,
@@ -53,7 +52,7 @@ from fc_assets.extraction.fetch import (
     fetch_pages,
     list_scope_values,
 )
-from fc_assets.extraction.node_batches import ArrowNodes, BatchBuilder
+from fc_assets.extraction.node_batches import BatchBuilder
 from fc_assets.extraction.parquet_writer import RowGroupWriter, Spool
 from fc_assets.extraction.request_slots import RequestSlots
 from fc_assets.extraction.validation import ValidationReport
@@ -68,12 +67,6 @@ PREVIEW_ROWS = 5
 PREFETCH_PAGES = 1
 """Pages a chain's fetch thread may have waiting for conversion (plus one being fetched): 1 is enough to
 keep the request in flight, since converting a page takes a few ms against tens of ms per request."""
-PAGES_PER_BATCH = 4
-"""Pages Arrow parsed (`json_pages`) that a chain converts together (`BatchBuilder.build_pages`): the
-conversion's cost is per call more than per row (0.44 ms a page alone, 0.20 with 4), all of it under the
-GIL that the other chains need to send and receive. The price: up to 3 parsed pages wait per chain
-(~0.5 MB each with their bodies), and a page that cannot be converted fails the chain when its group is
-converted (at most 3 pages later, or at the chain's end) instead of on arrival."""
 
 
 @dataclass(frozen=True)
@@ -196,39 +189,6 @@ def _stream(
 ) -> StreamResult:
     result = StreamResult(Spool(spool_dir / f"task-{task.index:05d}.arrows", builder.schema))
     col = spec.updated_column
-    pending: list[tuple[int, ArrowNodes]] = []  # (page number, nodes) not converted yet
-
-    def convert(number: int, nodes: Sequence[dict[str, Any]] | ArrowNodes) -> pa.RecordBatch:
-        try:
-            return builder.build(nodes)
-        except (pa.ArrowException, TypeError, ValueError, AttributeError) as exc:
-            raise FluentDataError(
-                f"{spec.name}: page {number} of {task.source.query} over {task.window} "
-                f"cannot be converted to the columns {[c.name for c in builder.columns]}: {exc}"
-            ) from exc
-
-    def spool(batch: pa.RecordBatch) -> None:
-        keep = in_window(batch, col, task.window)
-        if not pc.all(keep).as_py():
-            ts = batch.column(col)
-            at_end = pc.sum(pc.equal(ts, pa.scalar(task.window.end, ts.type))).as_py() or 0
-            result.boundary_rows += at_end
-            outside = batch.num_rows - pc.sum(keep).as_py() - at_end
-            if outside:
-                result.out_of_window += outside
-                result.out_of_window_sample = result.out_of_window_sample or str(
-                    batch.filter(pc.invert(pc.fill_null(keep, False))).column(spec.key)[0]
-                )
-            batch = batch.filter(pc.fill_null(keep, False))
-        result.spool.write(batch)
-
-    def flush() -> None:
-        together = builder.build_pages([n for _, n in pending]) if len(pending) > 1 else None
-        batches = [together] if together is not None else [convert(*page) for page in pending]
-        pending.clear()
-        for batch in batches:
-            spool(batch)
-
     try:
         pages = fetch_pages(
             client,
@@ -246,14 +206,26 @@ def _stream(
                 result.requests += requests
                 if not nodes:
                     continue
-                if isinstance(nodes, ArrowNodes):
-                    pending.append((result.pages, nodes))
-                    if len(pending) >= PAGES_PER_BATCH:
-                        flush()
-                    continue
-                flush()  # pages stay in order
-                spool(convert(result.pages, nodes))
-            flush()
+                try:
+                    batch = builder.build(nodes)
+                except (pa.ArrowException, TypeError, ValueError, AttributeError) as exc:
+                    raise FluentDataError(
+                        f"{spec.name}: page {result.pages} of {task.source.query} over {task.window} "
+                        f"cannot be converted to the columns {[c.name for c in builder.columns]}: {exc}"
+                    ) from exc
+                keep = in_window(batch, col, task.window)
+                if not pc.all(keep).as_py():
+                    ts = batch.column(col)
+                    at_end = pc.sum(pc.equal(ts, pa.scalar(task.window.end, ts.type))).as_py() or 0
+                    result.boundary_rows += at_end
+                    outside = batch.num_rows - pc.sum(keep).as_py() - at_end
+                    if outside:
+                        result.out_of_window += outside
+                        result.out_of_window_sample = result.out_of_window_sample or str(
+                            batch.filter(pc.invert(pc.fill_null(keep, False))).column(spec.key)[0]
+                        )
+                    batch = batch.filter(pc.fill_null(keep, False))
+                result.spool.write(batch)
     finally:
         result.spool.close()
     return result
