@@ -14,11 +14,11 @@
    Two ratios are printed: elapsed / T_floor (the requirement) and elapsed / (requests x injected latency /
    streams), which leaves out the server's own time. L_page is timed with a token held and a keep-alive
    connection open, so the runs share one client whose token and connections a warm-up run obtained (with
-   a fresh client per run, each paid a token round trip, ~1 L_page, and new connections the floor omits). Per run also: the median round trip the client saw
-   (above L_page when the machine is short of CPU), client and sandbox CPU seconds (its workers included),
-   and the same run with no injected latency: on 2 cores the client and the sandbox share the CPU (with
-   each other and whatever else runs), so with 4 streams the machine, not the client's waiting, can set
-   the time.
+   a fresh client per run, each paid a token round trip, ~1 L_page, and new connections the floor omits).
+   Per run also: the median round trip the client saw (above L_page when the machine is short of CPU),
+   client and sandbox CPU seconds (its workers included), and the same run with no injected latency: on
+   2 cores the client and the sandbox share the CPU (with each other and whatever else runs), so with 4
+   streams the machine, not the client's waiting, can set the time.
 2. Memory. For 10k and 200k orders (sandbox without latency), a child process extracts *all* orders as one
    window into one Parquet object (so the object's row count is the variable) and reports its peak RSS
    (ru_maxrss) above its current RSS just before extracting. Bounded memory means the two peaks are close.
