@@ -142,3 +142,15 @@ def test_as_batch_of_a_chunk_without_rows_keeps_its_schema(parts):
     chunk = pa.Table.from_batches([empty] * parts, schema=schema)
     batch = as_batch(chunk)
     assert isinstance(batch, pa.RecordBatch) and batch.num_rows == 0 and batch.schema == schema
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["\x1fa", "a\u00e9a"], ["\x1ca", "\u00e9", "b"], ["x", "a\u3000b\x1e"], ["\x1da\u00e9"]],
+)
+def test_trim_of_unicode_text_trims_information_separators_as_arrow_does(values):
+    """U+001C..U+001F are whitespace to Arrow's UTF-8 trim (and Python's `str.strip`), not to its ASCII trim:
+    in text with a non-ASCII byte only inside values, the shortcut must still see them at a value's ends
+    (it left `\\x1fa` untrimmed next to `aéa`, trimmed next to ` é`)."""
+    arr = pa.array(values, pa.string())
+    assert trim(arr).to_pylist() == pc.utf8_trim_whitespace(arr).to_pylist()

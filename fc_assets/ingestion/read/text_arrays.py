@@ -46,6 +46,7 @@ _ASCII_SPACE = np.zeros(256, bool)
 _ASCII_SPACE[[9, 10, 11, 12, 13, 32]] = True  # what ascii_trim_whitespace trims
 _MAYBE_SPACE = _ASCII_SPACE.copy()
 _MAYBE_SPACE[128:] = True  # a byte of a multi-byte character (which may be Unicode whitespace)
+_MAYBE_SPACE[28:32] = True  # U+001C..U+001F: whitespace to utf8_trim_whitespace, not to the ASCII trim
 _HIGHEST_SPACE = 32
 
 
