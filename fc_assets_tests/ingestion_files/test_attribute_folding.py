@@ -71,6 +71,14 @@ SAME: list[Record] = [
     for i in range(50)
 ]
 
+# an attribute value with an information separator (U+001C..U+001F) at an end: whitespace to Arrow's UTF-8
+# trim, not to its ASCII trim. A column per key trims `attr_colour` alone (ASCII); folded, it is trimmed with
+# the other keys' values (here non-ASCII `grün`)
+SEPARATORS: list[Record] = [
+    [("ref", "P1"), ("name", "Shirt"), ("attr_colour", "\x1cred")],
+    [("ref", "P2"), ("name", "Shoe"), ("attr_size", "gr\u00fcn")],
+]
+
 
 def _csv(records: list[Record]) -> bytes:
     header = list(dict.fromkeys(k for r in records for k, _ in r))
@@ -146,8 +154,10 @@ def _variant(records: list[Record], variant: str, monkeypatch) -> tuple[bytes, s
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("records", [MIXED, SAME], ids=["mixed", "same_keys"])
+@pytest.mark.parametrize("records", [MIXED, SAME, SEPARATORS], ids=["mixed", "same_keys", "separators"])
 def test_the_same_products_give_the_same_rows_and_attributes_in_every_format(records, variant, monkeypatch):
+    if records is SEPARATORS and variant in ("jsonl_fast", "xml_fast", "xml_full"):
+        pytest.skip("U+001C: escaped in JSON (the line reader's), no character of XML 1.0")
     reference = run(products_feed(), io.BytesIO(_csv(records)), name="p.csv")  # a column per key
     data, name = _variant(records, variant, monkeypatch)
     outcome = run(products_feed(), io.BytesIO(data), name=name)
