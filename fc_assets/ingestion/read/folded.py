@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from fc_assets.ingestion.read.arrow_values import numbers
+from fc_assets.ingestion.read.text_arrays import STRING
 
-STRING = pa.string()
 ENTRY = pa.struct([("name", STRING), ("value", STRING)])
 FOLDED_TYPE = pa.list_(ENTRY)
 

@@ -183,7 +183,7 @@ class ChunkValidator:
         batch = pa.RecordBatch.from_arrays(typed, schema=self.typed_schema)
         passed = np.flatnonzero(~rejected)
         clean = batch
-        if rejected.any() and (keep or self.row_masks or self.schema is not None):
+        if rejected.any() and not lean:
             clean = filter_batch(batch, bools(~rejected))
         failed_rows = False  # 3. the row rules over the rows that passed the field rules
         for rule in self.row_masks:
