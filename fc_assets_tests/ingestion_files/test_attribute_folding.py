@@ -53,11 +53,11 @@ MIXED: list[Record] = [
 ]
 # what a column per key gives for MIXED: within a record, attributes in the order their keys first occur in
 # the chunk (CSV: the header's order), prefix stripped, values trimmed, empty ones left out
-MIXED_ATTRIBUTES = [
+MIXED_ATTRIBUTES = [  # by name (code point order: "Colour" before "colour"), whatever the keys' order
     [("colour", "red"), ("size", "M")],
-    [("size", "42"), ("material", "leather")],
+    [("material", "leather"), ("size", "42")],
     [],
-    [("colour", "navy"), ("fit", "slim"), ("Colour", "blue")],
+    [("Colour", "blue"), ("colour", "navy"), ("fit", "slim")],
     [("pattern", "striped")],
     [],
 ]
@@ -415,7 +415,40 @@ def test_a_slice_of_a_folded_column_maps_as_its_records_alone():
     ] == [
         [("b", "1")],
         [],
-        [("b", "3"), ("a", "2")],
+        [("a", "2"), ("b", "3")],  # by name
         [("c", "4")],
         [("a", "5")],
     ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "xml"])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_records_attributes_do_not_depend_on_key_order_or_its_neighbours(fmt, seed):
+    """The same record gives the same attributes whatever the order of its keys, the records around it and
+    the chunk it falls in: the delta compares them as they are, so any other order would be a change."""
+    rng = random.Random(seed)
+    feed = products_feed()
+    keys = ["attr_size", "attr_colour", "ATTR_Colour", "attribute_colour", "attr_fit", "attr_é", "attr_Z"]
+    target = {k: rng.choice(["1", "b", "a", "Zürich"]) for k in keys}
+    expected = None
+    for trial in range(6):
+        order = keys[:]
+        rng.shuffle(order)
+        others = _random_records(rng, rng.randint(0, 40), nested=False)
+        at = rng.randint(0, len(others))
+        records_ = [*others[:at], {"ref": "T", "name": "t", **{k: target[k] for k in order}}, *others[at:]]
+        if fmt == "csv":
+            columns = sorted({k for r in records_ for k in r}, key=lambda _: rng.random())
+            text = io.StringIO()
+            writer = csv.writer(text)
+            writer.writerow(columns)
+            writer.writerows([[r.get(k) or "" for k in columns] for r in records_])
+            data = text.getvalue().encode()
+        else:
+            data = _random_file(rng, fmt, records_)
+        out = run(feed, io.BytesIO(data), name=f"p.{fmt}", chunk_rows=rng.choice([1, 3, 65_536]))
+        (row,) = [r for r in out.accepted.to_pylist() if r["ref"] == "T"]
+        got = [(a["name"], a["value"]) for a in row["attributes"]]
+        assert got == sorted(got)
+        expected = expected or got
+        assert got == expected, (trial, order)

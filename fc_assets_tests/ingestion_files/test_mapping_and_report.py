@@ -52,9 +52,9 @@ def test_every_kind_of_mapping_declaration():
             "active": True,
             "name": "Big Store",
             "score": 9,
-            "attributes": [
-                {"name": "size", "type": "STRING", "value": "L"},
+            "attributes": [  # by name, not in column order
                 {"name": "Colour", "type": "STRING", "value": "red"},
+                {"name": "size", "type": "STRING", "value": "L"},
             ],
         },
         {

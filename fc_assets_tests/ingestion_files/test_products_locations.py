@@ -48,9 +48,9 @@ def test_products_fold_prices_categories_and_attributes():
         {"type": "DEFAULT", "currency": "EUR", "value": 19.9},
         {"type": "SPECIAL", "currency": "EUR", "value": 14.5},
     ]  # currency falls back
-    assert v1["attributes"] == [
-        {"name": "colour", "type": "STRING", "value": "Blue"},
+    assert v1["attributes"] == [  # by name (code point order)
         {"name": "Size", "type": "STRING", "value": "S"},
+        {"name": "colour", "type": "STRING", "value": "Blue"},
     ]
     assert out.rejects == [
         (3, "parent_ref", "", "required for a VARIANT product"),

@@ -277,10 +277,13 @@ def _no_attributes(n: int) -> pa.ListArray:
 
 
 def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str) -> pa.ListArray:
-    """K text columns → per row the list of `{name, type, value}` for its non-empty values."""
+    """K text columns → per row the list of `{name, type, value}` for its non-empty values, ordered by name
+    (see `folded_attribute_lists`; one name from two columns: in column order)."""
     k = len(values)
     if k == 0:
         return _no_attributes(n)
+    by_name = sorted(range(k), key=names.__getitem__)
+    names, values = [names[i] for i in by_name], [values[i] for i in by_name]
     order = np.arange(n * k).reshape(k, n).T.ravel()  # row-major over the stacked columns
     vals = pa.concat_arrays(values).take(numbers(order))
     keep = pc.is_valid(vals)
@@ -291,15 +294,33 @@ def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str
     struct = pa.StructArray.from_arrays(
         [name_arr, constant(type_, len(kept)), kept], fields=list(ATTRIBUTE_TYPE)
     )
-    return pa.ListArray.from_arrays(numbers(offsets), struct)
+    lists = pa.ListArray.from_arrays(numbers(offsets), struct)
+    return _by_name_and_value(lists) if len(set(names)) < k else lists
+
+
+def _by_name_and_value(lists: pa.ListArray) -> pa.ListArray:
+    """Each row's attributes ordered by name, then value: where two keys give one name (`attr_x` and
+    `attribute_x`), the order of their values does not depend on the keys' order either."""
+    entries = lists.flatten()
+    offsets = to_numbers(lists.offsets)
+    offsets = offsets - offsets[0]
+    parents = np.repeat(np.arange(len(lists), dtype=np.int64), np.diff(offsets))
+    order = pc.sort_indices(
+        pa.table({"p": parents, "n": entries.field("name"), "v": entries.field("value")}),
+        sort_keys=[("p", "ascending"), ("n", "ascending"), ("v", "ascending")],
+    )
+    return pa.ListArray.from_arrays(numbers(offsets, pa.int32()), entries.take(order))
 
 
 def folded_attribute_lists(
     folded: pa.ListArray, attribute_name: Callable[[str], str | None], type_: str
 ) -> pa.ListArray:
     """A reader's folded attribute keys (read/folded.py) → what `attribute_lists` makes of the same records
-    read as one column per key: within a record, attributes in the order their keys first occur in the chunk
-    (a chunk's column order), the key's prefix stripped, values trimmed, empty ones left out."""
+    read as one column per key: the key's prefix stripped, values trimmed, empty ones left out, and within a
+    record the attributes ordered by name (code point order; where keys give one name, `attr_x` and
+    `attribute_x`, then by value). Ordered so, not by key order or the chunk's column order: the
+    same record in another file, next to other records or in another format, has the same attributes, so
+    the delta does not see a change (and send it again) where there is none."""
     n = len(folded)
     entries = folded.flatten()
     if not len(entries):
@@ -310,13 +331,15 @@ def folded_attribute_lists(
     offsets = to_numbers(folded.offsets)
     offsets = offsets - offsets[0]  # (a slice's offsets point into the whole array's entries)
     values = clean(texts)
+    renamed = [attribute_name(k) for k in encoded.dictionary.to_pylist()]
+    position = {name: i for i, name in enumerate(sorted({r or "" for r in renamed}))}
+    ranks = np.array([position[r or ""] for r in renamed], np.int64)[ids]
     starts = np.zeros(len(ids), bool)
     starts[offsets[:-1][offsets[1:] > offsets[:-1]]] = True
-    if (~starts[1:] & (ids[1:] < ids[:-1])).any():  # a record whose keys first occurred in another order
+    if (~starts[1:] & (ranks[1:] < ranks[:-1])).any():  # a record's attributes not in name order
         parents = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-        order = np.argsort(parents * len(encoded.dictionary) + ids, kind="stable")
+        order = np.argsort(parents * len(position) + ranks, kind="stable")
         ids, values = ids[order], values.take(numbers(order))
-    renamed = [attribute_name(k) for k in encoded.dictionary.to_pylist()]
     keep = to_bools(pc.is_valid(values))
     if None in renamed:  # (the readers fold only attribute keys)
         keep &= np.array([r is not None for r in renamed])[ids]
@@ -329,7 +352,9 @@ def folded_attribute_lists(
     struct = pa.StructArray.from_arrays(
         [names, constant(type_, len(values)), values], fields=list(ATTRIBUTE_TYPE)
     )
-    return pa.ListArray.from_arrays(numbers(offsets, pa.int32()), struct)
+    lists = pa.ListArray.from_arrays(numbers(offsets, pa.int32()), struct)
+    named = [r for r in renamed if r is not None]
+    return _by_name_and_value(lists) if len(set(named)) < len(named) else lists
 
 
 # ------------------------------------------------------------------ declarative helpers for Field(...)
