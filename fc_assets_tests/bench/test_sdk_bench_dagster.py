@@ -43,3 +43,7 @@ def test_dagster_row_from_paired_runs_after_a_first_run(tmp_path):
     [empty] = [ln for ln in proc.stdout.splitlines() if ln.startswith("a day without orders: ")]
     empty_wall = float(empty.split("materialize ")[1].split(" s wall")[0])
     assert f"a day without orders {empty_wall:.2f} s vs " in row["note"], row
+    # Dagster's own floor in the same instance: a no-op asset in a one-asset code location
+    [floor] = [ln for ln in proc.stdout.splitlines() if ln.startswith("Dagster's floor ")]
+    floor_wall = float(floor.split("same instance): ")[1].split(" s wall")[0])
+    assert floor_wall > 0 and f"Dagster's floor (a no-op asset alone) {floor_wall:.2f} s" in row["note"], row
