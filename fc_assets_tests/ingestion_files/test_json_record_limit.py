@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -107,6 +108,47 @@ def test_only_containers_at_the_records_depth_are_replaced(block):
     seen = list(ijson.items(io.BytesIO(_drain(guard, block)), prefix))
     assert seen == [guard.marker if len(r) > LIMIT else json.loads(r) for r in records]
     assert _record_depth(prefix) == 4 and _record_depth("item") == 2 and _record_depth("") == 1
+
+
+ALPHABET = ['"', "\\", "[", "]", "{", "}", ",", ":", "a", " ", "é", "\n"]
+
+
+def _value(rng: random.Random, depth: int) -> object:
+    kind = rng.random()
+    if depth > 5 or kind < 0.4:
+        return rng.choice([1, "".join(rng.choices(ALPHABET, k=rng.randrange(8))), None, True, 2.5])
+    if kind < 0.7:
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(6))]
+    keys = ("".join(rng.choices(ALPHABET, k=rng.randrange(4))) for _ in range(rng.randrange(6)))
+    return {key: _value(rng, depth + 1) for key in keys}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_guard_on_random_documents(seed):
+    """Random records (strings full of brackets, quotes and backslashes; escaped or raw non-ASCII; indented
+    or not) under random prefixes, limits and read sizes: each record that fits is passed as it was, each
+    longer container is the marker."""
+    rng = random.Random(seed)
+    for _ in range(60):
+        records = [_value(rng, 1) for _ in range(rng.randrange(12))]
+        texts = [
+            json.dumps(r, ensure_ascii=rng.random() < 0.5, indent=rng.choice([None, 1])) for r in records
+        ]
+        body = "[" + rng.choice([",", " , ", ",\n  "]).join(texts) + "]"
+        prefix = rng.choice(["item", "a.item", "a.b.item"])
+        doc = {
+            "item": body,
+            "a.item": '{"z": [1, {"q": [2]}], "a": ' + body + ', "y": {"w": [[1]]}}',
+            "a.b.item": '{"a": {"x": {"y": [1, 2]}, "b": ' + body + "}}",
+        }[prefix]
+        limit = rng.randrange(40, 200)  # above the longest token the values make
+        guard = JsonGuard(io.BytesIO(doc.encode()), "r.json", limit, record_depth=_record_depth(prefix))
+        seen = list(ijson.items(io.BytesIO(_drain(guard, rng.choice([3, 8, 64, 1000]))), prefix))
+        over = [
+            len(t.encode()) > limit and isinstance(r, list | dict)
+            for r, t in zip(records, texts, strict=True)
+        ]
+        assert seen == [guard.marker if o else r for r, o in zip(records, over, strict=True)]
 
 
 @pytest.fixture
