@@ -166,11 +166,11 @@ class JsonGuard(io.RawIOBase):
         self._offset += len(data)
         if self._record_depth is None:
             return None
-        brackets = pos[structural]
-        at_record = depths == self._record_depth
-        opens = brackets[at_record & (steps == 1)]
-        closes = brackets[(depths == self._record_depth - 1) & (steps == -1)]
-        return opens, closes
+        # brackets between depth d - 1 and d, either way: depth before + depth after == 2d - 1
+        crossing = np.flatnonzero(2 * depths - steps == 2 * self._record_depth - 1)
+        brackets = pos[structural][crossing]
+        opening = steps[crossing] == 1
+        return brackets[opening], brackets[~opening]
 
     def _records(self, data: bytes, opens: np.ndarray, closes: np.ndarray) -> None:
         """Pass `data` on, except the bytes of records longer than the limit (each replaced by the marker
