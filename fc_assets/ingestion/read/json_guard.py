@@ -205,7 +205,7 @@ class JsonGuard(io.RawIOBase):
             self._pass(view[cursor:start])
             self._open_at = base + start
             self._dropping = len(data) - start > limit
-            self._held = [] if self._dropping else [view[start:]]
+            self._held = [] if self._dropping else [data[start:]]  # a copy: frees the block
         else:
             self._pass(view[cursor:])
 
