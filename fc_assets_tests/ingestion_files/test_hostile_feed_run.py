@@ -4,9 +4,11 @@ name is archived, and a manual run config cannot make a feed process another fee
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from fc_assets.ingestion.deliver.files import NAME_MAX, REJECTS_SUFFIX
+from fc_assets_tests.ingestion_files.helpers import parse_rejects
 from fc_assets_tests.ingestion_flow.flow import failure_metadata, metadata
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 
@@ -81,3 +83,22 @@ def test_a_manual_run_cannot_process_another_feeds_file(flow):
     assert "products/catalog.csv" in keys and "inventory/stock.csv" in keys  # nothing moved
     assert not any("/processed/" in k or "/error/" in k for k in keys)
     assert flow.received.batches() == []
+
+
+def test_a_json_record_over_the_value_limit_is_a_rejected_row_of_a_processed_file(make_flow):
+    """A JSON array's record longer than FC_MAX_VALUE_BYTES (here 1,000) is rejected as its row, never built,
+    and the records after it are sent; its text is not copied into the rejects file."""
+    flow = make_flow(glob="*.json", FC_MAX_VALUE_BYTES=1000)
+    rows = [{"sku": s, "location": loc, "qty": str(q)} for s, loc, q in ROWS]
+    wide = {"sku": "WIDE", "location": "LOC1", "qty": "1"} | {f"k{i}": "[{x}]" for i in range(400)}
+    body = orjson.dumps(rows[:40] + [wide] + rows[40:])
+    flow.put_s3("stock.json", body)
+    (req,) = flow.tick("s3")
+    result = flow.execute(req)
+    md = metadata(result)
+    assert (md["outcome"], md["accepted"], md["rejected"]) == ("processed", 99, 1), md
+    rejects = flow.lake.read_bytes(f"rejects/inventory/{req.partition_key}.csv")
+    assert parse_rejects(rejects) == [
+        (41, "_record", "", "record longer than 1,000 bytes (FC_MAX_VALUE_BYTES)")
+    ]
+    assert sorted(e["skuRef"] for e in flow.received.entities()) == [s for s, _, _ in ROWS]

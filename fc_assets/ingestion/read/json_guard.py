@@ -11,6 +11,13 @@ and refuses, before a block reaches the parser:
 - an unpaired UTF-16 surrogate escape (`"\\ud800"`): no Unicode character, and yajl reads it as `?` —
   a ref silently changed into another.
 
+Given the records' depth (`record_depth`), it also keeps ijson from building a record longer than the
+limit: ijson builds each record whole as Python objects before anything checks it (a 44 MB record of 3M
+keys took 450 MB). The bytes of the record being read are held back until its closing bracket shows it
+fits; one that outgrows the limit is never passed on — the parser sees the string `marker` in its place
+(the reader rejects that row, as a JSONL line too long) and then the bytes after its closing bracket.
+Memory stays the limit plus a block.
+
 The scan is vectorised per block (numpy over the positions of `" \\ [ ] { } , :` only), so it costs a few
 milliseconds per MB and memory stays one block.
 """
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import io
 import re
+import secrets
+from collections import deque
 
 import numpy as np
 import pyarrow as pa
@@ -37,9 +46,18 @@ _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class JsonGuard(io.RawIOBase):
-    """A readable stream over `stream` that raises `FileUnreadable` at the first block breaking a limit."""
+    """A readable stream over `stream` that raises `FileUnreadable` at the first block breaking a limit.
+    `record_depth`: the depth a record's opening bracket brings the document to (`[{...}]`: 2), to replace
+    a record longer than `max_value_bytes` by the string `marker`; None: records are passed on whole."""
 
-    def __init__(self, stream: pa.NativeFile, name: str, max_value_bytes: int, max_depth: int = MAX_DEPTH):
+    def __init__(
+        self,
+        stream: pa.NativeFile,
+        name: str,
+        max_value_bytes: int,
+        max_depth: int = MAX_DEPTH,
+        record_depth: int | None = None,
+    ):
         self._stream, self._name = stream, name
         self._max_value, self._max_depth = max_value_bytes, max_depth
         self._offset = 0  # bytes scanned so far
@@ -48,18 +66,41 @@ class JsonGuard(io.RawIOBase):
         self._backslashes = 0  # length of the run of backslashes that ended the previous block
         self._boundary = 0  # offset of the last token boundary seen (quote or structural character)
         self._pending = b""  # the end of the last block, scanned again for surrogate escapes
+        self._record_depth = record_depth
+        # a value no file holds (a random part), so the reader knows a record it never sees
+        self.marker = f"fc-assets: record too long {secrets.token_hex(12)}"
+        self._marker = f'"{self.marker}"'.encode()
+        self._out: deque[bytes | memoryview] = deque()  # checked bytes not yet read
+        self._open_at: int | None = None  # offset of the opening bracket of the record being read
+        self._held: list[bytes | memoryview] = []  # its bytes so far, until it is known to fit
+        self._dropping = False  # it is too long: its bytes are dropped (the marker is passed at its end)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        data = self._stream.read(len(view))
-        if data:
-            self._scan(data)
-        self._surrogates(data)
-        view[: len(data)] = data
-        return len(data)
+        while not self._out:
+            data = self._stream.read(len(view))
+            records = self._scan(data) if data else None
+            self._surrogates(data)
+            if not data:
+                self._out.extend(self._held)  # a record cut by the end: the parser says so
+                self._held = []
+                break
+            if records is None:
+                self._out.append(data)
+            else:
+                self._records(data, *records)
+        n = 0
+        while self._out and n < len(view):
+            piece = self._out.popleft()
+            size = min(len(piece), len(view) - n)
+            view[n : n + size] = piece[:size]
+            if size < len(piece):
+                self._out.appendleft(memoryview(piece)[size:])
+            n += size
+        return n
 
     def close(self) -> None:
         self._stream.close()
@@ -68,7 +109,9 @@ class JsonGuard(io.RawIOBase):
     def _refuse(self, message: str) -> None:
         raise FileUnreadable(self._name, f"JSON {message}: refused")
 
-    def _scan(self, data: bytes) -> None:
+    def _scan(self, data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+        """Check a block; with `record_depth`: the positions in it of records' opening and closing
+        brackets."""
         arr = np.frombuffer(data, np.uint8)
         pos = np.flatnonzero(np.frombuffer(data.translate(_SPECIAL_TABLE), np.bool_))
         ch = arr[pos]
@@ -105,6 +148,7 @@ class JsonGuard(io.RawIOBase):
         inside = (np.cumsum(real_quote) + self._in_string) % 2 == 1
         structural = ~is_quote & ~is_bs & ~inside
         steps = _OPEN[ch[structural]].astype(np.int64)
+        depths = steps
         if len(steps):
             depths = np.cumsum(steps) + self._depth
             if depths.max() > self._max_depth:
@@ -120,6 +164,54 @@ class JsonGuard(io.RawIOBase):
             self._refuse(f"value longer than {self._max_value:,} bytes (FC_MAX_VALUE_BYTES) from byte {at:,}")
         self._boundary = int(edges[-1])
         self._offset += len(data)
+        if self._record_depth is None:
+            return None
+        # brackets between depth d - 1 and d, either way: depth before + depth after == 2d - 1
+        crossing = np.flatnonzero(2 * depths - steps == 2 * self._record_depth - 1)
+        brackets = pos[structural][crossing]
+        opening = steps[crossing] == 1
+        return brackets[opening], brackets[~opening]
+
+    def _records(self, data: bytes, opens: np.ndarray, closes: np.ndarray) -> None:
+        """Pass `data` on, except the bytes of records longer than the limit (each replaced by the marker
+        at its closing bracket) and those of the record still open at its end (held until it closes or
+        outgrows the limit). Records alternate open, close at their depth: one open before this block
+        closes first."""
+        limit, base = self._max_value, self._offset - len(data)
+        view = memoryview(data)
+        cursor = 0  # bytes of `data` before it are passed on or dropped
+        if self._open_at is not None:
+            if not len(closes):  # still open at the end of this block
+                if self._dropping or self._offset - self._open_at > limit:
+                    self._held, self._dropping = [], True
+                else:
+                    self._held.append(data)
+                return
+            close = int(closes[0])
+            if self._dropping or base + close + 1 - self._open_at > limit:
+                self._out.append(self._marker)
+                cursor = close + 1
+            else:
+                self._out.extend(self._held)
+            self._open_at, self._held, self._dropping = None, [], False
+            closes = closes[1:]
+        done = len(closes)  # records opening in this block and closing in it: opens[:done]
+        for i in np.flatnonzero(closes - opens[:done] >= limit):  # longer than the limit (rare)
+            self._pass(view[cursor : opens[i]])
+            self._out.append(self._marker)
+            cursor = int(closes[i]) + 1
+        if len(opens) > done:  # one still open at the end
+            start = int(opens[done])
+            self._pass(view[cursor:start])
+            self._open_at = base + start
+            self._dropping = len(data) - start > limit
+            self._held = [] if self._dropping else [data[start:]]  # a copy: frees the block
+        else:
+            self._pass(view[cursor:])
+
+    def _pass(self, piece: memoryview) -> None:
+        if len(piece):
+            self._out.append(piece)
 
     def _surrogates(self, data: bytes) -> None:
         """Refuse an unpaired surrogate escape: a high one (`\\ud800`-`\\udbff`) not immediately followed

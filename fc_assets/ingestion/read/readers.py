@@ -334,6 +334,12 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
     )
 
 
+def _record_depth(prefix: str) -> int:
+    """The nesting depth inside a record's opening bracket: one level per part of its ijson prefix
+    (`item`: 2, `data.items.item`: 4), plus the bracket; `""` (the document is the record): 1."""
+    return prefix.count(".") + 2 if prefix else 1
+
+
 def _max_value_bytes() -> int:
     from fc_assets.env_settings import env_setting
 
@@ -363,21 +369,27 @@ def _read_json(
 
     prefix = _records_prefix(src, explicit)
     builder = BatchBuilder(chunk_rows, _folding(keys))
+    max_bytes = _max_value_bytes()
+    too_long = f"record longer than {max_bytes:,} bytes (FC_MAX_VALUE_BYTES)"
     n = 0
     with src.open() as raw_stream:
-        # depth and token length are checked on the bytes before ijson sees them (json_guard.py)
-        stream = JsonGuard(raw_stream, src.name, _max_value_bytes())
+        # depth, token length and record length are checked on the bytes before ijson sees them
+        # (json_guard.py); a record too long reaches ijson as the guard's marker
+        stream = JsonGuard(raw_stream, src.name, max_bytes, record_depth=_record_depth(prefix))
         if src.head.startswith(BOM):
             stream.read(len(BOM))
         try:
             for value in ijson.items(stream, prefix, use_float=False, buf_size=JSON_BUFFER_BYTES):
                 n += 1
-                fields = _record_fields(value, keys)
-                full = (
-                    builder.add(n, fields)
-                    if isinstance(fields, dict)
-                    else builder.add_error(n, fields, _text_or_null(value))
-                )
+                if value == stream.marker:
+                    full = builder.add_error(n, too_long, "")
+                else:
+                    fields = _record_fields(value, keys)
+                    full = (
+                        builder.add(n, fields)
+                        if isinstance(fields, dict)
+                        else builder.add_error(n, fields, _text_or_null(value))
+                    )
                 if full:
                     yield builder.flush()
         except ijson.JSONError as e:
