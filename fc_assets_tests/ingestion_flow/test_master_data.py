@@ -109,3 +109,27 @@ def test_an_unchanged_product_is_not_sent_again_whatever_its_neighbours_attribut
     csv = b"ref,type,name,attr_colour,attr_size\nAO-1,STANDARD,Shirt,red,M\nAO-0,STANDARD,Hat,blue,L\n"
     assert run_file(flow, "products-ao-3.csv", csv)["sent"] == 0
     assert len(flow.received.events()) == 2
+
+
+COLOUR_QUERY = """query P($refs: [String!]) { standardProducts(ref: $refs, first: 10) { edges { node { ref
+  attributes { name value } } } } }"""
+
+
+def test_a_name_given_by_two_keys_keeps_its_value_from_the_same_key_whatever_the_values(make_flow):
+    """`attr_colour` and `attribute_colour` both give the attribute `colour`, and Fluent keeps one attribute
+    per name (the last of the event's list). Which key's value that is must not depend on the values: at
+    9ee9d55 the two are listed by value, so a change of `attribute_colour` from "sky" to "amber" is sent,
+    yet Fluent then holds `attr_colour`'s "red" (22fd905's CSV path listed them in column order)."""
+    flow = make_flow(products_feed(), glob="*")
+    head = b"ref,type,name,attr_colour,attribute_colour\n"
+
+    def colour_after(name: str, other: bytes) -> list[str]:
+        assert run_file(flow, name, head + b"TK-1,STANDARD,Shirt,red," + other + b"\n")["sent"] == 1
+        with flow.resources["fluent"].get_client() as client:
+            data = client.graphql(COLOUR_QUERY, {"refs": ["TK-1"]})
+        (edge,) = data["standardProducts"]["edges"]
+        return [a["value"] for a in edge["node"]["attributes"] if a["name"] == "colour"]
+
+    first = colour_after("products-tk-1.csv", b"sky")
+    second = colour_after("products-tk-2.csv", b"amber")
+    assert (first, second) in ((["red"], ["red"]), (["sky"], ["amber"])), (first, second)
