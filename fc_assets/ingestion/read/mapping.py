@@ -199,7 +199,8 @@ class FieldMapper:
             else:  # (each column's own values: two spellings of one name, `attr_x` and `ATTR_X`, are two)
                 names = [name for name, _ in plan.attributes]
                 values = [clean(as_text(raw.column(i))) for _, i in plan.attributes]
-                lists = attribute_lists(names, values, n, self.attributes.type)
+                keys = [raw.schema.names[i] for _, i in plan.attributes]
+                lists = attribute_lists(names, values, n, self.attributes.type, keys)
             arrays.append(lists)
         names = raw.schema.names
         for tech, typ in ((ROW, pa.int64()), (ERROR, STRING), (RAW, STRING)):
@@ -276,13 +277,16 @@ def _no_attributes(n: int) -> pa.ListArray:
     return pa.ListArray.from_arrays(numbers(np.zeros(n + 1), pa.int32()), empty)
 
 
-def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str) -> pa.ListArray:
-    """K text columns → per row the list of `{name, type, value}` for its non-empty values, ordered by name
-    (see `folded_attribute_lists`; one name from two columns: in column order)."""
+def attribute_lists(
+    names: list[str], values: list[pa.Array], n: int, type_: str, keys: list[str] | None = None
+) -> pa.ListArray:
+    """K text columns → per row the list of `{name, type, value}` for its non-empty values, ordered by name,
+    then by the column's own name (`keys`; see `folded_attribute_lists`)."""
     k = len(values)
     if k == 0:
         return _no_attributes(n)
-    by_name = sorted(range(k), key=names.__getitem__)
+    keys = keys or names
+    by_name = sorted(range(k), key=lambda i: (names[i], keys[i]))
     names, values = [names[i] for i in by_name], [values[i] for i in by_name]
     order = np.arange(n * k).reshape(k, n).T.ravel()  # row-major over the stacked columns
     vals = pa.concat_arrays(values).take(numbers(order))
@@ -294,22 +298,7 @@ def attribute_lists(names: list[str], values: list[pa.Array], n: int, type_: str
     struct = pa.StructArray.from_arrays(
         [name_arr, constant(type_, len(kept)), kept], fields=list(ATTRIBUTE_TYPE)
     )
-    lists = pa.ListArray.from_arrays(numbers(offsets), struct)
-    return _by_name_and_value(lists) if len(set(names)) < k else lists
-
-
-def _by_name_and_value(lists: pa.ListArray) -> pa.ListArray:
-    """Each row's attributes ordered by name, then value: where two keys give one name (`attr_x` and
-    `attribute_x`), the order of their values does not depend on the keys' order either."""
-    entries = lists.flatten()
-    offsets = to_numbers(lists.offsets)
-    offsets = offsets - offsets[0]
-    parents = np.repeat(np.arange(len(lists), dtype=np.int64), np.diff(offsets))
-    order = pc.sort_indices(
-        pa.table({"p": parents, "n": entries.field("name"), "v": entries.field("value")}),
-        sort_keys=[("p", "ascending"), ("n", "ascending"), ("v", "ascending")],
-    )
-    return pa.ListArray.from_arrays(numbers(offsets, pa.int32()), entries.take(order))
+    return pa.ListArray.from_arrays(numbers(offsets), struct)
 
 
 def folded_attribute_lists(
@@ -317,10 +306,12 @@ def folded_attribute_lists(
 ) -> pa.ListArray:
     """A reader's folded attribute keys (read/folded.py) → what `attribute_lists` makes of the same records
     read as one column per key: the key's prefix stripped, values trimmed, empty ones left out, and within a
-    record the attributes ordered by name (code point order; where keys give one name, `attr_x` and
-    `attribute_x`, then by value). Ordered so, not by key order or the chunk's column order: the
-    same record in another file, next to other records or in another format, has the same attributes, so
-    the delta does not see a change (and send it again) where there is none."""
+    record the attributes ordered by name (code point order), then by key where keys give one name
+    (`attr_x` before `attribute_x`, whatever their values: where Fluent keeps a name's last entry, it is
+    always `attribute_x`'s). Ordered
+    so, not by the record's key order or the chunk's column order: the same record in another file, next to
+    other records or in another format, has the same attributes, so the delta does not see a change (and
+    send it again) where there is none."""
     n = len(folded)
     entries = folded.flatten()
     if not len(entries):
@@ -331,9 +322,12 @@ def folded_attribute_lists(
     offsets = to_numbers(folded.offsets)
     offsets = offsets - offsets[0]  # (a slice's offsets point into the whole array's entries)
     values = clean(texts)
-    renamed = [attribute_name(k) for k in encoded.dictionary.to_pylist()]
-    position = {name: i for i, name in enumerate(sorted({r or "" for r in renamed}))}
-    ranks = np.array([position[r or ""] for r in renamed], np.int64)[ids]
+    keys_text = encoded.dictionary.to_pylist()
+    renamed = [attribute_name(k) for k in keys_text]
+    by_name = sorted(range(len(renamed)), key=lambda i: (renamed[i] or "", keys_text[i]))
+    position = np.empty(len(renamed), np.int64)
+    position[by_name] = np.arange(len(renamed))
+    ranks = position[ids]
     starts = np.zeros(len(ids), bool)
     starts[offsets[:-1][offsets[1:] > offsets[:-1]]] = True
     if (~starts[1:] & (ranks[1:] < ranks[:-1])).any():  # a record's attributes not in name order
@@ -352,9 +346,7 @@ def folded_attribute_lists(
     struct = pa.StructArray.from_arrays(
         [names, constant(type_, len(values)), values], fields=list(ATTRIBUTE_TYPE)
     )
-    lists = pa.ListArray.from_arrays(numbers(offsets, pa.int32()), struct)
-    named = [r for r in renamed if r is not None]
-    return _by_name_and_value(lists) if len(set(named)) < len(named) else lists
+    return pa.ListArray.from_arrays(numbers(offsets, pa.int32()), struct)
 
 
 # ------------------------------------------------------------------ declarative helpers for Field(...)
