@@ -8,30 +8,19 @@ Self-describing formats carry nested values; they are flattened so that mapping 
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 
+from fc_assets.ingestion.read.attribute_list import Typed, fold_list, one_name_one_value
 from fc_assets.ingestion.read.folded import from_records
-from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN, LIST
+from fc_assets.ingestion.read.value_text import scalar_text
 from fc_assets.ingestion.spec import ERROR, FOLDED, RAW, ROW, TECHNICAL
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.read.source_keys import SourceKeys
-
-
-def scalar_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return orjson.dumps(value, default=str).decode()
 
 
 # cells (distinct keys x records) in one chunk beyond which a reader refuses the file: a chunk holds a
@@ -85,6 +74,7 @@ def flatten_wanted(
         raise TooDeep(f"nested deeper than {MAX_NESTING} levels")
     out = {} if out is None else out
     known = keys.known  # the usual key: one lookup (a call per key made the line reader ~1.25x slower)
+    listed = None
     for key, value in obj.items():
         name = f"{prefix}{key}" if prefix else key
         if isinstance(value, dict):
@@ -92,11 +82,15 @@ def flatten_wanted(
                 flatten_wanted(value, keys, name + ".", out, depth + 1)
             else:
                 _check_nesting(value, depth + 1)
-        elif known.get(name) or keys.wanted(name):
+        elif kind := known.get(name) or keys.wanted(name):
+            if kind & LIST:  # Fluent's attribute list (attribute_list.py)
+                listed = fold_list(name, value, keys, out, listed)
+                if kind == LIST:
+                    continue
             out[name] = scalar_text(value)
         elif isinstance(value, list):
             _check_nesting(value, depth)
-    return out
+    return out if listed is None else one_name_one_value(out, keys, listed)
 
 
 def _check_nesting(value: Any, depth: int) -> None:
@@ -127,6 +121,7 @@ class BatchBuilder:
         self._counts: list[int] = []  # folding: per record its attribute entries
         self._names: list[str] = []
         self._values: list[str | None] = []
+        self._types: list[str | None] | None = None  # … their types, once an attribute list gave one
 
     def add(self, row: int, record: dict[str, str | None]) -> bool:
         if self._fold:
@@ -153,7 +148,16 @@ class BatchBuilder:
                 self._names.append(k)
                 self._values.append(v)
         self._counts.append(len(self._names) - before)
+        if self._types is not None or type(record) is Typed:
+            self._typing(record, before)
         return kept
+
+    def _typing(self, record: dict[str, str | None], before: int) -> None:
+        """The types of the record's entries from `before` on (null: the feed's); the entries before, untyped."""
+        if self._types is None:
+            self._types = [None] * before
+        given = record.types if type(record) is Typed else {}
+        self._types.extend(given.get(k) for k in self._names[before:])
 
     def add_error(self, row: int, reason: str, raw: str) -> bool:
         self._counts.append(0)
@@ -175,9 +179,9 @@ class BatchBuilder:
         arrays = [pa.array([r.get(k) for r in records], pa.string()) for k in keys]
         names = list(keys)
         if self._fold:
-            arrays.append(from_records(self._counts, self._names, self._values))
+            arrays.append(from_records(self._counts, self._names, self._values, self._types))
             names.append(FOLDED)
-            self._counts, self._names, self._values = [], [], []
+            self._counts, self._names, self._values, self._types = [], [], [], None
         arrays += [
             pa.array(self._rows, pa.int64()),
             pa.array(self._errors, pa.string()),

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from fc_assets.ingestion.read.mapping import normalise
+from fc_assets.ingestion.read.mapping import namer, normalise
 from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ NAME_CHARS = 100  # of each, at most
 DISTINCT_LIMIT = 100_000  # unknown keys counted exactly up to here (a hash each: ~10 MB)
 _CACHE = 65_536  # names remembered as wanted or not (cleared when full: ever-changing keys)
 COLUMN, ATTRIBUTE = 1, 2  # what a key is to the feed (bits of `kind`): a column, an attribute to fold
+LIST = 4  # … the feed's attribute field as Fluent's list of `{name, type, value}` (read/attribute_list.py)
 
 
 class SourceKeys:
@@ -52,10 +53,14 @@ class SourceKeys:
         fields: Iterable[str] | None = None,
         everything: bool = False,
         fold: bool = False,
+        list_key: str | None = None,
     ) -> None:
         """`names`: the columns read (fields' names and aliases, computed fields' columns); attributes by
         `prefixes` or `listed` by name; `fields`: names that are a field's, never an attribute (default:
-        `names`); `fold`: attribute keys are folded (`ATTRIBUTE`) instead of kept as columns."""
+        `names`); `fold`: attribute keys are folded (`ATTRIBUTE`) instead of kept as columns; `list_key`: the
+        top-level key that may hold Fluent's attribute list (`LIST`, folded: only when `<list_key>.` is one
+        of `prefixes`, so each element is read as the key `<list_key>.<name>` of the object form)."""
+        listed = tuple(listed)
         self.everything = everything
         self.fold = fold and not everything
         self._columns = frozenset(normalise(n) for n in names)
@@ -63,6 +68,9 @@ class SourceKeys:
         self._fields = self._columns if fields is None else frozenset(normalise(n) for n in fields)
         self._names = self._columns | self._listed
         self._prefixes = tuple(p.lower() for p in prefixes)
+        low = None if list_key is None else list_key.lower()
+        self._list = low if self.fold and low is not None and f"{low}." in self._prefixes else None
+        self.attribute_name = namer(self._prefixes, listed)  # an attribute key's name, as the mapper's
         self._cache: dict[str, int] = {}
         self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache)
         self._nested: dict[str, bool] = {}
@@ -93,10 +101,12 @@ class SourceKeys:
             fields=fields,
             everything=everything,
             fold=True,
+            list_key=feed.attributes.field,
         )
 
     def wanted(self, name: str) -> int:
-        """What the feed reads the key `name` as (`COLUMN`, `ATTRIBUTE`, both), else 0 and counted as unknown."""
+        """What the feed reads the key `name` as (`COLUMN`, `ATTRIBUTE`, `LIST`, …), else 0 and counted as
+        unknown."""
         hit = self.usable(name)
         if not hit:
             self.unknown(name)
@@ -127,7 +137,12 @@ class SourceKeys:
         )
         if not self.fold:
             return COLUMN if column or attribute else 0
-        return (COLUMN if column else 0) | (ATTRIBUTE if attribute and norm not in self._fields else 0)
+        field = norm in self._fields
+        return (
+            (COLUMN if column else 0)
+            | (ATTRIBUTE if attribute and not field else 0)
+            | (LIST if low == self._list and not field else 0)
+        )
 
     def descend(self, prefix: str) -> bool:
         """Whether a key under the nested object `prefix` (dotted, without the final dot) can be wanted;
