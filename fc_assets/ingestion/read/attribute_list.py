@@ -85,38 +85,31 @@ def fold_list(
         if old is not None:
             new = _one(old, new)
         listed.entries[named] = new
-        out[entry] = new[2]
     return listed
 
 
 def one_name_one_value(out: dict[str, str | None], keys: SourceKeys, listed: Listed) -> dict[str, str | None]:
-    """`out` once the record's other attribute keys are checked against its list: an attribute given by both
-    is one entry (the list's: it may carry a type), unless their values differ (`BadAttributes`)."""
-    if not listed.entries:
-        return out
+    """`out` with the list's attributes (after the record's keys) once the record's attribute keys are checked
+    against them: an attribute given by both is one entry (the list's: it may carry a type), unless their
+    values differ (`BadAttributes`)."""
     from fc_assets.ingestion.read.source_keys import ATTRIBUTE
 
-    listed_keys = {e[1] for e in listed.entries.values()}
-    for key in [k for k in out if k not in listed_keys]:
+    for key in list(out) if listed.entries else ():
         kind = keys.known.get(key) or keys.usable(key)
-        if not kind & ATTRIBUTE:
-            continue
-        entry = listed.entries.get(keys.attribute_name(key))  # type: ignore[arg-type]
-        if entry is None:
-            continue
-        text = _present(out[key])
+        entry = listed.entries.get(keys.attribute_name(key)) if kind & ATTRIBUTE else None  # type: ignore[arg-type]
+        text = None if entry is None else _present(out[key])
         if text is None:
-            continue  # (an empty value is no attribute)
+            continue  # (not the list's name, or empty: an empty value is no attribute)
         if _present(entry[2]) is None:
             entry[2] = out[key]
-            out[entry[1]] = out[key]
         elif text != _present(entry[2]):
             raise BadAttributes(f"{TWICE}: {entry[0]} {_shown(entry[2])}, {key} {_shown(out[key])}")
         if kind == ATTRIBUTE:
             del out[key]
-        else:  # (a column too: it stays, the list's entry goes)
-            del out[entry[1]]
+        else:  # (also a column the feed reads: it stays, and the list's entry goes)
             del listed.entries[keys.attribute_name(key)]  # type: ignore[arg-type]
+    for _, key, text, _ in listed.entries.values():
+        out[key] = text
     types = listed.types()
     if not types:
         return out
