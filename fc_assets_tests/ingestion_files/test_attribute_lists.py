@@ -296,3 +296,103 @@ def test_records_without_a_list_keep_the_fast_path_and_untyped_chunks(monkeypatc
     (batch,) = readers._read_jsonl(ByteSource(io.BytesIO(_file(untyped, "jsonl")[0]), "p.jsonl"), 10, keys)
     assert batch.column("_attributes").type.value_type.names == ["name", "value"]
     assert jsonl_fast is not None
+
+
+# ------------------------------------------------------------------------------------------------- XML
+
+
+def _xml(records: list[dict]) -> bytes:
+    """Records as our XML exports write them (extraction/export_files.py): a list as repeated singular
+    elements, `<attributes><attribute><name>…</name><value>…</value></attribute>…</attributes>`."""
+    import pyarrow as pa
+
+    from fc_assets.extraction.export_files import xml_writer
+
+    out = io.BytesIO()
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    table = pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in records])
+    xml_writer("products")(iter(table.to_batches()), table.schema, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("records", [MIXED, SAME], ids=["mixed", "same_keys"])
+def test_our_xml_export_of_fluents_list_gives_the_rows_csv_columns_give(records, monkeypatch):
+    """(The fast XML path leaves such a file to the full parser, which reads the list.)"""
+    listed = []
+    for r in records:
+        rec = _listed(r)
+        rec["attributes"] = [{**a, "value": a["value"] or None} for a in rec.get("attributes", [])] or None
+        listed.append(rec)
+    data = _xml(listed)
+    assert b"<attributes><attribute><name>" in data
+    reference = run(products_feed(), io.BytesIO(_csv(records)), name="p.csv")
+    outcome = run(products_feed(), io.BytesIO(data), name="p.xml")
+    assert outcome.accepted.equals(reference.accepted), (
+        outcome.accepted.to_pylist(),
+        reference.accepted.to_pylist(),
+    )
+    assert outcome.rejects == []
+    assert outcome.report.unknown_keys is None
+
+
+def test_xml_attribute_lists_types_shapes_and_rejects():
+    body = (
+        "<products>"
+        "<product><ref>P1</ref><name>N</name><attr_x>1</attr_x></product>"  # (the fast path's block, then not)
+        "<product><ref>P2</ref><name>N</name><attributes>"
+        "<attribute><name>weight</name><type>INTEGER</type><value>250</value></attribute>"
+        "<attribute name='colour' type='COLOUR'>red</attribute>"
+        "<attribute><name>care</name><type>JSON</type><value><wash>30</wash></value></attribute>"
+        "</attributes></product>"
+        "<product><ref>P3</ref><name>N</name><attributes><attribute><value>x</value></attribute></attributes></product>"
+        "<product><ref>P4</ref><name>N</name><attributes>red</attributes></product>"
+        "<product><ref>P5</ref><name>N</name><attributes><attribute><name>a</name><value>1</value></attribute>"
+        "<colour>red</colour></attributes></product>"
+        "<product><ref>P6</ref><name>N</name><attr_a>2</attr_a><attributes><attribute><name>a</name>"
+        "<value>1</value></attribute></attributes></product>"
+        "<product><ref>P7</ref><name>N</name><attributes><colour>red</colour></attributes><attributes/></product>"
+        "<product><ref>P8</ref><name>N</name><attributes/></product>"
+        "</products>"
+    )
+    outcome = run(products_feed(), io.BytesIO(body.encode()), name="p.xml")
+    assert [(r[0], r[3]) for r in outcome.rejects] == [
+        (3, "attribute list not in Fluent's shape: attributes[0].name is missing"),
+        (
+            4,
+            "attribute list not in Fluent's shape: attributes is text, not a list of objects with name and value",
+        ),
+        (5, "attribute list not in Fluent's shape: attributes[1] is text, not an object with name and value"),
+        (6, "attribute given twice with different values: attributes[0] '1', attr_a '2'"),
+    ]
+    assert outcome.rejects[0][2].startswith("<product><ref>P3</ref>")
+    assert outcome.accepted.column("ref").to_pylist() == ["P1", "P2", "P7", "P8"]
+    assert _attributes(outcome) == [
+        [("x", "STRING", "1")],
+        [("weight", "INTEGER", "250"), ("colour", "COLOUR", "red"), ("care", "JSON", '{"wash":"30"}')],
+        [("colour", "STRING", "red")],  # (the object form, beside an empty list)
+        [],
+    ]
+    assert outcome.report.unknown_keys is None
+
+
+def test_the_fast_xml_path_leaves_attribute_lists_to_the_parser(monkeypatch):
+    from fc_assets.ingestion.read import xml_fast, xml_records
+
+    seen = []
+    real = xml_records.read_xml_full
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("skip", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(xml_records, "read_xml_full", spy)
+    monkeypatch.setattr(xml_fast, "BLOCK_BYTES", 300)
+    plain = [{"ref": f"P{i}", "name": "N", "attr_colour": "red"} for i in range(40)]
+    listed = [{"ref": "Q1", "name": "N", "attributes": [{"name": "colour", "value": "red"}]}]
+    outcome = run(products_feed(), io.BytesIO(_xml(plain + listed)), name="p.xml", chunk_rows=8)
+    assert seen and seen[0] > 0  # the fast path read the first chunks, the parser the rest
+    assert outcome.report.accepted == 41
+    assert _attributes(outcome) == [[("colour", "STRING", "red")]] * 41
+    seen.clear()
+    assert run(products_feed(), io.BytesIO(_xml(plain)), name="p.xml").report.accepted == 40
+    assert seen == []

@@ -57,7 +57,7 @@ def fold_list(
 ) -> Listed:
     """The list `value` of the record's key `key` into `out`, each element as the key `<key>.<name>`."""
     listed = Listed() if listed is None else listed
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):  # (empty: no attributes)
         return listed
     if not isinstance(value, list):
         raise BadAttributes(f"{INVALID}: {key} is {_what(value)}, not a list of objects with name and value")

@@ -39,6 +39,7 @@ DISTINCT_LIMIT = 100_000  # unknown keys counted exactly up to here (a hash each
 _CACHE = 65_536  # names remembered as wanted or not (cleared when full: ever-changing keys)
 COLUMN, ATTRIBUTE = 1, 2  # what a key is to the feed (bits of `kind`): a column, an attribute to fold
 LIST = 4  # … the feed's attribute field as Fluent's list of `{name, type, value}` (read/attribute_list.py)
+IN_LIST = 8  # … a key within that list's XML form, `attributes.attribute.…` (the fast XML path leaves it)
 
 
 class SourceKeys:
@@ -70,6 +71,8 @@ class SourceKeys:
         self._prefixes = tuple(p.lower() for p in prefixes)
         low = None if list_key is None else list_key.lower()
         self._list = low if self.fold and low is not None and f"{low}." in self._prefixes else None
+        # the list's XML element per attribute: `<attributes><attribute>…` (our XML exports' singular)
+        self.list_item = None if self._list is None else _singular(self._list)
         self.attribute_name = namer(self._prefixes, listed)  # an attribute key's name, as the mapper's
         self._cache: dict[str, int] = {}
         self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache)
@@ -78,6 +81,11 @@ class SourceKeys:
         self.shown: list[str] = []
         self.distinct = 0
         self.capped = False  # more than DISTINCT_LIMIT: `distinct` is a lower bound
+
+    @property
+    def list_key(self) -> str | None:
+        """The top-level key (lower case) that may hold Fluent's attribute list, else None."""
+        return self._list
 
     @classmethod
     def for_feed(cls, feed: Feed) -> SourceKeys:
@@ -142,6 +150,7 @@ class SourceKeys:
             (COLUMN if column else 0)
             | (ATTRIBUTE if attribute and not field else 0)
             | (LIST if low == self._list and not field else 0)
+            | (IN_LIST if self._list is not None and low.startswith(f"{self._list}.{self.list_item}.") else 0)
         )
 
     def descend(self, prefix: str) -> bool:
@@ -182,6 +191,11 @@ class SourceKeys:
             ("distinct_at_least" if self.capped else "distinct"): self.distinct,
             "names": list(self.shown),
         }
+
+
+def _singular(tag: str) -> str:
+    """An XML list element's item name, as extraction/export_files.py writes it (`attributes` → `attribute`)."""
+    return tag[:-1] if tag.endswith("s") else f"{tag}_item"
 
 
 def _printable(name: str) -> str:
