@@ -1,6 +1,7 @@
 """A chunk's attribute keys folded into one column: per record the list of its `{name, value}` entries (the
 key as in the file, its text), in the record's order, null values included (the mapper drops them as it
-drops empty attribute columns).
+drops empty attribute columns). A chunk with an element of Fluent's attribute list that gave a type
+(read/attribute_list.py) has a third field, `type` (null: the feed's); other chunks do not carry it.
 
 Why: JSON, JSONL and XML readers made a column per distinct key of a chunk, and a catalogue's attribute
 keys (`attr_<name>`, a few per record out of thousands) are all keys the products feed reads; a column each
