@@ -81,6 +81,7 @@ TYPED = [
         "attr_size": "M",
         "attributes": [{"name": "fit", "type": None, "value": "slim"}],
     },
+    {"ref": "P4", "name": "Untyped", "attributes": [{"name": "weight", "value": "300"}]},
 ]
 TYPED_ATTRIBUTES = [
     [("colour", "STRING", "red")],
@@ -93,6 +94,9 @@ TYPED_ATTRIBUTES = [
         ("ratio", "STRING", "0.25"),
     ],
     [("size", "STRING", "M"), ("fit", "STRING", "slim")],
+    [
+        ("weight", "STRING", "300")
+    ],  # (a key typed in an earlier record of the chunk: this one's is the feed's)
 ]
 
 

@@ -82,9 +82,11 @@ def flatten_wanted(
                 flatten_wanted(value, keys, name + ".", out, depth + 1)
             else:
                 _check_nesting(value, depth + 1)
-        elif kind := known.get(name) or keys.wanted(name):
-            if kind & LIST:  # Fluent's attribute list (attribute_list.py)
-                listed = fold_list(name, value, keys, out, listed)
+        elif known.get(name):
+            out[name] = scalar_text(value)
+        elif kind := keys.wanted(name):  # (a new key, or Fluent's attribute list: never in `known`)
+            if kind & LIST:
+                listed = fold_list(name, value, keys, out, listed)  # (attribute_list.py)
                 if kind == LIST:
                     continue
             out[name] = scalar_text(value)
@@ -121,7 +123,8 @@ class BatchBuilder:
         self._counts: list[int] = []  # folding: per record its attribute entries
         self._names: list[str] = []
         self._values: list[str | None] = []
-        self._types: list[str | None] | None = None  # … their types, once an attribute list gave one
+        self._typed: list[tuple[int, int, dict[str, str]]] = []  # … (entries from, to, types by key) of the
+        # records whose attribute list gave types (attribute_list.Typed)
 
     def add(self, row: int, record: dict[str, str | None]) -> bool:
         if self._fold:
@@ -148,16 +151,19 @@ class BatchBuilder:
                 self._names.append(k)
                 self._values.append(v)
         self._counts.append(len(self._names) - before)
-        if self._types is not None or type(record) is Typed:
-            self._typing(record, before)
+        if type(record) is Typed:
+            self._typed.append((before, len(self._names), record.types))
         return kept
 
-    def _typing(self, record: dict[str, str | None], before: int) -> None:
-        """The types of the record's entries from `before` on (null: the feed's); the entries before, untyped."""
-        if self._types is None:
-            self._types = [None] * before
-        given = record.types if type(record) is Typed else {}
-        self._types.extend(given.get(k) for k in self._names[before:])
+    def _types(self) -> list[str | None] | None:
+        """Per folded entry its type (null: the feed's), when a record of the chunk gave one, else None."""
+        if not self._typed:
+            return None
+        types: list[str | None] = [None] * len(self._names)
+        for start, end, given in self._typed:
+            for i in range(start, end):
+                types[i] = given.get(self._names[i])
+        return types
 
     def add_error(self, row: int, reason: str, raw: str) -> bool:
         self._counts.append(0)
@@ -179,9 +185,9 @@ class BatchBuilder:
         arrays = [pa.array([r.get(k) for r in records], pa.string()) for k in keys]
         names = list(keys)
         if self._fold:
-            arrays.append(from_records(self._counts, self._names, self._values, self._types))
+            arrays.append(from_records(self._counts, self._names, self._values, self._types()))
             names.append(FOLDED)
-            self._counts, self._names, self._values, self._types = [], [], [], None
+            self._counts, self._names, self._values, self._typed = [], [], [], []
         arrays += [
             pa.array(self._rows, pa.int64()),
             pa.array(self._errors, pa.string()),

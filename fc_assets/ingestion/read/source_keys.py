@@ -75,7 +75,8 @@ class SourceKeys:
         self.list_item = None if self._list is None else _singular(self._list)
         self.attribute_name = namer(self._prefixes, listed)  # an attribute key's name, as the mapper's
         self._cache: dict[str, int] = {}
-        self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache)
+        self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache;
+        # never the attribute list's key)
         self._nested: dict[str, bool] = {}
         self._unknown: set[int] = set()
         self.shown: list[str] = []
@@ -131,7 +132,7 @@ class SourceKeys:
                 self._cache.clear()
                 self.known.clear()
             self._cache[name] = hit
-            if hit:
+            if hit and not hit & LIST:  # (the list's key is asked for its kind: records.flatten_wanted)
                 self.known[name] = hit
         return hit
 
