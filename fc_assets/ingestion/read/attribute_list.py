@@ -75,9 +75,8 @@ def fold_list(
         type_ = element.get("type")
         if type_ is not None and not isinstance(type_, str):
             raise BadAttributes(f"{INVALID}: {label}.type is {_what(type_)}, not text")
-        entry = f"{key}.{name}"
-        named = keys.attribute_name(entry)
-        if named is None or not keys.usable(entry):  # (not read as the object form's key would not be)
+        entry, named = keys.list_entry(key, name)
+        if named is None:  # (not read, as the object form's key would not be)
             continue
         text = scalar_text(element.get("value"))
         new = [label, entry, text, (type_ or "").strip() or None]

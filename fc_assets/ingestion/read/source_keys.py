@@ -74,6 +74,7 @@ class SourceKeys:
         # the list's XML element per attribute: `<attributes><attribute>…` (our XML exports' singular)
         self.list_item = None if self._list is None else _singular(self._list)
         self.attribute_name = namer(self._prefixes, listed)  # an attribute key's name, as the mapper's
+        self._entries: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._cache: dict[str, int] = {}
         self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache;
         # never the attribute list's key)
@@ -153,6 +154,18 @@ class SourceKeys:
             | (LIST if low == self._list and not field else 0)
             | (IN_LIST if self._list is not None and low.startswith(f"{self._list}.{self.list_item}.") else 0)
         )
+
+    def list_entry(self, key: str, name: str) -> tuple[str, str | None]:
+        """An element `name` of the attribute list under the record's key `key`: the key it is read as
+        (`<key>.<name>`) and its attribute name, None when the feed would not fold that key."""
+        hit = self._entries.get((key, name))
+        if hit is None:
+            entry = f"{key}.{name}"
+            hit = (entry, self.attribute_name(entry) if self.usable(entry) else None)
+            if len(self._entries) >= _CACHE:
+                self._entries.clear()
+            self._entries[(key, name)] = hit
+        return hit
 
     def descend(self, prefix: str) -> bool:
         """Whether a key under the nested object `prefix` (dotted, without the final dot) can be wanted;
