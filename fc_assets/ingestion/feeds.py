@@ -18,7 +18,8 @@ Canonical shapes (what `validate_file` yields, `Feed.arrow_schema`, always endin
   standard product, required for VARIANT), `categories` list<string> (split on `|`), `prices`
   list<struct{type, currency, value}> folded from flat columns (`price`/`currency` → DEFAULT,
   `special_price`/`special_currency` → SPECIAL), tax (`tax_country`, `tax_group`, `tax_tariff`) and
-  `attributes` list<struct{name, type, value}> from `attr_*` columns. Nested where Fluent's input is a
+  `attributes` list<struct{name, type, value}> from `attr_*` columns (or JSON/XML `attributes` objects, or
+  Fluent's own `[{name, type, value}]` list, its types kept: read/attribute_list.py). Nested where Fluent's input is a
   list; one column per scalar input field otherwise.
 - `locations` — `CreateLocationInput` (§7), kept flat (one column per input leaf, so a sender builds
   `primaryAddress` and `openingSchedule` from named columns and delta hashes stay readable): `ref`,

@@ -108,7 +108,9 @@ class AttributeColumns:
 
     A column belongs here when its name starts with one of `prefixes` (case-insensitive; the attribute is
     named by the rest, e.g. `attr_colour` → `colour`) or is listed in `columns` (named as in the file).
-    Empty values are left out of a row's list."""
+    Empty values are left out of a row's list; `type` is every attribute's unless a JSON/XML record gives
+    Fluent's own list under the key `field` (`[{name, type, value}]`, read/attribute_list.py: each element
+    read as the key `<field>.<name>`, so only when `<field>.` is one of `prefixes`)."""
 
     prefixes: tuple[str, ...] = ("attr_", "attribute_", "attributes.")
     columns: tuple[str, ...] = ()

@@ -42,7 +42,7 @@ from fc_assets.ingestion.read import folded
 from fc_assets.ingestion.read.arrow_values import numbers, strings, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.read.records import check_columns
-from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN, LIST
 from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
@@ -267,6 +267,8 @@ def _kept(names: list[str], keys: SourceKeys | None, limit: float) -> tuple[list
             raise NotSimple("more keys than a block has records to repay them")
         return [True] * len(names), np.zeros(len(names), bool)
     kinds = [keys.wanted(n) for n in names]
+    if any(k & LIST for k in kinds):  # text where Fluent's attribute list goes: the line reader's to reject
+        raise NotSimple("the attribute list's key with a string value")
     keep = [bool(k & COLUMN) for k in kinds]
     if sum(keep) > limit:
         raise NotSimple("more keys than a block has records to repay them")

@@ -257,8 +257,13 @@ def text_schema(feed: Feed) -> pa.Schema:
 
 def attribute_namer(attributes: AttributeColumns) -> Callable[[str], str | None]:
     """A source key's attribute name (the rest after a prefix, or a listed column's own name), else None."""
-    listed = {normalise(c) for c in attributes.columns}
-    prefixes = tuple(p.lower() for p in attributes.prefixes)
+    return namer(attributes.prefixes, attributes.columns)
+
+
+def namer(prefixes: Iterable[str], columns: Iterable[str]) -> Callable[[str], str | None]:
+    """`attribute_namer` of these prefixes and listed columns (also `SourceKeys.attribute_name`)."""
+    listed = {normalise(c) for c in columns}
+    prefixes = tuple(p.lower() for p in prefixes)
 
     def name(col: str) -> str | None:
         low = col.lower()
@@ -308,15 +313,16 @@ def folded_attribute_lists(
     read as one column per key: the key's prefix stripped, values trimmed, empty ones left out, and within a
     record the attributes ordered by name (code point order), then by key where keys give one name
     (`attr_x` before `attribute_x`, whatever their values: where Fluent keeps a name's last entry, it is
-    always `attribute_x`'s). Ordered
-    so, not by the record's key order or the chunk's column order: the same record in another file, next to
-    other records or in another format, has the same attributes, so the delta does not see a change (and
-    send it again) where there is none."""
+    always `attribute_x`'s). Ordered so, not by the record's key order or the chunk's column order: the same
+    record in another file, next to other records or in another format, has the same attributes, so the
+    delta does not see a change (and send it again) where there is none. An entry's type is `type_` unless
+    the folded column has types (an attribute list's) and the entry one."""
     n = len(folded)
     entries = folded.flatten()
     if not len(entries):
         return _no_attributes(n)
-    keys, texts = entries.flatten()
+    keys, texts, *typed = entries.flatten()
+    types = typed[0] if typed else None  # the types an attribute list gave (read/attribute_list.py)
     encoded = pc.dictionary_encode(keys)  # ids in order of first occurrence
     ids = to_numbers(encoded.indices)
     offsets = to_numbers(folded.offsets)
@@ -334,18 +340,21 @@ def folded_attribute_lists(
         parents = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
         order = np.argsort(parents * len(position) + ranks, kind="stable")
         ids, values = ids[order], values.take(numbers(order))
+        types = None if types is None else types.take(numbers(order))
     keep = to_bools(pc.is_valid(values))
     if None in renamed:  # (the readers fold only attribute keys)
         keep &= np.array([r is not None for r in renamed])[ids]
     if not keep.all():
         ids, values = ids[keep], values.filter(bools(keep))
+        types = None if types is None else types.filter(bools(keep))
         kept = np.zeros(len(keep) + 1, np.int32)
         np.cumsum(keep, out=kept[1:])
         offsets = kept[offsets]
     names = strings([r or "" for r in renamed]).take(numbers(ids))
-    struct = pa.StructArray.from_arrays(
-        [names, constant(type_, len(values)), values], fields=list(ATTRIBUTE_TYPE)
-    )
+    given = constant(type_, len(values))
+    if types is not None:
+        given = pc.coalesce(types, given)
+    struct = pa.StructArray.from_arrays([names, given, values], fields=list(ATTRIBUTE_TYPE))
     return pa.ListArray.from_arrays(numbers(offsets, pa.int32()), struct)
 
 

@@ -41,6 +41,7 @@ import orjson
 import pyarrow as pa
 
 from fc_assets.ingestion.read.arrow_values import empty_batch, numbers
+from fc_assets.ingestion.read.attribute_list import BadAttributes
 from fc_assets.ingestion.read.csv_stream import (  # noqa: F401 - also read from here
     UTF16_BOMS,
     _csv_batches,
@@ -352,6 +353,8 @@ def _record_fields(value: object, keys: SourceKeys | None = None) -> dict[str, s
         return "record is not a JSON object"
     try:
         return flatten(value) if keys is None or keys.everything else flatten_wanted(value, keys)
+    except BadAttributes as e:  # (Fluent's attribute list, not in its shape: attribute_list.py)
+        return str(e)
     except (TooDeep, TypeError, RecursionError):  # orjson refuses arrays nested > 255 deep (TypeError)
         return f"record nested deeper than {MAX_DEPTH} levels"
 

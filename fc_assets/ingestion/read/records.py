@@ -8,30 +8,19 @@ Self-describing formats carry nested values; they are flattened so that mapping 
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 
+from fc_assets.ingestion.read.attribute_list import Typed, fold_list, one_name_one_value
 from fc_assets.ingestion.read.folded import from_records
-from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN, LIST
+from fc_assets.ingestion.read.value_text import scalar_text
 from fc_assets.ingestion.spec import ERROR, FOLDED, RAW, ROW, TECHNICAL
 
 if TYPE_CHECKING:
     from fc_assets.ingestion.read.source_keys import SourceKeys
-
-
-def scalar_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return orjson.dumps(value, default=str).decode()
 
 
 # cells (distinct keys x records) in one chunk beyond which a reader refuses the file: a chunk holds a
@@ -85,6 +74,7 @@ def flatten_wanted(
         raise TooDeep(f"nested deeper than {MAX_NESTING} levels")
     out = {} if out is None else out
     known = keys.known  # the usual key: one lookup (a call per key made the line reader ~1.25x slower)
+    listed = None
     for key, value in obj.items():
         name = f"{prefix}{key}" if prefix else key
         if isinstance(value, dict):
@@ -92,11 +82,17 @@ def flatten_wanted(
                 flatten_wanted(value, keys, name + ".", out, depth + 1)
             else:
                 _check_nesting(value, depth + 1)
-        elif known.get(name) or keys.wanted(name):
+        elif known.get(name):
+            out[name] = scalar_text(value)
+        elif kind := keys.wanted(name):  # (a new key, or Fluent's attribute list: never in `known`)
+            if kind & LIST:
+                listed = fold_list(name, value, keys, out, listed)  # (attribute_list.py)
+                if kind == LIST:
+                    continue
             out[name] = scalar_text(value)
         elif isinstance(value, list):
             _check_nesting(value, depth)
-    return out
+    return out if listed is None else one_name_one_value(out, keys, listed)
 
 
 def _check_nesting(value: Any, depth: int) -> None:
@@ -127,6 +123,8 @@ class BatchBuilder:
         self._counts: list[int] = []  # folding: per record its attribute entries
         self._names: list[str] = []
         self._values: list[str | None] = []
+        self._typed: list[tuple[int, int, dict[str, str]]] = []  # … (entries from, to, types by key) of the
+        # records whose attribute list gave types (attribute_list.Typed)
 
     def add(self, row: int, record: dict[str, str | None]) -> bool:
         if self._fold:
@@ -153,7 +151,19 @@ class BatchBuilder:
                 self._names.append(k)
                 self._values.append(v)
         self._counts.append(len(self._names) - before)
+        if type(record) is Typed:
+            self._typed.append((before, len(self._names), record.types))
         return kept
+
+    def _types(self) -> list[str | None] | None:
+        """Per folded entry its type (null: the feed's), when a record of the chunk gave one, else None."""
+        if not self._typed:
+            return None
+        types: list[str | None] = [None] * len(self._names)
+        for start, end, given in self._typed:
+            for i in range(start, end):
+                types[i] = given.get(self._names[i])
+        return types
 
     def add_error(self, row: int, reason: str, raw: str) -> bool:
         self._counts.append(0)
@@ -175,9 +185,9 @@ class BatchBuilder:
         arrays = [pa.array([r.get(k) for r in records], pa.string()) for k in keys]
         names = list(keys)
         if self._fold:
-            arrays.append(from_records(self._counts, self._names, self._values))
+            arrays.append(from_records(self._counts, self._names, self._values, self._types()))
             names.append(FOLDED)
-            self._counts, self._names, self._values = [], [], []
+            self._counts, self._names, self._values, self._typed = [], [], [], []
         arrays += [
             pa.array(self._rows, pa.int64()),
             pa.array(self._errors, pa.string()),

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from fc_assets.ingestion.read.mapping import normalise
+from fc_assets.ingestion.read.mapping import namer, normalise
 from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ NAME_CHARS = 100  # of each, at most
 DISTINCT_LIMIT = 100_000  # unknown keys counted exactly up to here (a hash each: ~10 MB)
 _CACHE = 65_536  # names remembered as wanted or not (cleared when full: ever-changing keys)
 COLUMN, ATTRIBUTE = 1, 2  # what a key is to the feed (bits of `kind`): a column, an attribute to fold
+LIST = 4  # … the feed's attribute field as Fluent's list of `{name, type, value}` (read/attribute_list.py)
+IN_LIST = 8  # … a key within that list's XML form, `attributes.attribute.…` (the fast XML path leaves it)
 
 
 class SourceKeys:
@@ -52,10 +54,14 @@ class SourceKeys:
         fields: Iterable[str] | None = None,
         everything: bool = False,
         fold: bool = False,
+        list_key: str | None = None,
     ) -> None:
         """`names`: the columns read (fields' names and aliases, computed fields' columns); attributes by
         `prefixes` or `listed` by name; `fields`: names that are a field's, never an attribute (default:
-        `names`); `fold`: attribute keys are folded (`ATTRIBUTE`) instead of kept as columns."""
+        `names`); `fold`: attribute keys are folded (`ATTRIBUTE`) instead of kept as columns; `list_key`: the
+        top-level key that may hold Fluent's attribute list (`LIST`, folded: only when `<list_key>.` is one
+        of `prefixes`, so each element is read as the key `<list_key>.<name>` of the object form)."""
+        listed = tuple(listed)
         self.everything = everything
         self.fold = fold and not everything
         self._columns = frozenset(normalise(n) for n in names)
@@ -63,13 +69,25 @@ class SourceKeys:
         self._fields = self._columns if fields is None else frozenset(normalise(n) for n in fields)
         self._names = self._columns | self._listed
         self._prefixes = tuple(p.lower() for p in prefixes)
+        low = None if list_key is None else list_key.lower()
+        self._list = low if self.fold and low is not None and f"{low}." in self._prefixes else None
+        # the list's XML element per attribute: `<attributes><attribute>…` (our XML exports' singular)
+        self.list_item = None if self._list is None else _singular(self._list)
+        self.attribute_name = namer(self._prefixes, listed)  # an attribute key's name, as the mapper's
+        self._entries: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._cache: dict[str, int] = {}
-        self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache)
+        self.known: dict[str, int] = {}  # names found wanted, with their kind (so far; bounded as the cache;
+        # never the attribute list's key)
         self._nested: dict[str, bool] = {}
         self._unknown: set[int] = set()
         self.shown: list[str] = []
         self.distinct = 0
         self.capped = False  # more than DISTINCT_LIMIT: `distinct` is a lower bound
+
+    @property
+    def list_key(self) -> str | None:
+        """The top-level key (lower case) that may hold Fluent's attribute list, else None."""
+        return self._list
 
     @classmethod
     def for_feed(cls, feed: Feed) -> SourceKeys:
@@ -93,10 +111,12 @@ class SourceKeys:
             fields=fields,
             everything=everything,
             fold=True,
+            list_key=feed.attributes.field,
         )
 
     def wanted(self, name: str) -> int:
-        """What the feed reads the key `name` as (`COLUMN`, `ATTRIBUTE`, both), else 0 and counted as unknown."""
+        """What the feed reads the key `name` as (`COLUMN`, `ATTRIBUTE`, `LIST`, …), else 0 and counted as
+        unknown."""
         hit = self.usable(name)
         if not hit:
             self.unknown(name)
@@ -113,7 +133,7 @@ class SourceKeys:
                 self._cache.clear()
                 self.known.clear()
             self._cache[name] = hit
-            if hit:
+            if hit and not hit & LIST:  # (the list's key is asked for its kind: records.flatten_wanted)
                 self.known[name] = hit
         return hit
 
@@ -127,7 +147,25 @@ class SourceKeys:
         )
         if not self.fold:
             return COLUMN if column or attribute else 0
-        return (COLUMN if column else 0) | (ATTRIBUTE if attribute and norm not in self._fields else 0)
+        field = norm in self._fields
+        return (
+            (COLUMN if column else 0)
+            | (ATTRIBUTE if attribute and not field else 0)
+            | (LIST if low == self._list and not field else 0)
+            | (IN_LIST if self._list is not None and low.startswith(f"{self._list}.{self.list_item}.") else 0)
+        )
+
+    def list_entry(self, key: str, name: str) -> tuple[str, str | None]:
+        """An element `name` of the attribute list under the record's key `key`: the key it is read as
+        (`<key>.<name>`) and its attribute name, None when the feed would not fold that key."""
+        hit = self._entries.get((key, name))
+        if hit is None:
+            entry = f"{key}.{name}"
+            hit = (entry, self.attribute_name(entry) if self.usable(entry) else None)
+            if len(self._entries) >= _CACHE:
+                self._entries.clear()
+            self._entries[(key, name)] = hit
+        return hit
 
     def descend(self, prefix: str) -> bool:
         """Whether a key under the nested object `prefix` (dotted, without the final dot) can be wanted;
@@ -167,6 +205,11 @@ class SourceKeys:
             ("distinct_at_least" if self.capped else "distinct"): self.distinct,
             "names": list(self.shown),
         }
+
+
+def _singular(tag: str) -> str:
+    """An XML list element's item name, as extraction/export_files.py writes it (`attributes` → `attribute`)."""
+    return tag[:-1] if tag.endswith("s") else f"{tag}_item"
 
 
 def _printable(name: str) -> str:

@@ -53,7 +53,7 @@ from fc_assets.ingestion.read import folded
 from fc_assets.ingestion.read.arrow_values import numbers, strings, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.read.records import check_columns
-from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN
+from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN, IN_LIST, LIST
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
@@ -95,6 +95,13 @@ _NEXT[FE, RC] = _NEXT[RC, RO] = True
 
 class NotSimple(Exception):
     """The content is not in the shape the fast path strictly recognises: the full parser reads the file."""
+
+
+def _no_attribute_list(uses: list[int]) -> None:
+    """Fluent's attribute list (`<attributes><attribute><name>…`, or text in its place) is the full parser's
+    to read or reject (xml_records.py): its elements are no keys of their own."""
+    if any(use & (LIST | IN_LIST) for use in uses):
+        raise NotSimple("Fluent's attribute list")
 
 
 @dataclass
@@ -443,6 +450,7 @@ def _repeated(
     columns: list[pa.Array] = [None] * len(names)  # type: ignore[list-item]
     block = _Block(k, names, columns)
     uses = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
+    _no_attribute_list(uses)
     texts, where = pa.nulls(0, pa.string()), {}
     if len(fo):
         # the field texts as tokens of an Arrow array over the block (each followed by what is between it
@@ -542,6 +550,7 @@ def _general(
     order = np.argsort(f_fid, kind="stable")  # by field, each in file order (radix sort: int16)
     bounds = np.searchsorted(f_fid[order], np.arange(len(names) + 1))
     uses = [COLUMN] * len(names) if usable is None else [usable(name) for name in names]
+    _no_attribute_list(uses)
     if sum(1 for use in uses if use & COLUMN) * n > BLOCK_CELLS:
         raise NotSimple("a column per name would be names x records")  # (the parser refuses past MAX_CELLS)
     columns: list[pa.Array | None] = []

@@ -32,6 +32,7 @@ import orjson
 import pyarrow as pa
 from lxml import etree
 
+from fc_assets.ingestion.read.attribute_list import BadAttributes, fold_list, one_name_one_value
 from fc_assets.ingestion.read.records import BatchBuilder
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.read.unreadable import FileUnreadable
@@ -58,11 +59,16 @@ class UnexpandedEntity(ValueError):
     """A record holds an entity reference the parser did not expand (its text would be cut there)."""
 
 
-def element_fields(el: etree._Element, prefix: str, out: dict[str, str | None]) -> None:
+def element_fields(
+    el: etree._Element, prefix: str, out: dict[str, str | None], skip: list[etree._Element] | None = None
+) -> None:
+    """`el`'s fields into `out` (`skip`: children left out, read otherwise)."""
     for key, value in el.attrib.items():
         out[prefix + _local(key)] = value
     groups: dict[str, list[etree._Element]] = {}
     for child in el:
+        if skip and any(child is s for s in skip):
+            continue
         if isinstance(child.tag, str):  # skip comments and processing instructions
             groups.setdefault(_local(child.tag), []).append(child)
         elif child.tag is etree.Entity:
@@ -77,6 +83,64 @@ def element_fields(el: etree._Element, prefix: str, out: dict[str, str | None]) 
             element_fields(child, key + ".", out)
         if not any(isinstance(c.tag, str) for c in child):
             out[key] = child.text or ""
+
+
+def record_fields(el: etree._Element, keys: SourceKeys | None) -> dict[str, str | None] | tuple[str, str]:
+    """A record's fields; Fluent's attribute list in it (`<attributes><attribute><name>colour</name><type>…
+    </type><value>red</value></attribute>…`, as our XML exports write it; or `<attribute name="colour">red
+    </attribute>`) read as JSON's (attribute_list.py), or (why not, the record's XML) when it is not in
+    that shape. An `<attributes>` without `<attribute>` children is the object form (`attributes.colour`)."""
+    key = None if keys is None else keys.list_key
+    lists = (
+        [] if key is None else [c for c in el if isinstance(c.tag, str) and _listed(c, key, keys.list_item)]
+    )
+    fields: dict[str, str | None] = {}
+    element_fields(el, "", fields, lists)
+    if not lists:
+        return fields
+    try:
+        listed = None
+        for child in lists:
+            listed = fold_list(_local(child.tag), _list_value(child, keys.list_item), keys, fields, listed)
+        return one_name_one_value(fields, keys, listed)
+    except BadAttributes as e:
+        return str(e), etree.tostring(el, encoding="unicode", with_tail=False)[:1000]
+
+
+def _listed(child: etree._Element, key: str, item: str) -> bool:
+    """Whether `child` is where the attribute list goes in its XML form: `<attributes>` with `<attribute>`
+    children, or with text only (which the list's reader rejects, as JSON's `"attributes": "red"`)."""
+    if _local(child.tag).lower() != key:
+        return False
+    elements = [c for c in child if isinstance(c.tag, str)]
+    if not elements:
+        return not child.attrib
+    return any(_local(c.tag).lower() == item for c in elements)
+
+
+def _list_value(child: etree._Element, item: str) -> Any:
+    """The XML list as JSON's: a list of `{name, type, value}` objects (an element other than `<attribute>`,
+    its text, so that it is rejected naming it); without children, the text."""
+    elements = [c for c in child if isinstance(c.tag, str)]
+    if not elements:
+        return child.text
+    return [_attribute(c) if _local(c.tag).lower() == item else (c.text or "") for c in elements]
+
+
+def _attribute(el: etree._Element) -> dict[str, Any]:
+    """`<attribute>`'s fields: its XML attributes and children (a child with structure: its fields, which
+    `value` sends as JSON text; a repeated child: a list); its own text as `value` when it has no children."""
+    out: dict[str, Any] = {_local(k): v for k, v in el.attrib.items()}
+    groups: dict[str, list[etree._Element]] = {}
+    for c in el:
+        if isinstance(c.tag, str):
+            groups.setdefault(_local(c.tag), []).append(c)
+    for local, items in groups.items():
+        values = [_value(c) for c in items]
+        out[local] = values[0] if len(values) == 1 else values
+    if not groups and "value" not in out and (el.text or "").strip():
+        out["value"] = el.text
+    return out
 
 
 def read_xml(
@@ -110,13 +174,15 @@ def read_xml_full(
     """`read_xml` element by element (lxml), not yielding the first `skip` records."""
     builder = BatchBuilder(chunk_rows, keys)
     auto, established = record is None, record is not None
-    pending: tuple[str, dict[str, str | None]] | None = None  # auto: a depth-2 element not yet confirmed
+    pending: tuple[str, Any] | None = None  # auto: a depth-2 element not yet confirmed
     n = 0
 
-    def emit(fields: dict[str, str | None]) -> bool:
+    def emit(fields: dict[str, str | None] | tuple[str, str]) -> bool:
         nonlocal n
         n += 1
-        return n > skip and builder.add(n, fields)
+        if n <= skip:
+            return False
+        return builder.add_error(n, *fields) if isinstance(fields, tuple) else builder.add(n, fields)
 
     with src.open() as stream:
         context = etree.iterparse(
@@ -145,8 +211,7 @@ def read_xml_full(
                 full = False
                 if el is current:
                     current = None
-                    fields: dict[str, str | None] = {}
-                    element_fields(el, "", fields)
+                    fields = record_fields(el, keys)
                     local = _local(el.tag)
                     if established:
                         full = emit(fields)
