@@ -1,0 +1,55 @@
+"""Review of the JSON record limit and Fluent's attribute list (a49678e) with the files a user sends: the
+cases that break (each test says what a user's file gets and why it should not)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from fc_assets.ingestion.feeds import products_feed
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets_tests.ingestion_files.helpers import run
+
+
+def _attributes(outcome) -> list[list[tuple[str, str, str]]]:
+    return [[(a["name"], a["type"], a["value"]) for a in row] for row in outcome.column("attributes")]
+
+
+def test_a_single_product_document_with_fluents_list_is_not_read_as_its_attributes():
+    """A Fluent export of one product (`{"ref", "name", "attributes": [{name, type, value}]}`) has no array of
+    records; the reader takes the first top-level array of objects for the records, which is now Fluent's
+    attribute list: each attribute is read as a product, and the file is refused with "missing required
+    column(s): ref ... columns found: ['name']; keys the feed does not use: ['value']", a reason about the
+    wrong records. A document holding no array of records should be read as its one record or refused
+    saying so (as `{"ref": .., "name": ..}` without a list is: "set the feed's json_records")."""
+    product = {"ref": "ONE", "name": "Shirt", "attributes": [{"name": "colour", "value": "red"}]}
+    try:
+        outcome = run(products_feed(), io.BytesIO(json.dumps(product).encode()), name="product.json")
+    except FileUnreadable as e:
+        assert "json_records" in str(e), str(e)
+    else:
+        assert outcome.column("ref") == ["ONE"]
+        assert _attributes(outcome) == [[("colour", "STRING", "red")]]
+
+
+NUMBERS = [("plain", 250), ("trailing_zero", "1.50"), ("exponent", "1E2"), ("array", "[1.50, 1E2]")]
+
+
+@pytest.mark.parametrize("form", ["list", "key"])
+@pytest.mark.parametrize(("what", "number"), NUMBERS, ids=[n[0] for n in NUMBERS])
+def test_a_number_is_the_same_attribute_text_in_json_and_jsonl(what, number, form):
+    """The same product as a JSON array and as JSONL sends different attribute values: ijson keeps a number's
+    text as a Decimal (`1.50`, `1E+2`), orjson reads a float (`1.5`, `100.0`). Fluent gets another value
+    depending on the file's format, and a feed whose files move from JSONL to JSON (or a re-export) sends
+    every such product again. Pre-existing for `attr_*` keys (22fd905: JSONL `1.5`, JSON `1.50`); the list
+    form, meant to give what `attr_*` keys give, inherits it."""
+    value = str(number)
+    if form == "list":
+        record = f'{{"ref":"A","name":"N","attributes":[{{"name":"w","value":{value}}}]}}'
+    else:
+        record = f'{{"ref":"A","name":"N","attr_w":{value}}}'
+    as_json = run(products_feed(), io.BytesIO(f"[{record}]".encode()), name="p.json")
+    as_jsonl = run(products_feed(), io.BytesIO(f"{record}\n".encode()), name="p.jsonl")
+    assert _attributes(as_json) == _attributes(as_jsonl)
