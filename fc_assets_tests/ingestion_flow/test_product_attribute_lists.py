@@ -61,3 +61,20 @@ def test_fluents_attribute_list_reaches_fluent_with_its_types(fmt, make_flow):
     got = {e["node"]["ref"]: e["node"]["attributes"] for e in data["standardProducts"]["edges"]}
     assert got == {ref + suffix: attrs for ref, attrs in EXPECTED.items()}
     assert not md.get("unknown_keys"), md.get("unknown_keys")  # (was 1: `attributes`)
+
+
+def test_a_product_sent_from_fluents_list_is_not_sent_again(make_flow):
+    """(review) The same file again sends nothing; nor does the same product with its list in another order,
+    as JSONL, or with its untyped attribute as an `attr_*` column."""
+    from fc_assets_tests.ingestion_flow.test_master_data import run_file
+
+    flow: Flow = make_flow(products_feed(), glob="*")
+    name, body = _file("json", "-rerun")
+    assert run_file(flow, "rerun-1.json", body)["sent"] == 2
+    assert run_file(flow, "rerun-2.json", body)["sent"] == 0
+    reordered = [{**p, "ref": p["ref"] + "-rerun", "attributes": p["attributes"][::-1]} for p in PRODUCTS]
+    jsonl = "".join(json.dumps(p) + "\n" for p in reordered[::-1]).encode()
+    assert run_file(flow, "rerun-3.jsonl", jsonl)["sent"] == 0
+    csv = b"ref,type,name,attr_size\nAL-STD-2-rerun,STANDARD,Hat,M\n"
+    assert run_file(flow, "rerun-4.csv", csv)["sent"] == 0
+    assert len(flow.received.events()) == 2
