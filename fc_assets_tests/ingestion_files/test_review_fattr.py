@@ -53,3 +53,32 @@ def test_a_number_is_the_same_attribute_text_in_json_and_jsonl(what, number, for
     as_json = run(products_feed(), io.BytesIO(f"[{record}]".encode()), name="p.json")
     as_jsonl = run(products_feed(), io.BytesIO(f"{record}\n".encode()), name="p.jsonl")
     assert _attributes(as_json) == _attributes(as_jsonl)
+
+
+BAD_RECORDS = {
+    "list_shape": b'{"ref":"X","name":"N","attributes":[{"value":"1"}]}',
+    "list_twice": b'{"ref":"X","name":"N","attributes":[{"name":"a","value":"1"},{"name":"a","value":"2"}]}',
+    "not_an_object": b"5",
+}
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+@pytest.mark.parametrize("bad", list(BAD_RECORDS), ids=list(BAD_RECORDS))
+def test_a_chunk_of_only_rejected_records_is_rejected_rows_not_a_traceback(bad, fmt):
+    """A chunk whose every record is rejected as it is read (an attribute list not in Fluent's shape, one name
+    twice, a record that is not an object; also a malformed JSONL line or a record too long) raised
+    `ArrowNotImplementedError: Function 'any' has no kernel matching input types (null)` in
+    `ChunkValidator.run`: a file of 65,536 good products and one such record after them (the last chunk is that
+    one record) failed with a traceback instead of one rejected row. The reader's rejects only became this
+    common with a49678e (22fd905 raised it too, for a non-object record or a malformed JSONL line)."""
+    records = [b'{"ref":"G1","name":"N"}', b'{"ref":"G2","name":"N"}', BAD_RECORDS[bad]]
+    data = b"[" + b",".join(records) + b"]" if fmt == "json" else b"\n".join(records) + b"\n"
+    outcome = run(products_feed(), io.BytesIO(data), name=f"p.{fmt}", chunk_rows=2)
+    assert outcome.column("ref") == ["G1", "G2"]
+    assert [(r[0], r[1]) for r in outcome.rejects] == [(3, "_record")]
+
+
+def test_65536_products_then_one_rejected_record():
+    good = b"".join(b'{"ref":"G%d","name":"N"}\n' % i for i in range(65_536))
+    outcome = run(products_feed(), io.BytesIO(good + BAD_RECORDS["list_shape"] + b"\n"), name="p.jsonl")
+    assert (outcome.report.rows, outcome.report.accepted, len(outcome.rejects)) == (65_537, 65_536, 1)
