@@ -90,7 +90,9 @@ def column_rules(f: Field) -> list[ColumnRule]:
         def out_of_range(v: pa.Array, lo: float | None = lo, hi: float | None = hi) -> pa.Array:
             below = pc.less(v, _number(lo, v.type)) if lo is not None else None
             above = pc.greater(v, _number(hi, v.type)) if hi is not None else None
-            return pc.or_kleene(below, above) if below is not None and above is not None else below or above
+            if below is None or above is None:  # (not `below or above`: an empty array is falsy)
+                return below if above is None else above
+            return pc.or_kleene(below, above)
 
         if lo is not None and hi is not None:
             check = _check("in_range", lo, hi, error=reason)
