@@ -87,14 +87,13 @@ def test_65536_products_then_one_rejected_record():
 XML_CONFLICTS = {
     "name": "<attribute name='colour'><name>size</name><value>M</value></attribute>",
     "type": "<attribute name='colour' type='STRING'><type>JSON</type><value>red</value></attribute>",
-    "value": "<attribute name='colour'>red<value>blue</value></attribute>",
 }
 
 
 @pytest.mark.parametrize("part", list(XML_CONFLICTS), ids=list(XML_CONFLICTS))
 def test_an_xml_attribute_giving_a_part_twice_rejects_its_row(part):
     """Both XML forms in one element (`<attribute name='colour'><name>size</name>…`): the element's child
-    silently wins (the attribute `size`=M is sent, `colour` dropped; or the type JSON, or the value blue),
+    silently wins (the attribute `size`=M is sent, `colour` dropped; or the type JSON),
     where the same part given twice as children (`<name>a</name><name>b</name>`) rejects the row
     ("attributes[0].name is a list, not text") and two values for one name reject it too. A row whose element
     says two things should be rejected naming the element, not read as one of them."""

@@ -129,7 +129,8 @@ def _list_value(child: etree._Element, item: str) -> Any:
 
 def _attribute(el: etree._Element) -> dict[str, Any]:
     """`<attribute>`'s fields: its XML attributes and children (a child with structure: its fields, which
-    `value` sends as JSON text; a repeated child: a list); its own text as `value` when it has no children."""
+    `value` sends as JSON text; a repeated child, or a child that is also an XML attribute: a list); its own
+    text as `value` when it has no children."""
     out: dict[str, Any] = {_local(k): v for k, v in el.attrib.items()}
     groups: dict[str, list[etree._Element]] = {}
     for c in el:
@@ -137,6 +138,8 @@ def _attribute(el: etree._Element) -> dict[str, Any]:
             groups.setdefault(_local(c.tag), []).append(c)
     for local, items in groups.items():
         values = [_value(c) for c in items]
+        if local in out:  # (also an XML attribute: given twice, as two children are)
+            values.insert(0, out[local])
         out[local] = values[0] if len(values) == 1 else values
     if not groups and "value" not in out and (el.text or "").strip():
         out["value"] = el.text
