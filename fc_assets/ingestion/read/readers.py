@@ -312,7 +312,10 @@ def _chunk(table: pa.Table) -> pa.RecordBatch | pa.Table:
 # --------------------------------------------------------------------------------------- JSON, JSONL
 
 
-def _records_prefix(src: ByteSource, explicit: str | None) -> str:
+def _records_prefix(src: ByteSource, explicit: str | None, list_key: str | None = None) -> str:
+    """ijson's prefix of the records: `item` for an array, else that of the first array at the top level of
+    an object — unless that array is the feed's attribute list (`list_key`, Fluent's `attributes`): the
+    object is then one record (a product as Fluent exports it), prefix `""`."""
     if explicit:
         return explicit
     head = src.head.lstrip(BOM + b" \t\r\n")
@@ -325,7 +328,7 @@ def _records_prefix(src: ByteSource, explicit: str | None) -> str:
         try:
             for prefix, event, _ in ijson.parse(guarded):
                 if event == "start_array" and prefix and "." not in prefix:
-                    return f"{prefix}.item"
+                    return "" if list_key is not None and prefix.lower() == list_key else f"{prefix}.item"
         except ijson.JSONError:
             pass
     raise FileUnreadable(
@@ -370,7 +373,7 @@ def _read_json(
 ) -> Iterator[pa.RecordBatch]:
     import ijson  # (only for JSON)
 
-    prefix = _records_prefix(src, explicit)
+    prefix = _records_prefix(src, explicit, None if keys is None else keys.list_key)
     builder = BatchBuilder(chunk_rows, _folding(keys))
     max_bytes = _max_value_bytes()
     too_long = f"record longer than {max_bytes:,} bytes (FC_MAX_VALUE_BYTES)"

@@ -1,5 +1,6 @@
-"""Review of the JSON record limit and Fluent's attribute list (a49678e) with the files a user sends: the
-cases that break (each test says what a user's file gets and why it should not)."""
+"""Products in the JSON shapes users send: one product as Fluent exports it (a document that is the record),
+numbers in attribute values (the same text from a JSON and a JSONL file), and chunks whose every record is
+rejected as it is read (rejected rows, not a traceback)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 import pytest
 
 from fc_assets.ingestion.feeds import products_feed
-from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets_tests.ingestion_files.helpers import run
 
 
@@ -25,13 +25,13 @@ def test_a_single_product_document_with_fluents_list_is_not_read_as_its_attribut
     wrong records. A document holding no array of records should be read as its one record or refused
     saying so (as `{"ref": .., "name": ..}` without a list is: "set the feed's json_records")."""
     product = {"ref": "ONE", "name": "Shirt", "attributes": [{"name": "colour", "value": "red"}]}
-    try:
-        outcome = run(products_feed(), io.BytesIO(json.dumps(product).encode()), name="product.json")
-    except FileUnreadable as e:
-        assert "json_records" in str(e), str(e)
-    else:
-        assert outcome.column("ref") == ["ONE"]
-        assert _attributes(outcome) == [[("colour", "STRING", "red")]]
+    outcome = run(products_feed(), io.BytesIO(json.dumps(product).encode()), name="product.json")
+    assert outcome.column("ref") == ["ONE"]  # the document is the record
+    assert _attributes(outcome) == [[("colour", "STRING", "red")]]
+    # an object holding the records under another key is still read as before
+    many = {"products": [product, {**product, "ref": "TWO"}]}
+    outcome = run(products_feed(), io.BytesIO(json.dumps(many).encode()), name="products.json")
+    assert outcome.column("ref") == ["ONE", "TWO"]
 
 
 NUMBERS = [("plain", 250), ("trailing_zero", "1.50"), ("exponent", "1E2"), ("array", "[1.50, 1E2]")]
