@@ -105,3 +105,30 @@ def test_an_xml_attribute_giving_a_part_twice_rejects_its_row(part):
     assert outcome.column("ref") == ["G"], _attributes(outcome)
     assert [r[0] for r in outcome.rejects] == [2]
     assert "attributes[0]" in outcome.rejects[0][3]
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_a_list_name_is_trimmed_as_its_value_is(fmt):
+    """`" colour "` in Fluent's list is the attribute `colour` (it was sent with its spaces, a second attribute
+    beside `colour`); the same name twice with different values then rejects the row."""
+    one = {
+        "ref": "T1",
+        "name": "N",
+        "attributes": [{"name": " colour ", "value": "red"}, {"name": "colour", "value": "red"}],
+    }
+    two = {
+        "ref": "T2",
+        "name": "N",
+        "attributes": [{"name": "colour ", "value": "red"}, {"name": "colour", "value": "blue"}],
+    }
+    records = [one, two]
+    data = (
+        json.dumps(records).encode()
+        if fmt == "json"
+        else b"".join(json.dumps(r).encode() + b"\n" for r in records)
+    )
+    outcome = run(products_feed(), io.BytesIO(data), name=f"p.{fmt}")
+    assert outcome.column("ref") == ["T1"]
+    assert _attributes(outcome) == [[("colour", "STRING", "red")]]
+    assert [(r[0], r[1]) for r in outcome.rejects] == [(2, "_record")]
+    assert "given twice with different values" in outcome.rejects[0][3]

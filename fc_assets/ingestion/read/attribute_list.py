@@ -10,7 +10,8 @@ mapping.folded_attribute_lists): the same attribute `attr_colour` or `attributes
 
 - `value`: a scalar's text, an object or array as JSON text (what any attribute key's value becomes); null,
   absent or empty: no attribute (as an empty `attr_*` value).
-- `type`: sent as given (trimmed); absent, null or empty: the feed's (`AttributeColumns.type`).
+- `name`: trimmed (`" colour "` is `colour`). `type`: sent as given (trimmed); absent, null or empty: the
+  feed's (`AttributeColumns.type`).
 - A record whose list is not in that shape is rejected, the reason naming the element (`attributes[2].name
   is missing`), as is a record giving one attribute name twice (twice in the list, or in the list and as an
   attribute key such as `attr_colour`) with different values or types. The same value twice is one
@@ -75,7 +76,7 @@ def fold_list(
         type_ = element.get("type")
         if type_ is not None and not isinstance(type_, str):
             raise BadAttributes(f"{INVALID}: {label}.type is {_what(type_)}, not text")
-        entry, named = keys.list_entry(key, name)
+        entry, named = keys.list_entry(key, name.strip())  # (" colour " is colour, as its value is trimmed)
         if named is None:  # (not read, as the object form's key would not be)
             continue
         text = scalar_text(element.get("value"))
