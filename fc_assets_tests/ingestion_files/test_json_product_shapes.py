@@ -10,6 +10,7 @@ import json
 import pytest
 
 from fc_assets.ingestion.feeds import products_feed
+from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets_tests.ingestion_files.helpers import run
 
 
@@ -132,3 +133,25 @@ def test_a_list_name_is_trimmed_as_its_value_is(fmt):
     assert _attributes(outcome) == [[("colour", "STRING", "red")]]
     assert [(r[0], r[1]) for r in outcome.rejects] == [(2, "_record")]
     assert "given twice with different values" in outcome.rejects[0][3]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_a_file_whose_records_are_all_unreadable_is_rejected_row_by_row(fmt, monkeypatch):
+    """When no record of the first chunk could be read (malformed JSONL lines, JSON records over
+    FC_MAX_VALUE_BYTES), each is a rejected row with its reason; the file was refused as "missing required
+    column(s) … columns found: []", which names no real problem. A later chunk with records still needs the
+    feed's columns."""
+    if fmt == "jsonl":
+        data = b'{"ref": \n{bad\n'
+    else:
+        monkeypatch.setenv("FC_MAX_VALUE_BYTES", "40")
+        wide = {f"k{i}": "v" for i in range(8)}  # (each value short: the record, not a value, is too long)
+        data = json.dumps([{"ref": "R1", "name": "n", **wide}, {"ref": "R2", "name": "n", **wide}]).encode()
+    outcome = run(products_feed(), io.BytesIO(data), name=f"p.{fmt}")
+    assert outcome.accepted.num_rows == 0
+    assert [(r[0], r[1]) for r in outcome.rejects] == [(1, "_record"), (2, "_record")], outcome.rejects
+    reason = "malformed JSON" if fmt == "jsonl" else "record longer than 40 bytes"
+    assert all(reason in r[3] for r in outcome.rejects), outcome.rejects
+    # unreadable records first, then records without the feed's columns: still the file's wrong columns
+    with pytest.raises(FileUnreadable, match="missing required column"):
+        run(products_feed(), io.BytesIO(b'{bad\n{"sku": "A"}\n'), name="p.jsonl", chunk_rows=1)

@@ -226,8 +226,11 @@ class FieldMapper:
     def _plan_batches(self, raw: RawFile) -> Iterator[tuple[pa.RecordBatch, _Plan]]:
         first, fold = True, raw.keys is not None and raw.keys.fold
         for batch in raw.batches:
+            # a chunk none of whose records could be read (each has its `_error`) shows no columns: its rows
+            # are rejected with their reasons, and the next chunk is the first to be checked for columns
+            unread = ERROR in batch.schema.names and batch.num_rows and not batch.column(ERROR).null_count
             try:
-                plan = self.plan(batch.schema.names, raw.name, strict=first, fold=fold)
+                plan = self.plan(batch.schema.names, raw.name, strict=first and not unread, fold=fold)
             except FileUnreadable as e:
                 # the readers keep only the columns the feed can use: the file's other keys, for the user
                 if raw.keys is None or not raw.keys.shown:
@@ -236,7 +239,7 @@ class FieldMapper:
                 message = f"{e.message}; keys the feed does not use: {raw.keys.shown}{more}"
                 raise FileUnreadable(e.file, message, row=e.row, field=e.field) from e
             yield batch, plan
-            first = False
+            first = first and bool(unread)
 
 
 _MAPPERS: dict[int, tuple[Feed, FieldMapper]] = {}
