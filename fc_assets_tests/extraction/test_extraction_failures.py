@@ -155,7 +155,12 @@ def test_a_failure_ends_the_siblings_waits_before_retries(sandbox, lake):
     spec = replace(
         ORDERS, name="orders_bad_time", columns=(*ORDERS.columns, Column("ref_time", "ref", TIMESTAMP))
     )
+    # A page's slot is freed when its body arrives, before its rows are converted (request_slots): sibling
+    # sub-windows take it while the bad page is converted (the first conversion in a process can take
+    # 0.3-0.6 s: pyarrow imports pandas), so how many of the other two are asked depends on timing. Each
+    # sub-window here fits on one page; round trips of 300 ms keep a sibling from getting to a second page.
     sandbox.admin.set_faults(
+        latency_ms=300,
         graphql_errors={
             "match": f'"from":"{limited.date_range["from"]}"',
             "message": "C0011E: rate limit exceeded",
@@ -177,7 +182,9 @@ def test_a_failure_ends_the_siblings_waits_before_retries(sandbox, lake):
             list(extract_periods(spec, [day], client=client, lake=lake, concurrency=2))
         elapsed = time.monotonic() - started
     assert elapsed < 3, elapsed  # not the 4-8 s backoff of the rate-limited sibling
-    assert graphql_requests(sandbox) - before - 1 <= 3  # the limited window once, the failing one once
+    # each sub-window at most once: the rate-limited one is not retried (CI: 4 at 0 ms, the two siblings
+    # asked while the bad page was converted on a loaded machine; 3 when the failure is seen first)
+    assert graphql_requests(sandbox) - before - 1 <= 4
     assert not lake.list_files("fluent/orders_bad_time") and not lake.list_files(TMP_DIR)
 
 
