@@ -223,3 +223,25 @@ def test_the_checked_in_sizes_are_small():
     assert all(
         os.path.getsize(os.path.join(here, f)) < 64_000 for f in os.listdir(here) if not f.startswith("__")
     )
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("", [131_072, 131_072, 37_856]),  # narrow rows (~40 bytes): 131,072-row chunks
+        ("x" * 400, [65_536] * 4 + [38_144]),  # wide rows: as many as 16 MiB hold, never fewer than 65,536
+    ],
+)
+def test_csv_chunks_follow_the_width_of_the_rows(tmp_path, extra, expected):
+    # plain and gzip (the parallel block reader and the streaming one) cut chunks alike; an explicit
+    # chunk_rows is kept whatever the width
+    rows = sum(expected)
+    lines = "".join(f"SKU-{i:08d},LOC-{i % 97:04d},{i % 1000},AVAILABLE,{extra}\n" for i in range(rows))
+    body = ("sku_ref,location_ref,qty,status,condition\n" + lines).encode()
+    plain, packed = tmp_path / "wide.csv", tmp_path / "wide.csv.gz"
+    plain.write_bytes(body)
+    packed.write_bytes(gzip.compress(body, compresslevel=1))
+    for path in (plain, packed):
+        assert [b.num_rows for b in read_file(INVENTORY, str(path))] == expected, path.name
+    explicit = [b.num_rows for b in read_file(INVENTORY, str(plain), chunk_rows=100_000)]
+    assert explicit == [100_000] * (rows // 100_000) + [rows % 100_000] * bool(rows % 100_000)

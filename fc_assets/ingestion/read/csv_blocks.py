@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from fc_assets.ingestion.read.arrow_values import empty_batch
+from fc_assets.ingestion.read.cores import PARSE_THREADS
 from fc_assets.ingestion.read.csv_stream import (
     UTF16_BOMS,
     _with_rows,
@@ -48,7 +49,7 @@ from fc_assets.ingestion.read.csv_stream import (
 from fc_assets.ingestion.read.streams import ByteSource, _Replay
 
 BLOCK_BYTES = 8 << 20  # per parsed block (raised to 4 Arrow blocks: a record of more than two is refused)
-THREADS = 2  # parsing threads
+THREADS = PARSE_THREADS  # parsing threads (1 on 2 cores: cores.py)
 IN_FLIGHT = 3  # blocks parsed or waiting to be handed on
 # a block with more than one quote in this many bytes goes to the streaming reader (with the rest of the
 # file): the quote check is numpy over every quote, a fully quoted file's would cost more CPU than it saves

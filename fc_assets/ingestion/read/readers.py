@@ -75,6 +75,12 @@ EXTENSIONS = {
 DELIMITERS = (",", ";", "|", "\t")
 BOM = b"\xef\xbb\xbf"
 DEFAULT_CHUNK_ROWS = 65_536
+# A CSV file of narrow rows (inventory: ~44 bytes) is cut into chunks of up to CSV_CHUNK_ROWS rows, as many as
+# fit in CSV_CHUNK_BYTES of Arrow text, never fewer than DEFAULT_CHUNK_ROWS: each chunk costs ~50 kernel calls
+# and two thread hand-offs, and at 10M inventory rows 131,072-row chunks checked in 1.21 s against 1.47 s
+# (medians of 5, one parsing + one validating thread), peak RSS 251 vs 231 MB. Wide rows keep 65,536.
+CSV_CHUNK_ROWS = 131_072
+CSV_CHUNK_BYTES = 16 << 20
 CSV_BLOCK_BYTES = 1 << 20
 JSON_BUFFER_BYTES = 1 << 20  # ijson re-scans an unfinished token per refill: few, large refills
 DETECT = FormatOptions()  # every option detected from the file
@@ -133,28 +139,30 @@ def open_raw(
     name: str | None = None,
     options: FormatOptions = DETECT,
     fmt: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     keys: SourceKeys | None = None,
 ) -> RawFile:
-    """The file's raw batches. `keys`: the source keys a feed can use (`SourceKeys.for_feed`); the JSON,
+    """The file's raw batches, `chunk_rows` at a time (None: DEFAULT_CHUNK_ROWS; for CSV by its rows' width,
+    see CSV_CHUNK_ROWS). `keys`: the source keys a feed can use (`SourceKeys.for_feed`); the JSON,
     JSONL and XML readers keep only those (and count the others in it), else every key."""
     src = source if isinstance(source, ByteSource) else ByteSource(source, name)
     fmt = detect_format(src, fmt or options.format)
     columns: list[str] | None = None
     selection: list[str] = []
+    rows = chunk_rows or DEFAULT_CHUNK_ROWS
     try:
         if fmt == "csv":
             columns, batches = _read_csv(src, options, chunk_rows, selection)
         elif fmt == "parquet":
-            batches = _read_parquet(src, chunk_rows)
+            batches = _read_parquet(src, rows)
         elif fmt == "json":
-            batches = _read_json(src, options.json_records, chunk_rows, keys)
+            batches = _read_json(src, options.json_records, rows, keys)
         elif fmt == "jsonl":
-            batches = _read_jsonl(src, chunk_rows, keys)
+            batches = _read_jsonl(src, rows, keys)
         else:
             from fc_assets.ingestion.read.xml_records import read_xml  # (lxml: only for XML)
 
-            batches = read_xml(src, options.xml_record, chunk_rows, keys)
+            batches = read_xml(src, options.xml_record, rows, keys)
     except FileUnreadable:
         raise
     except Exception as e:  # noqa: BLE001 - see _guard
@@ -189,7 +197,7 @@ def read_file(
     *,
     name: str | None = None,
     fmt: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The file's records mapped onto the feed's canonical fields, as text (`text_schema(feed)`), with
     `_row`, `_error` and `_raw`. Nothing is validated or converted yet (see `validate.validate_file`)."""
@@ -203,7 +211,7 @@ def open_feed_file(
     *,
     name: str | None = None,
     fmt: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> RawFile:
     """`open_raw` as a file of `feed`: its format options, and only the source keys it can use."""
     return open_raw(
@@ -268,7 +276,7 @@ def _header_only(src: ByteSource, encoding: str) -> bool:
 
 
 def _read_csv(
-    src: ByteSource, options: FormatOptions, chunk_rows: int, selection: list[str]
+    src: ByteSource, options: FormatOptions, chunk_rows: int | None, selection: list[str]
 ) -> tuple[list[str], Iterator]:
     encoding = _csv_encoding(src, options)
     header, delimiter, longest = _csv_header(src, options, encoding)
@@ -286,22 +294,33 @@ def _read_csv(
     return header, _coalesce(batches, chunk_rows)
 
 
-def _coalesce(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+def _coalesce(
+    batches: Iterator[pa.RecordBatch], chunk_rows: int | None
+) -> Iterator[pa.RecordBatch | pa.Table]:
     """Batches re-cut into chunks of exactly chunk_rows rows (the last may be smaller), without a copy: a
     chunk of several batches is a `pa.Table` of them, joined into one batch by `as_batch` where it is used
-    (the mapper, on a worker thread: the copy stays off the parsing thread, the pipeline's slowest)."""
+    (the mapper, on a worker thread: the copy stays off the parsing thread, the pipeline's slowest).
+    `chunk_rows` None: by the width of the first rows (`_chunk_rows`)."""
     pending: list[pa.RecordBatch] = []
     rows = 0
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
-        while rows >= chunk_rows:
+        if chunk_rows is None and batch.num_rows:
+            chunk_rows = _chunk_rows(batch)
+        while chunk_rows is not None and rows >= chunk_rows:
             joined = pa.Table.from_batches(pending)
             yield _chunk(joined.slice(0, chunk_rows))
             rest = joined.slice(chunk_rows)
             pending, rows = rest.to_batches(), rest.num_rows
     if pending:
         yield _chunk(pa.Table.from_batches(pending))
+
+
+def _chunk_rows(batch: pa.RecordBatch) -> int:
+    """CSV_CHUNK_ROWS for rows as narrow as CSV_CHUNK_BYTES allows, down to DEFAULT_CHUNK_ROWS for wide ones."""
+    width = max(1, batch.nbytes // batch.num_rows)
+    return max(DEFAULT_CHUNK_ROWS, min(CSV_CHUNK_ROWS, CSV_CHUNK_BYTES // width))
 
 
 def _chunk(table: pa.Table) -> pa.RecordBatch | pa.Table:

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from fc_assets.ingestion.feeds import Feed, RowRule, get_feed
 from fc_assets.ingestion.read.arrow_values import bools, filter_batch, numbers, strings, to_bools, to_numbers
 from fc_assets.ingestion.read.conversions import convert
+from fc_assets.ingestion.read.cores import VALIDATE_WORKERS
 from fc_assets.ingestion.read.mapping import mapper_for, text_schema
 from fc_assets.ingestion.read.nested import fold_prices
 from fc_assets.ingestion.read.readers import open_feed_file
@@ -52,13 +53,11 @@ if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pdv
 
-# Rows per chunk. Chunks are validated WORKERS at a time, so peak memory grows with their size: at 10M rows
-# 262,144-row chunks peaked at ~410 MB against ~320 MB at 1M (1.3x), 65,536-row ones at ~285 vs ~240 MB with
-# the same CPU. Through pandera (one chunk at a time) its per-call overhead (~10 ms) wants large chunks.
-DEFAULT_CHUNK_ROWS = 65_536
+# Rows per chunk through pandera (one chunk at a time): its per-call overhead (~10 ms) wants large chunks.
+# Otherwise the reader's default (readers.py: 65,536 rows; narrow CSV rows up to 131,072).
 PANDERA_CHUNK_ROWS = 262_144  # pandera's per-call overhead is ~5 % of a chunk this size
 SAMPLE_SIZE = 20
-WORKERS = min(2, os.cpu_count() or 1)  # threads mapping + validating chunks (the parser has its own)
+WORKERS = VALIDATE_WORKERS  # threads mapping + validating chunks (the parser has its own; 1 on 2 cores)
 
 
 # ---------------------------------------------------------------------------------- pandera schema
@@ -400,8 +399,8 @@ class ValidationRun(Iterator[pa.RecordBatch]):
         self._keep = keep_accepted
         self._progress = progress
         self._validator = ChunkValidator(feed)
-        if chunk_rows is None:
-            chunk_rows = DEFAULT_CHUNK_ROWS if self._validator.schema is None else PANDERA_CHUNK_ROWS
+        if chunk_rows is None and self._validator.schema is not None:
+            chunk_rows = PANDERA_CHUNK_ROWS
         raw = open_feed_file(feed, source, name=name, fmt=fmt, chunk_rows=chunk_rows)
         self._keys = raw.keys
         self.report = report or ValidationReport(feed.name, raw.name, threshold=feed.threshold)
@@ -499,7 +498,7 @@ def validate_file(
     name: str | None = None,
     fmt: str | None = None,
     rejects_sink: RejectsWriter | None = None,
-    chunk_rows: int | None = None,  # None: DEFAULT_CHUNK_ROWS (PANDERA_CHUNK_ROWS through pandera)
+    chunk_rows: int | None = None,  # None: the reader's (PANDERA_CHUNK_ROWS through pandera)
     report: ValidationReport | None = None,
     rejected_keys_sink: Callable[[pa.Table], None] | None = None,
     keep_accepted: bool = True,
@@ -530,7 +529,7 @@ def check_file(
     rejects_path: str | os.PathLike | None = None,
     *,
     fmt: str | None = None,
-    chunk_rows: int | None = None,  # None: DEFAULT_CHUNK_ROWS (PANDERA_CHUNK_ROWS through pandera)
+    chunk_rows: int | None = None,  # None: the reader's (PANDERA_CHUNK_ROWS through pandera)
     progress: Callable[[ValidationReport], None] | None = None,
     parquet_path: str | os.PathLike | None = None,
 ) -> ValidationReport:
