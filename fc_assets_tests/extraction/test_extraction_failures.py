@@ -181,7 +181,7 @@ def test_a_failure_ends_the_siblings_waits_before_retries(sandbox, lake):
         with pytest.raises(FluentDataError, match="ref_time"):
             list(extract_periods(spec, [day], client=client, lake=lake, concurrency=2))
         elapsed = time.monotonic() - started
-    assert elapsed < 3, elapsed  # not the 4-8 s backoff of the rate-limited sibling
+    assert elapsed < 4, elapsed  # not the 4-8 s backoff of the rate-limited sibling (after its 0.3 s request)
     # each sub-window at most once: the rate-limited one is not retried (CI: 4 at 0 ms, the two siblings
     # asked while the bad page was converted on a loaded machine; 3 when the failure is seen first)
     assert graphql_requests(sandbox) - before - 1 <= 4
