@@ -65,10 +65,16 @@ def marked_encoding(head: bytes) -> tuple[str, int]:
     return next(((codec, len(bom)) for bom, codec in BOMS if head.startswith(bom)), ("utf-8", 0))
 
 
+def unmarked_codec(head: bytes) -> str | None:
+    """The UTF-16 or UTF-32 codec text without a byte-order mark looks like: NUL bytes in its first four
+    where those encodings put them (None: not so)."""
+    return _UNMARKED.get(tuple(b == 0 for b in head[:4]))
+
+
 def unmarked(head: bytes) -> str | None:
-    """Why text starting with `head` (no byte-order mark) is not UTF-8 when it looks like UTF-16 or UTF-32:
-    NUL bytes in its first four where those encodings put them."""
-    codec = _UNMARKED.get(tuple(b == 0 for b in head[:4]))
+    """Why text starting with `head` (no byte-order mark) is not UTF-8 when it looks like UTF-16 or UTF-32
+    (`unmarked_codec`)."""
+    codec = unmarked_codec(head)
     if codec is None:
         return None
     return f"not UTF-8: looks like {label(codec)} without a byte-order mark"
