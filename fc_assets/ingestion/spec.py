@@ -64,7 +64,7 @@ class FormatOptions:
 
     format: str | None = None  # csv | json | jsonl | xml | parquet; None: from the extension/content
     delimiter: str | None = None  # CSV; None: detected from the header line
-    encoding: str = "utf-8"  # CSV text encoding (a UTF-8 BOM is always accepted)
+    encoding: str = "utf-8"  # CSV text encoding (a UTF-8, UTF-16 or UTF-32 BOM is always accepted)
     xml_record: str | None = None  # local name of the record element; None: the root's repeated child
     json_records: str | None = None  # ijson prefix of the records (e.g. "inventory.item"); None: detected
 

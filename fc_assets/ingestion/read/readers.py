@@ -24,10 +24,15 @@ Row numbers (`_row`, what the rejects file reports), 1-based:
 Formats are detected from the extension (`.csv`/`.tsv`/`.txt`, `.json`, `.jsonl`/`.ndjson`, `.xml`,
 `.parquet`/`.pq`, each optionally `.gz`), falling back to the content (`PAR1`, `<`, `[`, `{`), and can be
 set per feed or per call. Gzip is recognised by its magic bytes.
+
+Text is UTF-8; a UTF-16 or UTF-32 byte-order mark makes it that encoding: CSV is transcoded by Arrow, JSON
+and JSONL by `ByteSource.utf8()` (streams.py) before the readers see a byte, XML by libxml2 (UTF-32 XML is
+refused). Text looking like UTF-16 or UTF-32 without a mark is unreadable, saying so.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
@@ -53,7 +58,7 @@ from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, flatten_wanted, scalar_text
 from fc_assets.ingestion.read.source_keys import SourceKeys
-from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source
+from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source, refuse_unmarked
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import ERROR, RAW, ROW, FormatOptions
 
@@ -116,7 +121,7 @@ def detect_format(src: ByteSource, explicit: str | None = None) -> str:
     ext = os.path.splitext(src.base_name)[1].lower().lstrip(".")
     if ext in EXTENSIONS:
         return EXTENSIONS[ext]
-    head = src.head.lstrip(BOM + b" \t\r\n")
+    head = (src.head if src.encoding == "utf-8" else src.utf8().head).lstrip(BOM + b" \t\r\n")
     if src.head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(b"<"):
@@ -147,6 +152,8 @@ def open_raw(
     JSONL and XML readers keep only those (and count the others in it), else every key."""
     src = source if isinstance(source, ByteSource) else ByteSource(source, name)
     fmt = detect_format(src, fmt or options.format)
+    if fmt in ("json", "jsonl"):  # UTF-16 or UTF-32 (by its byte-order mark) read as UTF-8
+        src = src.utf8()
     columns: list[str] | None = None
     selection: list[str] = []
     rows = chunk_rows or DEFAULT_CHUNK_ROWS
@@ -241,8 +248,13 @@ def sniff_delimiter(header: str) -> str:
 
 
 def _csv_encoding(src: ByteSource, options: FormatOptions) -> str:
-    """The feed's encoding, or UTF-16 when the file starts with its BOM (Excel's "Unicode text")."""
-    return "utf-16" if src.head.startswith(UTF16_BOMS) else options.encoding
+    """The feed's encoding, or UTF-16 or UTF-32 when the file starts with its BOM (Excel's "Unicode text";
+    Arrow transcodes it block by block). A UTF-8 feed's file looking like UTF-16 without a BOM: unreadable."""
+    if src.encoding != "utf-8":
+        return src.encoding[:6]  # utf-16, utf-32: codecs that read the BOM
+    if codecs.lookup(options.encoding).name == "utf-8":
+        refuse_unmarked(src.head, src.name)
+    return options.encoding
 
 
 def _csv_header(src: ByteSource, options: FormatOptions, encoding: str) -> tuple[list[str], str, int]:

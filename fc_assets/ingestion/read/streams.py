@@ -7,10 +7,17 @@ replaying the head in front of the rest of a forward-only stream. Gzip is recogn
 (whatever the name says) and decompressed by Arrow's native stream, so memory stays bounded; the
 decompressed content may not grow beyond `FC_MAX_DECOMPRESSED_BYTES` (a 13 MB gzip can hold 5 GB of
 text): reading past it makes the file unreadable.
+
+Text is UTF-8 unless a byte-order mark says otherwise (`encoding`): UTF-16 or UTF-32 with one (what
+PowerShell's `Out-File` and Excel's "Unicode text" write) is handed to the JSON readers as UTF-8 by `utf8()`,
+transcoded block by block, so their byte limits and row numbers are those of the UTF-8 twin. Text in UTF-16
+or UTF-32 without a mark is refused as such (`refuse_unmarked`), not read as UTF-8 full of NUL bytes.
 """
 
 from __future__ import annotations
 
+import codecs
+import copy
 import io
 import os
 import shutil
@@ -27,7 +34,100 @@ from fc_assets.ingestion.read.unreadable import FileUnreadable
 HEAD_BYTES = 256 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 
+TRANSCODE_BYTES = 1 << 20
+# byte-order marks and the codec of the text after them (UTF-32LE's before UTF-16LE's, which it starts with)
+BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# where text in UTF-16/32 without a mark has NUL bytes when its first characters are ASCII, as those of
+# JSON, XML and a CSV header are (the pattern RFC 4627 detects encodings by)
+_UNMARKED = {
+    (False, True, False, True): "utf-16-le",
+    (True, False, True, False): "utf-16-be",
+    (False, True, True, True): "utf-32-le",
+    (True, True, True, False): "utf-32-be",
+}
+
 Source = str | os.PathLike | BinaryIO
+
+
+def label(codec: str) -> str:
+    """`utf-16-le` → `UTF-16LE`, as users know the encodings."""
+    return codec.upper().replace("-LE", "LE").replace("-BE", "BE")
+
+
+def marked_encoding(head: bytes) -> tuple[str, int]:
+    """(codec, length of the byte-order mark) of text starting with one; ("utf-8", 0) without."""
+    return next(((codec, len(bom)) for bom, codec in BOMS if head.startswith(bom)), ("utf-8", 0))
+
+
+def unmarked_codec(head: bytes) -> str | None:
+    """The UTF-16 or UTF-32 codec text without a byte-order mark looks like: NUL bytes in its first four
+    where those encodings put them (None: not so)."""
+    return _UNMARKED.get(tuple(b == 0 for b in head[:4]))
+
+
+def unmarked(head: bytes) -> str | None:
+    """Why text starting with `head` (no byte-order mark) is not UTF-8 when it looks like UTF-16 or UTF-32
+    (`unmarked_codec`)."""
+    codec = unmarked_codec(head)
+    if codec is None:
+        return None
+    return f"not UTF-8: looks like {label(codec)} without a byte-order mark"
+
+
+def refuse_unmarked(head: bytes, name: str) -> None:
+    """Refuse text that looks like UTF-16 or UTF-32 without a byte-order mark (`unmarked`)."""
+    if (why := unmarked(head)) is not None:
+        raise FileUnreadable(name, f"{why} (save it as UTF-8, or as UTF-16 with a byte-order mark)")
+
+
+def _decode(decoder: codecs.IncrementalDecoder, data: bytes, final: bool, at: int, name: str) -> bytes:
+    """`data` (from byte `at` of the file) decoded and re-encoded as UTF-8; invalid text: unreadable, saying
+    where (an odd byte count, an unpaired surrogate)."""
+    try:
+        return decoder.decode(data, final).encode("utf-8")
+    except UnicodeDecodeError as e:
+        where = at - len(decoder.getstate()[0]) + e.start  # (the decoder's held bytes come first)
+        raise FileUnreadable(
+            name, f"not valid {label(e.encoding)} (as its byte-order mark says): {e.reason} at byte {where:,}"
+        ) from e
+
+
+class _Transcoded(io.RawIOBase):
+    """Text in UTF-16 or UTF-32 (from its byte-order mark on, which is skipped) as UTF-8, decoded a block at a
+    time: the incremental decoder keeps a code unit or surrogate pair cut between blocks, memory one block."""
+
+    def __init__(self, stream: pa.NativeFile, codec: str, mark: int, name: str) -> None:
+        self._stream, self._name = stream, name
+        self._decoder = codecs.getincrementaldecoder(codec)()
+        self._mark, self._at = mark, 0  # bytes of the stream read so far
+        self._out, self._pos, self._done = b"", 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        while self._pos == len(self._out) and not self._done:
+            while self._at < self._mark and (skipped := len(self._stream.read(self._mark - self._at))):
+                self._at += skipped
+            data = self._stream.read(TRANSCODE_BYTES)
+            self._done = not data
+            self._out, self._pos = _decode(self._decoder, data, self._done, self._at, self._name), 0
+            self._at += len(data)
+        n = min(len(view), len(self._out) - self._pos)
+        view[:n] = self._out[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 class _Replay(io.RawIOBase):
@@ -120,6 +220,22 @@ class ByteSource:
         self.gzip = raw_head[:2] == GZIP_MAGIC
         self.head = _gunzip_head(raw_head, self.name) if self.gzip else raw_head
         self._opened = False
+        # the text's encoding by its byte-order mark (UTF-8 without one); `utf8()` transcodes the others
+        self.encoding, self._mark = marked_encoding(self.head)
+        self._transcode = False
+
+    def utf8(self) -> ByteSource:
+        """This content as UTF-8 (for the JSON readers): UTF-16 or UTF-32 with its byte-order mark transcoded
+        as it is read, `head` too (the mark left out); UTF-8 as it is. Text looking like UTF-16 or UTF-32
+        without a mark: unreadable, saying so."""
+        if self.encoding == "utf-8":
+            refuse_unmarked(self.head, self.name)
+            return self
+        view = copy.copy(self)
+        view._transcode = True
+        decoder = codecs.getincrementaldecoder(self.encoding)()
+        view.head = _decode(decoder, self.head[self._mark :], False, self._mark, self.name)
+        return view
 
     @property
     def base_name(self) -> str:
@@ -148,12 +264,16 @@ class ByteSource:
         (when `reopenable`), closing it leaves a caller's stream open for another `open()`."""
         stream = self._raw(again)
         self._opened = True
-        if not self.gzip:
-            return stream
-        from fc_assets.env_settings import env_setting
+        if self.gzip:
+            from fc_assets.env_settings import env_setting
 
-        limit = env_setting("max_decompressed_bytes")
-        return pa.PythonFile(_Capped(pa.CompressedInputStream(stream, "gzip"), limit, self.name), mode="r")
+            limit = env_setting("max_decompressed_bytes")
+            stream = pa.PythonFile(
+                _Capped(pa.CompressedInputStream(stream, "gzip"), limit, self.name), mode="r"
+            )
+        if self._transcode:
+            stream = pa.PythonFile(_Transcoded(stream, self.encoding, self._mark, self.name), mode="r")
+        return stream
 
     @contextmanager
     def random_access(self) -> Iterator[str | BinaryIO]:

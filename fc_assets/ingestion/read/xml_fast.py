@@ -54,7 +54,7 @@ from fc_assets.ingestion.read.arrow_values import numbers, strings, to_numbers
 from fc_assets.ingestion.read.block_spans import take_spans
 from fc_assets.ingestion.read.records import check_columns
 from fc_assets.ingestion.read.source_keys import ATTRIBUTE, COLUMN, IN_LIST, LIST
-from fc_assets.ingestion.read.streams import ByteSource
+from fc_assets.ingestion.read.streams import ByteSource, unmarked_codec
 from fc_assets.ingestion.spec import FOLDED, TECHNICAL
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def _root_start(head: bytes) -> tuple[int, str]:
     from fc_assets.ingestion.read.unreadable import FileUnreadable
     from fc_assets.ingestion.read.xml_prolog import prolog_end
 
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or unmarked_codec(head):
         raise NotSimple("UTF-16")
     start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
     if head.startswith(b"<?xml", start) and not _DECL.match(head, start):

@@ -4,6 +4,7 @@ Its own module so that both XML readers (`xml_records`, `xml_fast`) use it witho
 
 from __future__ import annotations
 
+from fc_assets.ingestion.read.streams import unmarked_codec
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 
 _SPACE = b" \t\r\n"
@@ -21,6 +22,8 @@ def prolog_end(head: bytes, name: str) -> int:
     inspected as transcoded bytes, so their offset is not one into the file)."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: inspect it as ASCII-compatible bytes
         head = head.decode("utf-16", errors="ignore").encode("utf-8", errors="ignore")
+    elif (codec := unmarked_codec(head)) in ("utf-16-le", "utf-16-be"):  # (libxml2 reads it by its `<?xml`)
+        head = head.decode(codec, errors="ignore").encode("utf-8", errors="ignore")
     too_long = "XML prolog too large to inspect (no root element in the first 256 KiB)"
     pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
     while True:

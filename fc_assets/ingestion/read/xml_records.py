@@ -34,7 +34,7 @@ from lxml import etree
 
 from fc_assets.ingestion.read.attribute_list import BadAttributes, fold_list, one_name_one_value
 from fc_assets.ingestion.read.records import BatchBuilder
-from fc_assets.ingestion.read.streams import ByteSource
+from fc_assets.ingestion.read.streams import ByteSource, label, unmarked
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.read.xml_prolog import check_prolog
 
@@ -157,6 +157,10 @@ def read_xml(
     yields that child as the one record. Flat record files are read by `xml_fast` (the same batches,
     ~20x faster); on anything else it stops and the full parser below reads the file from the start,
     skipping the records already yielded."""
+    if src.encoding.startswith("utf-32"):  # (libxml2 reads it as garbage: "Start tag expected")
+        raise FileUnreadable(
+            src.name, f"XML in {label(src.encoding)} is not supported: save it as UTF-8 or UTF-16"
+        )
     check_prolog(src.head, src.name)
     from fc_assets.ingestion.read.xml_fast import fast_batches
 
@@ -240,8 +244,19 @@ def read_xml_full(
         except etree.XMLSyntaxError as e:
             line = e.position[0] if e.position else getattr(e, "lineno", None)
             row = n + (2 if pending is not None else 1)
-            raise FileUnreadable(src.name, f"XML syntax error at line {line}: {e.msg}", row=row) from e
+            raise FileUnreadable(
+                src.name, _naming_encoding(src, f"XML syntax error at line {line}: {e.msg}"), row=row
+            ) from e
     if pending is not None:  # a single record under the root
         emit(pending[1])
     if len(builder):
         yield builder.flush()
+
+
+def _naming_encoding(src: ByteSource, message: str) -> str:
+    """A parser error naming the text's encoding when it is not UTF-8 (libxml2's messages do not: "Invalid
+    bytes in character encoding", "Char 0x0 out of allowed range")."""
+    if src.encoding != "utf-8":
+        return f"{message} (read as {label(src.encoding)}, by its byte-order mark)"
+    why = unmarked(src.head)
+    return message if why is None else f"{why} ({message})"
