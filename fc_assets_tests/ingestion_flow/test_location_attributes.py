@@ -1,6 +1,6 @@
 """Locations carry attributes as products do (CreateLocationInput / UpdateLocationInput `attributes:
-[AttributeInput]`): `attr_*` CSV columns, or Fluent's own `"attributes": [{name, type, value}]` list in JSON
-(types kept), reach the sandbox's location; the delta hashes them, so an unchanged file is not sent again and
+[AttributeInput]`): `attr_*` CSV columns, Fluent's own `"attributes": [{name, type, value}]` list in JSON and
+JSONL (types kept), or XML's attribute list and object form reach the sandbox's location; the delta hashes them, so an unchanged file is not sent again and
 a changed attribute is.
 
 Before, the locations feed declared no attributes: they were unknown keys and never left the file."""
@@ -60,15 +60,38 @@ JSON_EXPECTED = {
     ],
     "LA-2": [{"name": "region", "type": "STRING", "value": "QLD"}],  # no type given: the feed's (STRING)
 }
+XML = (
+    "<locations>"
+    "<location><ref>LA-1{s}</ref><name>Store One</name><type>STORE</type>"
+    "<primaryAddress><latitude>-33.86</latitude><longitude>151.2</longitude></primaryAddress><attributes>"
+    "<attribute><name>region</name><type>STRING</type><value>NSW</value></attribute>"
+    "<attribute name='floorSpace' type='INTEGER'>420</attribute>"
+    "<attribute><name>hours</name><type>JSON</type><value><late>true</late></value></attribute>"
+    "</attributes></location>"
+    "<location><ref>LA-2{s}</ref><name>Warehouse</name><type>WAREHOUSE</type><latitude>-27.47</latitude>"
+    "<longitude>153.02</longitude><attributes><region>QLD</region></attributes></location>"
+    "</locations>"
+)
+XML_EXPECTED = {
+    "LA-1": [
+        {"name": "floorSpace", "type": "INTEGER", "value": "420"},
+        {"name": "hours", "type": "JSON", "value": '{"late":"true"}'},  # (XML children as text)
+        {"name": "region", "type": "STRING", "value": "NSW"},
+    ],
+    "LA-2": [{"name": "region", "type": "STRING", "value": "QLD"}],  # the object form: the feed's type
+}
 QUERY = "query L($ref: String!) { location(ref: $ref) { ref name attributes { name type value } } }"
 
 
 def _file(fmt: str, suffix: str) -> tuple[str, bytes]:
     if fmt == "csv":
         return "locations.csv", CSV.format(s=suffix).encode()
-    return "locations.json", json.dumps(
-        [{**loc, "ref": loc["ref"] + suffix} for loc in JSON_LOCATIONS]
-    ).encode()
+    if fmt == "xml":
+        return "locations.xml", XML.format(s=suffix).encode()
+    records = [{**loc, "ref": loc["ref"] + suffix} for loc in JSON_LOCATIONS]
+    if fmt == "jsonl":
+        return "locations.jsonl", "".join(json.dumps(r) + "\n" for r in records).encode()
+    return "locations.json", json.dumps(records).encode()
 
 
 def _attributes(flow: Flow, refs: list[str]) -> dict[str, list[dict]]:
@@ -76,7 +99,10 @@ def _attributes(flow: Flow, refs: list[str]) -> dict[str, list[dict]]:
         return {ref: client.graphql(QUERY, {"ref": ref})["location"]["attributes"] for ref in refs}
 
 
-@pytest.mark.parametrize(("fmt", "expected"), [("csv", CSV_EXPECTED), ("json", JSON_EXPECTED)])
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [("csv", CSV_EXPECTED), ("json", JSON_EXPECTED), ("jsonl", JSON_EXPECTED), ("xml", XML_EXPECTED)],
+)
 def test_location_attributes_reach_fluent_with_their_types(fmt, expected, make_flow):
     flow: Flow = make_flow(locations_feed(), glob="*")
     suffix = f"-{fmt}"
@@ -126,3 +152,24 @@ def test_an_unchanged_location_is_not_resent_and_a_changed_attribute_is(make_flo
         {"name": "region", "type": "STRING", "value": "NSW"},
     ]
     assert got["LA-2-delta"] == CSV_EXPECTED["LA-2"]
+
+
+def test_a_snapshot_from_before_location_attributes_still_works(make_flow):
+    """A deployment's locations snapshot was written without the `attributes` column: the first file after
+    the upgrade failed to commit (DuckDB: `Referenced column "attributes" not found`), and so would every
+    file after it. Now its rows read as rows without attributes: each is sent once more, then not again."""
+    import dataclasses
+
+    old: Flow = make_flow(dataclasses.replace(locations_feed(), attributes=None), glob="*")
+    body = CSV.format(s="-old")
+    assert run_file(old, "old-1.csv", body.encode())["sent"] == 2
+    assert _attributes(old, ["LA-1-old"]) == {"LA-1-old": []}
+    new: Flow = make_flow(locations_feed(), glob="*")
+    header, first, _ = body.splitlines(keepends=True)
+    md = run_file(new, "old-2.csv", (header + first).encode())  # LA-2 stays in the snapshot as it was
+    assert md["sent"] == 1 and md["fluent_rejected"] == 0
+    assert run_file(new, "old-3.csv", body.encode())["sent"] == 1  # LA-2, with its attributes now
+    assert run_file(new, "old-4.csv", body.encode())["sent"] == 0
+    assert [m["name"] for m in new.received.mutations()] == ["updateLocation"] * 2
+    got = _attributes(new, ["LA-1-old", "LA-2-old"])
+    assert got == {ref + "-old": attrs for ref, attrs in CSV_EXPECTED.items()}
