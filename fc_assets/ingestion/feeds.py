@@ -26,7 +26,9 @@ Canonical shapes (what `validate_file` yields, `Feed.arrow_schema`, always endin
   `type`, `status`, `name`, `support_phone`, `default_carrier`, address (`company_name`, `street`,
   `street2`, `city`, `state`, `postcode`, `region`, `country`, `email`, `time_zone` (IANA name)),
   `latitude` −90..90 and `longitude` −180..180 (float64, required: Fluent requires them), `all_hours`,
-  `mon_start` … `sun_end` (military HHMM int32, start ≤ end), `networks` list<string>.
+  `mon_start` … `sun_end` (military HHMM int32, start ≤ end), `networks` list<string>, and `attributes`
+  list<struct{name, type, value}> read as the products' are (`CreateLocationInput`/`UpdateLocationInput`
+  take `[AttributeInput]`).
 """
 
 from __future__ import annotations
@@ -415,6 +417,7 @@ def locations_feed(name: str = "locations", **kwargs: Any) -> Feed:
             RowRule(f"{d}_end", "closes before it opens", _opens_before_close(d), _closes_before_open(d))
             for d, _ in DAYS
         ),
+        attributes=AttributeColumns(),
         description="Stores and warehouses → Fluent GraphQL createLocation/updateLocation.",
         **kwargs,
     )

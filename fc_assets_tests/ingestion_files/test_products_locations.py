@@ -92,6 +92,7 @@ def test_locations_flat_inputs_and_every_rule():
         "mon_end": 1800,
         "tue_start": 900,
         "tue_end": 1730,
+        "attributes": [],  # (no attribute columns: an empty list, as a product's)
         "_row": 1,
     }
     assert out.rejects == [

@@ -277,6 +277,16 @@ def snapshot_rel(feed: str) -> str:
     return f"state/{feed}/snapshot.parquet"
 
 
+def snapshot_rows(con: duckdb.DuckDBPyConnection, lake: Lake, feed: str, columns: Iterable[str]) -> str:
+    """SQL for the snapshot's rows with every one of `columns`: a column the snapshot lacks (written before
+    the feed gained it, e.g. locations' `attributes`) is NULL, so its rows compare, union and commit as rows
+    without that field (their stored `_h` differ from the new hashes: each is sent once more)."""
+    src = f"read_parquet('{duck_path(lake, snapshot_rel(feed))}')"
+    have = set(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
+    missing = "".join(f", NULL AS {ident(c)}" for c in columns if c not in have)
+    return f"SELECT *{missing} FROM {src}"
+
+
 def ties_rel(feed: str) -> str:
     """Keys + hashes of the rows sent at exactly the watermark (`_mark`), for the timestamp strategy."""
     return f"state/{feed}/watermark_ties.parquet"
@@ -339,9 +349,7 @@ def compute_delta(
         rows = total - duplicates
         has_snap = spec.keeps_snapshot and lake.exists(snapshot_rel(feed))
         if has_snap:
-            con.sql(
-                f"CREATE TEMP VIEW snap AS SELECT * FROM read_parquet('{duck_path(lake, snapshot_rel(feed))}')"
-            )
+            con.sql(f"CREATE TEMP VIEW snap AS {snapshot_rows(con, lake, feed, columns)}")
         else:
             con.sql(f"CREATE TEMP TABLE snap AS SELECT {cols}, _h FROM cur WHERE false")
 
@@ -596,7 +604,7 @@ def commit_snapshot(
             # a snapshot without the current mark (older code, other hash columns, another DuckDB) gets its
             # rows' hashes computed again, once: from then on every `_h` is the hash of its row
             h = "_h" if _mark_of(con, lake, snapshot_rel(feed)) == mark else f"{hash_expr(hashed)} AS _h"
-            base = f"SELECT {cols}, {h} FROM read_parquet('{duck_path(lake, snapshot_rel(feed))}')"
+            base = f"SELECT {cols}, {h} FROM ({snapshot_rows(con, lake, feed, columns)})"
         else:
             base = f"SELECT {cols}, _h FROM ok WHERE false"
         sql = f"""

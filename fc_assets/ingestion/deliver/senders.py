@@ -779,11 +779,19 @@ def _schedule(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _attributes(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The row's attribute list as AttributeInputs, in the row's order (by name); None when it has none."""
+    attrs = [{"name": a["name"], "type": a["type"], "value": a["value"]} for a in row.get("attributes") or ()]
+    return attrs or None
+
+
 def location_input(
     row: dict[str, Any], existing: dict[str, Any] | None, retailer_id: str
 ) -> tuple[str, dict[str, Any]]:
     """A canonical `locations` row (feeds.py) → (`createLocation`, CreateLocationInput) when the ref is new,
     else (`updateLocation`, UpdateLocationInput) with the ids of the existing address and schedule.
+    `attributes` go as the file's `[{name, type, value}]` (values as text, as products' events carry them);
+    Fluent upserts them by name, so an attribute dropped from the file stays on the location.
     `networks` are refs in the file but `NetworkId` needs ids, so they are not sent (documented gap)."""
     address = {gql: row[col] for col, gql in ADDRESS_FIELDS.items() if row.get(col) is not None}
     coords = {k: float(row[k]) for k in ("latitude", "longitude") if row.get(k) is not None}
@@ -792,6 +800,7 @@ def location_input(
         "type": row.get("type"),
         "supportPhoneNumber": row.get("support_phone"),
         "defaultCarrier": row.get("default_carrier"),
+        "attributes": _attributes(row),
     }
     if existing is None:
         inp = {
