@@ -35,7 +35,7 @@ def _lines() -> tuple[list[str], int, int]:
 def flow(make_flow, monkeypatch):
     # blocks of 4 KiB and chunks of 128 rows: a chunk spans blocks (a table of them), as a 64k-row one does
     monkeypatch.setattr(jsonl_fast, "BLOCK_BYTES", 4096)
-    monkeypatch.setattr(readers, "DEFAULT_CHUNK_ROWS", 128)
+    monkeypatch.setattr(readers, "DEFAULT_CHUNK_ROWS", 128)  # (the reader's default since 6b7a3aa)
     return make_flow(glob="*.jsonl")
 
 

@@ -288,5 +288,13 @@ def _numbered(parsed: _Parsed, before: int, held: list[tuple[int, str, str]]) ->
     start = 0
     for i, batch in enumerate(parsed.batches):
         end = start + batch.num_rows
-        yield _with_rows(batch, rows[start:end], bad if i == len(parsed.batches) - 1 else [])
+        # each batch takes the invalid records among its rows (in row order: `_with_rows`), the last the rest
+        if i == len(parsed.batches) - 1:
+            k = len(bad)
+        elif end > start:
+            k = next((j for j, b in enumerate(bad) if b[0] > rows[end - 1]), len(bad))
+        else:
+            k = 0
+        yield _with_rows(batch, rows[start:end], bad[:k])
+        bad = bad[k:]
         start = end

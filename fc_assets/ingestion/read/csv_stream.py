@@ -170,4 +170,8 @@ def _with_rows(batch: pa.RecordBatch, rows: np.ndarray, bad: list[tuple[int, str
     extra[ERROR] = strings([b[1] for b in bad])
     extra[RAW] = strings([b[2][:1000] for b in bad])
     errors = pa.RecordBatch.from_arrays(list(extra.values()), schema=out.schema)
-    return pa.Table.from_batches([out, errors]).combine_chunks().to_batches()[0]
+    # in row order: chunks are cut from the batches by position, and each chunk's rejects are ordered by row,
+    # so a malformed record after its batch's good ones was cut into a later chunk than its neighbours and
+    # written after the rejects of later rows (rejects.py: lines are ordered by row)
+    order = np.argsort(np.concatenate([rows, np.array([b[0] for b in bad], np.int64)]), kind="stable")
+    return pa.Table.from_batches([out, errors]).take(numbers(order)).combine_chunks().to_batches()[0]

@@ -312,14 +312,17 @@ def _coalesce(
     """Batches re-cut into chunks of exactly chunk_rows rows (the last may be smaller), without a copy: a
     chunk of several batches is a `pa.Table` of them, joined into one batch by `as_batch` where it is used
     (the mapper, on a worker thread: the copy stays off the parsing thread, the pipeline's slowest).
-    `chunk_rows` None: by the width of the first rows (`_chunk_rows`)."""
+    `chunk_rows` None: by the width of the rows (`_chunk_rows`), the widest batch so far: wide rows after
+    narrow ones get chunks of their own size, not of the narrow rows' (twice the bytes a chunk)."""
     pending: list[pa.RecordBatch] = []
     rows = 0
+    auto = chunk_rows is None
     for batch in batches:
         pending.append(batch)
         rows += batch.num_rows
-        if chunk_rows is None and batch.num_rows:
-            chunk_rows = _chunk_rows(batch)
+        if auto and batch.num_rows:
+            fit = _chunk_rows(batch)
+            chunk_rows = fit if chunk_rows is None else min(chunk_rows, fit)
         while chunk_rows is not None and rows >= chunk_rows:
             joined = pa.Table.from_batches(pending)
             yield _chunk(joined.slice(0, chunk_rows))
