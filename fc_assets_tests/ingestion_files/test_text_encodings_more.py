@@ -1,6 +1,7 @@
-"""XML in UTF-32 without a byte-order mark: libxml2 reads it by its `<\\0\\0\\0` (UCS-4), so the DOCTYPE check
-must see it as text too, and it is refused as UTF-32 XML with a mark is (cafb012: "UTF-32 XML is refused as
-not supported"). d940f9e closed the same hole for UTF-16 without a mark."""
+"""More of test_text_encodings (review of cafb012/d940f9e): XML in UTF-32 without a byte-order mark, which
+libxml2 reads by its `<\\0\\0\\0` (UCS-4), so the DOCTYPE check must not be passed by it and it is refused as
+UTF-32 XML with a mark is (d940f9e closed the same hole for UTF-16); a JSON object's records found as far
+into a UTF-16/UTF-32 file as into its UTF-8 twin."""
 
 from __future__ import annotations
 
@@ -30,3 +31,21 @@ def test_utf32_xml_without_a_mark_is_refused_before_libxml2_sees_it(tmp_path, co
     message = str(e.value)
     assert "Maximum entity amplification" not in message and "row " not in message, message
     assert f"XML in {codec[:6].upper()}{codec[-2:].upper()} is not supported" in message, message
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-32-be"])
+def test_records_found_in_a_json_object_as_far_in_as_in_the_utf8_twin(codec):
+    """The records' array of a JSON object is looked for in the head; the UTF-8 twin's head holds 256 KiB of
+    text, the transcoded head of a UTF-16 (UTF-32) file only the text of its first 256 KiB of raw bytes,
+    i.e. 128 K (64 K) ASCII characters. An export note of 150,000 characters before the records: the UTF-8
+    file reads, the UTF-16 one was unreadable ('JSON is neither an array of records nor an object holding
+    one')."""
+    import io
+    import json
+
+    from fc_assets_tests.ingestion_files.test_text_encodings import INVENTORY, encoded, records, run, same
+
+    doc = json.dumps({"exportNote": "n" * 150_000, "inventory": records()})
+    twin = run(INVENTORY, io.BytesIO(doc.encode()), name="stock.json")
+    assert (twin.report.rows, twin.report.accepted) == (11, 4)
+    same(run(INVENTORY, io.BytesIO(encoded(doc, codec)), name="stock.json"), twin)
