@@ -56,3 +56,35 @@ def test_a_delta_prepared_before_the_feed_gained_a_column_still_commits(lake):
     assert _delta(lake, 3, rows, NEW) == 2
     commit_snapshot(lake, "loc", SPEC, delta_rel="w/3/d.parquet", columns=NEW)
     assert _delta(lake, 4, rows, NEW) == 0
+
+
+def test_a_locations_file_in_flight_across_the_upgrade_commits(make_flow, monkeypatch):
+    """The same through the flow: the old locations feed (no attributes) sends a file and stops after
+    `confirmed` (a deploy); the new feed's run resumes the file at its commit. Failed before the fix: the
+    step failed with 'Referenced column "attributes" not found' and the file stayed in flight."""
+    import dataclasses
+
+    from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV
+    from fc_assets.ingestion.feeds import locations_feed
+    from fc_assets_tests.ingestion_flow.flow import metadata
+    from fc_assets_tests.ingestion_flow.test_location_attributes import CSV, _attributes
+    from fc_assets_tests.ingestion_flow.test_master_data import run_file
+
+    old = make_flow(dataclasses.replace(locations_feed(), attributes=None), glob="*", FC_FEED_MAX_RETRIES=0)
+    body = CSV.format(s="-inflight")
+    assert run_file(old, "inflight-1.csv", body.encode())["sent"] == 2
+    monkeypatch.setenv(CRASH_ENV, "after_confirm")
+    old.put_s3("inflight-2.csv", body.replace("Store One", "Store 1").encode())
+    (req,) = old.tick("s3")
+    assert not old.execute(req).success
+    new = make_flow(locations_feed(), glob="*")  # (no crash injected)
+    result = new.execute(req)  # the failed run re-executed by the new code
+    assert result.success, [e.message for e in result.all_events if e.is_failure][:3]
+    assert metadata(result)["resumed_from_stage"] == "confirmed"
+    # the next file sends each location once more, with its attributes; then nothing
+    assert run_file(new, "inflight-3.csv", body.replace("Store One", "Store 1").encode())["sent"] == 2
+    assert run_file(new, "inflight-4.csv", body.replace("Store One", "Store 1").encode())["sent"] == 0
+    assert _attributes(new, ["LA-1-inflight"])["LA-1-inflight"] == [
+        {"name": "floor_space", "type": "STRING", "value": "420"},
+        {"name": "region", "type": "STRING", "value": "NSW"},
+    ]
