@@ -40,12 +40,18 @@ def test_records_found_in_a_json_object_as_far_in_as_in_the_utf8_twin(codec):
     i.e. 128 K (64 K) ASCII characters. An export note of 150,000 characters before the records: the UTF-8
     file reads, the UTF-16 one was unreadable ('JSON is neither an array of records nor an object holding
     one')."""
+    import gzip
     import io
     import json
 
+    from fc_assets_tests.ingestion_files.corpus import ForwardOnly
     from fc_assets_tests.ingestion_files.test_text_encodings import INVENTORY, encoded, records, run, same
 
     doc = json.dumps({"exportNote": "n" * 150_000, "inventory": records()})
     twin = run(INVENTORY, io.BytesIO(doc.encode()), name="stock.json")
     assert (twin.report.rows, twin.report.accepted) == (11, 4)
-    same(run(INVENTORY, io.BytesIO(encoded(doc, codec)), name="stock.json"), twin)
+    body = encoded(doc, codec)
+    same(run(INVENTORY, io.BytesIO(body), name="stock.json"), twin)
+    # a forward-only stream (S3, SFTP) and gzip
+    same(run(INVENTORY, ForwardOnly(body), name="stock.json"), twin)
+    same(run(INVENTORY, ForwardOnly(gzip.compress(body)), name="stock.json.gz"), twin)
