@@ -88,3 +88,19 @@ def test_a_locations_file_in_flight_across_the_upgrade_commits(make_flow, monkey
         {"name": "floor_space", "type": "STRING", "value": "420"},
         {"name": "region", "type": "STRING", "value": "NSW"},
     ]
+
+
+def test_reset_to_a_snapshot_from_before_the_feed_gained_a_column(lake, tmp_path):
+    """`fc-assets state reset --to` a backup from before the upgrade (no `attributes`): the delta reads such a
+    snapshot (snapshot_rows), yet reset refused it ('the snapshot lacks columns ['attributes']'), so an
+    operator could not put back the pre-upgrade state of the locations feed."""
+    from fc_assets.ingestion.deliver.state_ops import reset
+
+    assert _delta(lake, 1, [("L1", "a"), ("L2", "b")], OLD) == 2
+    commit_snapshot(lake, "loc", SPEC, delta_rel="w/1/d.parquet", columns=OLD)
+    backup = tmp_path / "before-upgrade.parquet"
+    backup.write_bytes(lake.read_bytes(snapshot_rel("loc")))
+    assert _delta(lake, 2, [("L1", "a", []), ("L2", "b", [])], NEW) == 2
+    commit_snapshot(lake, "loc", SPEC, delta_rel="w/2/d.parquet", columns=NEW)
+    reset(lake, "loc", "reviewer", to=str(backup))
+    assert _delta(lake, 3, [("L1", "a", []), ("L2", "b", [])], NEW) == 2  # against the old state: sent again
