@@ -281,7 +281,13 @@ def snapshot_rows(con: duckdb.DuckDBPyConnection, lake: Lake, feed: str, columns
     """SQL for the snapshot's rows with every one of `columns`: a column the snapshot lacks (written before
     the feed gained it, e.g. locations' `attributes`) is NULL, so its rows compare, union and commit as rows
     without that field (their stored `_h` differ from the new hashes: each is sent once more)."""
-    src = f"read_parquet('{duck_path(lake, snapshot_rel(feed))}')"
+    return parquet_rows(con, lake, snapshot_rel(feed), columns)
+
+
+def parquet_rows(con: duckdb.DuckDBPyConnection, lake: Lake, rel: str, columns: Iterable[str]) -> str:
+    """SQL for a Parquet file's rows with every one of `columns`, NULL where the file lacks one (a snapshot,
+    or a delta prepared before the feed gained the column for a file still in flight across the upgrade)."""
+    src = f"read_parquet('{duck_path(lake, rel)}')"
     have = set(con.sql(f"SELECT * FROM {src} LIMIT 0").columns)
     missing = "".join(f", NULL AS {ident(c)}" for c in columns if c not in have)
     return f"SELECT *{missing} FROM {src}"
@@ -593,9 +599,11 @@ def commit_snapshot(
 
         failed = pa.table({"_row": pa.array(sorted(set(failed_rows)), pa.int64())})
         con.register("failed", failed)
+        # a delta prepared by older code may lack a column the feed has gained since (NULL: its rows are
+        # committed without it, unmarked, so they are compared by their old hashes and sent once more)
         con.sql(f"""
             CREATE TEMP TABLE ok AS
-            SELECT * FROM read_parquet('{duck_path(lake, delta_rel)}') d
+            SELECT * FROM ({parquet_rows(con, lake, delta_rel, columns)}) d
             WHERE d._row NOT IN (SELECT _row FROM failed)
         """)
         hashed = spec.hashed(columns)

@@ -52,6 +52,8 @@ _UNMARKED = {
     (True, True, True, False): "utf-32-be",
 }
 
+_CODE_UNIT = {"utf-16-le": 2, "utf-16-be": 2, "utf-32-le": 4, "utf-32-be": 4}
+
 Source = str | os.PathLike | BinaryIO
 
 
@@ -209,6 +211,7 @@ class ByteSource:
             try:
                 with open(self.path, "rb") as f:
                     raw_head = f.read(HEAD_BYTES)
+                    raw_head += _wider(raw_head, f)
             except OSError as e:
                 raise FileUnreadable(self.name, f"cannot open: {e.strerror or e}") from e
         else:
@@ -216,9 +219,14 @@ class ByteSource:
             self.name = name or str(getattr(source, "name", "") or "<stream>")
             self._start = source.tell() if _seekable(source) else None
             raw_head = source.read(HEAD_BYTES)
+            raw_head += _wider(raw_head, source)
         self._raw_head = raw_head
         self.gzip = raw_head[:2] == GZIP_MAGIC
-        self.head = _gunzip_head(raw_head, self.name) if self.gzip else raw_head
+        # `_text_head`: up to HEAD_BYTES characters' worth of UTF-16/32 (what `utf8()` transcodes: as much text
+        # as a UTF-8 file's head holds); `head`: the first HEAD_BYTES bytes of it, as for any file
+        limit = HEAD_BYTES * _code_unit(raw_head)
+        self._text_head = _gunzip_head(raw_head, self.name, limit) if self.gzip else raw_head
+        self.head = self._text_head[:HEAD_BYTES]
         self._opened = False
         # the text's encoding by its byte-order mark (UTF-8 without one); `utf8()` transcodes the others
         self.encoding, self._mark = marked_encoding(self.head)
@@ -234,7 +242,7 @@ class ByteSource:
         view = copy.copy(self)
         view._transcode = True
         decoder = codecs.getincrementaldecoder(self.encoding)()
-        view.head = _decode(decoder, self.head[self._mark :], False, self._mark, self.name)
+        view.head = _decode(decoder, self._text_head[self._mark :], False, self._mark, self.name)
         return view
 
     @property
@@ -293,6 +301,25 @@ class ByteSource:
             yield spooled
 
 
+def _code_unit(raw_head: bytes) -> int:
+    """Bytes per ASCII character of the text starting `raw_head` (gzipped or not) by its byte-order mark: 2
+    for UTF-16, 4 for UTF-32, else 1."""
+    try:
+        first = (
+            zlib.decompressobj(wbits=31).decompress(raw_head, 4) if raw_head[:2] == GZIP_MAGIC else raw_head
+        )
+    except zlib.error:  # (refused as not gzip by `_gunzip_head`)
+        return 1
+    return _CODE_UNIT.get(marked_encoding(first)[0], 1)
+
+
+def _wider(raw_head: bytes, f: BinaryIO) -> bytes:
+    """The bytes after a full head of UTF-16 (UTF-32) text that hold as many characters as HEAD_BYTES of UTF-8
+    do (HEAD_BYTES more, 3x more; for gzip as many compressed bytes); b"" for anything else."""
+    unit = _code_unit(raw_head)
+    return f.read(HEAD_BYTES * (unit - 1)) if unit > 1 and len(raw_head) >= HEAD_BYTES else b""
+
+
 def _seekable(f: BinaryIO) -> bool:
     try:
         return bool(f.seekable())
@@ -300,9 +327,10 @@ def _seekable(f: BinaryIO) -> bool:
         return False
 
 
-def _gunzip_head(raw_head: bytes, name: str) -> bytes:
-    """Decompress what the compressed head holds (a truncated member is fine, garbage is not)."""
+def _gunzip_head(raw_head: bytes, name: str, limit: int = HEAD_BYTES) -> bytes:
+    """Decompress what the compressed head holds, up to `limit` bytes (a truncated member is fine, garbage
+    is not)."""
     try:
-        return zlib.decompressobj(wbits=31).decompress(raw_head, HEAD_BYTES)
+        return zlib.decompressobj(wbits=31).decompress(raw_head, limit)
     except zlib.error as e:
         raise FileUnreadable(name, f"not a valid gzip stream: {e}") from e

@@ -34,7 +34,7 @@ from lxml import etree
 
 from fc_assets.ingestion.read.attribute_list import BadAttributes, fold_list, one_name_one_value
 from fc_assets.ingestion.read.records import BatchBuilder
-from fc_assets.ingestion.read.streams import ByteSource, label, unmarked
+from fc_assets.ingestion.read.streams import ByteSource, label, unmarked, unmarked_codec
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.read.xml_prolog import check_prolog
 
@@ -157,10 +157,11 @@ def read_xml(
     yields that child as the one record. Flat record files are read by `xml_fast` (the same batches,
     ~20x faster); on anything else it stops and the full parser below reads the file from the start,
     skipping the records already yielded."""
-    if src.encoding.startswith("utf-32"):  # (libxml2 reads it as garbage: "Start tag expected")
-        raise FileUnreadable(
-            src.name, f"XML in {label(src.encoding)} is not supported: save it as UTF-8 or UTF-16"
-        )
+    # UTF-32 with a mark: libxml2 reads it as garbage ("Start tag expected"); without one it reads it as
+    # UCS-4 by its `<\0\0\0`, past check_prolog (which does not decode UTF-32): both refused
+    utf32 = src.encoding if src.encoding.startswith("utf-32") else unmarked_codec(src.head)
+    if utf32 is not None and utf32.startswith("utf-32"):
+        raise FileUnreadable(src.name, f"XML in {label(utf32)} is not supported: save it as UTF-8 or UTF-16")
     check_prolog(src.head, src.name)
     from fc_assets.ingestion.read.xml_fast import fast_batches
 
