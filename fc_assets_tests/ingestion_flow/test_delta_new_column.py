@@ -102,5 +102,12 @@ def test_reset_to_a_snapshot_from_before_the_feed_gained_a_column(lake, tmp_path
     backup.write_bytes(lake.read_bytes(snapshot_rel("loc")))
     assert _delta(lake, 2, [("L1", "a", []), ("L2", "b", [])], NEW) == 2
     commit_snapshot(lake, "loc", SPEC, delta_rel="w/2/d.parquet", columns=NEW)
-    reset(lake, "loc", "reviewer", to=str(backup))
+    with pytest.raises(ValueError, match=r"lacks columns \['attributes'\]"):  # (without the feed's keys)
+        reset(lake, "loc", "reviewer", to=str(backup))
+    reset(lake, "loc", "reviewer", to=str(backup), keys=SPEC.keys)  # (as `fc-assets state reset` passes them)
     assert _delta(lake, 3, [("L1", "a", []), ("L2", "b", [])], NEW) == 2  # against the old state: sent again
+    # a snapshot without the feed's key column is still refused
+    keyless = tmp_path / "keyless.parquet"
+    pq.write_table(pa.table({"name": ["a"], "_h": pa.array([1], pa.uint64())}), keyless)
+    with pytest.raises(ValueError, match=r"lacks key columns \['ref'\]"):
+        reset(lake, "loc", "reviewer", to=str(keyless), keys=SPEC.keys)

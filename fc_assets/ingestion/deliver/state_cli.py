@@ -166,12 +166,14 @@ def reset(feed: str, to_empty: bool, to: str | None, yes: bool) -> None:
     """Reset the last-sent snapshot (the current one is kept under state/<feed>/snapshots/)."""
     from fc_assets.ingestion.deliver import state_ops
 
-    _plan(feed)
+    plan = _plan(feed)
     if to_empty == (to is not None):
         raise click.UsageError("give exactly one of --to-empty or --to SNAPSHOT")
     _confirm(yes, f"reset the snapshot of feed {feed} to {'empty' if to_empty else to}")
     try:
-        line = state_ops.reset(_lake(), feed, state_ops.operator(), to_empty=to_empty, to=to)
+        line = state_ops.reset(
+            _lake(), feed, state_ops.operator(), to_empty=to_empty, to=to, keys=plan.delta.keys
+        )
     except (ValueError, FileNotFoundError) as e:
         raise _fail(e) from None
     click.echo(f"snapshot of {feed} reset to {line['to']}; previous kept at {line['previous_snapshot']}")

@@ -333,10 +333,18 @@ def restore_to_inbox(plan: FeedPlan, sources: SourceStore, entry: LedgerEntry) -
 
 
 def reset(
-    lake: Lake, feed: str, who: str, *, to_empty: bool = False, to: str | None = None
+    lake: Lake,
+    feed: str,
+    who: str,
+    *,
+    to_empty: bool = False,
+    to: str | None = None,
+    keys: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The next file is sent in full (`to_empty`) or against the snapshot `to` (a lake path or local file).
-    The current snapshot is kept as `state/<feed>/snapshots/<time>.parquet`, so a reset can be undone."""
+    The current snapshot is kept as `state/<feed>/snapshots/<time>.parquet`, so a reset can be undone.
+    With the feed's `keys`, `to` may lack other columns of the current snapshot (one from before the feed
+    gained a column: the delta reads those as NULL, `delta.snapshot_rows`); without them it may lack none."""
     from fc_assets.ingestion.deliver.delta import snapshot_rel
 
     if to_empty == (to is not None):
@@ -354,7 +362,7 @@ def reset(
         lake.delete(snap)
     else:
         data = _read_snapshot_source(lake, to)
-        _check_snapshot(lake, feed, data, snap)
+        _check_snapshot(lake, data, snap, keys)
         lake.write_bytes(_without_hash_mark(data), snap)
     ledger.update_state(watermark=None, committed=state.committed + 1)  # deltas computed before are stale
     return audit(lake, feed, "reset", who, to="empty" if to_empty else to, previous_snapshot=backup)
@@ -392,7 +400,7 @@ def _without_hash_mark(data: bytes) -> bytes:
     return out.getvalue().to_pybytes()
 
 
-def _check_snapshot(lake: Lake, feed: str, data: bytes, snap: str) -> None:
+def _check_snapshot(lake: Lake, data: bytes, snap: str, keys: tuple[str, ...] | None) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -402,8 +410,12 @@ def _check_snapshot(lake: Lake, feed: str, data: bytes, snap: str) -> None:
     if lake.exists(snap):
         with lake.fs.open_input_file(lake.path(snap)) as f:
             current = set(pq.ParquetFile(f).schema_arrow.names)
-        if current - names:
-            raise ValueError(f"the snapshot lacks columns {sorted(current - names)} of the feed's snapshot")
+        lacking = current - names
+        if keys is not None:  # (the others read as NULL: each row with one is sent once more)
+            lacking &= set(keys)
+        if lacking:
+            what = "key columns" if keys is not None else "columns"
+            raise ValueError(f"the snapshot lacks {what} {sorted(lacking)} of the feed's snapshot")
 
 
 def release(lake: Lake, plan: FeedPlan, sources: SourceStore, who: str, reason: str) -> dict[str, Any]:
