@@ -285,3 +285,11 @@ def test_the_rejects_file_is_ordered_by_row_across_chunks(tmp_path, packed):
         (131_000, "_record"),
         (131_050, "qty"),
     ]
+
+
+@pytest.mark.parametrize("chunk_rows", [0, -5])
+def test_a_chunk_size_below_one_is_refused_not_an_endless_loop(tmp_path, chunk_rows):
+    path = tmp_path / "stock.csv"
+    path.write_text("sku_ref,location_ref,qty\nA,L,1\n")
+    with pytest.raises(ValueError, match="chunk_rows must be at least 1"):
+        list(read_file(INVENTORY, str(path), chunk_rows=chunk_rows))

@@ -156,6 +156,8 @@ def open_raw(
         src = src.utf8()
     columns: list[str] | None = None
     selection: list[str] = []
+    if chunk_rows is not None and chunk_rows < 1:  # (0 cut no CSV chunk ever: an endless loop)
+        raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
     rows = chunk_rows or DEFAULT_CHUNK_ROWS
     try:
         if fmt == "csv":
