@@ -136,11 +136,14 @@ def test_the_first_failing_stream_stops_its_siblings_within_a_round_trip(sandbox
             list(extract_periods(ORDERS, [day], client=client, lake=lake, concurrency=4, page_size=1))
         elapsed = time.monotonic() - started
     sent = graphql_requests(sandbox) - before - 1
-    # 4 first pages at once (the failing one among them), then at most the one request each of the 3
-    # siblings had in flight when the failure arrived; the 4 queued sub-windows send nothing
-    assert sent <= 4 + 3, sent
-    # the failure arrives after one round trip; the siblings' requests in flight end one round trip later
-    assert elapsed < 2 * LATENCY_MS / 1000 + 2, elapsed  # on main: ~6 s, the first sub-windows to the end
+    # 8 chains share 4 request slots: the first 4 to start take them (which ones, the threads' start order
+    # decides), and a freed slot goes to the lowest waiting sub-window, so the failing one (index 2) is asked
+    # in the first round or, behind sub-windows 0 and 1, in the second. Then at most one more request per
+    # sibling slot (3), sent as the failure was answered. CI saw 10 and a loaded machine 11 (2 in 8 runs
+    # under two busy loops) when the failing window missed the first round. On main the siblings paged on.
+    assert sent <= 4 + 4 + 3, sent
+    # the failure arrives after one or two round trips; the siblings' requests in flight end one round later
+    assert elapsed < 3 * LATENCY_MS / 1000 + 2, elapsed  # on main: ~6 s, the first sub-windows to the end
     assert not lake.list_files("fluent/orders") and not lake.list_files(TMP_DIR)
 
 
