@@ -9,15 +9,23 @@ export UV_CACHE_DIR ?= $(CURDIR)/.local/uv-cache
 # (code server, run worker, CLI, each test's subprocess) recompiled Dagster from source, ~2x its start-up.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test install system-deps lint bench sandbox clean
+.PHONY: demo test install lock system-deps lint bench sandbox clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt: the versions the tests last passed with (a release between two runs must not turn CI red)
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[local,dev,deploy]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[local,dev,deploy]'
 	@touch $(STAMP)
+
+# Newest releases within pyproject.toml's bounds into constraints.txt; then `make test` before committing it.
+lock:
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv; }
+	@head -4 constraints.txt > constraints.txt.new
+	$(BIN)/uv pip compile --quiet --python $(BIN)/python --no-header --no-annotate --extra local --extra dev --extra deploy pyproject.toml >> constraints.txt.new
+	@mv constraints.txt.new constraints.txt
 
 # Optional system packages the tests use when they can: OpenSSH's sshd (a second, real SFTP server),
 # Debian's Chromium (the UI screenshot test) and PostgreSQL (the production-instance test). Skipped quietly

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from fc_assets_tests.install.locked import installed_versions, locked_versions
+
 ROOT = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).with_name("uv")
 pytestmark = [
@@ -31,6 +33,15 @@ def dockerfile_sources() -> list[str]:
         if parts[:1] == ["COPY"] and parts[-1].startswith("./"):
             sources += parts[1:-1]
     return sources
+
+
+def dockerfile_constraints() -> list[str]:
+    """The `-c FILE` options of the Dockerfile's `uv pip install` (the pinned versions it installs)."""
+    run_line = next(
+        line for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines() if "uv pip install" in line
+    )
+    words = run_line.split()
+    return [words[i + 1] for i, word in enumerate(words) if word == "-c"]
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -54,7 +65,16 @@ def deploy_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     made = run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], tmp, env)
     assert made.returncode == 0, made.stderr
     installed = run(
-        [str(UV), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), f"{src}[deploy]"],
+        [
+            str(UV),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            *[arg for name in dockerfile_constraints() for arg in ("-c", str(src / name))],
+            f"{src}[deploy]",
+        ],
         tmp,
         env,
     )
@@ -82,6 +102,18 @@ def test_the_deploy_install_has_no_local_or_dev_extra(deploy_venv):
     module_file, found = probe.stdout.splitlines()
     assert module_file.startswith(str(venv)), module_file  # the installed copy, not the checkout
     assert found == "[]"
+
+
+def test_the_image_installs_the_locked_versions(deploy_venv):
+    """Every package of the production install at the version constraints.txt pins (what `make test` passed
+    with), not the newest release of the day."""
+    assert dockerfile_constraints() == ["constraints.txt"]
+    venv, env = deploy_venv
+    pins = locked_versions(ROOT / "constraints.txt")
+    installed = installed_versions(venv / "bin" / "python", env)
+    assert "dagster" in installed and "lxml" in installed
+    assert {n: v for n, v in installed.items() if n in pins and pins[n] != v} == {}
+    assert not [n for n in installed if n not in pins and n != "fc-assets"]
 
 
 def test_check_file_runs(deploy_venv):
