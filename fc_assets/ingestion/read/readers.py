@@ -369,7 +369,7 @@ def _records_path(
         depth = 0
         try:
             for prefix, event, _ in ijson.parse(guarded):
-                if event == "start_array" and depth == 1:
+                if event == "start_array" and depth == 1 and prefix:  # (a key "" is ijson's root prefix)
                     if list_key is not None and prefix.lower() == list_key:
                         return RecordsPath("", 1)
                     return RecordsPath(f"{prefix}.item", 3)
