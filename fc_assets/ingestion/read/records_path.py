@@ -33,9 +33,9 @@ SHOWN_KEYS = 10  # top-level keys named when a path matches nothing
 class RecordsPath:
     prefix: str  # ijson's prefix of the records
     depth: int  # the depth inside a record's opening bracket (`JsonGuard`'s `record_depth`)
-    found: bool = (
-        True  # False: not looked for in the whole document (a forward-only stream): see `_read_json`
-    )
+    # False: not looked for in the whole document (a forward-only stream): `_read_json` then refuses a file
+    # without records
+    found: bool = True
 
 
 def shown(path: str | tuple[str, ...]) -> str:
