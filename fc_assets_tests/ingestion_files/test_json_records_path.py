@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import json
 from dataclasses import replace
 
@@ -19,6 +20,7 @@ import pytest
 
 from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.ingestion.read import validate
+from fc_assets.ingestion.read.json_guard import JsonGuard
 from fc_assets.ingestion.read.streams import HEAD_BYTES
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import FormatOptions
@@ -56,7 +58,7 @@ def feed(path: str | tuple[str, ...] | list[str] | None):
 
 
 def wrap(template: str, records: bytes = RECORDS) -> bytes:
-    return template.encode().replace(b"RECORDS", records)
+    return template.encode().replace(b"RECORDS", records).replace(b"SMALL", b"[" + record("C") + b"]")
 
 
 def write(tmp_path, name: str, data: bytes, encoding: str = "plain"):
@@ -201,6 +203,55 @@ def test_a_key_path_refuses_a_file_holding_the_other_spelling_first(tmp_path):
     data = wrap('{"a.b": RECORDS, "a": {"b": RECORDS}}')
     with pytest.raises(FileUnreadable, match=r'both\.json: .*\["a", "b"\].*\["a\.b"\]'):
         run(feed(("a", "b")), write(tmp_path, "both.json", data))
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ('{"a": {"b": RECORDS}, "a.b": RECORDS}', ("a", "b")),
+        ('{"a": {"b": []}, "a.b": RECORDS}', ("a", "b")),
+        ('{"a.b": RECORDS, "x": [1, {"y": [2, 3]}], "a": {"b": SMALL}}', ("a.b",)),
+        ('{"a": {"b": RECORDS}, "a.b": RECORDS}', "a.b.item"),
+        ('{"a.b": RECORDS, "a": {"b": SMALL}}', "a.b.item"),
+        ('{"a.b": RECORDS, "a": {"b": SMALL}}', None),
+    ],
+    ids=["keys", "keys-empty", "one-key", "dotted-nested-first", "dotted-dotted-first", "detected"],
+)
+def test_a_file_holding_both_spellings_is_refused_when_the_other_comes_after(tmp_path, template, path):
+    """The parser reads every array at the dotted path; the guard counts the elements of the one resolved,
+    and more records than that refuse the file (before: read from both, the second's at the wrong depth).
+    (A deeper array after it, longer than FC_MAX_VALUE_BYTES, opens at the records' depth: the guard passes
+    the parser its marker instead, so nothing of it is read: `SMALL` here.)"""
+    with pytest.raises(
+        FileUnreadable, match=r"both\.json: .*is ambiguous in this file: \d records were read"
+    ):
+        run(feed(path), write(tmp_path, "both.json", wrap(template)))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"x": [1, 2], "a": {"b": RECORDS}, "y": [{"c": [1, 2]}, 3], "a.c": RECORDS}',
+        '{"a": {"z": [{"q": 1}, 2], "b": RECORDS, "w": [3, 4]}, "b": [5, 6]}',
+    ],
+)
+def test_arrays_beside_the_records_are_not_counted_as_theirs(tmp_path, template):
+    out = run(feed(("a", "b")), write(tmp_path, "f.json", wrap(template)))
+    assert (out.column("sku_ref"), out.rejects) == (READ, REJECTS)
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64, 1 << 16])
+def test_the_guard_counts_the_separators_of_the_nth_array_at_its_depth(block):
+    """Commas in strings, in records and in the arrays beside it are not the array's; one block at a time."""
+    doc = (
+        b'{"m": [1, {"k": "a,b]"}], "a": {"z": [1, 2, 3], "b": [{"s": ",[,"}, 7, [8, 9], "t,u", {}], '
+        b'"w": [{"v": [1, 2]}]}, "c": [1, 2]}'
+    )
+    for ordinal, commas in ((1, 2), (2, 4), (3, 0)):  # opening at depth 3: m's object (0), z, b, w
+        guard = JsonGuard(io.BytesIO(doc), "g.json", 1000, record_depth=4, array_ordinal=ordinal)
+        while guard.read(block):
+            pass
+        assert (guard.array_state, guard.array_commas) == ("after", commas)
 
 
 def test_a_key_path_is_declared_as_a_list_or_tuple_of_keys():

@@ -57,7 +57,7 @@ from fc_assets.ingestion.read.csv_stream import (  # noqa: F401 - also read from
 from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, flatten_wanted, scalar_text
-from fc_assets.ingestion.read.records_path import RecordsPath, prefix_depth, resolve, shown
+from fc_assets.ingestion.read.records_path import RecordsPath, empty_array, prefix_depth, resolve, shown
 from fc_assets.ingestion.read.source_keys import SourceKeys
 from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source, refuse_unmarked
 from fc_assets.ingestion.read.unreadable import FileUnreadable
@@ -366,14 +366,16 @@ def _records_path(
         import ijson
 
         guarded = JsonGuard(io.BytesIO(src.head.lstrip(BOM)), src.name, _max_value_bytes())
-        depth = 0
+        depth = before = 0  # containers open; those opened at the top level before the records' array
         try:
-            for prefix, event, _ in ijson.parse(guarded):
+            events = ijson.parse(guarded)
+            for prefix, event, _ in events:
                 if event == "start_array" and depth == 1 and prefix:  # (a key "" is ijson's root prefix)
                     if list_key is not None and prefix.lower() == list_key:
                         return RecordsPath("", 1)
-                    return RecordsPath(f"{prefix}.item", 3)
+                    return RecordsPath(f"{prefix}.item", 3, True, before, empty_array(events))
                 if event in ("start_map", "start_array"):
+                    before += depth == 1
                     depth += 1
                 elif event in ("end_map", "end_array"):
                     depth -= 1
@@ -426,7 +428,9 @@ def _read_json(
     with src.open() as raw_stream:
         # depth, token length and record length are checked on the bytes before ijson sees them
         # (json_guard.py); a record too long reaches ijson as the guard's marker
-        stream = JsonGuard(raw_stream, src.name, max_bytes, record_depth=path.depth)
+        stream = JsonGuard(
+            raw_stream, src.name, max_bytes, record_depth=path.depth, array_ordinal=path.ordinal
+        )
         if src.head.startswith(BOM):
             stream.read(len(BOM))
         try:
@@ -445,6 +449,7 @@ def _read_json(
                     yield builder.flush()
         except ijson.JSONError as e:
             raise FileUnreadable(src.name, f"invalid JSON after record {n}: {e}", row=n + 1) from e
+    path.check_count(src.name, stream, n, explicit)
     if not n and not path.found:  # (not looked for beyond the head of a forward-only stream)
         raise FileUnreadable(
             src.name,

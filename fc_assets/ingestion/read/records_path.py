@@ -9,15 +9,18 @@ after it, in a second read up to their array.
 
 A feed declares the path (`FormatOptions.json_records`) as ijson's dotted prefix (`"data.rows.item"`:
 either spelling of each dot; the first value at it gives the depth) or as the keys leading to the array
-(`("data", "v1.0")`: those keys exactly). A path found nowhere in the document refuses the file, as does a
-key path whose array another spelling of the same prefix precedes (ijson would read both).
+(`("data", "v1.0")`: those keys exactly). A path found nowhere in the document refuses the file. So does
+one that ijson would read from two arrays (`{"a.b": [...], "a": {"b": [...]}}`): a key path's array preceded
+by the other spelling, seen here; any array followed by one, seen by the reader — the guard counts the
+elements of the array found here (the `ordinal`-th container opening at its depth), and ijson reading more
+records than that refuses the file at its end.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fc_assets.ingestion.read.json_guard import JsonGuard
@@ -36,6 +39,31 @@ class RecordsPath:
     # False: not looked for in the whole document (a forward-only stream): `_read_json` then refuses a file
     # without records
     found: bool = True
+    # the records' array, when known: the how-manieth container opening at its depth (0-based), and whether
+    # it is empty — so that the guard counts its elements and the reader refuses records from elsewhere
+    ordinal: int | None = None
+    empty: bool | None = None
+
+    def check_count(
+        self, name: str, guard: JsonGuard, read: int, declared: str | tuple[str, ...] | None
+    ) -> None:
+        """Refuse the file when ijson read more records than the records' array holds: another array at the
+        same dotted path (`{"a": {"b": [...]}, "a.b": [...]}`) was read too."""
+        if self.ordinal is None or self.empty is None or guard.array_state != "after":
+            return
+        held = 0 if self.empty else guard.array_commas + 1
+        if read > held:
+            what = (
+                f"the feed's json_records {shown(declared)}"
+                if declared
+                else f"the records' path {self.prefix!r}"
+            )
+            raise FileUnreadable(
+                name,
+                f"{what} is ambiguous in this file: {read - held:,} records were read from another array at "
+                f"the same dotted path after its own ({held:,}; the JSON parser joins keys with dots, so "
+                '`{"a.b": ...}` and `{"a": {"b": ...}}` are one path to it)',
+            )
 
 
 def shown(path: str | tuple[str, ...]) -> str:
@@ -75,13 +103,23 @@ def resolve(src: ByteSource, path: str | tuple[str, ...], max_value_bytes: int) 
         raise FileUnreadable(
             src.name, f"the feed's json_records {shown(path)} matches nothing in the file{hint}"
         )
-    return RecordsPath(prefix, depth)
+    return RecordsPath(prefix, depth, True, finder.ordinal, finder.empty)
 
 
 def _unresolved(prefix: str, path: str | tuple[str, ...]) -> RecordsPath:
     """The path not found in what could be read: a key path's depth is its own; a dotted string's, each dot
     taken to separate two keys."""
     return RecordsPath(prefix, len(path) + 2 if isinstance(path, tuple) else prefix_depth(prefix), False)
+
+
+def empty_array(events: Iterator[tuple[str, str, object]]) -> bool | None:
+    """Whether the array just started is empty (its next event ends it); None when the stream ends first."""
+    import ijson
+
+    try:
+        return next(events, ("", "", None))[1] == "end_array"
+    except ijson.JSONError:
+        return None
 
 
 class _Finder:
@@ -95,6 +133,10 @@ class _Finder:
         self.ended = False  # the whole document was walked
         self.top: list[str] = []  # the root object's keys (for the message when nothing matches)
         self.other = ""  # a key path's: another array at the same dotted path, seen before it (JSON list)
+        self.ordinal: int | None = (
+            None  # the records' array: the how-manieth container at its depth (0-based)
+        )
+        self.empty: bool | None = None  # whether it is empty (None: the head ends before it says)
 
     def scan(self, stream, max_value_bytes: int) -> int | None:
         """The records' depth, or None when the stream ends (or breaks) before they are found."""
@@ -106,8 +148,9 @@ class _Finder:
         except ijson.JSONError:
             return None
 
-    def _walk(self, events: Iterable[tuple[str, str, object]]) -> int | None:
+    def _walk(self, events: Iterator[tuple[str, str, object]]) -> int | None:
         real: list[str | None] = []  # one part per open container: its current key, or ITEM
+        opened: list[int] = []  # containers opened so far with as many around them as the index
         for prefix, event, value in events:
             if event == "map_key":
                 real[-1] = value  # type: ignore[assignment]
@@ -119,11 +162,14 @@ class _Finder:
                 continue
             depth = self._match(prefix, event, real)
             if depth is not None:
+                if event == "start_array":  # the records' array: which one at its depth, and empty or not
+                    self.ordinal = opened[len(real)] if len(real) < len(opened) else 0
+                    self.empty = empty_array(events)
                 return depth
-            if event == "start_map":
-                real.append("")
-            elif event == "start_array":
-                real.append(ITEM)
+            if event in ("start_map", "start_array"):
+                opened.extend([0] * (len(real) + 1 - len(opened)))
+                opened[len(real)] += 1
+                real.append("" if event == "start_map" else ITEM)
         self.ended = True
         return None
 
