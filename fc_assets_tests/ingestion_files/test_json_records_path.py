@@ -14,6 +14,8 @@ import codecs
 import gzip
 import io
 import json
+import os
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -26,7 +28,7 @@ from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import FormatOptions
 from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.corpus import ForwardOnly
-from fc_assets_tests.ingestion_files.helpers import run
+from fc_assets_tests.ingestion_files.helpers import FC_ASSETS, run
 from fc_assets_tests.ingestion_files.test_json_record_limit import LIMIT, TOO_LONG, big_array, record
 
 RECORDS = (
@@ -136,6 +138,23 @@ def test_a_top_level_key_with_a_dot_is_detected(tmp_path):
     out = run(feed(None), write(tmp_path, "sap.json", wrap('{"sap.export": RECORDS}')))
     assert out.column("sku_ref") == READ
     assert out.rejects == REJECTS
+
+
+def test_check_file_command_reads_a_top_level_key_with_a_dot(tmp_path):
+    """`fc-assets check-file inventory sap.json`, the command itself. Before: exit 2, "JSON is neither an
+    array of records nor an object holding one"."""
+    path = write(tmp_path, "sap.json", wrap('{"sap.export": RECORDS}'))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "FC_MAX_VALUE_BYTES": str(LIMIT)}
+    proc = subprocess.run(
+        [FC_ASSETS, "check-file", "inventory", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["rows"], summary["accepted"], summary["rejected"]) == (4, 2, 2)
 
 
 @pytest.mark.parametrize(
