@@ -5,7 +5,8 @@ string alone does not say how deep the records are.
 Before, the depth was counted from the dots (`inventory.items.item`: 4 where the records open at 3), so the
 guard under ijson limited the wrong brackets: a record over FC_MAX_VALUE_BYTES was accepted whole, and an
 array nested in a record was replaced by the guard's marker (the record accepted with that text). A path
-that matched nothing read as a file of 0 rows, accepted; a top-level key with a dot was never detected.
+that matched nothing read as a file of 0 rows, accepted; a top-level key with a dot was never detected; a
+file holding both spellings of the path was read from both arrays.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ limit: ijson builds each record whole as Python objects before anything checks i
 keys took 450 MB). The bytes of the record being read are held back until its closing bracket shows it
 fits; one that outgrows the limit is never passed on — the parser sees the string `marker` in its place
 (the reader rejects that row, as a JSONL line too long) and then the bytes after its closing bracket.
-Memory stays the limit plus a block.
+Memory stays the limit plus a block. Given also which container at its depth the records' array is
+(`array_ordinal`), it counts that array's separators (`array_commas`), so that the reader can tell records
+ijson read from another array at the same dotted path (records_path.py).
 
 The scan is vectorised per block (numpy over the positions of `" \\ [ ] { } , :` only), so it costs a few
 milliseconds per MB and memory stays one block.
