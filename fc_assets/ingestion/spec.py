@@ -66,7 +66,22 @@ class FormatOptions:
     delimiter: str | None = None  # CSV; None: detected from the header line
     encoding: str = "utf-8"  # CSV text encoding (a UTF-8, UTF-16 or UTF-32 BOM is always accepted)
     xml_record: str | None = None  # local name of the record element; None: the root's repeated child
-    json_records: str | None = None  # ijson prefix of the records (e.g. "inventory.item"); None: detected
+    # JSON: where the records are; None: detected. ijson's dotted prefix ("inventory.item": the elements of
+    # the array at key "inventory"; a dot in it stands for either a key's dot or the step to a nested key),
+    # or the keys leading to the array, exactly (("data", "v1.0"); a list is kept as a tuple). A path that
+    # matches nothing in a file makes it unreadable (read/records_path.py).
+    json_records: str | tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        path = self.json_records
+        if isinstance(path, list | tuple):
+            if not path or not all(isinstance(k, str) and k for k in path):
+                raise ValueError(
+                    f"json_records: a list of keys must hold one or more non-empty strings, not {path!r}"
+                )
+            object.__setattr__(self, "json_records", tuple(path))
+        elif path is not None and not isinstance(path, str):
+            raise ValueError(f"json_records: a dotted string or a list of keys, not {path!r}")
 
 
 @dataclass(frozen=True)

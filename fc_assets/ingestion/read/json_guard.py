@@ -16,7 +16,9 @@ limit: ijson builds each record whole as Python objects before anything checks i
 keys took 450 MB). The bytes of the record being read are held back until its closing bracket shows it
 fits; one that outgrows the limit is never passed on — the parser sees the string `marker` in its place
 (the reader rejects that row, as a JSONL line too long) and then the bytes after its closing bracket.
-Memory stays the limit plus a block.
+Memory stays the limit plus a block. Given also which container at its depth the records' array is
+(`array_ordinal`), it counts that array's separators (`array_commas`), so that the reader can tell records
+ijson read from another array at the same dotted path (records_path.py).
 
 The scan is vectorised per block (numpy over the positions of `" \\ [ ] { } , :` only), so it costs a few
 milliseconds per MB and memory stays one block.
@@ -40,7 +42,7 @@ _SPECIAL_TABLE = bytes(1 if c in b'"\\[]{},:' else 0 for c in range(256))
 _OPEN = np.zeros(256, np.int8)
 _OPEN[list(b"[{")] = 1
 _OPEN[list(b"]}")] = -1
-QUOTE, BACKSLASH = ord('"'), ord("\\")
+QUOTE, BACKSLASH, COMMA = ord('"'), ord("\\"), ord(",")
 # a surrogate escape, or text looking like one after an escaped backslash (`_surrogates` tells them apart)
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
@@ -57,6 +59,7 @@ class JsonGuard(io.RawIOBase):
         max_value_bytes: int,
         max_depth: int = MAX_DEPTH,
         record_depth: int | None = None,
+        array_ordinal: int | None = None,
     ):
         self._stream, self._name = stream, name
         self._max_value, self._max_depth = max_value_bytes, max_depth
@@ -67,6 +70,13 @@ class JsonGuard(io.RawIOBase):
         self._boundary = 0  # offset of the last token boundary seen (quote or structural character)
         self._pending = b""  # the end of the last block, scanned again for surrogate escapes
         self._record_depth = record_depth
+        # with `array_ordinal` (the records' array is the n-th container opening at its depth, 0-based):
+        # the separators between its elements, counted (`elements`), so that the reader can tell records
+        # read from another array at the same dotted path (records_path.py)
+        self._ordinal = array_ordinal
+        self._opened = 0  # containers opened at the array's depth so far, before it
+        self.array_state = "before"  # then "inside", "after" (closed)
+        self.array_commas = 0
         # a value no file holds (a random part), so the reader knows a record it never sees
         self.marker = f"fc-assets: record too long {secrets.token_hex(12)}"
         self._marker = f'"{self.marker}"'.encode()
@@ -166,11 +176,31 @@ class JsonGuard(io.RawIOBase):
         self._offset += len(data)
         if self._record_depth is None:
             return None
+        if self._ordinal is not None and self.array_state != "after":
+            self._count_elements(ch[structural], steps, depths)
         # brackets between depth d - 1 and d, either way: depth before + depth after == 2d - 1
         crossing = np.flatnonzero(2 * depths - steps == 2 * self._record_depth - 1)
         brackets = pos[structural][crossing]
         opening = steps[crossing] == 1
         return brackets[opening], brackets[~opening]
+
+    def _count_elements(self, chars: np.ndarray, steps: np.ndarray, depths: np.ndarray) -> None:
+        """Follow the records' array through a block's structural characters (`depths`: after each): find
+        its opening bracket (the `array_ordinal`-th into its depth), count its commas, see it close."""
+        level = self._record_depth - 1  # type: ignore[operator]
+        start = 0
+        if self.array_state == "before":
+            opens = np.flatnonzero((steps == 1) & (depths == level))
+            need = self._ordinal - self._opened  # type: ignore[operator]
+            if need >= len(opens):
+                self._opened += len(opens)
+                return
+            start, self.array_state = int(opens[need]) + 1, "inside"
+        closes = np.flatnonzero((steps[start:] == -1) & (depths[start:] == level - 1))
+        end = start + int(closes[0]) if len(closes) else len(steps)
+        self.array_commas += int(np.count_nonzero((chars[start:end] == COMMA) & (depths[start:end] == level)))
+        if len(closes):
+            self.array_state = "after"
 
     def _records(self, data: bytes, opens: np.ndarray, closes: np.ndarray) -> None:
         """Pass `data` on, except the bytes of records longer than the limit (each replaced by the marker

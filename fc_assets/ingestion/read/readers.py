@@ -57,6 +57,7 @@ from fc_assets.ingestion.read.csv_stream import (  # noqa: F401 - also read from
 from fc_assets.ingestion.read.json_guard import MAX_DEPTH, JsonGuard
 from fc_assets.ingestion.read.mapping import mapper_for
 from fc_assets.ingestion.read.records import BatchBuilder, TooDeep, flatten, flatten_wanted, scalar_text
+from fc_assets.ingestion.read.records_path import RecordsPath, empty_array, prefix_depth, resolve, shown
 from fc_assets.ingestion.read.source_keys import SourceKeys
 from fc_assets.ingestion.read.streams import HEAD_BYTES, ByteSource, Source, refuse_unmarked
 from fc_assets.ingestion.read.unreadable import FileUnreadable
@@ -348,23 +349,36 @@ def _chunk(table: pa.Table) -> pa.RecordBatch | pa.Table:
 # --------------------------------------------------------------------------------------- JSON, JSONL
 
 
-def _records_prefix(src: ByteSource, explicit: str | None, list_key: str | None = None) -> str:
-    """ijson's prefix of the records: `item` for an array, else that of the first array at the top level of
-    an object — unless that array is the feed's attribute list (`list_key`, Fluent's `attributes`): the
-    object is then one record (a product as Fluent exports it), prefix `""`."""
+def _records_path(
+    src: ByteSource, explicit: str | tuple[str, ...] | None, list_key: str | None = None
+) -> RecordsPath:
+    """Where the records are (records_path.py): the feed's declared path, resolved against the document's
+    keys; else `item` for an array, or the first array at the top level of an object — unless that array is
+    the feed's attribute list (`list_key`, Fluent's `attributes`): the object is then one record (a product
+    as Fluent exports it), prefix `""`. Depths are counted from the document's brackets, not the prefix's
+    dots (a top-level key may hold one: `{"sap.export": [...]}`)."""
     if explicit:
-        return explicit
+        return resolve(src, explicit, _max_value_bytes())
     head = src.head.lstrip(BOM + b" \t\r\n")
     if head.startswith(b"["):
-        return "item"
-    if head.startswith(b"{"):  # an object holding the records: the first array of objects at its top level
+        return RecordsPath("item", 2)
+    if head.startswith(b"{"):  # an object holding the records: the first array at its top level
         import ijson
 
         guarded = JsonGuard(io.BytesIO(src.head.lstrip(BOM)), src.name, _max_value_bytes())
+        depth = before = 0  # containers open; those opened at the top level before the records' array
         try:
-            for prefix, event, _ in ijson.parse(guarded):
-                if event == "start_array" and prefix and "." not in prefix:
-                    return "" if list_key is not None and prefix.lower() == list_key else f"{prefix}.item"
+            events = ijson.parse(guarded)
+            for prefix, event, _ in events:
+                if event == "start_array" and depth == 1 and prefix:  # (a key "" is ijson's root prefix)
+                    if list_key is not None and prefix.lower() == list_key:
+                        return RecordsPath("", 1)
+                    return RecordsPath(f"{prefix}.item", 3, True, before, empty_array(events))
+                if event in ("start_map", "start_array"):
+                    before += depth == 1
+                    depth += 1
+                elif event in ("end_map", "end_array"):
+                    depth -= 1
         except ijson.JSONError:
             pass
     raise FileUnreadable(
@@ -374,10 +388,7 @@ def _records_prefix(src: ByteSource, explicit: str | None, list_key: str | None 
     )
 
 
-def _record_depth(prefix: str) -> int:
-    """The nesting depth inside a record's opening bracket: one level per part of its ijson prefix
-    (`item`: 2, `data.items.item`: 4), plus the bracket; `""` (the document is the record): 1."""
-    return prefix.count(".") + 2 if prefix else 1
+_record_depth = prefix_depth  # (a prefix's depth when each dot separates two keys)
 
 
 def _max_value_bytes() -> int:
@@ -405,11 +416,11 @@ def _folding(keys: SourceKeys | None) -> SourceKeys | None:
 
 
 def _read_json(
-    src: ByteSource, explicit: str | None, chunk_rows: int, keys: SourceKeys | None = None
+    src: ByteSource, explicit: str | tuple[str, ...] | None, chunk_rows: int, keys: SourceKeys | None = None
 ) -> Iterator[pa.RecordBatch]:
     import ijson  # (only for JSON)
 
-    prefix = _records_prefix(src, explicit, None if keys is None else keys.list_key)
+    path = _records_path(src, explicit, None if keys is None else keys.list_key)
     builder = BatchBuilder(chunk_rows, _folding(keys))
     max_bytes = _max_value_bytes()
     too_long = f"record longer than {max_bytes:,} bytes (FC_MAX_VALUE_BYTES)"
@@ -417,11 +428,13 @@ def _read_json(
     with src.open() as raw_stream:
         # depth, token length and record length are checked on the bytes before ijson sees them
         # (json_guard.py); a record too long reaches ijson as the guard's marker
-        stream = JsonGuard(raw_stream, src.name, max_bytes, record_depth=_record_depth(prefix))
+        stream = JsonGuard(
+            raw_stream, src.name, max_bytes, record_depth=path.depth, array_ordinal=path.ordinal
+        )
         if src.head.startswith(BOM):
             stream.read(len(BOM))
         try:
-            for value in ijson.items(stream, prefix, use_float=False, buf_size=JSON_BUFFER_BYTES):
+            for value in ijson.items(stream, path.prefix, use_float=False, buf_size=JSON_BUFFER_BYTES):
                 n += 1
                 if value == stream.marker:
                     full = builder.add_error(n, too_long, "")
@@ -436,6 +449,13 @@ def _read_json(
                     yield builder.flush()
         except ijson.JSONError as e:
             raise FileUnreadable(src.name, f"invalid JSON after record {n}: {e}", row=n + 1) from e
+    path.check_count(src.name, stream, n, explicit)
+    if not n and not path.found:  # (not looked for beyond the head of a forward-only stream)
+        raise FileUnreadable(
+            src.name,
+            f"no records at the feed's json_records {shown(explicit)}: it matches nothing in the file, "
+            "or an empty array",
+        )
     if len(builder):
         yield builder.flush()
 
