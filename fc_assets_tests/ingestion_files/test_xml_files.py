@@ -12,7 +12,9 @@ import time
 import pytest
 
 from fc_assets.ingestion.feeds import get_feed, inventory_feed, products_feed
+from fc_assets.ingestion.read import xml_records
 from fc_assets.ingestion.read.readers import read_file
+from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import FormatOptions
 from fc_assets_tests.ingestion_files.corpus import (
@@ -118,6 +120,57 @@ def test_huge_prolog_and_malformed_xml_are_unreadable():
     broken = b"<stock><item><sku>1</sku><location>L</location><qty>2</qty></item><item><sku>2</sku></stock>"
     with pytest.raises(FileUnreadable, match=r"broken.xml: row 2: XML syntax error at line 1"):
         run(INVENTORY, ForwardOnly(broken), name="broken.xml")
+
+
+def _records_then_a_bad_tag(bad_at: int) -> tuple[bytes, int]:
+    """A file of 2,000 one-line records whose record that runs over byte `bad_at` holds a mismatched end tag;
+    (the file, that record's 1-based ordinal)."""
+    lines = [
+        b"<item><sku>%d</sku><location>L</location><qty>%d</qty></item>\n" % (i, i) for i in range(1, 2001)
+    ]
+    at, bad = len(b"<stock>\n"), 0
+    while at + len(lines[bad]) <= bad_at:
+        at += len(lines[bad])
+        bad += 1
+    lines[bad] = lines[bad].replace(b"</sku>", b"</skux>")
+    return b"<stock>\n" + b"".join(lines) + b"</stock>\n", bad + 1
+
+
+@pytest.mark.parametrize(
+    "bad_at",
+    [1_900, xml_records.PIECE_BYTES - 30, xml_records.PIECE_BYTES, 2 * xml_records.PIECE_BYTES + 10_000],
+    ids=["first_piece", "straddling_a_piece_end", "piece_start", "mid_third_piece"],
+)
+def test_every_record_before_a_syntax_error_is_read_and_the_error_names_its_record(bad_at):
+    """With lxml 6.2.0's iterparse the records parsed ahead of the error in the same read were dropped (a bad
+    tag at record 31: 0 records, the error at row 1): the parser's reader must hand on each record before the
+    error, wherever the error falls in what it reads, and name the record and line it is in."""
+    data, bad = _records_then_a_bad_tag(bad_at)
+    line = data[: data.index(b"</skux>")].count(b"\n") + 1
+    # the parser alone, and after the fast path (which reads a seekable file) handed the file on to it
+    for reader, stream in (
+        (xml_records.read_xml_full, ForwardOnly(data)),
+        (xml_records.read_xml, io.BytesIO(data)),
+    ):
+        rows: list[int] = []
+        with pytest.raises(FileUnreadable) as caught:
+            for batch in reader(ByteSource(stream, "f.xml"), None, 1):
+                rows += batch.column("_row").to_pylist()
+        assert rows == list(range(1, bad)), reader.__name__
+        assert caught.value.row == bad
+        assert str(caught.value).startswith(f"f.xml: row {bad}: XML syntax error at line {line}: ")
+
+
+def test_the_pull_parser_keeps_the_events_before_a_syntax_error():
+    """What the reader relies on, asked of the installed lxml directly: the events of a fed piece that ends in a
+    syntax error stay readable after the error (iterparse dropped them from lxml 6.2.0 on)."""
+    from lxml import etree
+
+    parser = etree.XMLPullParser(events=("end",), tag="item", resolve_entities=False, no_network=True)
+    records = b"".join(b"<item><sku>%d</sku></item>" % i for i in range(1, 31))
+    with pytest.raises(etree.XMLSyntaxError):
+        parser.feed(b"<stock>" + records + b"<item><sku>31</skux></item></stock>")
+    assert [el.findtext("sku") for _, el in parser.read_events()] == [str(i) for i in range(1, 31)]
 
 
 def test_streaming_does_not_build_the_document():

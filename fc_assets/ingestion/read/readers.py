@@ -7,7 +7,7 @@ canonical fields. With a feed's `SourceKeys` (`read_file`, `validate_file`) the 
 keep only the columns the feed can use, so records with ever-changing keys do not grow a column per key
 (source_keys.py), and fold a feed's attribute keys into one column (`FOLDED`, folded.py). Memory is bounded by the chunk size, never the file size: CSV is read by Arrow's
 streaming reader in blocks (a large local file in larger blocks parsed on two threads: `csv_blocks`),
-JSON arrays by ijson, JSONL line by line, XML by lxml iterparse with elements cleared as they are done
+JSON arrays by ijson, JSONL line by line, XML by lxml's pull parser with elements cleared as they are done
 (flat record files by `xml_fast`'s block tokeniser, ~20x faster, the same batches), Parquet by row
 batches.
 

@@ -41,6 +41,13 @@ from fc_assets.ingestion.read.xml_prolog import check_prolog
 if TYPE_CHECKING:
     from fc_assets.ingestion.read.source_keys import SourceKeys
 
+# The file is fed to lxml's pull parser in pieces of this size and each piece's events are handled before the
+# next is read (iterparse's default size: the same memory and speed). Not `iterparse` itself: since lxml 6.2.0
+# it drops the events queued from the piece in which a syntax error is found, so the records before the error
+# in that piece were never seen and the error named the wrong row (0 of 30 records read where 6.1 read 30).
+# The pull parser keeps them (lxml 5-6.2): they are handled first, then the error is raised.
+PIECE_BYTES = 32 << 10
+
 
 def _local(tag: Any) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) and tag.startswith("{") else str(tag)
@@ -179,7 +186,8 @@ def read_xml(
 def read_xml_full(
     src: ByteSource, record: str | None, chunk_rows: int, skip: int = 0, keys: SourceKeys | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """`read_xml` element by element (lxml), not yielding the first `skip` records."""
+    """`read_xml` element by element (lxml), not yielding the first `skip` records. A syntax error is
+    raised after every record before it, wherever it falls in a piece, so its row is the record it is in."""
     builder = BatchBuilder(chunk_rows, keys)
     auto, established = record is None, record is not None
     pending: tuple[str, Any] | None = None  # auto: a depth-2 element not yet confirmed
@@ -193,8 +201,7 @@ def read_xml_full(
         return builder.add_error(n, *fields) if isinstance(fields, tuple) else builder.add(n, fields)
 
     with src.open() as stream:
-        context = etree.iterparse(
-            stream,
+        parser = etree.XMLPullParser(
             events=("start", "end"),
             resolve_entities=False,
             no_network=True,
@@ -203,41 +210,56 @@ def read_xml_full(
             remove_comments=True,
             remove_pis=True,
         )
+        queued = parser.read_events()
         depth, current = 0, None
         try:
-            for event, el in context:
-                if event == "start":
-                    depth += 1
-                    if current is None:
-                        local = _local(el.tag)
-                        if (auto and depth == 2 and (not established or local == record)) or (
-                            not auto and local == record
-                        ):
-                            current = el
-                    continue
-                depth -= 1
-                full = False
-                if el is current:
-                    current = None
-                    fields = record_fields(el, keys)
-                    local = _local(el.tag)
-                    if established:
-                        full = emit(fields)
-                    elif pending is not None and pending[0] == local:
-                        record, established = local, True
-                        emit(pending[1])
-                        full = emit(fields)
-                        pending = None
+            while True:  # a piece fed, then its events handled, then the piece's error if it had one
+                piece = stream.read(PIECE_BYTES)
+                error = None
+                try:
+                    if piece:
+                        parser.feed(piece)
                     else:
-                        pending = (local, fields)
-                if current is None and depth >= 1:  # done with it: free it and its earlier siblings
-                    el.clear(keep_tail=False)
-                    parent = el.getparent()
-                    if parent is not None:
-                        while el.getprevious() is not None:
-                            del parent[0]
-                if full:
-                    yield builder.flush()
+                        parser.close()
+                except etree.XMLSyntaxError as e:
+                    error = e
+                for event, el in queued:
+                    if event == "start":
+                        depth += 1
+                        if current is None:
+                            local = _local(el.tag)
+                            if (auto and depth == 2 and (not established or local == record)) or (
+                                not auto and local == record
+                            ):
+                                current = el
+                        continue
+                    depth -= 1
+                    full = False
+                    if el is current:
+                        current = None
+                        fields = record_fields(el, keys)
+                        local = _local(el.tag)
+                        if established:
+                            full = emit(fields)
+                        elif pending is not None and pending[0] == local:
+                            record, established = local, True
+                            emit(pending[1])
+                            full = emit(fields)
+                            pending = None
+                        else:
+                            pending = (local, fields)
+                    if current is None and depth >= 1:  # done with it: free it and its earlier siblings
+                        el.clear(keep_tail=False)
+                        parent = el.getparent()
+                        if parent is not None:
+                            while el.getprevious() is not None:
+                                del parent[0]
+                    if full:
+                        yield builder.flush()
+                if error is not None:
+                    raise error
+                if not piece:
+                    break
         except UnexpandedEntity as e:
             raise FileUnreadable(
                 src.name, f"XML {e} that was not expanded: refused (its value would be cut)", row=n + 1
