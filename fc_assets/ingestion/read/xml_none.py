@@ -47,11 +47,12 @@ class Seen:
             folded = (record or "").casefold()
             case = any(c.casefold() == folded for c in [*self.children, self.root or ""])
             hint = "; element names are case-sensitive" if case else ""
-            what = f"the feed's xml_record <{shown(record)}> matches" if record else "no record:"
+            # (without xml_record a root's child is always a record: the second wording is a safeguard)
+            what = f"the feed's xml_record <{shown(record)}> matches no element" if record else "no record"
             raise FileUnreadable(
                 name,
-                f"{what} no element in the file (the root {root} holds {names}{hint}); a file without "
-                "records has a root without child elements",
+                f"{what} in the file (the root {root} holds {names}{hint}); a file without records has a "
+                "root without child elements",
             )
         if (self.root_text or "").strip():
             raise FileUnreadable(
