@@ -14,8 +14,11 @@ parser below, so both give the same batches and errors.
 
 Records: by default the root's repeated child (`<inventory><meta/><item/><item/>…</inventory>` yields the
 `item` elements; see `read_xml`); a feed can name the record element instead (`xml_record="Item"`), which
-then matches at any depth outside another record. Elements are cleared as soon
-as their record is converted, so memory is bounded by one record, not the document.
+then matches at any depth outside another record (a wrapper such as `<Items>` is no obstacle). A root holding
+elements none of which is a record, or only text, makes the file unreadable at the end of the document (read
+as 0 rows it would be an empty snapshot: every row sent before deleted); a root without child elements is a
+file without records (xml_none.py). Elements are cleared as soon as their record is converted, so memory is
+bounded by one record, not the document.
 
 Fields of a record, by local name (namespaces allowed and ignored): its attributes, its child elements'
 text, and nested children as dotted names (`<Price currency="EUR">9.99</Price>` gives `Price` = `9.99`
@@ -36,6 +39,7 @@ from fc_assets.ingestion.read.attribute_list import BadAttributes, fold_list, on
 from fc_assets.ingestion.read.records import BatchBuilder
 from fc_assets.ingestion.read.streams import ByteSource, label, unmarked, unmarked_codec
 from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.read.xml_none import Seen
 from fc_assets.ingestion.read.xml_prolog import check_prolog
 
 if TYPE_CHECKING:
@@ -192,6 +196,7 @@ def read_xml_full(
     auto, established = record is None, record is not None
     pending: tuple[str, Any] | None = None  # auto: a depth-2 element not yet confirmed
     n = 0
+    seen = Seen()
 
     def emit(fields: dict[str, str | None] | tuple[str, str]) -> bool:
         nonlocal n
@@ -228,12 +233,16 @@ def read_xml_full(
                         depth += 1
                         if current is None:
                             local = _local(el.tag)
+                            if n == 0:  # (for the refusal of a file without records: `no_records`)
+                                seen.saw(depth, local)
                             if (auto and depth == 2 and (not established or local == record)) or (
                                 not auto and local == record
                             ):
                                 current = el
                         continue
                     depth -= 1
+                    if depth == 0 and n == 0:
+                        seen.root_text = el.text
                     full = False
                     if el is current:
                         current = None
@@ -272,6 +281,8 @@ def read_xml_full(
             ) from e
     if pending is not None:  # a single record under the root
         emit(pending[1])
+    if n == 0:
+        seen.no_records(src.name, record)
     if len(builder):
         yield builder.flush()
 

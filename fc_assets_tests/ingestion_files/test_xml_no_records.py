@@ -1,0 +1,231 @@
+"""An XML file whose records are not where the feed says (`xml_record` misspelt, another system's export):
+unreadable, naming the file, the record element expected and the root's child elements found — not a file of
+0 rows, which with `send_disappeared` deletes every row sent before (the pipeline's side:
+ingestion_flow/test_xml_record_missing.py). A root without child elements stays a file without records.
+
+Before: each refused case here was read as 0 rows, accepted (`check-file` exit 0)."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fc_assets.ingestion.feeds import inventory_feed
+from fc_assets.ingestion.read import xml_fast
+from fc_assets.ingestion.read.streams import ByteSource
+from fc_assets.ingestion.read.unreadable import FileUnreadable
+from fc_assets.ingestion.spec import FormatOptions
+from fc_assets_tests.ingestion_files.corpus import ForwardOnly
+from fc_assets_tests.ingestion_files.helpers import FC_ASSETS, run
+from fc_assets_tests.ingestion_files.test_xml_fast import assert_same, both, generate
+
+
+def feed(record: str | None = "item"):
+    return inventory_feed(format_options=FormatOptions(xml_record=record))
+
+
+def items(tag: str, n: int = 3, indent: str = "\n  ") -> str:
+    return "".join(
+        f"{indent}<{tag}><sku>S{i}</sku><location>L</location><qty>{i}</qty></{tag}>" for i in range(n)
+    )
+
+
+def doc(body: str, root: str = "inventory", decl: bool = True) -> bytes:
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n' if decl else ""
+    return f"{head}<{root}>{body}\n</{root}>\n".encode()
+
+
+def refused(data: bytes, record: str | None = "item", name: str = "f.xml") -> str:
+    with pytest.raises(FileUnreadable) as e:
+        run(feed(record), io.BytesIO(data), name=name)
+    assert str(e.value).startswith(f"{name}: "), str(e.value)
+    return e.value.message
+
+
+NOT_RECORDS = {
+    "case": (
+        doc(items("Item")),
+        "item",
+        "the root <inventory> holds <Item>; element names are case-sensitive",
+    ),
+    "other_name": (doc(items("row")), "item", "the root <inventory> holds <row>)"),
+    "after_meta": (
+        doc("<meta><n>3</n></meta>" + items("Record")),
+        "item",
+        "the root <inventory> holds <meta>, <Record>)",
+    ),
+    "nested_other": (
+        doc("<Header/><Items>" + items("Product") + "</Items>", root="Export"),
+        "item",
+        "the root <Export> holds <Header>, <Items>)",
+    ),
+    "namespaced": (
+        b'<n:inventory xmlns:n="urn:n">' + items("n:Item").encode() + b"</n:inventory>",
+        "item",
+        "the root <inventory> holds <Item>; element names are case-sensitive",
+    ),
+    "root_holds_the_fields": (
+        b"<Item><sku>S</sku><location>L</location><qty>1</qty></Item>",
+        "item",
+        "the root <Item> holds <sku>, <location>, <qty>; element names are case-sensitive",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_RECORDS))
+def test_records_under_another_name_are_refused_naming_what_was_found(case):
+    data, record, found = NOT_RECORDS[case]
+    message = refused(data, record)
+    assert message.startswith(f"the feed's xml_record <{record}> matches no element in the file ("), message
+    assert found in message, message
+
+
+@pytest.mark.parametrize("reader", ["read_xml", "fast_then_parser_gz", "forward_only", "utf16"])
+def test_refused_whichever_way_the_file_is_read(reader):
+    data = doc(items("Item", 50))
+    if reader == "fast_then_parser_gz":
+        data = gzip.compress(data)
+    elif reader == "utf16":
+        data = codecs.BOM_UTF16_LE + data.decode().replace("UTF-8", "UTF-16").encode("utf-16-le")
+    source = ForwardOnly(data) if reader == "forward_only" else io.BytesIO(data)
+    with pytest.raises(FileUnreadable, match=r"^f\.xml: the feed's xml_record <item> matches no element"):
+        run(feed(), source, name="f.xml")
+
+
+def test_the_names_found_are_the_first_few_distinct_ones_escaped():
+    long = "N" + "x" * 100
+    body = "".join(f"<e{i}/><e{i}/>" for i in range(12)) + f"<{long}/><a\u00b7b/>"
+    message = refused(doc(body))
+    names = ", ".join(f"<e{i}>" for i in range(10))
+    assert f"holds {names}, …)" in message, message
+    assert long not in message
+    short = refused(doc(f"<{long}/><caf\u00e9\u0300/>"))
+    assert f"<N{'x' * 39}…>, <caf\u00e9\u0300>" in short, short
+
+
+def test_a_record_name_with_control_characters_is_shown_escaped():
+    message = refused(doc(items("Item")), record="it\tem\n")
+    assert "<it\\tem\\n>" in message and "\t" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<inventory/>",
+        b"<inventory></inventory>",
+        b'<?xml version="1.0"?>\n<inventory>\n  \n</inventory>\n',
+        b"<inventory>\n  <!-- no stock today -->\n  <?app note?>\n</inventory>",
+        b'<inventory xmlns="urn:x" exported="2026-12-03"/>',
+        gzip.compress(b"<inventory>\n</inventory>"),
+        codecs.BOM_UTF16_LE + '<?xml version="1.0"?><inventory> </inventory>'.encode("utf-16-le"),
+    ],
+    ids=["self_closing", "open_close", "whitespace", "comment_pi", "attributes", "gzip", "utf16"],
+)
+@pytest.mark.parametrize("record", ["item", None], ids=["declared", "detected"])
+def test_a_root_without_child_elements_is_a_file_without_records(data, record):
+    out = run(feed(record), io.BytesIO(data), name="empty.xml")
+    assert (out.report.rows, out.report.accepted, out.report.rejected) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("record", ["item", None], ids=["declared", "detected"])
+def test_a_root_holding_only_text_is_refused(record):
+    message = refused(b"<inventory>ERROR: export\nfailed <![CDATA[x]]></inventory>", record)
+    assert message == "the root <inventory> holds text and no element: 'ERROR: export\\nfailed x'"
+
+
+def test_records_nested_deeper_are_still_read_by_their_declared_name():
+    """`xml_record` matches at any depth (outside another record): a wrapper is no refusal."""
+    data = doc("<Header/><Items>" + items("item") + "</Items>", root="Export")
+    assert run(feed("item"), io.BytesIO(data), name="f.xml").column("sku_ref") == ["S0", "S1", "S2"]
+
+
+def test_detected_records_are_never_a_file_of_0_rows():
+    """Without `xml_record` the root's repeated child (or its single child) is the record: a root with
+    children always has one, so 0 rows only come from a root without child elements."""
+    out = run(feed(None), io.BytesIO(doc(items("Item"))), name="f.xml")
+    assert out.column("sku_ref") == ["S0", "S1", "S2"]
+
+
+CASES = {
+    **{k: (v[0], v[1]) for k, v in NOT_RECORDS.items()},
+    "empty": (b"<inventory/>", "item"),
+    "empty_detected": (b"<inventory>\n</inventory>\n", None),
+    "comment": (b"<inventory><!-- x --></inventory>", "item"),
+    "text": (b"<inventory>text</inventory>", None),
+    "long_miss": (doc(items("Item", 3000)), "item"),
+    "long_clean": (generate(2, 3000)[0].encode() + items("item", 3000).encode() + b"</inventory>", "item"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("chunk_rows", [2, 65_536])
+def test_fast_path_and_parser_agree(case, chunk_rows, monkeypatch):
+    """The fast path never reads a file without records itself (it hands it to the parser): both readers
+    give the same batches, or the same refusal."""
+    monkeypatch.setattr(xml_fast, "BLOCK_BYTES", 4096)
+    data, record = CASES[case]
+    if case != "long_clean":
+        with pytest.raises(xml_fast.NotSimple):
+            list(xml_fast.fast_batches(ByteSource(io.BytesIO(data), "f.xml"), record, chunk_rows))
+    fast, full = both(data, record, chunk_rows)
+    assert_same(fast, full)
+    if case in NOT_RECORDS or case in ("long_miss", "text"):
+        assert fast[0] == "refused" and fast[1] == [], fast
+
+
+CLI = """
+import sys
+from fc_assets.ingestion import feeds
+from fc_assets.ingestion.spec import FormatOptions
+feeds.FEEDS["inventory"] = feeds.inventory_feed(format_options=FormatOptions(xml_record="item"))
+from fc_assets.cli import main
+sys.argv = ["fc-assets", *sys.argv[1:]]
+main()
+"""
+
+
+def _check_file(path, declared: bool) -> subprocess.CompletedProcess[str]:
+    """`fc-assets check-file inventory PATH`, with the inventory feed declaring `xml_record="item"` (as
+    feeds.py would) when `declared`."""
+    command = [sys.executable, "-c", CLI] if declared else [FC_ASSETS]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [*command, "check-file", "inventory", str(path)], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_check_file_exits_2_naming_the_element_expected_and_found(tmp_path):
+    path = tmp_path / "stock.xml"
+    path.write_bytes(doc(items("Item")))
+    proc = _check_file(path, declared=True)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert (
+        f"{path}: the feed's xml_record <item> matches no element in the file (the root <inventory> holds "
+        "<Item>; element names are case-sensitive)"
+    ) in proc.stderr
+
+
+def test_check_file_exits_2_on_a_root_holding_only_text(tmp_path):
+    path = tmp_path / "stock.xml"
+    path.write_bytes(b"<inventory>export failed</inventory>")
+    proc = _check_file(path, declared=False)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert f"{path}: the root <inventory> holds text and no element: 'export failed'" in proc.stderr
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "detected"])
+def test_check_file_accepts_an_empty_root_with_0_rows(tmp_path, declared):
+    path = tmp_path / "stock.xml"
+    path.write_bytes(b'<?xml version="1.0"?>\n<inventory>\n  <!-- nothing today -->\n</inventory>\n')
+    proc = _check_file(path, declared)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["rows"], summary["accepted"], summary["rejected"], summary["failed"]) == (0, 0, 0, False)
