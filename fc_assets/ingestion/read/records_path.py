@@ -13,7 +13,8 @@ either spelling of each dot; the first value at it gives the depth) or as the ke
 one that ijson would read from two arrays (`{"a.b": [...], "a": {"b": [...]}}`): a key path's array preceded
 by the other spelling, seen here; any array followed by one, seen by the reader — the guard counts the
 elements of the array found here (the `ordinal`-th container opening at its depth), and ijson reading more
-records than that refuses the file at its end.
+records than that refuses the file at its end. A dotted string through an array (`pages.item.items.item`)
+names an array in each element, every one of them read: not counted.
 """
 
 from __future__ import annotations
