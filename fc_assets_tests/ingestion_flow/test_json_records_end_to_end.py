@@ -4,6 +4,8 @@ refused file goes to `error/` and nothing of it is sent)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 from fc_assets.ingestion.feeds import inventory_feed
@@ -55,3 +57,22 @@ def test_records_after_a_surrogate_pair_cut_by_the_head_end(make_flow):
     flow.put_sftp("late.json", (text + json.dumps(_records(ROWS)) + "}}").encode())
     (result,) = flow.drain("sftp")
     _processed(flow, result, ROWS)
+
+
+def test_a_file_holding_both_spellings_goes_to_error_with_nothing_sent(make_flow):
+    """Refused only at the end of the file (more records read than the records' array holds): what was read
+    before is neither kept in the lake nor sent; the file goes to `error/` naming the path."""
+    feed = inventory_feed(format_options=FormatOptions(json_records=["a", "b"]))
+    flow = make_flow(feed, glob="*.json")
+    body = {"a": {"b": _records(ROWS[:20])}, "a.b": _records(ROWS[20:])}
+    flow.put_s3("both.json", json.dumps(body).encode())
+    (req,) = flow.tick("s3")
+    result = flow.execute(req)
+    md = metadata(result)
+    assert (md["outcome"], md["rows"], md["sent"]) == ("error", 0, 0), md
+    assert md["archived_to"].startswith("inventory/error/") and "both" in md["archived_to"]
+    rejects = flow.lake.read_bytes(f"rejects/inventory/{req.partition_key}.csv").decode()
+    (_, (_, field, _, reason)) = csv.reader(io.StringIO(rejects))
+    assert field == "_file" and 'json_records ["a", "b"] is ambiguous' in reason
+    assert flow.received.batches() == []
+    assert on_hand(flow.resources["fluent"], [s for s, _, _ in ROWS]) == {}
