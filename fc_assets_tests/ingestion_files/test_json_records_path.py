@@ -277,7 +277,7 @@ def test_the_guard_counts_the_separators_of_the_nth_array_at_its_depth(block):
 def test_a_key_path_is_declared_as_a_list_or_tuple_of_keys():
     assert FormatOptions(json_records=["data", "v1.0"]).json_records == ("data", "v1.0")
     assert hash(replace(FormatOptions(), json_records=("a",)))
-    for bad in (["data", 1], ["data", ""], []):
+    for bad in (["data", 1], ["data", ""], [], "", b"data.item", 3):
         with pytest.raises(ValueError, match="json_records"):
             FormatOptions(json_records=bad)
 
@@ -349,3 +349,11 @@ def test_a_path_dot_item_matches_nothing(tmp_path, template):
 def test_a_repeated_key_is_named_as_a_cause_of_an_ambiguous_path(tmp_path):
     with pytest.raises(FileUnreadable, match=r"ambiguous in this file: 1 records.*a key repeated"):
         run(feed(None), write(tmp_path, "f.json", wrap('{"rows": RECORDS, "rows": SMALL}')))
+
+
+def test_an_empty_json_records_string_is_refused_at_declaration(tmp_path):
+    """`""` (ijson's prefix of the document itself) was read as "not set" at c88fc67, the records detected (the
+    first top-level array's elements) where a user may mean the document as one record; an empty list is
+    refused."""
+    with pytest.raises(ValueError, match="json_records: '' names no path"):
+        feed("")
