@@ -82,6 +82,8 @@ class FormatOptions:
             object.__setattr__(self, "json_records", tuple(path))
         elif path is not None and not isinstance(path, str):
             raise ValueError(f"json_records: a dotted string or a list of keys, not {path!r}")
+        elif path == "":  # (read as "not set": the first array in the file, not the document as one record)
+            raise ValueError("json_records: '' names no path (None: detected)")
 
 
 @dataclass(frozen=True)

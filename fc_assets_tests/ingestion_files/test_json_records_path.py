@@ -277,7 +277,7 @@ def test_the_guard_counts_the_separators_of_the_nth_array_at_its_depth(block):
 def test_a_key_path_is_declared_as_a_list_or_tuple_of_keys():
     assert FormatOptions(json_records=["data", "v1.0"]).json_records == ("data", "v1.0")
     assert hash(replace(FormatOptions(), json_records=("a",)))
-    for bad in (["data", 1], ["data", ""], []):
+    for bad in (["data", 1], ["data", ""], [], "", b"data.item", 3):
         with pytest.raises(ValueError, match="json_records"):
             FormatOptions(json_records=bad)
 
@@ -291,3 +291,69 @@ def test_an_xml_record_name_with_a_dot_is_read(tmp_path):
     path.write_text(f"<sap.export><meta.x><n>2</n></meta.x>{rows}</sap.export>")
     out = run(inventory_feed(format_options=FormatOptions(xml_record="sap.item")), path)
     assert out.column("sku_ref") == ["A", "B"]
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ('{"pages": [{"n": 1, "items": RECORDS}, {"n": 2, "items": SMALL}]}', "pages.item.items.item"),
+        ('{"pages": [{"items": []}, {"items": RECORDS}, {"items": SMALL}]}', "pages.item.items.item"),
+        ('[{"rows": RECORDS}, {"rows": SMALL}]', "item.rows.item"),
+        ('{"batches": [RECORDS, SMALL]}', "batches.item.item"),
+    ],
+    ids=["pages", "first-page-empty", "top-array", "array-of-arrays"],
+)
+def test_a_dotted_path_through_an_array_reads_the_records_of_each(tmp_path, template, path):
+    """ijson reads the records of every array a path through an array names (each page's), as before
+    c88fc67; there they were refused as "ambiguous" after the first page (the guard counted its records
+    only)."""
+    out = run(feed(path), write(tmp_path, "paged.json", wrap(template)))
+    assert (out.column("sku_ref"), out.rejects) == ([*READ, "C"], REJECTS)
+
+
+def straddling(shift: int) -> str:
+    """Metadata whose escaped surrogate pair (`\\ud83d\\ude00`, an emoji as `json.dumps` writes it) starts
+    `shift` bytes before the end of the head, then the records (after the head)."""
+    text = '{"meta": ['
+    while len(text) < HEAD_BYTES - 200:
+        text += json.dumps("note " + "x" * 60) + ", "
+    text += '"' + "y" * (HEAD_BYTES - shift - len(text) - 1) + '\\ud83d\\ude00"], "rows": RECORDS}'
+    assert text.index("\\ud83d") == HEAD_BYTES - shift
+    return text
+
+
+@pytest.mark.parametrize("encoding", ["plain", "gzip"])
+@pytest.mark.parametrize("path", ["rows.item", ("rows",)], ids=["dotted", "keys"])
+@pytest.mark.parametrize("shift", [6, 9, 12])
+def test_a_surrogate_pair_cut_by_the_end_of_the_head_is_not_refused(tmp_path, shift, path, encoding):
+    """The path is looked for in the head first: its end is not the document's. Failed before (shifts 6 and
+    9): "unpaired UTF-16 surrogate escape \\ud83d"."""
+    out = run(feed(path), write(tmp_path, "late.json", wrap(straddling(shift)), encoding))
+    assert (out.column("sku_ref"), out.rejects) == (READ, REJECTS)
+
+
+def test_a_lone_surrogate_at_the_end_of_the_head_is_still_refused(tmp_path):
+    text = straddling(6).replace("\\ude00", "x")
+    with pytest.raises(FileUnreadable, match=r"unpaired UTF-16 surrogate escape \\ud83d"):
+        run(feed(("rows",)), write(tmp_path, "late.json", wrap(text)))
+
+
+@pytest.mark.parametrize("template", ["RECORDS", '{"": RECORDS}'])
+def test_a_path_dot_item_matches_nothing(tmp_path, template):
+    """ijson names the elements of an array whose prefix is "" (the root, a top-level key "") `item`, never
+    `.item`: before, the array was taken for the records' and the file read as one of 0 rows."""
+    with pytest.raises(FileUnreadable, match=r"'\.item' matches nothing"):
+        run(feed(".item"), write(tmp_path, "f.json", wrap(template)))
+
+
+def test_a_repeated_key_is_named_as_a_cause_of_an_ambiguous_path(tmp_path):
+    with pytest.raises(FileUnreadable, match=r"ambiguous in this file: 1 records.*a key repeated"):
+        run(feed(None), write(tmp_path, "f.json", wrap('{"rows": RECORDS, "rows": SMALL}')))
+
+
+def test_an_empty_json_records_string_is_refused_at_declaration(tmp_path):
+    """`""` (ijson's prefix of the document itself) was read as "not set" at c88fc67, the records detected (the
+    first top-level array's elements) where a user may mean the document as one record; an empty list is
+    refused."""
+    with pytest.raises(ValueError, match="json_records: '' names no path"):
+        feed("")

@@ -60,8 +60,12 @@ class JsonGuard(io.RawIOBase):
         max_depth: int = MAX_DEPTH,
         record_depth: int | None = None,
         array_ordinal: int | None = None,
+        partial: bool = False,
     ):
         self._stream, self._name = stream, name
+        # `partial`: the stream is the head of a longer document (where the records are is looked for in it):
+        # its end may cut a surrogate pair, left for the whole document's read to check
+        self._partial = partial
         self._max_value, self._max_depth = max_value_bytes, max_depth
         self._offset = 0  # bytes scanned so far
         self._depth = 0
@@ -93,7 +97,8 @@ class JsonGuard(io.RawIOBase):
         while not self._out:
             data = self._stream.read(len(view))
             records = self._scan(data) if data else None
-            self._surrogates(data)
+            if data or not self._partial:
+                self._surrogates(data)
             if not data:
                 self._out.extend(self._held)  # a record cut by the end: the parser says so
                 self._held = []

@@ -365,7 +365,7 @@ def _records_path(
     if head.startswith(b"{"):  # an object holding the records: the first array at its top level
         import ijson
 
-        guarded = JsonGuard(io.BytesIO(src.head.lstrip(BOM)), src.name, _max_value_bytes())
+        guarded = JsonGuard(io.BytesIO(src.head.lstrip(BOM)), src.name, _max_value_bytes(), partial=True)
         depth = before = 0  # containers open; those opened at the top level before the records' array
         try:
             events = ijson.parse(guarded)

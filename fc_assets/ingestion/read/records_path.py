@@ -13,7 +13,8 @@ either spelling of each dot; the first value at it gives the depth) or as the ke
 one that ijson would read from two arrays (`{"a.b": [...], "a": {"b": [...]}}`): a key path's array preceded
 by the other spelling, seen here; any array followed by one, seen by the reader — the guard counts the
 elements of the array found here (the `ordinal`-th container opening at its depth), and ijson reading more
-records than that refuses the file at its end.
+records than that refuses the file at its end. A dotted string through an array (`pages.item.items.item`)
+names an array in each element, every one of them read: not counted.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class RecordsPath:
             raise FileUnreadable(
                 name,
                 f"{what} is ambiguous in this file: {read - held:,} records were read from another array at "
-                f"the same dotted path after its own ({held:,}; the JSON parser joins keys with dots, so "
-                '`{"a.b": ...}` and `{"a": {"b": ...}}` are one path to it)',
+                f"the same dotted path after its own ({held:,}): a key repeated, or the JSON parser joining "
+                'keys with dots (`{"a.b": ...}` and `{"a": {"b": ...}}` are one path to it)',
             )
 
 
@@ -82,7 +83,7 @@ def resolve(src: ByteSource, path: str | tuple[str, ...], max_value_bytes: int) 
     prefix = path if isinstance(path, str) else ".".join([*path, "item"])
     finder = _Finder(path, src.name)
     head = src.head[len(BOM) :] if src.head.startswith(BOM) else src.head
-    depth = finder.scan(io.BytesIO(head), max_value_bytes)
+    depth = finder.scan(io.BytesIO(head), max_value_bytes, partial=True)
     if depth is None and not finder.ended:  # the head is not the whole document
         if not src.reopenable:  # a forward-only stream: its head is all there is to look at
             return _unresolved(prefix, path)
@@ -127,9 +128,11 @@ class _Finder:
 
     def __init__(self, path: str | tuple[str, ...], name: str) -> None:
         self.path, self.name = path, name
+        # a dotted string's array: ijson names an array's elements `<its prefix>.item`, or `item` when its
+        # prefix is "" (the root, or a top-level key ""): `.item` names no array's elements
         self.joined = path[: -len(".item")] if isinstance(path, str) and path.endswith(".item") else None
-        if isinstance(path, str) and path == "item":
-            self.joined = ""
+        if isinstance(path, str) and path in ("item", ".item"):
+            self.joined = "" if path == "item" else None
         self.ended = False  # the whole document was walked
         self.top: list[str] = []  # the root object's keys (for the message when nothing matches)
         self.other = ""  # a key path's: another array at the same dotted path, seen before it (JSON list)
@@ -138,11 +141,12 @@ class _Finder:
         )
         self.empty: bool | None = None  # whether it is empty (None: the head ends before it says)
 
-    def scan(self, stream, max_value_bytes: int) -> int | None:
-        """The records' depth, or None when the stream ends (or breaks) before they are found."""
+    def scan(self, stream, max_value_bytes: int, partial: bool = False) -> int | None:
+        """The records' depth, or None when the stream ends (or breaks) before they are found. `partial`: the
+        stream is the document's head (`JsonGuard`)."""
         import ijson
 
-        guarded = JsonGuard(stream, self.name, max_value_bytes)
+        guarded = JsonGuard(stream, self.name, max_value_bytes, partial=partial)
         try:
             return self._walk(ijson.parse(guarded))
         except ijson.JSONError:
@@ -162,7 +166,10 @@ class _Finder:
                 continue
             depth = self._match(prefix, event, real)
             if depth is not None:
-                if event == "start_array":  # the records' array: which one at its depth, and empty or not
+                # the records' array (not a value at the path that is one record), reached by keys only: which
+                # one at its depth, and empty or not. Through an array (`pages.item.items.item`) ijson reads the
+                # records of every array the path names, each page's: none of them is the only one.
+                if event == "start_array" and depth == len(real) + 2 and ITEM not in real:
                     self.ordinal = opened[len(real)] if len(real) < len(opened) else 0
                     self.empty = empty_array(events)
                 return depth
