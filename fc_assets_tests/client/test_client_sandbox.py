@@ -7,11 +7,14 @@ is checked against the sandbox's own answers (`admin.counts`, `admin.received`),
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from fc_assets.resources.fluent import (
@@ -103,13 +106,32 @@ def test_token_expiry_in_the_middle_of_paging(sandbox_clean):
     assert client.stats.reauths == 1 and client.stats.token_requests == 3  # first, refresh refused, fallback
 
 
+class Timed(httpx.HTTPTransport):
+    """When each page request was sent and each token answered (monotonic), and with which token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[tuple[float, str]] = []
+        self.tokens: list[tuple[float, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/graphql":
+            self.pages.append((time.monotonic(), request.headers["Authorization"].removeprefix("Bearer ")))
+        response = super().handle_request(request)
+        if request.url.path == "/oauth/token":
+            response.read()
+            self.tokens.append((time.monotonic(), response.json()["access_token"]))
+        return response
+
+
 def test_tokens_renewed_before_expiry_while_paging_25k_nodes(big_sandbox):
     """25,000 nodes, exact count, while 2 s tokens expire several times under the paging."""
     sb = big_sandbox
     expected = sb.admin.counts("inventory_positions")
     before = sb.admin.received()["requests"]
     started = time.monotonic()
-    with client_for(sb, client_secret=BIG_SECRET) as client:
+    transport = Timed()
+    with client_for(sb, client_secret=BIG_SECRET, transport=transport) as client:
         seen: list[str] = []
         for page in client.paginate(POSITIONS, page_size=250):
             seen.extend(n["id"] for n in page.nodes)
@@ -120,7 +142,26 @@ def test_tokens_renewed_before_expiry_while_paging_25k_nodes(big_sandbox):
     assert client.stats.pages == 100 == after["POST /graphql"] - before.get("POST /graphql", 0)
     assert client.stats.retries == 0 and client.stats.reauths == 0  # renewed ahead of expiry, never a 401
     renewals = after["POST /oauth/token"] - before.get("POST /oauth/token", 0)
-    assert renewals == client.stats.token_requests >= 1 + int(elapsed // 2)
+    assert renewals == client.stats.token_requests == len(transport.tokens)
+    # Renewed when the token is a tenth of its life from expiry (1.8 s old), not sooner: the client's clock
+    # for a token starts after the answer the transport timed, and the first page with the next is sent after
+    # the client decided to renew, so the age measured here is never less than the client's.
+    answered = {token: at for at, token in transport.tokens}
+    first_use: dict[str, float] = {}
+    for at, token in transport.pages:
+        first_use.setdefault(token, at)
+    ages = [first_use[new] - answered[old] for (_, old), (_, new) in itertools.pairwise(transport.tokens)]
+    assert all(age >= 1.8 for age in ages), ages
+    # ... and as often as the server's 2 s lifetime demands. Without a 401 each token's pages were sent less
+    # than 2 s after its answer (the server checks them later than they are sent, and its clock started
+    # before the answer), and between one token's last page and the next one's first lies one gap between
+    # two pages (at most `gap`): so k tokens cover at most 2k + (k - 1) gap of paging. Not
+    # `1 + elapsed // 2`, which counts the whole run as paging without gaps: on a loaded machine (two busy
+    # loops, load 12-20 on 2 cores) pages came up to 2 s apart, a token served 1.8 s plus the wait for the
+    # next page, and there were 12 tokens for 29 s, 7 for 14.9 s.
+    sent = [at for at, _ in transport.pages]
+    span, gap = sent[-1] - sent[0], max(b - a for a, b in itertools.pairwise(sent))
+    assert renewals >= math.ceil((span + gap) / (2 + gap)), (renewals, span, gap, ages)
     assert elapsed < 20
 
 
