@@ -69,7 +69,15 @@ def test_records_under_another_name_go_to_error_and_delete_nothing(make_flow):
     assert "xml_record <item> matches no element" in reason and "<Item>" in reason, reason
 
 
-@pytest.mark.parametrize("body", [b"<inventory/>", b"<inventory>\n  <!-- none today -->\n</inventory>"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<inventory/>",
+        b"<inventory>\n  <!-- none today -->\n</inventory>",
+        b"<inventory>\n  <Header/>\n  <Items>\n  </Items>\n</inventory>",  # (refused before rev3x)
+    ],
+    ids=["self_closing", "comment", "empty_wrapper"],
+)
 def test_a_root_without_children_is_still_an_empty_snapshot(make_flow, body):
     """The feed's own empty file: 0 rows, accepted, and with send_disappeared every row sent is a delete."""
     flow, _ = _sent_first(make_flow)
