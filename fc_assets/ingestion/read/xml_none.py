@@ -44,7 +44,7 @@ class Seen:
     def saw(self, depth: int, local: str, el: Any) -> None:
         """An element (outside any record) starting at `depth` (1: the root)."""
         if depth == 2:
-            self.held = self.held or bool(el.attrib) or local == self.last
+            self.held = self.held or local == self.last or bool(el.attrib)
             self.last = local
             if local not in self.children:
                 if len(self.children) < SHOWN_NAMES:

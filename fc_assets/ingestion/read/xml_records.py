@@ -244,7 +244,7 @@ def read_xml_full(
                     depth -= 1
                     if depth == 0 and n == 0:
                         seen.text(el.text)
-                        if len(el):
+                        if len(el) and not seen.held:
                             seen.ended(el[-1])
                     full = False
                     if el is current:
@@ -261,7 +261,7 @@ def read_xml_full(
                         else:
                             pending = (local, fields)
                     if current is None and depth >= 1:  # done with it: free it and its earlier siblings
-                        if n == 0 and depth == 1:
+                        if n == 0 and depth == 1 and not seen.held:  # (held: refused whatever the text)
                             seen.ended(el)
                         el.clear(keep_tail=False)
                         parent = el.getparent()
