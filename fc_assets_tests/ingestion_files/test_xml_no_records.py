@@ -237,6 +237,10 @@ EMPTY_ELEMENTS = {
     "header_and_wrapper": b"<Export>\n  <Header/>\n  <Items><!-- none today --></Items>\n</Export>",
     "namespaced": b'<e:Export xmlns:e="urn:e"><e:Items xmlns="urn:x"/></e:Export>',
     "gzip": gzip.compress(b"<Export>\n  <Items>\n  </Items>\n</Export>\n"),
+    "xsi_nil": (  # (.NET's and JAXB's null list; xml:lang, schema hints: about the element, no data)
+        b'<Export xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Items xsi:nil="true" xml:lang="en"/>'
+        b"</Export>"
+    ),
 }
 
 
@@ -252,6 +256,10 @@ def test_a_root_holding_only_empty_elements_is_a_file_without_records(case):
 
 STILL_REFUSED = {
     "attribute": (b'<Export><Stock sku="A" qty="1"/></Export>', "holds <Stock>"),
+    "attribute_and_xsi": (
+        b'<Export xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Stock xsi:type="S" sku="A"/></Export>',
+        "holds <Stock>",
+    ),
     "text": (b"<Export><Items>ERROR</Items></Export>", "holds <Items>"),
     "child": (b"<Export><Header><Count>0</Count></Header></Export>", "holds <Header>"),
     "deep_empty": (b"<Export><Items><Stock/></Items></Export>", "holds <Items>"),

@@ -1,9 +1,10 @@
 """An XML document without records: a file of 0 rows, or unreadable.
 
 A root whose child elements hold nothing (`<inventory/>`, whitespace or comments only, or distinct empty
-elements: `<Export><Items/></Export>`, the empty export of a feed whose records sit in a wrapper) is a file
-without records — the empty snapshot a feed with `send_disappeared` sends as deletes. An element without
-attribute, text or child holds no record's data, so reading such a file as 0 records misreads nothing. A
+elements: `<Export><Items/></Export>`, the empty export of a feed whose records sit in a wrapper; `xsi:` and
+`xml:` attributes are about an element, not data) is a file without records — the empty snapshot a feed
+with `send_disappeared` sends as deletes. An element without attribute, text or child holds no record's
+data, so reading such a file as 0 records misreads nothing. A
 root holding anything else and no record is not (the feed's `xml_record` misspelt, another system's export
 naming its records otherwise, a header with fields: one record named otherwise looks the same; `<item/>
 <item/>`, a list): read as 0 rows it would be that same empty snapshot, every row sent before deleted. So
@@ -20,6 +21,9 @@ from typing import Any
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 
 SHOWN_NAMES = 10  # the root's child element names given when none is a record
+# attributes about the element, not data: `xsi:nil="true"` (.NET's and JAXB's null list), `xsi:type`,
+# `xml:lang`; an element holding only these is empty
+_ABOUT = ("{http://www.w3.org/2001/XMLSchema-instance}", "{http://www.w3.org/XML/1998/namespace}")
 _LONGEST = 40  # characters of a name or text given
 
 
@@ -44,7 +48,7 @@ class Seen:
     def saw(self, depth: int, local: str, el: Any) -> None:
         """An element (outside any record) starting at `depth` (1: the root)."""
         if depth == 2:
-            self.held = self.held or local == self.last or bool(el.attrib)
+            self.held = self.held or local == self.last or any(not k.startswith(_ABOUT) for k in el.attrib)
             self.last = local
             if local not in self.children:
                 if len(self.children) < SHOWN_NAMES:
