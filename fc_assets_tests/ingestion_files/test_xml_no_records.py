@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.ingestion.read import xml_fast
+from fc_assets.ingestion.read import xml_fast, xml_records
 from fc_assets.ingestion.read.streams import ByteSource
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import FormatOptions
@@ -106,7 +106,7 @@ def test_the_names_found_are_the_first_few_distinct_ones_escaped():
     names = ", ".join(f"<e{i}>" for i in range(10))
     assert f"holds {names}, …)" in message, message
     assert long not in message
-    short = refused(doc(f"<{long}/><caf\u00e9\u0300/>"))
+    short = refused(doc(f"<{long} a='1'/><caf\u00e9\u0300/>"))
     assert f"<N{'x' * 39}…>, <caf\u00e9\u0300>" in short, short
 
 
@@ -229,3 +229,68 @@ def test_check_file_accepts_an_empty_root_with_0_rows(tmp_path, declared):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert (summary["rows"], summary["accepted"], summary["rejected"], summary["failed"]) == (0, 0, 0, False)
+
+
+EMPTY_ELEMENTS = {
+    "wrapper": b"<Export><Items/></Export>",
+    "wrapper_open_close": b'<?xml version="1.0"?>\n<Export>\n  <Items>\n  </Items>\n</Export>\n',
+    "header_and_wrapper": b"<Export>\n  <Header/>\n  <Items><!-- none today --></Items>\n</Export>",
+    "namespaced": b'<e:Export xmlns:e="urn:e"><e:Items xmlns="urn:x"/></e:Export>',
+    "gzip": gzip.compress(b"<Export>\n  <Items>\n  </Items>\n</Export>\n"),
+    "xsi_nil": (  # (.NET's and JAXB's null list; xml:lang, schema hints: about the element, no data)
+        b'<Export xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Items xsi:nil="true" xml:lang="en"/>'
+        b"</Export>"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EMPTY_ELEMENTS))
+def test_a_root_holding_only_empty_elements_is_a_file_without_records(case):
+    """`<Export><Items/></Export>`: the empty export of a feed whose records sit in a wrapper (`<Export><Items>
+    <Item>…`, which the README shows). An element without attribute, text or child holds no record's data,
+    so nothing is misread by reading the file as 0 records. Before: refused ("the root <Export> holds
+    <Items>"), so such a feed could never send an empty file."""
+    out = run(feed("Item"), io.BytesIO(EMPTY_ELEMENTS[case]), name="empty.xml")
+    assert (out.report.rows, out.report.accepted, out.report.rejected) == (0, 0, 0)
+
+
+STILL_REFUSED = {
+    "attribute": (b'<Export><Stock sku="A" qty="1"/></Export>', "holds <Stock>"),
+    "attribute_and_xsi": (
+        b'<Export xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Stock xsi:type="S" sku="A"/></Export>',
+        "holds <Stock>",
+    ),
+    "text": (b"<Export><Items>ERROR</Items></Export>", "holds <Items>"),
+    "child": (b"<Export><Header><Count>0</Count></Header></Export>", "holds <Header>"),
+    "deep_empty": (b"<Export><Items><Stock/></Items></Export>", "holds <Items>"),
+    "repeated_empty": (b"<Export><Items/><item/><item/></Export>", "holds <Items>, <item>; element names"),
+    "text_before": (b"<Export>export failed<Items/></Export>", "'export failed'"),
+    "text_after": (b"<Export><Items/>export failed</Export>", "'export failed'"),
+    "text_between": (b"<Export><A/>export failed<B/><C/><D/></Export>", "'export failed'"),
+    "text_after_a_piece": (
+        b"<Export><A/>" + b" " * (xml_records.PIECE_BYTES + 100) + b"export failed<B/></Export>",
+        "'export failed'",
+    ),
+    "text_at_the_end_after_a_piece": (
+        b"<Export><A/>" + b" " * (xml_records.PIECE_BYTES + 100) + b"export failed</Export>",
+        "'export failed'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STILL_REFUSED))
+def test_empty_elements_with_anything_else_are_refused(case):
+    """Anything an element other than the root holds (an attribute, text, a child), or text in the root, may
+    be a record not named `xml_record`: refused, as before."""
+    data, found = STILL_REFUSED[case]
+    message = refused(data, "Item")
+    assert found in message, message
+
+
+def test_a_byte_order_mark_in_an_empty_root_is_no_text():
+    """U+FEFF (a second byte-order mark, from parts written by a tool each with its own) is no message in
+    the root. Before: refused as "the root <inventory> holds text and no element: '\\ufeff'"."""
+    data = "<inventory>\ufeff\r\n</inventory>".encode()
+    for record in ("item", None):
+        out = run(feed(record), io.BytesIO(data), name="empty.xml")
+        assert out.report.rows == 0

@@ -69,7 +69,15 @@ def test_records_under_another_name_go_to_error_and_delete_nothing(make_flow):
     assert "xml_record <item> matches no element" in reason and "<Item>" in reason, reason
 
 
-@pytest.mark.parametrize("body", [b"<inventory/>", b"<inventory>\n  <!-- none today -->\n</inventory>"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<inventory/>",
+        b"<inventory>\n  <!-- none today -->\n</inventory>",
+        b"<inventory>\n  <Header/>\n  <Items>\n  </Items>\n</inventory>",  # (refused before rev3x)
+    ],
+    ids=["self_closing", "comment", "empty_wrapper"],
+)
 def test_a_root_without_children_is_still_an_empty_snapshot(make_flow, body):
     """The feed's own empty file: 0 rows, accepted, and with send_disappeared every row sent is a delete."""
     flow, _ = _sent_first(make_flow)
@@ -80,3 +88,23 @@ def test_a_root_without_children_is_still_an_empty_snapshot(make_flow, body):
     md = metadata(result)
     assert (md["outcome"], md["rows"]) == ("processed", 0)
     assert on_hand(flow.resources["fluent"], SKUS) == {(s, loc): 0 for s, loc, _ in ROWS}
+
+
+def test_the_next_good_file_is_processed_against_the_snapshot_before_the_refused_one(make_flow):
+    """A refused file does not block the feed: the good file put with it (in the same listing) is read and
+    its delta is taken against the last good snapshot (the refused file changed nothing: a row missing
+    from the good file is one delete, not six)."""
+    flow, stock = _sent_first(make_flow)
+    batches = len(flow.received.batches())
+    changed = [(s, loc, q + 100 if s == "XR-001" else q) for s, loc, q in ROWS[:-1]]  # one changed, one gone
+    flow.put_s3("stock-2.xml", _xml("Item"))
+    flow.put_s3("stock-3.xml", _xml("item", changed))
+    results = flow.drain("s3")
+    outcomes = sorted((metadata(r).get("outcome"), metadata(r).get("rows")) for r in results)
+    assert outcomes == [("error", 0), ("processed", 5)], outcomes
+    good = next(r for r in results if metadata(r).get("outcome") == "processed")
+    assert good.success, failure_metadata(good).get("error", "")[-2000:]
+    assert metadata(good)["sent"] == 2, metadata(good)  # XR-001 changed, XR-005 deleted
+    assert len(flow.received.batches()) > batches
+    expected = {**stock, ("XR-001", "LOC1"): 102, ("XR-005", "LOC1"): 0}
+    assert on_hand(flow.resources["fluent"], SKUS) == expected

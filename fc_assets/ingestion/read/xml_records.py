@@ -16,9 +16,10 @@ Records: by default the root's repeated child (`<inventory><meta/><item/><item/>
 `item` elements; see `read_xml`); a feed can name the record element instead (`xml_record="Item"`), which
 then matches at any depth outside another record (a wrapper such as `<Items>` is no obstacle). A root holding
 elements none of which is a record, or only text, makes the file unreadable at the end of the document (read
-as 0 rows it would be an empty snapshot: every row sent before deleted); a root without child elements is a
-file without records (xml_none.py). Elements are cleared as soon as their record is converted, so memory is
-bounded by one record, not the document.
+as 0 rows it would be an empty snapshot: every row sent before deleted); a root without child elements, or
+with distinct empty ones only (`<Export><Items/></Export>`), is a file without records (xml_none.py).
+Elements are cleared as soon as their record is converted, so memory is bounded by one record, not the
+document.
 
 Fields of a record, by local name (namespaces allowed and ignored): its attributes, its child elements'
 text, and nested children as dotted names (`<Price currency="EUR">9.99</Price>` gives `Price` = `9.99`
@@ -234,7 +235,7 @@ def read_xml_full(
                         if current is None:
                             local = _local(el.tag)
                             if n == 0:  # (for the refusal of a file without records: `no_records`)
-                                seen.saw(depth, local)
+                                seen.saw(depth, local, el)
                             if (auto and depth == 2 and (not established or local == record)) or (
                                 not auto and local == record
                             ):
@@ -242,7 +243,9 @@ def read_xml_full(
                         continue
                     depth -= 1
                     if depth == 0 and n == 0:
-                        seen.root_text = el.text
+                        seen.text(el.text)
+                        if len(el) and not seen.held:
+                            seen.ended(el[-1])
                     full = False
                     if el is current:
                         current = None
@@ -258,6 +261,8 @@ def read_xml_full(
                         else:
                             pending = (local, fields)
                     if current is None and depth >= 1:  # done with it: free it and its earlier siblings
+                        if n == 0 and depth == 1 and not seen.held:  # (held: refused whatever the text)
+                            seen.ended(el)
                         el.clear(keep_tail=False)
                         parent = el.getparent()
                         if parent is not None:
