@@ -161,6 +161,43 @@ def test_every_record_before_a_syntax_error_is_read_and_the_error_names_its_reco
         assert str(caught.value).startswith(f"f.xml: row {bad}: XML syntax error at line {line}: ")
 
 
+@pytest.mark.parametrize(
+    "ending, bad",
+    [
+        (b"<item><sku>2001</sku><location>L</location><qty>12", 2001),  # cut inside a value
+        (b"<item><sku>2001</sku><location>L</location><qt", 2001),  # cut inside a tag
+        (
+            b"<item><sku>2001</sku><location>L</location><qty>1</qty></item>\n",
+            2002,
+        ),  # root not closed: all read
+        (
+            b"<item><sku>2001 & 2002</sku><location>L</location><qty>1</qty></item></stock>",
+            2001,
+        ),  # no `;` after
+    ],
+    ids=["cut_in_a_value", "cut_in_a_tag", "root_not_closed", "bare_ampersand"],
+)
+def test_an_error_found_at_the_end_of_the_input_names_its_record_and_yields_nothing_of_it(ending, bad):
+    """Errors libxml2 finds only when the input ends (a file cut off in transfer, a bare `&` with no `;` after it
+    anywhere: libxml2 waits for more input): lxml 6.2.0's pull parser then adds an `end` event for every element
+    still open, so the cut record was read as complete (`qty` = "12") and the error named the record after it."""
+    records = b"".join(
+        b"<item><sku>%d</sku><location>L</location><qty>%d</qty></item>\n" % (i, i) for i in range(1, 2001)
+    )
+    data = b"<stock>\n" + records + ending
+    for reader, stream in (
+        (xml_records.read_xml_full, ForwardOnly(data)),
+        (xml_records.read_xml, io.BytesIO(data)),
+    ):
+        rows: list[int] = []
+        with pytest.raises(FileUnreadable) as caught:
+            for batch in reader(ByteSource(stream, "f.xml"), None, 1):
+                rows += batch.column("_row").to_pylist()
+        assert rows == list(range(1, bad)), reader.__name__
+        assert caught.value.row == bad, reader.__name__
+        assert str(caught.value).startswith(f"f.xml: row {bad}: XML syntax error at line 200")
+
+
 def test_the_pull_parser_keeps_the_events_before_a_syntax_error():
     """What the reader relies on, asked of the installed lxml directly: the events of a fed piece that ends in a
     syntax error stay readable after the error (iterparse dropped them from lxml 6.2.0 on)."""

@@ -223,7 +223,13 @@ def read_xml_full(
                         parser.close()
                 except etree.XMLSyntaxError as e:
                     error = e
+                # a failed close(): since lxml 6.2.0 it queues an `end` for every element still open (no end tag
+                # was read: a cut-off record would be taken as complete); libxml2 only parses then what it held
+                # back for want of more input, so no real end tag comes before the error
+                flushed = error is not None and not piece
                 for event, el in queued:
+                    if flushed and event == "end":
+                        continue
                     if event == "start":
                         depth += 1
                         if current is None:
