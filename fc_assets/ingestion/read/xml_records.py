@@ -26,6 +26,8 @@ never converted: `<Sku>00123</Sku>` stays `00123`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -47,6 +49,17 @@ if TYPE_CHECKING:
 # in that piece were never seen and the error named the wrong row (0 of 30 records read where 6.1 read 30).
 # The pull parser keeps them (lxml 5-6.2): they are handled first, then the error is raised.
 PIECE_BYTES = 32 << 10
+
+
+@cache
+def _close_ends_open_elements() -> bool:
+    """Whether a pull parser's close() that fails queues an `end` event for each element still open (lxml 6.2.0
+    does, 6.1 did not): those elements' end tags were never read."""
+    parser = etree.XMLPullParser(events=("end",))
+    parser.feed(b"<a><b>")
+    with suppress(etree.XMLSyntaxError):
+        parser.close()
+    return any(True for _ in parser.read_events())
 
 
 def _local(tag: Any) -> str:
@@ -223,10 +236,10 @@ def read_xml_full(
                         parser.close()
                 except etree.XMLSyntaxError as e:
                     error = e
-                # a failed close(): since lxml 6.2.0 it queues an `end` for every element still open (no end tag
-                # was read: a cut-off record would be taken as complete); libxml2 only parses then what it held
-                # back for want of more input, so no real end tag comes before the error
-                flushed = error is not None and not piece
+                # a failed close() of lxml 6.2.0 queues an `end` for every element still open, whose end tag was
+                # never read (a cut-off record would be taken as complete); libxml2 only parses then what it held
+                # back for want of more input (an unfinished token), so no real end tag comes before the error
+                flushed = error is not None and not piece and _close_ends_open_elements()
                 for event, el in queued:
                     if flushed and event == "end":
                         continue
