@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import time
 
 import pytest
@@ -196,6 +197,27 @@ def test_an_error_found_at_the_end_of_the_input_names_its_record_and_yields_noth
         assert rows == list(range(1, bad)), reader.__name__
         assert caught.value.row == bad, reader.__name__
         assert str(caught.value).startswith(f"f.xml: row {bad}: XML syntax error at line 200")
+
+
+@pytest.mark.parametrize(
+    "head, rows",
+    [
+        (b"<stock><item><sku>a & b</sku></item>", b"<item><sku>1</sku></item>" * 1000),
+        (b"<stock><item sku='", b"x" * 25_000),
+    ],
+    ids=["bare_ampersand", "unclosed_attribute"],
+)
+def test_a_token_that_never_ends_is_refused_without_buffering_the_file(head, rows):
+    """A one-byte slip (`a & b` with no `;` anywhere after it) or an attribute whose quote never closes: the
+    parser read everything that followed into memory before it reported the error at the end (a 60 MB file:
+    +30 MB RSS over a 30 MB one; a 120 MB attribute: 414 MB peak RSS). It gives up after STALL_BYTES."""
+    stream = Endless(head, itertools.repeat(rows), limit=160 << 20)
+    with pytest.raises(FileUnreadable) as caught:
+        for _ in xml_records.read_xml_full(ByteSource(stream, "f.xml"), None, 1000):
+            pass
+    assert stream.consumed < xml_records.STALL_BYTES + (1 << 20)
+    assert str(caught.value).startswith("f.xml: row 1: XML syntax error at line 1: ")
+    assert "without an element start or end: read no further" in str(caught.value)
 
 
 def test_the_pull_parser_keeps_the_events_before_a_syntax_error():

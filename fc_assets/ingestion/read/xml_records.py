@@ -49,6 +49,12 @@ if TYPE_CHECKING:
 # in that piece were never seen and the error named the wrong row (0 of 30 records read where 6.1 read 30).
 # The pull parser keeps them (lxml 5-6.2): they are handled first, then the error is raised.
 PIECE_BYTES = 32 << 10
+# Input fed without an element starting or ending after which the file is refused: libxml2 keeps in memory all
+# it is given while it waits for the end of a token (a `;` after a bare `&`, the quote or `>` of a start tag)
+# and reports the error only when the input ends, so one slip would hold the rest of the file (RSS grew with
+# it: +30 MB a 30 MB). Beyond what a readable file puts between two tags (a text is at most 10 MB of UTF-8 for
+# libxml2 without huge_tree: 20 MB as UTF-16, 50 MB written as `&amp;`s).
+STALL_BYTES = 64 << 20
 
 
 @cache
@@ -225,9 +231,12 @@ def read_xml_full(
         )
         queued = parser.read_events()
         depth, current = 0, None
+        quiet, stalled = 0, False  # bytes fed since an element started or ended; past STALL_BYTES
         try:
             while True:  # a piece fed, then its events handled, then the piece's error if it had one
-                piece = stream.read(PIECE_BYTES)
+                stalled = quiet > STALL_BYTES  # then the parser is closed: it parses what it holds, and fails
+                piece = b"" if stalled else stream.read(PIECE_BYTES)
+                quiet += len(piece)
                 error = None
                 try:
                     if piece:
@@ -241,6 +250,7 @@ def read_xml_full(
                 # back for want of more input (an unfinished token), so no real end tag comes before the error
                 flushed = error is not None and not piece and _close_ends_open_elements()
                 for event, el in queued:
+                    quiet = 0
                     if flushed and event == "end":
                         continue
                     if event == "start":
@@ -277,6 +287,11 @@ def read_xml_full(
                         yield builder.flush()
                 if error is not None:
                     raise error
+                if stalled:  # (the document was complete: more than STALL_BYTES after its root)
+                    raise FileUnreadable(
+                        src.name,
+                        f"XML: nothing but comments or spaces in {STALL_BYTES:,} bytes after the root",
+                    )
                 if not piece:
                     break
         except UnexpandedEntity as e:
@@ -286,9 +301,12 @@ def read_xml_full(
         except etree.XMLSyntaxError as e:
             line = e.position[0] if e.position else getattr(e, "lineno", None)
             row = n + (2 if pending is not None else 1)
-            raise FileUnreadable(
-                src.name, _naming_encoding(src, f"XML syntax error at line {line}: {e.msg}"), row=row
-            ) from e
+            message = f"XML syntax error at line {line}: {e.msg}"
+            if stalled:
+                message += (
+                    f" (found after {STALL_BYTES:,} bytes without an element start or end: read no further)"
+                )
+            raise FileUnreadable(src.name, _naming_encoding(src, message), row=row) from e
     if pending is not None:  # a single record under the root
         emit(pending[1])
     if len(builder):
