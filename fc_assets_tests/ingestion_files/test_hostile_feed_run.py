@@ -102,3 +102,30 @@ def test_a_json_record_over_the_value_limit_is_a_rejected_row_of_a_processed_fil
         (41, "_record", "", "record longer than 1,000 bytes (FC_MAX_VALUE_BYTES)")
     ]
     assert sorted(e["skuRef"] for e in flow.received.entities()) == [s for s, _, _ in ROWS]
+
+
+def test_an_xml_file_cut_off_mid_record_goes_to_error_naming_the_cut_record(make_flow):
+    """An XML export cut off in transfer: the file goes to `error/`, nothing is sent, and its reason names the
+    record that was cut (lxml 6.2.0's pull parser closes the elements still open at the end of the input, so
+    the cut record was read as complete and the error named the record after it)."""
+    flow = make_flow(glob="*.xml")
+    records = b"".join(
+        b"<item><sku>%s</sku><location>%s</location><qty>%d</qty></item>\n" % (s.encode(), loc.encode(), q)
+        for s, loc, q in ROWS
+    )
+    flow.put_s3("stock.xml", b"<stock>\n" + records + b"<item><sku>CUT</sku><location>LOC1</location><qty>12")
+    (req,) = flow.tick("s3")
+    result = flow.execute(req)
+    md = metadata(result)
+    assert (md["file"], md["outcome"], md["sent"]) == ("s3:inventory/stock.xml", "error", 0), md
+    keys = _keys(flow)
+    assert "inventory/stock.xml" not in keys
+    (archived,) = [k for k in keys if "/error/" in k and not k.endswith(REJECTS_SUFFIX)]
+    assert archived.startswith("inventory/error/") and archived.endswith(".xml") and "/stock." in archived
+    ((row, field, _, reason),) = parse_rejects(
+        flow.lake.read_bytes(f"rejects/inventory/{req.partition_key}.csv")
+    )
+    assert (row, field) == (len(ROWS) + 1, "_file") and reason.startswith("XML syntax error at line 101: "), (
+        reason
+    )
+    assert flow.received.batches() == []

@@ -30,6 +30,8 @@ never converted: `<Sku>00123</Sku>` stays `00123`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -52,6 +54,31 @@ if TYPE_CHECKING:
 # in that piece were never seen and the error named the wrong row (0 of 30 records read where 6.1 read 30).
 # The pull parser keeps them (lxml 5-6.2): they are handled first, then the error is raised.
 PIECE_BYTES = 32 << 10
+# Input fed without an element starting or ending after which the file is refused: libxml2 keeps in memory all
+# it is given while it waits for the end of a token (a `;` after a bare `&`, the quote or `>` of a start tag)
+# and reports the error only when the input ends, so one slip would hold the rest of the file (RSS grew with
+# it: +30 MB a 30 MB). Beyond what a readable file puts between two tags (a text is at most 10 MB of UTF-8 for
+# libxml2 without huge_tree: 20 MB as UTF-16, 50 MB written as `&amp;`s).
+STALL_BYTES = 64 << 20
+
+
+@cache
+def _close_ends_open_elements() -> bool:
+    """Whether a pull parser's close() that fails queues an `end` event for each element still open (lxml 6.2.0
+    does, 6.1 did not): those elements' end tags were never read."""
+    parser = etree.XMLPullParser(events=("end",))
+    parser.feed(b"<a><b>")
+    with suppress(etree.XMLSyntaxError):
+        parser.close()
+    return any(True for _ in parser.read_events())
+
+
+def _attributes(el: etree._Element) -> list[tuple[str, str]]:
+    """`el.attrib.items()`, which looks each value up again from the first attribute (a 2 MB record of 200,000
+    attributes took 3 minutes); XPath walks them once."""
+    if len(el.attrib) < 64:
+        return el.attrib.items()
+    return [(value.attrname, str(value)) for value in el.xpath("@*")]
 
 
 def _local(tag: Any) -> str:
@@ -75,7 +102,7 @@ def element_fields(
     el: etree._Element, prefix: str, out: dict[str, str | None], skip: list[etree._Element] | None = None
 ) -> None:
     """`el`'s fields into `out` (`skip`: children left out, read otherwise)."""
-    for key, value in el.attrib.items():
+    for key, value in _attributes(el):
         out[prefix + _local(key)] = value
     groups: dict[str, list[etree._Element]] = {}
     for child in el:
@@ -143,7 +170,7 @@ def _attribute(el: etree._Element) -> dict[str, Any]:
     """`<attribute>`'s fields: its XML attributes and children (a child with structure: its fields, which
     `value` sends as JSON text; a repeated child, or a child that is also an XML attribute: a list); its own
     text as `value` when it has no children."""
-    out: dict[str, Any] = {_local(k): v for k, v in el.attrib.items()}
+    out: dict[str, Any] = {_local(k): v for k, v in _attributes(el)}
     groups: dict[str, list[etree._Element]] = {}
     for c in el:
         if isinstance(c.tag, str):
@@ -218,9 +245,12 @@ def read_xml_full(
         )
         queued = parser.read_events()
         depth, current = 0, None
+        quiet, stalled = 0, False  # bytes fed since an element started or ended; past STALL_BYTES
         try:
             while True:  # a piece fed, then its events handled, then the piece's error if it had one
-                piece = stream.read(PIECE_BYTES)
+                stalled = quiet > STALL_BYTES  # then the parser is closed: it parses what it holds, and fails
+                piece = b"" if stalled else stream.read(PIECE_BYTES)
+                quiet += len(piece)
                 error = None
                 try:
                     if piece:
@@ -229,7 +259,14 @@ def read_xml_full(
                         parser.close()
                 except etree.XMLSyntaxError as e:
                     error = e
+                # a failed close() of lxml 6.2.0 queues an `end` for every element still open, whose end tag was
+                # never read (a cut-off record would be taken as complete); libxml2 only parses then what it held
+                # back for want of more input (an unfinished token), so no real end tag comes before the error
+                flushed = error is not None and not piece and _close_ends_open_elements()
                 for event, el in queued:
+                    quiet = 0
+                    if flushed and event == "end":
+                        continue
                     if event == "start":
                         depth += 1
                         if current is None:
@@ -272,6 +309,11 @@ def read_xml_full(
                         yield builder.flush()
                 if error is not None:
                     raise error
+                if stalled:  # (the document was complete: more than STALL_BYTES after its root)
+                    raise FileUnreadable(
+                        src.name,
+                        f"XML: nothing but comments or spaces in {STALL_BYTES:,} bytes after the root",
+                    )
                 if not piece:
                     break
         except UnexpandedEntity as e:
@@ -281,9 +323,12 @@ def read_xml_full(
         except etree.XMLSyntaxError as e:
             line = e.position[0] if e.position else getattr(e, "lineno", None)
             row = n + (2 if pending is not None else 1)
-            raise FileUnreadable(
-                src.name, _naming_encoding(src, f"XML syntax error at line {line}: {e.msg}"), row=row
-            ) from e
+            message = f"XML syntax error at line {line}: {e.msg}"
+            if stalled:
+                message += (
+                    f" (found after {STALL_BYTES:,} bytes without an element start or end: read no further)"
+                )
+            raise FileUnreadable(src.name, _naming_encoding(src, message), row=row) from e
     if pending is not None:  # a single record under the root
         emit(pending[1])
     if n == 0:
