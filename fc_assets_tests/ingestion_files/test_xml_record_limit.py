@@ -82,6 +82,35 @@ def test_the_fast_path_hands_a_long_record_to_the_parser():
     assert sum(b.num_rows for b in fast) == 4
 
 
+def sized(sku: str, size: int) -> bytes:
+    """A record of exactly `size` bytes from `<item>` to `</item>` (texts under 1 MB: the fast path's)."""
+    head = f"<item><sku>{sku}</sku><location>L</location><qty>1</qty>".encode()
+    pads, room = [], size - len(head) - len(b"</item>")
+    while room > 0:
+        text = min(room - len(b"<pN></pN>"), 500_000)
+        pads.append(b"<p%d>" % len(pads) + b"x" * text + b"</p%d>" % len(pads))
+        room -= len(pads[-1])
+    record = head + b"".join(pads) + b"</item>"
+    assert len(record) == size
+    return record + b"\n"
+
+
+@pytest.mark.parametrize("path", ["fast", "full"])
+@pytest.mark.parametrize("before", [0, 1, 333, 3_000])
+def test_within_the_limit_never_rejected_two_pieces_over_always(limit, monkeypatch, path, before):
+    """At any offset in the file (the full parser counts whole pieces): a record of LIMIT bytes is read, one
+    longer than LIMIT by two pieces and a byte is rejected; both paths agree."""
+    if path == "full":
+        monkeypatch.setattr(xml_fast, "fast_batches", _no_fast_path)
+    over = LIMIT + 2 * xml_records.PIECE_BYTES + 1
+    body = document(
+        *(item(f"N{i}") for i in range(before)), sized("AT", LIMIT), sized("OVER", over), item("Z")
+    )
+    out = run(INVENTORY, io.BytesIO(body), name="edge.xml")
+    assert out.column("sku_ref") == [*(f"N{i}" for i in range(before)), "AT", "Z"]
+    assert out.rejects == [(before + 2, "_record", "", TOO_LONG)]
+
+
 def test_a_long_record_as_the_only_or_first_record(limit):
     for body, rows in (
         (document(item("OVER", fields=LIMIT // 4)), [1]),

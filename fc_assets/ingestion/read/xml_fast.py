@@ -157,11 +157,15 @@ def fast_batches(
     record: str | None,
     chunk_rows: int,
     keys: SourceKeys | None = None,
-    max_record_bytes: int = 8 << 20,
+    max_record_bytes: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Batches exactly as `read_xml`'s full parser makes them (with `keys`, only the columns the feed can
     use, the others counted in it), or `NotSimple` (before yielding anything the full parser would not
-    yield)."""
+    yield). `max_record_bytes`: FC_MAX_VALUE_BYTES when None."""
+    if max_record_bytes is None:
+        from fc_assets.env_settings import env_setting
+
+        max_record_bytes = env_setting("max_value_bytes")
     if not src.reopenable:  # a restart must be possible
         raise NotSimple("forward-only source")
     chunk_rows = max(1, chunk_rows)
