@@ -172,7 +172,7 @@ def open_raw(
         else:
             from fc_assets.ingestion.read.xml_records import read_xml  # (lxml: only for XML)
 
-            batches = read_xml(src, options.xml_record, rows, keys)
+            batches = read_xml(src, options.xml_record, rows, keys, _max_value_bytes())
     except FileUnreadable:
         raise
     except Exception as e:  # noqa: BLE001 - see _guard

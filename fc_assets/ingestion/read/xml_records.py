@@ -19,7 +19,12 @@ elements none of which is a record, or only text, makes the file unreadable at t
 as 0 rows it would be an empty snapshot: every row sent before deleted); a root without child elements, or
 with distinct empty ones only (`<Export><Items/></Export>`), is a file without records (xml_none.py).
 Elements are cleared as soon as their record is converted, so memory is bounded by one record, not the
-document.
+document; and a record is bounded by `FC_MAX_VALUE_BYTES`, as a JSON record is: once more than that many
+bytes were fed to the parser after its start tag was seen, it is a rejected row ("record longer than …") and
+its elements are dropped as they end, unread (a 50 MB `<item>` of small children took ~2 GB and a minute).
+The count is of whole pieces (PIECE_BYTES) fed after the piece in which the record starts, up to the one in
+which it ends: never more than the record's length, so a record within the limit is never rejected, and one
+longer than the limit by two pieces always is.
 
 Fields of a record, by local name (namespaces allowed and ignored): its attributes, its child elements'
 text, and nested children as dotted names (`<Price currency="EUR">9.99</Price>` gives `Price` = `9.99`
@@ -185,11 +190,24 @@ def _attribute(el: etree._Element) -> dict[str, Any]:
     return out
 
 
+def _limit(max_record_bytes: int | None) -> int:
+    """`max_record_bytes`, or the setting (FC_MAX_VALUE_BYTES) when None."""
+    if max_record_bytes is not None:
+        return max_record_bytes
+    from fc_assets.env_settings import env_setting
+
+    return env_setting("max_value_bytes")
+
+
 def read_xml(
-    src: ByteSource, record: str | None, chunk_rows: int, keys: SourceKeys | None = None
+    src: ByteSource,
+    record: str | None,
+    chunk_rows: int,
+    keys: SourceKeys | None = None,
+    max_record_bytes: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of text columns (plus `_row` = the record's ordinal, 1-based); with `keys`, only the
-    columns the feed can use (the others counted in it).
+    columns the feed can use (the others counted in it); `max_record_bytes`: FC_MAX_VALUE_BYTES when None.
 
     Without a declared record name, the records are the root's children with the first local name that
     occurs twice in a row (so a leading `<Metadata>` block is skipped); a root with a single child
@@ -204,23 +222,31 @@ def read_xml(
     check_prolog(src.head, src.name)
     from fc_assets.ingestion.read.xml_fast import fast_batches
 
+    limit = _limit(max_record_bytes)
     done = 0
     try:
-        for batch in fast_batches(src, record, chunk_rows, keys):
+        for batch in fast_batches(src, record, chunk_rows, keys, max_record_bytes=limit):
             done += batch.num_rows
             yield batch
         return
     except Exception:  # noqa: BLE001 - not a flat record file, or failing: the full parser decides
         pass
-    yield from read_xml_full(src, record, chunk_rows, skip=done, keys=keys)
+    yield from read_xml_full(src, record, chunk_rows, skip=done, keys=keys, max_record_bytes=limit)
 
 
 def read_xml_full(
-    src: ByteSource, record: str | None, chunk_rows: int, skip: int = 0, keys: SourceKeys | None = None
+    src: ByteSource,
+    record: str | None,
+    chunk_rows: int,
+    skip: int = 0,
+    keys: SourceKeys | None = None,
+    max_record_bytes: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """`read_xml` element by element (lxml), not yielding the first `skip` records. A syntax error is
     raised after every record before it, wherever it falls in a piece, so its row is the record it is in."""
     builder = BatchBuilder(chunk_rows, keys)
+    limit = _limit(max_record_bytes)
+    too_long = (f"record longer than {limit:,} bytes (FC_MAX_VALUE_BYTES)", "")
     auto, established = record is None, record is not None
     pending: tuple[str, Any] | None = None  # auto: a depth-2 element not yet confirmed
     n = 0
@@ -246,11 +272,15 @@ def read_xml_full(
         queued = parser.read_events()
         depth, current = 0, None
         quiet, stalled = 0, False  # bytes fed since an element started or ended; past STALL_BYTES
+        opened, over = 0, False  # bytes fed since the record's start was seen; past the limit: not built
         try:
             while True:  # a piece fed, then its events handled, then the piece's error if it had one
                 stalled = quiet > STALL_BYTES  # then the parser is closed: it parses what it holds, and fails
                 piece = b"" if stalled else stream.read(PIECE_BYTES)
                 quiet += len(piece)
+                if current is not None:
+                    opened += len(piece)
+                    over = over or opened > limit
                 error = None
                 try:
                     if piece:
@@ -276,7 +306,7 @@ def read_xml_full(
                             if (auto and depth == 2 and (not established or local == record)) or (
                                 not auto and local == record
                             ):
-                                current = el
+                                current, opened = el, 0
                         continue
                     depth -= 1
                     if depth == 0 and n == 0:
@@ -286,7 +316,8 @@ def read_xml_full(
                     full = False
                     if el is current:
                         current = None
-                        fields = record_fields(el, keys)
+                        fields = too_long if over else record_fields(el, keys)
+                        over = False
                         local = _local(el.tag)
                         if established:
                             full = emit(fields)
@@ -297,7 +328,8 @@ def read_xml_full(
                             pending = None
                         else:
                             pending = (local, fields)
-                    if current is None and depth >= 1:  # done with it: free it and its earlier siblings
+                    # done with it (or with a record too long: never read): free it and its earlier siblings
+                    if (current is None or over) and depth >= 1:
                         if n == 0 and depth == 1 and not seen.held:  # (held: refused whatever the text)
                             seen.ended(el)
                         el.clear(keep_tail=False)
