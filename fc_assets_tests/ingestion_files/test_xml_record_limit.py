@@ -157,7 +157,8 @@ def _rows(batches) -> list[tuple[int, str | None, bool]]:
     out = []
     for batch in batches:
         d = batch.to_pydict()
-        out += [(r, s, e is not None) for r, s, e in zip(d["_row"], d["sku"], d["_error"], strict=True)]
+        skus = d.get("sku", [None] * batch.num_rows)  # (a batch of rejected rows only: no column)
+        out += [(r, s, e is not None) for r, s, e in zip(d["_row"], skus, d["_error"], strict=True)]
     return out
 
 
