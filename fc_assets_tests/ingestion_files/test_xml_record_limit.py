@@ -193,3 +193,22 @@ def test_a_small_limit_rejects_no_record_within_it_and_both_paths_agree(seed):
                 assert (sku, rejected) in ((f"S{row - 1}", False), (None, True)), (row, size)
         results.append(got)
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("before_boundary", [6, 7, 40, 5_000, 16_384])
+def test_a_record_starting_just_before_a_piece_boundary(before_boundary):
+    """The full parser's count at the alignment where the pieces in which a record starts and ends hold the
+    least of it: a record of LIMIT bytes is read, one longer than LIMIT by two pieces and its start tag is
+    rejected. Failed before (6, 7, 40: the piece in which it ends was counted whole): "AT" rejected."""
+    piece = xml_records.PIECE_BYTES
+    head = b"<inventory>"
+    pad = sized("PAD", 2 * piece - before_boundary - len(head) - 1)
+    for size, rejected in ((LIMIT, False), (LIMIT + 2 * piece + len(b"<item>"), True)):
+        data = head + pad + sized("AT", size) + sized("Z", 300) + b"</inventory>"
+        assert data.index(b"<item><sku>AT") == 2 * piece - before_boundary
+        got = _rows(
+            xml_records.read_xml_full(
+                ByteSource(io.BytesIO(data), "f.xml"), None, 100, max_record_bytes=LIMIT
+            )
+        )
+        assert got == [(1, "PAD", False), (2, None if rejected else "AT", rejected), (3, "Z", False)], size

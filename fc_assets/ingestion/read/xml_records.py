@@ -19,12 +19,13 @@ elements none of which is a record, or only text, makes the file unreadable at t
 as 0 rows it would be an empty snapshot: every row sent before deleted); a root without child elements, or
 with distinct empty ones only (`<Export><Items/></Export>`), is a file without records (xml_none.py).
 Elements are cleared as soon as their record is converted, so memory is bounded by one record, not the
-document; and a record is bounded by `FC_MAX_VALUE_BYTES`, as a JSON record is: once more than that many
-bytes were fed to the parser after its start tag was seen, it is a rejected row ("record longer than …") and
+document; and a record is bounded by `FC_MAX_VALUE_BYTES`, as a JSON record is: once the pieces fed to the
+parser wholly inside it hold more than that many bytes, it is a rejected row ("record longer than …") and
 its elements are dropped as they end, unread (a 50 MB `<item>` of small children took ~2 GB and a minute).
 The count is of whole pieces (PIECE_BYTES) fed after the piece in which the record starts and before the one
 in which it ends: never more than the record's length, so a record within the limit is never rejected, and one
-longer than the limit by two pieces always is.
+longer than the limit by two pieces and its start tag always is (libxml2 reports a start tag once it has
+its `>`: a start tag split over pieces is seen in the later one).
 
 Fields of a record, by local name (namespaces allowed and ignored): its attributes, its child elements'
 text, and nested children as dotted names (`<Price currency="EUR">9.99</Price>` gives `Price` = `9.99`
