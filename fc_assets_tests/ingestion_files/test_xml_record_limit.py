@@ -145,3 +145,70 @@ def test_a_60_mb_record_is_rejected_in_bounded_memory(tmp_path):
     assert (summary["rows"], summary["accepted"], summary["rejected"]) == (NORMAL + 1, NORMAL, 1)
     reason = "record longer than 8,388,608 bytes (FC_MAX_VALUE_BYTES)"
     assert parse_rejects(Path(f"{path}.rejects.csv").read_bytes()) == [(11, "_record", "", reason)]
+
+
+# ------------------------------------------------------------------- a small limit: records of random sizes
+
+SMALL = 1024
+
+
+def _rows(batches) -> list[tuple[int, str | None, bool]]:
+    """(row, sku, rejected) of each row read."""
+    out = []
+    for batch in batches:
+        d = batch.to_pydict()
+        skus = d.get("sku", [None] * batch.num_rows)  # (a batch of rejected rows only: no column)
+        out += [(r, s, e is not None) for r, s, e in zip(d["_row"], skus, d["_error"], strict=True)]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_small_limit_rejects_no_record_within_it_and_both_paths_agree(seed):
+    """Records of random sizes around a 1 KiB limit, at every alignment with the parser's 32 KiB pieces: each
+    record within the limit is read, each longer than the limit by two pieces is rejected, one in between
+    either (read whole), rows in order; `read_xml` (fast path, then the parser) gives what `read_xml_full`
+    gives. Failed before: a 340-byte record that straddles a piece boundary was rejected (the whole piece in
+    which it ends was counted as its bytes), by both paths."""
+    import random
+
+    rnd = random.Random(seed)
+    sizes = [
+        rnd.choice(
+            [rnd.randint(80, SMALL), rnd.randint(SMALL - 100, SMALL + 100), rnd.randint(SMALL, 3 * SMALL)]
+        )
+        for _ in range(rnd.randint(150, 400))
+    ]
+    sizes[rnd.randrange(len(sizes))] = SMALL + 2 * xml_records.PIECE_BYTES + 1
+    data = document(*(sized(f"S{i}", size) for i, size in enumerate(sizes)))
+    results = []
+    for read in (xml_records.read_xml, xml_records.read_xml_full):
+        got = _rows(read(ByteSource(io.BytesIO(data), "f.xml"), None, 50, max_record_bytes=SMALL))
+        assert [r for r, _, _ in got] == list(range(1, len(sizes) + 1))
+        for (row, sku, rejected), size in zip(got, sizes, strict=True):
+            if size <= SMALL:
+                assert (sku, rejected) == (f"S{row - 1}", False), (row, size)
+            elif size > SMALL + 2 * xml_records.PIECE_BYTES:
+                assert (sku, rejected) == (None, True), (row, size)
+            else:
+                assert (sku, rejected) in ((f"S{row - 1}", False), (None, True)), (row, size)
+        results.append(got)
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("before_boundary", [6, 7, 40, 5_000, 16_384])
+def test_a_record_starting_just_before_a_piece_boundary(before_boundary):
+    """The full parser's count at the alignment where the pieces in which a record starts and ends hold the
+    least of it: a record of LIMIT bytes is read, one longer than LIMIT by two pieces and its start tag is
+    rejected. Failed before (6, 7, 40: the piece in which it ends was counted whole): "AT" rejected."""
+    piece = xml_records.PIECE_BYTES
+    head = b"<inventory>"
+    pad = sized("PAD", 2 * piece - before_boundary - len(head) - 1)
+    for size, rejected in ((LIMIT, False), (LIMIT + 2 * piece + len(b"<item>"), True)):
+        data = head + pad + sized("AT", size) + sized("Z", 300) + b"</inventory>"
+        assert data.index(b"<item><sku>AT") == 2 * piece - before_boundary
+        got = _rows(
+            xml_records.read_xml_full(
+                ByteSource(io.BytesIO(data), "f.xml"), None, 100, max_record_bytes=LIMIT
+            )
+        )
+        assert got == [(1, "PAD", False), (2, None if rejected else "AT", rejected), (3, "Z", False)], size

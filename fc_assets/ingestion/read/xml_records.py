@@ -19,12 +19,13 @@ elements none of which is a record, or only text, makes the file unreadable at t
 as 0 rows it would be an empty snapshot: every row sent before deleted); a root without child elements, or
 with distinct empty ones only (`<Export><Items/></Export>`), is a file without records (xml_none.py).
 Elements are cleared as soon as their record is converted, so memory is bounded by one record, not the
-document; and a record is bounded by `FC_MAX_VALUE_BYTES`, as a JSON record is: once more than that many
-bytes were fed to the parser after its start tag was seen, it is a rejected row ("record longer than …") and
+document; and a record is bounded by `FC_MAX_VALUE_BYTES`, as a JSON record is: once the pieces fed to the
+parser wholly inside it hold more than that many bytes, it is a rejected row ("record longer than …") and
 its elements are dropped as they end, unread (a 50 MB `<item>` of small children took ~2 GB and a minute).
-The count is of whole pieces (PIECE_BYTES) fed after the piece in which the record starts, up to the one in
-which it ends: never more than the record's length, so a record within the limit is never rejected, and one
-longer than the limit by two pieces always is.
+The count is of whole pieces (PIECE_BYTES) fed after the piece in which the record starts and before the one
+in which it ends: never more than the record's length, so a record within the limit is never rejected, and one
+longer than the limit by two pieces and its start tag always is (libxml2 reports a start tag once it has
+its `>`: a start tag split over pieces is seen in the later one).
 
 Fields of a record, by local name (namespaces allowed and ignored): its attributes, its child elements'
 text, and nested children as dotted names (`<Price currency="EUR">9.99</Price>` gives `Price` = `9.99`
@@ -272,15 +273,15 @@ def read_xml_full(
         queued = parser.read_events()
         depth, current = 0, None
         quiet, stalled = 0, False  # bytes fed since an element started or ended; past STALL_BYTES
-        opened, over = 0, False  # bytes fed since the record's start was seen; past the limit: not built
+        # bytes of the pieces fed wholly inside the open record (started before, not ended in them: a piece
+        # in which it starts or ends holds bytes of other records); past the limit: not built
+        opened, over, holding = 0, False, None
         try:
             while True:  # a piece fed, then its events handled, then the piece's error if it had one
                 stalled = quiet > STALL_BYTES  # then the parser is closed: it parses what it holds, and fails
                 piece = b"" if stalled else stream.read(PIECE_BYTES)
                 quiet += len(piece)
-                if current is not None:
-                    opened += len(piece)
-                    over = over or opened > limit
+                holding = current  # (the piece counts if this record is still open after its events)
                 error = None
                 try:
                     if piece:
@@ -339,6 +340,9 @@ def read_xml_full(
                                 del parent[0]
                     if full:
                         yield builder.flush()
+                if current is not None and current is holding:  # the piece was all inside the record
+                    opened += len(piece)
+                    over = over or opened > limit
                 if error is not None:
                     raise error
                 if stalled:  # (the document was complete: more than STALL_BYTES after its root)
