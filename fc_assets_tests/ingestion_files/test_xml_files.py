@@ -9,6 +9,7 @@ import gzip
 import io
 import itertools
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -137,6 +138,20 @@ def _records_then_a_bad_tag(bad_at: int) -> tuple[bytes, int]:
     return b"<stock>\n" + b"".join(lines) + b"</stock>\n", bad + 1
 
 
+def _read_until_refused(data: bytes) -> Iterator[tuple[str, list[int], FileUnreadable]]:
+    """(reader, rows read, its refusal) for the parser alone and for the fast path (which reads a seekable
+    file) handing the file on to it."""
+    for reader, stream in (
+        (xml_records.read_xml_full, ForwardOnly(data)),
+        (xml_records.read_xml, io.BytesIO(data)),
+    ):
+        rows: list[int] = []
+        with pytest.raises(FileUnreadable) as caught:
+            for batch in reader(ByteSource(stream, "f.xml"), None, 1):
+                rows += batch.column("_row").to_pylist()
+        yield reader.__name__, rows, caught.value
+
+
 @pytest.mark.parametrize(
     "bad_at",
     [1_900, xml_records.PIECE_BYTES - 30, xml_records.PIECE_BYTES, 2 * xml_records.PIECE_BYTES + 10_000],
@@ -148,18 +163,10 @@ def test_every_record_before_a_syntax_error_is_read_and_the_error_names_its_reco
     error, wherever the error falls in what it reads, and name the record and line it is in."""
     data, bad = _records_then_a_bad_tag(bad_at)
     line = data[: data.index(b"</skux>")].count(b"\n") + 1
-    # the parser alone, and after the fast path (which reads a seekable file) handed the file on to it
-    for reader, stream in (
-        (xml_records.read_xml_full, ForwardOnly(data)),
-        (xml_records.read_xml, io.BytesIO(data)),
-    ):
-        rows: list[int] = []
-        with pytest.raises(FileUnreadable) as caught:
-            for batch in reader(ByteSource(stream, "f.xml"), None, 1):
-                rows += batch.column("_row").to_pylist()
-        assert rows == list(range(1, bad)), reader.__name__
-        assert caught.value.row == bad
-        assert str(caught.value).startswith(f"f.xml: row {bad}: XML syntax error at line {line}: ")
+    for name, rows, error in _read_until_refused(data):
+        assert rows == list(range(1, bad)), name
+        assert error.row == bad
+        assert str(error).startswith(f"f.xml: row {bad}: XML syntax error at line {line}: ")
 
 
 @pytest.mark.parametrize(
@@ -186,17 +193,10 @@ def test_an_error_found_at_the_end_of_the_input_names_its_record_and_yields_noth
         b"<item><sku>%d</sku><location>L</location><qty>%d</qty></item>\n" % (i, i) for i in range(1, 2001)
     )
     data = b"<stock>\n" + records + ending
-    for reader, stream in (
-        (xml_records.read_xml_full, ForwardOnly(data)),
-        (xml_records.read_xml, io.BytesIO(data)),
-    ):
-        rows: list[int] = []
-        with pytest.raises(FileUnreadable) as caught:
-            for batch in reader(ByteSource(stream, "f.xml"), None, 1):
-                rows += batch.column("_row").to_pylist()
-        assert rows == list(range(1, bad)), reader.__name__
-        assert caught.value.row == bad, reader.__name__
-        assert str(caught.value).startswith(f"f.xml: row {bad}: XML syntax error at line 200")
+    for name, rows, error in _read_until_refused(data):
+        assert rows == list(range(1, bad)), name
+        assert error.row == bad, name
+        assert str(error).startswith(f"f.xml: row {bad}: XML syntax error at line 200")
 
 
 @pytest.mark.parametrize(
