@@ -113,11 +113,15 @@ class Timed(httpx.HTTPTransport):
         super().__init__()
         self.pages: list[tuple[float, str]] = []
         self.tokens: list[tuple[float, str]] = []
+        self.refused: set[str] = set()  # tokens a page was answered 401 with
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if request.url.path == "/graphql":
-            self.pages.append((time.monotonic(), request.headers["Authorization"].removeprefix("Bearer ")))
+            self.pages.append((time.monotonic(), token))
         response = super().handle_request(request)
+        if request.url.path == "/graphql" and response.status_code == 401:
+            self.refused.add(token)
         if request.url.path == "/oauth/token":
             response.read()
             self.tokens.append((time.monotonic(), response.json()["access_token"]))
@@ -135,12 +139,18 @@ def test_tokens_renewed_before_expiry_while_paging_25k_nodes(big_sandbox):
         seen: list[str] = []
         for page in client.paginate(POSITIONS, page_size=250):
             seen.extend(n["id"] for n in page.nodes)
-            time.sleep(0.02)  # a consumer writing Parquet: stretches the crawl over several token lifetimes
+            time.sleep(0.05)  # a consumer writing Parquet: stretches the crawl over several token lifetimes
     elapsed = time.monotonic() - started
     after = sb.admin.received()["requests"]
     assert expected["count"] == 25_000 and seen == expected["ids"]
-    assert client.stats.pages == 100 == after["POST /graphql"] - before.get("POST /graphql", 0)
-    assert client.stats.retries == 0 and client.stats.reauths == 0  # renewed ahead of expiry, never a 401
+    # Renewed ahead of expiry, so no 401 — but for at most one: the client renews 0.2 s (a tenth of the 2 s
+    # life) before expiry, and on a loaded machine (load 12-20 on 2 cores) one page in 16 runs took longer
+    # than that from the client's check to the server's, was answered 401, and was resent with a new token.
+    # A client that waits for the 401 to renew has one per token (here 2 or more).
+    reauths = client.stats.reauths
+    assert reauths == len(transport.refused) <= 1, (reauths, transport.refused)
+    assert client.stats.pages == 100 and after["POST /graphql"] - before.get("POST /graphql", 0) == 100 + reauths
+    assert client.stats.retries == 0
     renewals = after["POST /oauth/token"] - before.get("POST /oauth/token", 0)
     assert renewals == client.stats.token_requests == len(transport.tokens)
     # Renewed when the token is a tenth of its life from expiry (1.8 s old), not sooner: the client's clock
@@ -150,7 +160,11 @@ def test_tokens_renewed_before_expiry_while_paging_25k_nodes(big_sandbox):
     first_use: dict[str, float] = {}
     for at, token in transport.pages:
         first_use.setdefault(token, at)
-    ages = [first_use[new] - answered[old] for (_, old), (_, new) in itertools.pairwise(transport.tokens)]
+    ages = [
+        first_use[new] - answered[old]
+        for (_, old), (_, new) in itertools.pairwise(transport.tokens)
+        if old not in transport.refused  # a 401 renews when the server's clock says so
+    ]
     assert all(age >= 1.8 for age in ages), ages
     # ... and as often as the server's 2 s lifetime demands. Without a 401 each token's pages were sent less
     # than 2 s after its answer (the server checks them later than they are sent, and its clock started
@@ -162,7 +176,8 @@ def test_tokens_renewed_before_expiry_while_paging_25k_nodes(big_sandbox):
     sent = [at for at, _ in transport.pages]
     span, gap = sent[-1] - sent[0], max(b - a for a, b in itertools.pairwise(sent))
     assert renewals >= math.ceil((span + gap) / (2 + gap)), (renewals, span, gap, ages)
-    assert elapsed < 20
+    assert renewals - 1 - reauths >= 2  # renewed ahead of expiry at least twice (a 401-driven client: 0)
+    assert elapsed < 60  # ~7 s idle
 
 
 def test_429_retry_after_is_honoured(sandbox_clean):
