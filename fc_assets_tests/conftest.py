@@ -11,6 +11,7 @@ pytest_plugins = [
     "fc_assets_tests.fixtures.postgres",
     "fc_assets_tests.fixtures.flow",
     "fc_assets_tests.fixtures.s3_faults",
+    "fc_assets_tests.fixtures.settings",
 ]
 
 HEAVY_FIRST = [

@@ -22,7 +22,6 @@ from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.ingestion.read.readers import open_raw
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.read.validate import check_file
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.helpers import parse_rejects, run
 
 FC_ASSETS = str(Path(sys.executable).parent / "fc-assets")
@@ -147,23 +146,20 @@ def files(tmp_path_factory):
     return _files(tmp_path_factory.mktemp("hostile-files"))
 
 
-def _check(files, name):
-    """The in-process equivalent of the command: the report, or the FileUnreadable (exit 2)."""
-    args, env = files[name]
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    try:
-        return check_file("inventory", args[0], args[2] if len(args) > 2 else None)
-    except FileUnreadable as e:
-        return e
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
+@pytest.fixture
+def check(files, settings_env):
+    """`check(name)`: the in-process equivalent of the command with the file's settings: the report, or the
+    FileUnreadable (exit 2)."""
+
+    def check_one(name):
+        args, env = files[name]
+        settings_env(**env)
+        try:
+            return check_file("inventory", args[0], args[2] if len(args) > 2 else None)
+        except FileUnreadable as e:
+            return e
+
+    return check_one
 
 
 @pytest.fixture(scope="module")
@@ -204,21 +200,21 @@ UNREADABLE = [
 
 
 @pytest.mark.parametrize(("name", "message"), UNREADABLE, ids=[n for n, _ in UNREADABLE])
-def test_hostile_file_is_unreadable_with_its_reason(cli, files, name, message):
+def test_hostile_file_is_unreadable_with_its_reason(cli, check, name, message):
     if name in CLI_CASES:
         code, out, err = cli[1][name]
         assert (code, out) == (2, ""), err[-3000:]
         assert err.count("\n") == 1 and "Traceback" not in err
     else:
-        e = _check(files, name)
+        e = check(name)
         assert isinstance(e, FileUnreadable), e
         err = str(e)
     assert message in err
 
 
-def _summary(files, cli, name):
+def _summary(check, cli, name):
     if name not in CLI_CASES:
-        report = _check(files, name)
+        report = check(name)
         assert not isinstance(report, FileUnreadable), report
         return report.summary()
     code, out, err = cli[1][name]
@@ -226,8 +222,8 @@ def _summary(files, cli, name):
     return json.loads(out)
 
 
-def test_too_deep_jsonl_records_are_rejected_rows(files, cli):
-    s = _summary(files, cli, "deep_jsonl")
+def test_too_deep_jsonl_records_are_rejected_rows(files, check, cli):
+    s = _summary(check, cli, "deep_jsonl")
     assert (s["rows"], s["accepted"], s["rejected"]) == (3, 1, 2)
     rejects = parse_rejects(Path(files["deep_jsonl"][0][2]).read_bytes())
     assert [(r[0], r[1], r[3]) for r in rejects] == [
@@ -236,29 +232,29 @@ def test_too_deep_jsonl_records_are_rejected_rows(files, cli):
     ]
 
 
-def test_jsonl_line_over_the_value_limit_is_a_rejected_row(files, cli):
-    s = _summary(files, cli, "long_line")
+def test_jsonl_line_over_the_value_limit_is_a_rejected_row(check, cli):
+    s = _summary(check, cli, "long_line")
     assert (s["rows"], s["accepted"], s["rejected"]) == (2, 1, 1)
     assert s["reasons"] == {"_record: line longer than 1,000,000 bytes (FC_MAX_VALUE_BYTES)": 1}
 
 
-def test_gzip_within_the_decompressed_limit_is_read(files, cli):
-    assert _summary(files, cli, "gzip_within_limit")["accepted"] == 1000
+def test_gzip_within_the_decompressed_limit_is_read(check, cli):
+    assert _summary(check, cli, "gzip_within_limit")["accepted"] == 1000
 
 
-def test_a_bare_doctype_after_a_processing_instruction_is_fine(files, cli):
-    s = _summary(files, cli, "xml_bare_doctype")
+def test_a_bare_doctype_after_a_processing_instruction_is_fine(check, cli):
+    s = _summary(check, cli, "xml_bare_doctype")
     assert (s["rows"], s["accepted"]) == (2, 2)
 
 
 @pytest.mark.parametrize("name", ["header_only", "header_only_newline"])
-def test_a_header_only_csv_is_a_valid_empty_file(files, cli, name):
-    s = _summary(files, cli, name)
+def test_a_header_only_csv_is_a_valid_empty_file(check, cli, name):
+    s = _summary(check, cli, name)
     assert (s["rows"], s["accepted"], s["rejected"], s["failed"]) == (0, 0, 0, False)
 
 
-def test_utf16_with_bom_is_decoded(files, cli):
-    s = _summary(files, cli, "utf16")
+def test_utf16_with_bom_is_decoded(files, check, cli):
+    s = _summary(check, cli, "utf16")
     assert (s["rows"], s["accepted"]) == (1, 1)
     out = run(INVENTORY, Path(files["utf16"][0][0]))
     assert (out.column("sku_ref"), out.column("location_ref"), out.column("qty")) == (["Ä1"], ["L1"], [5])
@@ -275,18 +271,14 @@ def _read_seconds(body: bytes) -> float:
     return time.process_time() - start
 
 
-def test_a_long_jsonl_line_is_read_in_linear_time(monkeypatch):
+def test_a_long_jsonl_line_is_read_in_linear_time(settings_env):
     """Before: the unfinished line was re-copied with every 1 MiB block (300 MB line: 89 s)."""
-    monkeypatch.setenv("FC_MAX_VALUE_BYTES", str(1 << 30))
-    get_settings.cache_clear()
-    try:
-        line = lambda mb: b'{"note":"' + b"x" * (mb << 20) + b'"}\n' + ROWS + b"\n"  # noqa: E731
-        small_body, large_body = line(12), line(48)
-        # interleaved, best of three each: a burst of load hits both sizes alike
-        rounds = [(_read_seconds(small_body), _read_seconds(large_body)) for _ in range(3)]
-        small, large = min(r[0] for r in rounds), min(r[1] for r in rounds)
-    finally:
-        get_settings.cache_clear()
+    settings_env(FC_MAX_VALUE_BYTES=1 << 30)
+    line = lambda mb: b'{"note":"' + b"x" * (mb << 20) + b'"}\n' + ROWS + b"\n"  # noqa: E731
+    small_body, large_body = line(12), line(48)
+    # interleaved, best of three each: a burst of load hits both sizes alike
+    rounds = [(_read_seconds(small_body), _read_seconds(large_body)) for _ in range(3)]
+    small, large = min(r[0] for r in rounds), min(r[1] for r in rounds)
     assert large / small < 8, (small, large)  # 4x the bytes: linear ~4, quadratic ~16
 
 

@@ -136,7 +136,7 @@ def test_a_list_name_is_trimmed_as_its_value_is(fmt):
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
-def test_a_file_whose_records_are_all_unreadable_is_rejected_row_by_row(fmt, monkeypatch):
+def test_a_file_whose_records_are_all_unreadable_is_rejected_row_by_row(fmt, settings_env):
     """When no record of the first chunk could be read (malformed JSONL lines, JSON records over
     FC_MAX_VALUE_BYTES), each is a rejected row with its reason; the file was refused as "missing required
     column(s) … columns found: []", which names no real problem. A later chunk with records still needs the
@@ -144,7 +144,7 @@ def test_a_file_whose_records_are_all_unreadable_is_rejected_row_by_row(fmt, mon
     if fmt == "jsonl":
         data = b'{"ref": \n{bad\n'
     else:
-        monkeypatch.setenv("FC_MAX_VALUE_BYTES", "40")
+        settings_env(FC_MAX_VALUE_BYTES=40)
         wide = {f"k{i}": "v" for i in range(8)}  # (each value short: the record, not a value, is too long)
         data = json.dumps([{"ref": "R1", "name": "n", **wide}, {"ref": "R2", "name": "n", **wide}]).encode()
     outcome = run(products_feed(), io.BytesIO(data), name=f"p.{fmt}")

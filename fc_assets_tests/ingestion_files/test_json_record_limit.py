@@ -22,7 +22,6 @@ from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.ingestion.read.json_guard import JsonGuard
 from fc_assets.ingestion.read.readers import _record_depth
 from fc_assets.ingestion.spec import FormatOptions
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.helpers import FC_ASSETS, parse_rejects, run, run_measured
 
 LIMIT = 300
@@ -152,11 +151,8 @@ def test_the_guard_on_random_documents(seed):
 
 
 @pytest.fixture
-def limit(monkeypatch):
-    monkeypatch.setenv("FC_MAX_VALUE_BYTES", str(LIMIT))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+def limit(settings_env):
+    settings_env(FC_MAX_VALUE_BYTES=LIMIT)
 
 
 def _array(*records: bytes) -> bytes:

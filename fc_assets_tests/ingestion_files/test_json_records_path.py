@@ -27,7 +27,6 @@ from fc_assets.ingestion.read.json_guard import JsonGuard
 from fc_assets.ingestion.read.streams import HEAD_BYTES
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.spec import FormatOptions
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.corpus import ForwardOnly
 from fc_assets_tests.ingestion_files.helpers import FC_ASSETS, run
 from fc_assets_tests.ingestion_files.test_json_record_limit import LIMIT, TOO_LONG, big_array, record
@@ -49,11 +48,8 @@ REJECTS = [(2, "_record", "", TOO_LONG), (3, "_record", "", TOO_LONG)]
 
 
 @pytest.fixture(autouse=True)
-def limit(monkeypatch):
-    monkeypatch.setenv("FC_MAX_VALUE_BYTES", str(LIMIT))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+def limit(settings_env):
+    settings_env(FC_MAX_VALUE_BYTES=LIMIT)
 
 
 def feed(path: str | tuple[str, ...] | list[str] | None):

@@ -16,7 +16,6 @@ from fc_assets.ingestion.read.mapping import FieldMapper, join, pandas_transform
 from fc_assets.ingestion.read.readers import read_file
 from fc_assets.ingestion.read.validate import check_file
 from fc_assets.ingestion.spec import AttributeColumns, Field
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.helpers import parse_rejects, run
 
 
@@ -102,20 +101,15 @@ def rows(n_bad: int, n: int = 40) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-def test_threshold_default_from_settings_and_per_feed(monkeypatch):
+def test_threshold_default_from_settings_and_per_feed(settings_env):
     inventory = get_feed("inventory")
     assert not run(inventory, io.BytesIO(rows(2)), name="a.csv").report.failed  # 2/40 = 5 %: not over
     assert run(inventory, io.BytesIO(rows(3)), name="a.csv").report.failed  # 7.5 %
     strict = inventory_feed(reject_threshold=0.0)
     assert run(strict, io.BytesIO(rows(1)), name="a.csv").report.failed
-    monkeypatch.setenv("FC_REJECT_THRESHOLD", "0.5")
-    get_settings.cache_clear()
-    try:
-        report = run(inventory_feed(), io.BytesIO(rows(3)), name="a.csv").report
-        assert (report.threshold, report.failed) == (0.5, False)
-    finally:
-        monkeypatch.delenv("FC_REJECT_THRESHOLD")
-        get_settings.cache_clear()
+    settings_env(FC_REJECT_THRESHOLD=0.5)
+    report = run(inventory_feed(), io.BytesIO(rows(3)), name="a.csv").report
+    assert (report.threshold, report.failed) == (0.5, False)
 
 
 def test_report_metadata_and_check_file(tmp_path):

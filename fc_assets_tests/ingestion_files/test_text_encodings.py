@@ -22,7 +22,6 @@ from fc_assets.ingestion.read import jsonl_fast
 from fc_assets.ingestion.read.readers import open_raw
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 from fc_assets.ingestion.read.validate import check_file
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.corpus import (
     Endless,
     ForwardOnly,
@@ -175,25 +174,21 @@ def test_flat_jsonl_takes_the_fast_path_on_the_transcoded_bytes(monkeypatch, cod
         assert sum(taken) == 11 * 128
 
 
-def test_value_limits_apply_to_the_utf8_bytes(monkeypatch):
+def test_value_limits_apply_to_the_utf8_bytes(settings_env):
     """FC_MAX_VALUE_BYTES counts the transcoded (UTF-8) bytes, as for the UTF-8 file: 600 ASCII characters
     (1,200 bytes in UTF-16) fit a limit of 1,000; 1,200 do not."""
-    monkeypatch.setenv("FC_MAX_VALUE_BYTES", "1000")
-    get_settings.cache_clear()
-    try:
-        fits = [{"sku": "A", "location": "L", "qty": "1", "note": "n" * 600}]
-        too_long = [{"sku": "A", "location": "L", "qty": "1", "note": "n" * 1200}]
-        for codec in ("utf-16-le", "utf-32-be"):
-            out = run(INVENTORY, io.BytesIO(encoded(json.dumps(fits), codec)), name="fits.json")
-            assert out.report.accepted == 1
-            with pytest.raises(FileUnreadable, match=r"JSON value longer than 1,000 bytes \(FC_MAX_VALUE"):
-                run(INVENTORY, io.BytesIO(encoded(json.dumps(too_long), codec)), name="long.json")
-            lines = "\n".join(json.dumps(r) for r in fits + too_long + fits) + "\n"
-            out = run(INVENTORY, io.BytesIO(encoded(lines, codec)), name="long.jsonl")
-            assert (out.report.rows, out.report.accepted) == (3, 2)
-            assert out.rejects == [(2, "_record", "", "line longer than 1,000 bytes (FC_MAX_VALUE_BYTES)")]
-    finally:
-        get_settings.cache_clear()
+    settings_env(FC_MAX_VALUE_BYTES=1000)
+    fits = [{"sku": "A", "location": "L", "qty": "1", "note": "n" * 600}]
+    too_long = [{"sku": "A", "location": "L", "qty": "1", "note": "n" * 1200}]
+    for codec in ("utf-16-le", "utf-32-be"):
+        out = run(INVENTORY, io.BytesIO(encoded(json.dumps(fits), codec)), name="fits.json")
+        assert out.report.accepted == 1
+        with pytest.raises(FileUnreadable, match=r"JSON value longer than 1,000 bytes \(FC_MAX_VALUE"):
+            run(INVENTORY, io.BytesIO(encoded(json.dumps(too_long), codec)), name="long.json")
+        lines = "\n".join(json.dumps(r) for r in fits + too_long + fits) + "\n"
+        out = run(INVENTORY, io.BytesIO(encoded(lines, codec)), name="long.jsonl")
+        assert (out.report.rows, out.report.accepted) == (3, 2)
+        assert out.rejects == [(2, "_record", "", "line longer than 1,000 bytes (FC_MAX_VALUE_BYTES)")]
 
 
 def test_utf16_json_is_streamed_in_bounded_memory():

@@ -17,7 +17,6 @@ import pytest
 from fc_assets.ingestion.feeds import inventory_feed
 from fc_assets.ingestion.read import xml_fast, xml_records
 from fc_assets.ingestion.read.streams import ByteSource
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_files.helpers import FC_ASSETS, parse_rejects, run, run_measured
 
 LIMIT = 100_000  # the full parser counts whole pieces (32 KiB) fed after the record's start
@@ -39,11 +38,8 @@ def document(*records: bytes) -> bytes:
 
 
 @pytest.fixture
-def limit(monkeypatch):
-    monkeypatch.setenv("FC_MAX_VALUE_BYTES", str(LIMIT))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+def limit(settings_env):
+    settings_env(FC_MAX_VALUE_BYTES=LIMIT)
 
 
 BODY = document(
