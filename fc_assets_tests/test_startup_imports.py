@@ -195,7 +195,7 @@ def test_check_file_of_csv_or_parquet_imports_no_heavy_library(tmp_path, feed, f
     assert _loaded(CHECK_FILE_CSV_NEVER, modules) == {}
 
 
-def test_env_settings_defaults_are_the_settings_defaults(monkeypatch):
+def test_env_settings_defaults_are_the_settings_defaults(monkeypatch, settings_env):
     from fc_assets.env_settings import DEFAULTS, env_setting
     from fc_assets.settings import Settings, get_settings
 
@@ -203,19 +203,11 @@ def test_env_settings_defaults_are_the_settings_defaults(monkeypatch):
         assert (Settings.model_fields[name].alias, Settings.model_fields[name].default) == (variable, default)
         monkeypatch.delenv(variable, raising=False)
         assert env_setting(name) == default
-    monkeypatch.setenv("fc_reject_threshold", "0.25")  # set: read (and validated) by the settings
-    get_settings.cache_clear()
-    try:
-        assert env_setting("reject_threshold") == 0.25
-    finally:
-        monkeypatch.delenv("fc_reject_threshold")
-        get_settings.cache_clear()
+    settings_env(fc_reject_threshold=0.25)  # set: read (and validated) by the settings
+    assert env_setting("reject_threshold") == 0.25
+    settings_env(fc_reject_threshold=None)
     # the field's own name is read by the settings too (populate_by_name): so here
     for name, value, expected in (("REJECT_THRESHOLD", "0.5", 0.5), ("MAX_DECOMPRESSED_BYTES", "1000", 1000)):
-        monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        try:
-            assert env_setting(name.lower()) == getattr(get_settings(), name.lower()) == expected
-        finally:
-            monkeypatch.delenv(name)
-            get_settings.cache_clear()
+        settings_env(**{name: value})
+        assert env_setting(name.lower()) == getattr(get_settings(), name.lower()) == expected
+        settings_env(**{name: None})

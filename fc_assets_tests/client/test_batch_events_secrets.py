@@ -165,18 +165,14 @@ def test_secrets_never_in_repr_errors_or_logs(caplog):
     )
 
 
-def test_resource_from_env_uses_envvars_for_secrets(monkeypatch):
-    from fc_assets.settings import get_settings
-
-    monkeypatch.setenv("FLUENT_CLIENT_SECRET", "env-secret-value")
-    monkeypatch.setenv("FLUENT_USERNAME", "sandbox")
-    monkeypatch.setenv("FLUENT_PASSWORD", "env-password-value")
-    monkeypatch.setenv("FC_FLUENT_PAGE_SIZE", "250")
-    get_settings.cache_clear()
-    try:
-        resource = FluentResource.from_env()
-    finally:
-        get_settings.cache_clear()
+def test_resource_from_env_uses_envvars_for_secrets(settings_env):
+    settings_env(
+        FLUENT_CLIENT_SECRET="env-secret-value",
+        FLUENT_USERNAME="sandbox",
+        FLUENT_PASSWORD="env-password-value",
+        FC_FLUENT_PAGE_SIZE=250,
+    )
+    resource = FluentResource.from_env()
     assert isinstance(resource.client_secret, dg.EnvVar) and isinstance(resource.password, dg.EnvVar)
     assert "env-secret-value" not in repr(resource) and "env-password-value" not in repr(resource)
     client = resource.get_client()  # outside a run the EnvVars are resolved here

@@ -268,15 +268,12 @@ def test_the_compose_instance_opens_on_postgres(postgres, tmp_path, monkeypatch)
         assert instance.get_run_by_id(run.run_id) is not None
 
 
-def test_empty_aws_endpoint_means_aws(monkeypatch):
+def test_empty_aws_endpoint_means_aws(settings_env):
     """compose passes `AWS_ENDPOINT_URL=""` (the README: "set it empty for AWS itself"): the S3 clients must
     then talk to AWS, not fail on an empty endpoint."""
     from fc_assets.ingestion.definitions import s3_resource
-    from fc_assets.settings import get_settings
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    get_settings.cache_clear()
+    settings_env(AWS_ENDPOINT_URL="", AWS_REGION="eu-west-1")
     client = s3_resource().get_client()
     assert client.meta.endpoint_url == "https://s3.eu-west-1.amazonaws.com"
 
@@ -302,26 +299,23 @@ def test_env_example_and_dockerignore_agree_with_compose_and_dockerfile():
     assert allowed == set(dockerfile()[0])
 
 
-def test_empty_aws_keys_mean_the_default_credential_chain(monkeypatch, tmp_path):
+def test_empty_aws_keys_mean_the_default_credential_chain(settings_env, tmp_path):
     """deploy/k8s/fc-assets-secrets.yaml ships `AWS_ACCESS_KEY_ID: ""` (an IAM role: IRSA, instance profile):
     the inbox client must then take AWS's default chain (here a shared credentials file), as the lake does,
     not sign with empty keys."""
     from fc_assets.ingestion.definitions import s3_resource
-    from fc_assets.settings import get_settings
 
     creds = tmp_path / "credentials"
     creds.write_text("[default]\naws_access_key_id = AKIACHAIN\naws_secret_access_key = chain-secret\n")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    get_settings.cache_clear()
-    try:
-        credentials = s3_resource().get_client()._request_signer._credentials
-    finally:
-        get_settings.cache_clear()
+    settings_env(
+        AWS_SHARED_CREDENTIALS_FILE=creds,
+        AWS_CONFIG_FILE=tmp_path / "config",
+        AWS_PROFILE=None,
+        AWS_SESSION_TOKEN=None,
+        AWS_ACCESS_KEY_ID="",
+        AWS_SECRET_ACCESS_KEY="",
+        AWS_ENDPOINT_URL="",
+        AWS_REGION="eu-west-1",
+    )
+    credentials = s3_resource().get_client()._request_signer._credentials
     assert credentials is not None and credentials.access_key == "AKIACHAIN"

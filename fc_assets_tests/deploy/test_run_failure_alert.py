@@ -60,14 +60,14 @@ def receiver():
 
 
 @pytest.fixture
-def alert_env(receiver, monkeypatch):
-    monkeypatch.setenv("FC_ALERT_WEBHOOK_URL", receiver.url)
-    monkeypatch.setenv("FC_DAGSTER_UI_URL", "https://dagster.example.com/")
-    monkeypatch.setenv("FC_FEED_MAX_RETRIES", "0")
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    get_settings.cache_clear()
-    yield receiver
-    get_settings.cache_clear()
+def alert_env(receiver, settings_env):
+    settings_env(
+        FC_ALERT_WEBHOOK_URL=receiver.url,
+        FC_DAGSTER_UI_URL="https://dagster.example.com/",
+        FC_FEED_MAX_RETRIES=0,
+        **{CRASH_ENV: None},
+    )
+    return receiver
 
 
 def tick(sensor, instance, cursor, resources, repo):
@@ -138,11 +138,10 @@ def test_a_refusing_webhook_names_no_url(receiver):
     assert TOKEN not in str(e.value) and "127.0.0.1" not in str(e.value)
 
 
-def test_secrets_are_scrubbed_from_the_message(monkeypatch):
+def test_secrets_are_scrubbed_from_the_message(settings_env):
     from fc_assets.alerts import alert_text, scrub, secret_values
 
-    monkeypatch.setenv("FLUENT_CLIENT_SECRET", "s3cr3t-Value!")
-    get_settings.cache_clear()
+    settings_env(FLUENT_CLIENT_SECRET="s3cr3t-Value!")
     run = dg.DagsterRun(job_name="orders_job", run_id="abc", tags={"dagster/partition": "2025-01-01"})
     text = scrub(
         alert_text(run, "401 with client_secret=s3cr3t-Value!", None, None), secret_values(get_settings())
@@ -151,26 +150,23 @@ def test_secrets_are_scrubbed_from_the_message(monkeypatch):
     assert "job `orders_job`" in text and "partition: `2025-01-01`" in text and "run abc" in text
 
 
-def test_off_when_unset_and_registered_when_set(monkeypatch, receiver):
+def test_off_when_unset_and_registered_when_set(settings_env, receiver):
     import fc_assets.definitions as definitions
 
-    monkeypatch.delenv("FC_ALERT_WEBHOOK_URL", raising=False)
-    get_settings.cache_clear()
+    settings_env(FC_ALERT_WEBHOOK_URL=None)
     assert build_alert_sensor() is None
     names = {s.name for s in importlib.reload(definitions).defs.sensors}
     assert SENSOR_NAME not in names and names  # the other sensors are there
-    monkeypatch.setenv("FC_ALERT_WEBHOOK_URL", receiver.url)
-    get_settings.cache_clear()
+    settings_env(FC_ALERT_WEBHOOK_URL=receiver.url)
     defs = importlib.reload(definitions).defs
     assert defs.get_sensor_def(SENSOR_NAME).default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def test_a_secret_in_the_failure_is_not_posted(alert_env, dagster_instance, monkeypatch, lake):
+def test_a_secret_in_the_failure_is_not_posted(alert_env, dagster_instance, settings_env, lake):
     """A run whose error echoes a secret setting (an auth error quoting the client secret): the tick's post
     has `***` where the secret was."""
     receiver = alert_env
-    monkeypatch.setenv("FLUENT_CLIENT_SECRET", "s3cr3t-Value!")
-    get_settings.cache_clear()
+    settings_env(FLUENT_CLIENT_SECRET="s3cr3t-Value!")
 
     @dg.op
     def authenticate() -> None:
@@ -197,7 +193,7 @@ def test_a_secret_in_the_failure_is_not_posted(alert_env, dagster_instance, monk
     assert "reason: authenticate: RuntimeError: 401 from /oauth/token" in text, text
 
 
-def test_a_hanging_webhook_keeps_the_tick_short(dagster_instance, monkeypatch, lake):
+def test_a_hanging_webhook_keeps_the_tick_short(dagster_instance, settings_env, lake):
     """A webhook that accepts and never answers: the tick reports the error without naming the URL, moves
     on (cursor past the run) and stays short. Dagster handles up to 5 failed runs a tick
     (DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT) and cuts a tick at 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS),
@@ -208,8 +204,7 @@ def test_a_hanging_webhook_keeps_the_tick_short(dagster_instance, monkeypatch, l
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # connections complete in the backlog, nothing ever answers
-    monkeypatch.setenv("FC_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/{TOKEN}")
-    get_settings.cache_clear()
+    settings_env(FC_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/{TOKEN}")
 
     @dg.op
     def extract() -> None:

@@ -186,12 +186,10 @@ def sandbox_flow(
     fixture over it). Settings are FC_* environment variables for this test; in-run retries are one quick
     retry unless said otherwise; no injected crash is left over from another test."""
     from fc_assets.ingestion.deliver.crashpoints import CRASH_ENV
-    from fc_assets.settings import get_settings
+    from fc_assets_tests.fixtures.settings import set_settings_env
 
-    monkeypatch.delenv(CRASH_ENV, raising=False)
-    for key, value in {"FC_FEED_MAX_RETRIES": 1, "FC_FEED_RETRY_DELAY_S": 0.2, **settings}.items():
-        monkeypatch.setenv(key, str(value))
-    get_settings.cache_clear()
+    retries = {"FC_FEED_MAX_RETRIES": 1, "FC_FEED_RETRY_DELAY_S": 0.2}
+    set_settings_env(monkeypatch, **{CRASH_ENV: None, **retries, **settings})
     flow = Flow(
         feed,
         instance=instance,

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from fc_assets.ingestion.feeds import inventory_feed
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import Flow, sandbox_fluent
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 
@@ -20,10 +19,9 @@ FILES, PER_TICK = 120, 20
 
 
 @pytest.fixture
-def flow(dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch):
-    monkeypatch.setenv("FC_MAX_FILES_PER_TICK", str(PER_TICK))
-    get_settings.cache_clear()
-    yield Flow(
+def flow(dagster_instance, lake, s3_server, sftp_server, sandbox, settings_env):
+    settings_env(FC_MAX_FILES_PER_TICK=PER_TICK)
+    return Flow(
         inventory_feed(),
         instance=dagster_instance,
         lake=lake,
@@ -31,7 +29,6 @@ def flow(dagster_instance, lake, s3_server, sftp_server, sandbox, monkeypatch):
         sftp_server=sftp_server,
         fluent=sandbox_fluent(sandbox),
     )
-    get_settings.cache_clear()
 
 
 def test_an_sftp_backlog_drains_at_the_tick_limit_with_a_small_cursor(flow):

@@ -13,21 +13,9 @@ import pytest
 
 from fc_assets.ingestion.deliver.files import FileLocation
 from fc_assets.ingestion.sensors import build_file_sensor
-from fc_assets.settings import get_settings
 from fc_assets_tests.ingestion_flow.flow import metadata, on_hand
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 from fc_assets_tests.ingestion_flow.test_sensors import JOB, PARTS, Ticker, keys_of, sftp_resource
-
-
-@pytest.fixture
-def settings_env(monkeypatch):
-    def set_env(**env):
-        for k, v in env.items():
-            monkeypatch.setenv(k, str(v))
-        get_settings.cache_clear()
-
-    yield set_env
-    get_settings.cache_clear()
 
 
 def sftp_ticker(sftp_server, instance, lake, rel) -> Ticker:

@@ -17,7 +17,6 @@ from fc_assets.ingestion.sensors import build_file_sensor
 from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPConfigError, SFTPResource
 from fc_assets.resources.storage import Lake, LakeResource
-from fc_assets.settings import get_settings
 
 PARTS = dg.DynamicPartitionsDefinition(name="test_feed_files")
 _n = itertools.count()
@@ -74,15 +73,12 @@ def keys_of(requests) -> list[str]:
 
 
 @pytest.fixture
-def limits(monkeypatch):
+def limits(settings_env):
     def set_limits(files: int = 50, size: int = 2 * 1024**3):
-        monkeypatch.setenv("FC_MAX_FILES_PER_TICK", str(files))
-        monkeypatch.setenv("FC_MAX_FILE_BYTES", str(size))
-        get_settings.cache_clear()
+        settings_env(FC_MAX_FILES_PER_TICK=files, FC_MAX_FILE_BYTES=size)
 
     set_limits()
-    yield set_limits
-    get_settings.cache_clear()
+    return set_limits
 
 
 @pytest.fixture

@@ -149,16 +149,14 @@ def test_retention_prunes_only_what_resume_and_audit_do_not_need(world, s3_serve
     assert r.resumed_from == "sending" and len(world.fluent.received) == 30 * 1 + 30 * 3
 
 
-def test_daily_retention_job_on_a_real_instance(world, dagster_instance, monkeypatch):
+def test_daily_retention_job_on_a_real_instance(world, dagster_instance, settings_env):
     import dagster as dg
 
     from fc_assets.ingestion.state_jobs import build_state_retention_definitions
     from fc_assets.resources.storage import LakeResource
-    from fc_assets.settings import get_settings
 
     done = [world.run(world.drop(f"g{i}.csv", [(s, loc, q + i) for s, loc, q in ROWS])) for i in range(2)]
-    monkeypatch.setenv("FC_STATE_RETENTION_DAYS", "0")
-    get_settings.cache_clear()
+    settings_env(FC_STATE_RETENTION_DAYS=0)
     lake = LakeResource(
         uri=world.lake.uri,
         endpoint_url=world.lake.endpoint_url,
@@ -170,7 +168,6 @@ def test_daily_retention_job_on_a_real_instance(world, dagster_instance, monkeyp
     )
     assert defs.resolve_schedule_def("prune_feed_state_daily").cron_schedule == "17 3 * * *"
     result = defs.resolve_job_def("prune_feed_state").execute_in_process(instance=dagster_instance)
-    get_settings.cache_clear()
     assert result.success and Ledger(world.lake, "inventory").file_ids() == set()
     (summary,) = world.lake.list_files("state/inventory/summary")
     ids = {json.loads(x)["file_id"] for x in world.lake.read_bytes(summary).splitlines()}

@@ -48,8 +48,8 @@ from fc_assets.ingestion.feeds import inventory_feed, locations_feed, products_f
 from fc_assets.resources.fluent import FluentResource
 from fc_assets.resources.sftp import SFTPSession
 from fc_assets.resources.storage import TMP_DIR, Lake, LakeResource
-from fc_assets.settings import get_settings
 from fc_assets_tests.extraction.test_sandbox_extraction import START_DATE, day_key, expected_ids, parquet_ids
+from fc_assets_tests.fixtures.settings import set_settings_env
 from fc_assets_tests.ingestion_flow.flow import (
     Flow,
     Received,
@@ -259,11 +259,8 @@ def set_env(monkeypatch, stack: Stack, fault: str) -> None:
         **SETTINGS,
         **({"FC_FLUENT_TIMEOUT_S": LATENCY_TIMEOUT_S} if fault == "latency" else {}),
     }
-    for k, v in env.items():
-        monkeypatch.setenv(k, str(v))
-    for k in ("FLUENT_CLIENT_SECRET", "FLUENT_USERNAME", "FLUENT_PASSWORD", CRASH_ENV):
-        monkeypatch.delenv(k, raising=False)
-    get_settings.cache_clear()
+    unset = dict.fromkeys(("FLUENT_CLIENT_SECRET", "FLUENT_USERNAME", "FLUENT_PASSWORD", CRASH_ENV))
+    set_settings_env(monkeypatch, **env, **unset)
 
 
 def first_line(error: str) -> str:

@@ -27,7 +27,6 @@ from fc_assets.local_stack.sftp_server import sftp_server as make_sftp_server
 from fc_assets.resources.fluent import FluentAuthError, FluentResource
 from fc_assets.resources.sftp import SFTPConfigError, SFTPResource
 from fc_assets.sandbox.runner import SandboxServer
-from fc_assets.settings import get_settings
 from fc_assets_tests.fixtures.sftp import SftpServer
 from fc_assets_tests.ingestion_flow.flow import Flow, metadata
 from fc_assets_tests.security.secrets import leak_forms, nasty_secret
@@ -68,9 +67,8 @@ def secret_sftp(secrets, tmp_path_factory):
 
 
 @pytest.fixture
-def env(secrets, secret_sandbox, secret_sftp, s3_server, lake, monkeypatch):
+def env(secrets, secret_sandbox, secret_sftp, s3_server, lake, settings_env):
     """The production configuration path: only environment variables."""
-    monkeypatch.delenv(CRASH_ENV, raising=False)
     values = {
         **secrets,
         "FLUENT_BASE_URL": secret_sandbox.base_url,
@@ -86,11 +84,8 @@ def env(secrets, secret_sandbox, secret_sftp, s3_server, lake, monkeypatch):
         "FC_SFTP_USERNAME": secret_sftp.user,
         "FC_SFTP_KNOWN_HOSTS": str(secret_sftp.known_hosts),
     }
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    get_settings.cache_clear()
-    yield values
-    get_settings.cache_clear()
+    settings_env(**{CRASH_ENV: None}, **values)
+    return values
 
 
 def production_resources() -> dict:
@@ -110,7 +105,7 @@ def exception_texts(exc: BaseException) -> list[str]:
 
 
 def test_secrets_appear_nowhere(
-    env, secrets, secret_sandbox, secret_sftp, s3_server, lake, dagster_instance, caplog, capfd, monkeypatch
+    env, secrets, secret_sandbox, secret_sftp, s3_server, lake, dagster_instance, caplog, capfd, settings_env
 ):
     caplog.set_level(logging.DEBUG)  # every logger: fc_assets, httpx, httpcore, paramiko, botocore, dagster
     instance = dagster_instance
@@ -160,9 +155,7 @@ def test_secrets_appear_nowhere(
 
     # exceptions: wrong (also secret-looking) credentials through the same environment path
     wrong_password = nasty_secret("wrong")
-    monkeypatch.setenv("FLUENT_PASSWORD", wrong_password)
-    monkeypatch.setenv("FC_SFTP_PASSWORD", wrong_password)
-    get_settings.cache_clear()
+    settings_env(FLUENT_PASSWORD=wrong_password, FC_SFTP_PASSWORD=wrong_password)
     wrong = {"fluent": FluentResource.from_env(), "sftp": SFTPResource.from_settings()}
     with build_resources(wrong) as bad:
         texts += [repr(bad.fluent), str(bad.fluent), repr(bad.sftp)]

@@ -111,14 +111,8 @@ def test_trust_on_first_use_logs_fingerprint_records_key_then_verifies(sftp_serv
     assert len(known.read_text().splitlines()) == 1
 
 
-def test_trust_on_first_use_comes_from_the_setting(monkeypatch, tmp_path):
-    from fc_assets.settings import get_settings
-
-    monkeypatch.setenv("FC_SFTP_TRUST_ON_FIRST_USE", "true")
-    get_settings.cache_clear()
-    try:
-        assert SFTPResource.from_settings().trust_on_first_use is True
-    finally:
-        monkeypatch.delenv("FC_SFTP_TRUST_ON_FIRST_USE")
-        get_settings.cache_clear()
+def test_trust_on_first_use_comes_from_the_setting(settings_env, tmp_path):
+    settings_env(FC_SFTP_TRUST_ON_FIRST_USE="true")
+    assert SFTPResource.from_settings().trust_on_first_use is True
+    settings_env(FC_SFTP_TRUST_ON_FIRST_USE=None)
     assert SFTPResource.from_settings().trust_on_first_use is False
