@@ -51,6 +51,16 @@ def upsert_attributes(
     return list(merged.values())
 
 
+def set_given(node: dict[str, Any], inp: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """An update mutation's input on `node`: the `keys` it gives replace theirs, its attributes are merged by
+    name; a field the input leaves out or sets null keeps its value."""
+    for key in keys:
+        if inp.get(key) is not None:
+            node[key] = inp[key]
+    if inp.get("attributes") is not None:
+        node["attributes"] = upsert_attributes(node.get("attributes"), inp["attributes"])
+
+
 def upsert_prices(old: list[dict[str, Any]] | None, new: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     merged = {(p["type"], p["currency"]): dict(p) for p in old or []}
     for p in new or []:
@@ -187,11 +197,7 @@ class Store:
             raise not_found("Location with id", inp["id"])
         node = dict(table.node(row))
         ms, now = self.now()
-        for key in ("type", "status", "name", "supportPhoneNumber", "defaultCarrier"):
-            if inp.get(key) is not None:
-                node[key] = inp[key]
-        if inp.get("attributes") is not None:
-            node["attributes"] = upsert_attributes(node.get("attributes"), inp["attributes"])
+        set_given(node, inp, ("type", "status", "name", "supportPhoneNumber", "defaultCarrier"))
         if inp.get("primaryAddress") is not None:
             node["primaryAddress"] = self._address(
                 node.get("primaryAddress"), inp["primaryAddress"], node["ref"], now, row + 1
@@ -271,13 +277,9 @@ class Store:
         if row is None:
             raise not_found("VariantProduct" if variant else "StandardProduct", inp["ref"])
         node = dict(table.node(row))
-        for key in ("type", "status", "name", "summary", "gtin"):
-            if inp.get(key) is not None:
-                node[key] = inp[key]
+        set_given(node, inp, ("type", "status", "name", "summary", "gtin"))
         if inp.get("prices") is not None:
             node["prices"] = upsert_prices(node.get("prices"), inp["prices"])
-        if inp.get("attributes") is not None:
-            node["attributes"] = upsert_attributes(node.get("attributes"), inp["attributes"])
         if inp.get("taxType") is not None:
             node["tax"] = self._tax(inp["taxType"])
         if variant and inp.get("product") is not None:
@@ -328,11 +330,7 @@ class Store:
         if row is None:
             raise not_found("InventoryPosition", inp["ref"])
         node = dict(table.node(row))
-        for key in ("status", "type", "productRef", "onHand", "locationRef"):
-            if inp.get(key) is not None:
-                node[key] = inp[key]
-        if inp.get("attributes") is not None:
-            node["attributes"] = upsert_attributes(node.get("attributes"), inp["attributes"])
+        set_given(node, inp, ("status", "type", "productRef", "onHand", "locationRef"))
         ms, node["updatedOn"] = self.now()
         table.put(row, node, ms)
         return node
@@ -378,13 +376,9 @@ class Store:
         if row is None:
             raise not_found("InventoryQuantity", inp["ref"])
         node = dict(table.node(row))
-        for key in ("status", "type", "quantity", "condition", "storageAreaRef"):
-            if inp.get(key) is not None:
-                node[key] = inp[key]
+        set_given(node, inp, ("status", "type", "quantity", "condition", "storageAreaRef"))
         if inp.get("expectedOn") is not None:
             node["expectedOn"] = self._iso(inp["expectedOn"])
-        if inp.get("attributes") is not None:
-            node["attributes"] = upsert_attributes(node.get("attributes"), inp["attributes"])
         ms, node["updatedOn"] = self.now()
         table.put(row, node, ms)
         return node
