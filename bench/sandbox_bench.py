@@ -55,18 +55,23 @@ def report(name: str, ms: list[float]) -> float:
     return p50
 
 
+def bearer(http: httpx.Client) -> dict[str, str]:
+    """The Authorization header of a client-credentials token from the sandbox's default client."""
+    token = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "fc-sandbox",
+            "client_secret": "fc-sandbox-secret",
+        },
+    ).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def http_pages(sb: SandboxServer, pages: int) -> tuple[float, float]:
     print("== 1. a page of 100 orders with items over HTTP (one keep-alive client)")
     with httpx.Client(base_url=sb.base_url, timeout=30) as http:
-        token = http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "fc-sandbox",
-                "client_secret": "fc-sandbox-secret",
-            },
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(http)
         health = report("GET /health (baseline)", timed(lambda: http.get("/health"), pages))
         cursor: list[str | None] = [None]
         sizes: list[int] = []
@@ -124,15 +129,7 @@ def in_process(pages: int) -> tuple[float, float]:
 def crawl(sb: SandboxServer) -> None:
     print("== 3. crawling a 25,000-node connection (inventory positions)")
     with httpx.Client(base_url=sb.base_url, timeout=30) as http:
-        token = http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "fc-sandbox",
-                "client_secret": "fc-sandbox-secret",
-            },
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = bearer(http)
         for first in (500, 100):
             after, nodes, times = None, 0, []
             started = time.perf_counter()
