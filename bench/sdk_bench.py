@@ -125,6 +125,11 @@ def timed_child(cmd: list[str], *, stdin: str | None = None, env: dict | None = 
     return {**out, "wall": wall, "cpu": cpu}
 
 
+def medians(runs: list[dict], *keys: str) -> list[float]:
+    """Each of `keys` (wall, cpu, seconds) as the median over the runs."""
+    return [statistics.median(r[key] for r in runs) for key in keys]
+
+
 def child_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {**env, "PYTHONWARNINGS": "ignore"}
@@ -204,12 +209,9 @@ def dagster_row(args, env: dict, base_url: str, start: datetime, size: str) -> d
         f"{empty_direct['wall']:.2f} s, {empty_direct['cpu']:.2f} s CPU",
         flush=True,
     )
-    d_wall = statistics.median(r["wall"] for r in runs)
-    o_wall = statistics.median(r["wall"] for r in direct)
-    d_cpu = statistics.median(r["cpu"] for r in runs)
-    o_cpu = statistics.median(r["cpu"] for r in direct)
-    f_wall = statistics.median(r["wall"] for r in floor)
-    f_cpu = statistics.median(r["cpu"] for r in floor)
+    d_wall, d_cpu = medians(runs, "wall", "cpu")
+    o_wall, o_cpu = medians(direct, "wall", "cpu")
+    f_wall, f_cpu = medians(floor, "wall", "cpu")
     print(
         f"dagster asset materialize: {d_wall:.2f} s wall, {d_cpu:.2f} s CPU vs direct {o_wall:.2f} s, "
         f"{o_cpu:.2f} s CPU ({objects} Parquet objects written, load {os.getloadavg()[0]:.1f})",
@@ -296,9 +298,7 @@ def main() -> int:
                 ours.append(timed_child(ours_cmd, env=env))
                 if sdk_cmd:
                     sdk.append(timed_child(sdk_cmd, stdin=request))
-            o_wall = statistics.median(r["wall"] for r in ours)
-            o_cpu = statistics.median(r["cpu"] for r in ours)
-            o_in = statistics.median(r["seconds"] for r in ours)
+            o_wall, o_cpu, o_in = medians(ours, "wall", "cpu", "seconds")
             if latency == 0:
                 ours_direct = o_wall
             print(
@@ -309,9 +309,7 @@ def main() -> int:
             if not sdk:
                 continue
             assert all(r["count"] == ours[0]["count"] == args.orders for r in ours + sdk), (ours, sdk)
-            s_wall = statistics.median(r["wall"] for r in sdk)
-            s_cpu = statistics.median(r["cpu"] for r in sdk)
-            s_in = statistics.median(r["seconds"] for r in sdk)
+            s_wall, s_cpu, s_in = medians(sdk, "wall", "cpu", "seconds")
             print(
                 f"{latency} ms: SDK  {s_wall:.2f} s wall, {s_cpu:.2f} s CPU, {s_in:.2f} s paging, "
                 f"{sdk[0]['count']} orders in {sdk[0]['pages']} pages (load {os.getloadavg()[0]:.1f})",
