@@ -111,8 +111,12 @@ def test_the_names_found_are_the_first_few_distinct_ones_escaped():
 
 
 def test_a_record_name_with_control_characters_is_shown_escaped():
-    message = refused(doc(items("Item")), record="it\tem\n")
-    assert "<it\\tem\\n>" in message and "\t" not in message and "\n" not in message
+    """Refused where the feed is declared (it names no element: test_xml_files.py), shown escaped."""
+    with pytest.raises(ValueError) as e:
+        feed("it\tem\n")
+    message = str(e.value)
+    assert "xml_record 'it\\tem\\n' is not an XML element name: '\\t' cannot be in a name" in message
+    assert "\t" not in message and "\n" not in message
 
 
 @pytest.mark.parametrize(

@@ -363,7 +363,9 @@ def read_xml_full(
             row = n + (2 if pending is not None else 1)
             message = f"XML syntax error at line {line}: {e.msg}"
             if e.code == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
-                message += " (XML predefines only &amp; &lt; &gt; &quot; &apos;: a literal & is written &amp;)"
+                message += (
+                    " (XML predefines only &amp; &lt; &gt; &quot; &apos;: a literal & is written &amp;)"
+                )
             if stalled:
                 message += (
                     f" (found after {STALL_BYTES:,} bytes without an element start or end: read no further)"
