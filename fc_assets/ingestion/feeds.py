@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from fc_assets.ingestion.spec import ROW, AttributeColumns, Field, FormatOptions
+from fc_assets.ingestion.spec import ROW, AttributeColumns, Field, FormatOptions, xml_name_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,6 +120,11 @@ class Feed:
     # batch_inventory: "daily" = one Batch API job per feed per UTC day, reused by its files until Fluent
     # closes it; "per_file" = a job of its own per file (its batches alone in it)
     job_strategy: Literal["daily", "per_file"] = "daily"
+
+    def __post_init__(self) -> None:
+        record = self.format_options.xml_record
+        if record is not None and (why := xml_name_problem(record)) is not None:
+            raise ValueError(f"feed {self.name!r}: xml_record {record!r} is not an XML element name: {why}")
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)

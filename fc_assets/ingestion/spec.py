@@ -58,6 +58,34 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# XML 1.0 (fifth edition) NameStartChar and NameChar, without ':': a record is matched by its local name
+_NAME_START = (
+    "A-Z_a-z\xc0-\xd6\xd8-\xf6\xf8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c\u200d\u2070-\u218f"
+    "\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
+)
+_NAME_MORE = "\\-.0-9\xb7\u0300-\u036f\u203f\u2040"
+
+
+def xml_name_problem(name: object) -> str | None:
+    """Why `name` cannot be an element's local name, or None when it can (a feed's `xml_record`: checked at
+    declaration, where a bad one would otherwise match no element of any file, refused at run time)."""
+    import re
+
+    if not isinstance(name, str):
+        return "not a string"
+    if not name:
+        return "empty"
+    for i, c in enumerate(name):
+        if re.fullmatch(f"[{_NAME_START}]" if i == 0 else f"[{_NAME_START}{_NAME_MORE}]", c):
+            continue
+        if c == ":":
+            return f"':' cannot be in a local name (without its prefix: {name.rpartition(':')[2]!r})"
+        if c == "/":
+            return "'/' cannot be in a name (a path: name the record element alone)"
+        return f"{c!r} cannot {'start' if i == 0 else 'be in'} a name"
+    return None
+
+
 @dataclass(frozen=True)
 class FormatOptions:
     """How a feed's files are read (all optional: detected when not set)."""
@@ -65,7 +93,9 @@ class FormatOptions:
     format: str | None = None  # csv | json | jsonl | xml | parquet; None: from the extension/content
     delimiter: str | None = None  # CSV; None: detected from the header line
     encoding: str = "utf-8"  # CSV text encoding (a UTF-8, UTF-16 or UTF-32 BOM is always accepted)
-    xml_record: str | None = None  # local name of the record element; None: the root's repeated child
+    # local name of the record element (any depth); None: the root's repeated child. An XML name (checked by
+    # `Feed`, which names itself in the error: `xml_name_problem`)
+    xml_record: str | None = None
     # JSON: where the records are; None: detected. ijson's dotted prefix ("inventory.item": the elements of
     # the array at key "inventory"; a dot in it stands for either a key's dot or the step to a nested key),
     # or the keys leading to the array, exactly (("data", "v1.0"); a list is kept as a tuple). A path that

@@ -23,12 +23,21 @@ def cli(tmp_path_factory):
     (d / "stock.csv").write_bytes(inventory_csv(";", bom=True, crlf=True))
     (d / "wrong.csv").write_bytes(b"sku,quantity\n1,2\n")
     (d / "lol.xml").write_bytes(billion_laughs())
+    (d / "empty.xml").write_bytes(b"")
+    (d / "declaration.xml").write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+    (d / "entity.xml").write_bytes(
+        b"<stock>\n<item><sku>A</sku><location>L</location><qty>1</qty></item>\n"
+        b"<item><sku>&nbsp;B</sku><location>L</location><qty>1</qty></item>\n</stock>\n"
+    )
     ok_rows = b"sku,location,qty\n" + b"".join(f"S{i},L,{i}\n".encode() for i in range(99)) + b"bad,L,x\n"
     (d / "ok.csv.gz").write_bytes(__import__("gzip").compress(ok_rows))
     scenarios = {
         "ok": ["inventory", str(d / "stock.csv"), "--rejects", str(d / "out" / "rejects.csv")],
         "missing_column": ["inventory", str(d / "wrong.csv")],
         "billion_laughs": ["inventory", str(d / "lol.xml")],
+        "undeclared_entity": ["inventory", str(d / "entity.xml")],
+        "empty_xml": ["inventory", str(d / "empty.xml")],
+        "declaration_only": ["inventory", str(d / "declaration.xml")],
         "unknown_feed": ["nope", str(d / "stock.csv")],
         "no_file": ["inventory", str(d / "absent.csv")],
         "strict_failed": ["inventory", str(d / "stock.csv"), "--strict"],
@@ -88,6 +97,17 @@ def test_a_readable_file_prints_one_json_line_and_exits_0(cli):
     [
         ("missing_column", ["wrong.csv: field location_ref: missing required column", "'sku', 'quantity'"]),
         ("billion_laughs", ["lol.xml: XML DOCTYPE declares entities"]),
+        # (both were "XML prolog too large to inspect (no root element in the first 256 KiB)")
+        ("empty_xml", ["empty.xml: empty file: no XML root element ("]),
+        ("declaration_only", ["declaration.xml: empty file: no XML root element, only its prolog ("]),
+        # (was "row 2: XML syntax error at line 0: no element found")
+        (
+            "undeclared_entity",
+            [
+                "entity.xml: row 2: XML syntax error at line 3: Entity 'nbsp' not defined "
+                "(XML predefines only &amp; &lt; &gt; &quot; &apos;: a literal & is written &amp;)"
+            ],
+        ),
         ("unknown_feed", ["unknown feed 'nope' (feeds: inventory, locations, products)"]),
         ("no_file", ["absent.csv: cannot open: No such file or directory"]),
     ],

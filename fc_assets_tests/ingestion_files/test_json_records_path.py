@@ -353,3 +353,71 @@ def test_an_empty_json_records_string_is_refused_at_declaration(tmp_path):
     refused."""
     with pytest.raises(ValueError, match="json_records: '' names no path"):
         feed("")
+
+
+WRONG_KIND = [  # (file, path, what the refusal says after "the feed's json_records <path>")
+    (
+        '{"data": {"rows": null}}',
+        "data.rows.item",
+        ": 'data.rows' is null in the file, not an array of records",
+    ),
+    ('{"data": {"rows": null}}', ("data", "rows"), " is null in the file, not an array of records"),
+    (
+        '{"data": {"rows": {"sku": "A"}}}',
+        "data.rows.item",
+        ": 'data.rows' is an object in the file, not an array of records",
+    ),
+    (
+        '{"data": {"rows": {"sku": "A"}}}',
+        ("data", "rows"),
+        " is an object in the file, not an array of records",
+    ),
+    (
+        '{"data": {"rows": "none today"}}',
+        "data.rows.item",
+        ": 'data.rows' is a string (\"none today\") in the file, not an array of records",
+    ),
+    ('{"data": {"rows": 0}}', ("data", "rows"), " is a number (0) in the file, not an array of records"),
+    (
+        '{"data": {"rows": true}}',
+        ("data", "rows"),
+        " is a boolean (true) in the file, not an array of records",
+    ),
+    ('{"data": null}', "data.rows.item", ": 'data' is null in the file, not an object"),
+    ('{"data": [1]}', ("data", "rows"), ': ["data"] is an array in the file, not an object'),
+    ('[{"sku": "A"}]', ("data", "rows"), ": the file is an array, not an object"),
+    (
+        '{"pages": [{"rows": null}, {"rows": null}]}',
+        "pages.item.rows.item",
+        ": 'pages.item.rows' is null in the file, not an array of records",
+    ),
+]
+
+
+@pytest.mark.parametrize("stream", ["file", "forward-only"])
+@pytest.mark.parametrize(("template", "path", "said"), WRONG_KIND)
+def test_a_path_to_something_else_than_an_array_says_what_it_found(tmp_path, template, path, said, stream):
+    """Before, a dotted path whose array was null, an object, a string or a number "matches nothing in the
+    file", and a key path's "is not an array": the path was there, holding the wrong kind of value."""
+    source = write(tmp_path, "s.json", wrap(template)) if stream == "file" else ForwardOnly(wrap(template))
+    with pytest.raises(FileUnreadable) as e:
+        run(feed(path), source, name="s.json")
+    shown = repr(path) if isinstance(path, str) else json.dumps(list(path))
+    assert str(e.value) == f"s.json: the feed's json_records {shown}{said}"
+
+
+def test_a_path_holding_the_wrong_kind_in_the_head_of_a_long_forward_only_stream_says_so():
+    """A stream read once is looked at in its first 256 KiB: a null at the path there is named, though the
+    file goes on (before: "no records at …: it matches nothing in the file, or an empty array")."""
+    meta = json.dumps([{"k": "v" * 100}] * (HEAD_BYTES // 100))
+    data = wrap('{"data": {"rows": null}, "meta": ' + meta + "}")
+    with pytest.raises(FileUnreadable) as e:
+        run(feed(["data", "rows"]), ForwardOnly(data), name="s.json")
+    assert (
+        str(e.value)
+        == 's.json: the feed\'s json_records ["data", "rows"] is null in the file, not an array of records'
+    )
+    data = wrap('{"data": {"rowz": []}, "meta": ' + meta + ', "data.rows": null}')
+    with pytest.raises(FileUnreadable) as e:  # (what the path holds after the head is not looked at)
+        run(feed("data.rows.item"), ForwardOnly(data), name="s.json")
+    assert "matches nothing in the file's first 256 KiB" in str(e.value)

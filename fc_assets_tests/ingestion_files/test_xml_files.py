@@ -261,3 +261,87 @@ def test_streaming_does_not_build_the_document():
     first = next(read_file(inventory_feed(), stream, name="big.xml", chunk_rows=5_000))
     assert first.num_rows == 5_000 and first.column("sku_ref")[0].as_py() == "000000001"
     assert stream.consumed < 8 << 20
+
+
+def _records_with_an_entity(bad: int, total: int, where: str) -> tuple[bytes, int]:
+    """`total` one-line inventory records, record `bad` holding the undeclared entity `&foo;` (in its text or
+    an attribute value); (the file, the entity's line)."""
+    lines = [
+        b"<item><sku>S%d</sku><location>L</location><qty>%d</qty></item>\n" % (i, i)
+        for i in range(1, total + 1)
+    ]
+    lines[bad - 1] = (
+        lines[bad - 1].replace(b"<sku>", b"<sku>X&foo;")
+        if where == "text"
+        else lines[bad - 1].replace(b"<item>", b'<item note="&foo;">')
+    )
+    return b"<stock>\n" + b"".join(lines) + b"</stock>\n", bad + 1
+
+
+@pytest.mark.parametrize(
+    "bad, where",
+    [(1, "text"), (2, "attribute"), (2_500, "text")],
+    ids=["first_record", "attribute_value", "past_fast_blocks_and_pieces"],
+)
+def test_an_undeclared_entity_is_named_with_its_line_by_both_readers(monkeypatch, bad, where):
+    """lxml's pull parser (resolve_entities=False) stops at an undeclared entity without raising: its close()
+    then said "no element found" at line 0, or, with more pieces to feed, a fresh parse of the rest said "Start
+    tag expected, '<' not found, line 1". The refusal names the entity and its line, and the record it is in,
+    from the parser alone and from the fast path (small blocks: it reads records before the entity, then
+    hands the file on)."""
+    from fc_assets.ingestion.read import xml_fast
+
+    data, line = _records_with_an_entity(bad, 3_000, where)
+    monkeypatch.setattr(xml_fast, "BLOCK_BYTES", 8 << 10)
+    fast_rows = []
+    original = xml_fast.fast_batches
+
+    def counted(*args, **kwargs):
+        for batch in original(*args, **kwargs):
+            fast_rows.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(xml_fast, "fast_batches", counted)
+    for reader, stream in (
+        (xml_records.read_xml_full, ForwardOnly(data)),
+        (xml_records.read_xml, io.BytesIO(data)),
+    ):
+        rows: list[int] = []
+        with pytest.raises(FileUnreadable) as caught:
+            for batch in reader(ByteSource(stream, "f.xml"), None, 100):
+                rows += batch.column("_row").to_pylist()
+        assert rows == list(range(1, (bad - 1) // 100 * 100 + 1)), reader.__name__  # (whole batches)
+        assert str(caught.value).startswith(
+            f"f.xml: row {bad}: XML syntax error at line {line}: Entity 'foo' not defined"
+        ), reader.__name__
+    assert sum(fast_rows) == (2_400 if bad == 2_500 else 0)  # (the fast path read the records before)
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("", "empty"),
+        ("my item", "' ' cannot be in a name"),
+        (" item", "' ' cannot start a name"),
+        ("1item", "'1' cannot start a name"),
+        ("items/item", "'/' cannot be in a name (a path: name the record element alone)"),
+        ("ns:Item", "':' cannot be in a local name (without its prefix: 'Item')"),
+        ("-item", "'-' cannot start a name"),
+        ("item>", "'>' cannot be in a name"),
+    ],
+)
+def test_an_invalid_xml_record_fails_the_feed_declaration_naming_the_feed(bad, why):
+    """Before, any string was declared, and a file was read matching it against element names: "the feed's
+    xml_record <items/item> matches no element in the file" for every file, at run time."""
+    with pytest.raises(ValueError) as caught:
+        inventory_feed(name="stock_xml", format_options=FormatOptions(xml_record=bad))
+    assert str(caught.value) == f"feed 'stock_xml': xml_record {bad!r} is not an XML element name: {why}"
+
+
+def test_xml_record_names_xml_allows_are_declared_and_read():
+    """Names beyond ASCII, with `-`, `.` and `_`: what XML allows in a name is declared and matched."""
+    xml = "<Bestand><Größe-1.x _a='1'><sku>A</sku><location>L</location><qty>3</qty></Größe-1.x></Bestand>"
+    feed = inventory_feed(name="stock_xml", format_options=FormatOptions(xml_record="Größe-1.x"))
+    assert run(feed, io.BytesIO(xml.encode()), name="b.xml").column("qty") == [3]
+    for good in ("_item", "Item", "item_2", "ñ", "a·b"):
+        inventory_feed(format_options=FormatOptions(xml_record=good))

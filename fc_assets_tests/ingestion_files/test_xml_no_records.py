@@ -111,8 +111,12 @@ def test_the_names_found_are_the_first_few_distinct_ones_escaped():
 
 
 def test_a_record_name_with_control_characters_is_shown_escaped():
-    message = refused(doc(items("Item")), record="it\tem\n")
-    assert "<it\\tem\\n>" in message and "\t" not in message and "\n" not in message
+    """Refused where the feed is declared (it names no element: test_xml_files.py), shown escaped."""
+    with pytest.raises(ValueError) as e:
+        feed("it\tem\n")
+    message = str(e.value)
+    assert "xml_record 'it\\tem\\n' is not an XML element name: '\\t' cannot be in a name" in message
+    assert "\t" not in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
@@ -294,3 +298,55 @@ def test_a_byte_order_mark_in_an_empty_root_is_no_text():
     for record in ("item", None):
         out = run(feed(record), io.BytesIO(data), name="empty.xml")
         assert out.report.rows == 0
+
+
+NO_ROOT = "a file without records is a root without child elements"
+
+
+@pytest.mark.parametrize(
+    "data, said",
+    [
+        (b"", f"empty file: no XML root element ({NO_ROOT})"),
+        (b" \r\n\t\n", f"empty file: no XML root element ({NO_ROOT})"),
+        (codecs.BOM_UTF8, f"empty file: no XML root element ({NO_ROOT})"),
+        (gzip.compress(b""), f"empty file: no XML root element ({NO_ROOT})"),
+        (b'<?xml version="1.0"?>', f"empty file: no XML root element, only its prolog ({NO_ROOT})"),
+        (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<!-- no stock today -->\n<?app x?>\n',
+            f"empty file: no XML root element, only its prolog ({NO_ROOT})",
+        ),
+        (b"<!DOCTYPE inventory>\n", f"empty file: no XML root element, only its prolog ({NO_ROOT})"),
+        (
+            codecs.BOM_UTF16_LE + '<?xml version="1.0"?>\n'.encode("utf-16-le"),
+            f"empty file: no XML root element, only its prolog ({NO_ROOT})",
+        ),
+        (
+            gzip.compress(b'<?xml version="1.0"?>\n'),
+            f"empty file: no XML root element, only its prolog ({NO_ROOT})",
+        ),
+        (
+            b'<?xml version="1.0"?>\n<!-- cut off',
+            "no XML root element: the file ends inside its prolog (a comment, processing instruction or "
+            "DOCTYPE not closed)",
+        ),
+    ],
+    ids=[
+        "0_bytes",
+        "whitespace",
+        "bom",
+        "gzip_0_bytes",
+        "declaration",
+        "declaration_comment_pi",
+        "doctype",
+        "utf16_declaration",
+        "gzip_declaration",
+        "comment_not_closed",
+    ],
+)
+@pytest.mark.parametrize("record", ["item", None], ids=["declared", "detected"])
+def test_an_xml_file_without_a_root_element_is_refused_as_empty(data, said, record):
+    """A 0-byte file and one holding only the XML declaration are the same: no document (a failed export;
+    as 0 rows it would be an empty snapshot, every row sent before deleted), refused as an empty CSV is
+    ("empty file: no header row"). Before, both said "XML prolog too large to inspect (no root element in the
+    first 256 KiB)" — of a file of 0 or 22 bytes."""
+    assert refused(data, record=record, name="empty.xml") == said

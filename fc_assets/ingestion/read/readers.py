@@ -453,8 +453,10 @@ def _read_json(
     if not n and not path.found:  # (not looked for beyond the head of a forward-only stream)
         raise FileUnreadable(
             src.name,
-            f"no records at the feed's json_records {shown(explicit)}: it matches nothing in the file, "
-            "or an empty array",
+            path.wrong
+            or f"no records at the feed's json_records {shown(explicit)}: it matches nothing in the file's "
+            f"first {HEAD_BYTES // 1024} KiB, and no record was read after them (a stream read once: what the "
+            "path holds there, if anything, is not looked at)",
         )
     if len(builder):
         yield builder.flush()

@@ -9,7 +9,9 @@ after it, in a second read up to their array.
 
 A feed declares the path (`FormatOptions.json_records`) as ijson's dotted prefix (`"data.rows.item"`:
 either spelling of each dot; the first value at it gives the depth) or as the keys leading to the array
-(`("data", "v1.0")`: those keys exactly). A path found nowhere in the document refuses the file. So does
+(`("data", "v1.0")`: those keys exactly). A path found nowhere in the document refuses the file ("matches
+nothing"); one that is there holding something else than an array (null, an object, a string), or that leads
+through a value that is not a container, refuses it saying what it holds (`_Finder.wrong`). So does
 one that ijson would read from two arrays (`{"a.b": [...], "a": {"b": [...]}}`): a key path's array preceded
 by the other spelling, seen here; any array followed by one, seen by the reader — the guard counts the
 elements of the array found here (the `ordinal`-th container opening at its depth), and ijson reading more
@@ -44,6 +46,8 @@ class RecordsPath:
     # it is empty — so that the guard counts its elements and the reader refuses records from elsewhere
     ordinal: int | None = None
     empty: bool | None = None
+    # not found (`found` False): what the head showed at the path instead of the records' array, if anything
+    wrong: str | None = None
 
     def check_count(
         self, name: str, guard: JsonGuard, read: int, declared: str | tuple[str, ...] | None
@@ -86,7 +90,7 @@ def resolve(src: ByteSource, path: str | tuple[str, ...], max_value_bytes: int) 
     depth = finder.scan(io.BytesIO(head), max_value_bytes, partial=True)
     if depth is None and not finder.ended:  # the head is not the whole document
         if not src.reopenable:  # a forward-only stream: its head is all there is to look at
-            return _unresolved(prefix, path)
+            return _unresolved(prefix, path, finder.refusal())
         finder = _Finder(path, src.name)
         with src.open(again=True) as stream:
             if src.head.startswith(BOM):
@@ -95,6 +99,8 @@ def resolve(src: ByteSource, path: str | tuple[str, ...], max_value_bytes: int) 
     if depth is None:
         if not finder.ended:  # malformed: the records' read says where
             return _unresolved(prefix, path)
+        if finder.wrong is not None:
+            raise FileUnreadable(src.name, finder.refusal())  # type: ignore[arg-type]
         keys = ", ".join(json.dumps(k, ensure_ascii=False) for k in finder.top[:SHOWN_KEYS])
         more = ", …" if len(finder.top) > SHOWN_KEYS else ""
         if finder.other:
@@ -107,10 +113,23 @@ def resolve(src: ByteSource, path: str | tuple[str, ...], max_value_bytes: int) 
     return RecordsPath(prefix, depth, True, finder.ordinal, finder.empty)
 
 
-def _unresolved(prefix: str, path: str | tuple[str, ...]) -> RecordsPath:
+def _unresolved(prefix: str, path: str | tuple[str, ...], wrong: str | None = None) -> RecordsPath:
     """The path not found in what could be read: a key path's depth is its own; a dotted string's, each dot
     taken to separate two keys."""
-    return RecordsPath(prefix, len(path) + 2 if isinstance(path, tuple) else prefix_depth(prefix), False)
+    depth = len(path) + 2 if isinstance(path, tuple) else prefix_depth(prefix)
+    return RecordsPath(prefix, depth, False, wrong=wrong)
+
+
+def kind(event: str, value: object) -> str:
+    """A JSON value as a message names it, from its first ijson event (a scalar with its text)."""
+    if event == "string":
+        text = json.dumps(value, ensure_ascii=False)
+        return f"a string ({text[:40]}{'…' if len(text) > 40 else ''})"
+    if event == "number":
+        return f"a number ({value})"
+    if event == "boolean":
+        return f"a boolean ({'true' if value else 'false'})"
+    return {"null": "null", "start_map": "an object", "start_array": "an array"}.get(event, event)
 
 
 def empty_array(events: Iterator[tuple[str, str, object]]) -> bool | None:
@@ -140,6 +159,48 @@ class _Finder:
             None  # the records' array: the how-manieth container at its depth (0-based)
         )
         self.empty: bool | None = None  # whether it is empty (None: the head ends before it says)
+        # the deepest value on the path that is not what the path needs there (the records' array, or an
+        # object holding the next key): (its depth, where it is and what it holds, for `refusal`)
+        self.wrong: tuple[int, str] | None = None
+        # ijson's prefixes of the values on the path (the root's: ""), to look no further at the others
+        parts = path if isinstance(path, tuple) else [] if self.joined is None else self.joined.split(".")
+        self.on_path = (
+            {".".join(parts[:i]) for i in range(len(parts) + 1)} if parts or self.joined == "" else set()
+        )
+
+    def refusal(self) -> str | None:
+        """The message for a path that holds the wrong kind of value (`wrong`), else None."""
+        if self.wrong is None:
+            return None
+        return f"the feed's json_records {shown(self.path)}{self.wrong[1]}"
+
+    def _saw(self, real: list[str | None], prefix: str, event: str, value: object) -> None:
+        """Note a value (its first event, inside `real`) on the path that is not what the path needs there:
+        the records' array, or a container holding the next step."""
+        if isinstance(self.path, str):  # (a path without `.item` is to records themselves: any value is one)
+            if self.joined is None or not (
+                not real or prefix == self.joined or self.joined.startswith(prefix + ".")
+            ):
+                return
+            last = prefix == self.joined
+            step = "" if last else (self.joined[len(prefix) + 1 :] if real else self.joined).split(".")[0]
+            at = repr(prefix)
+        else:
+            if len(real) > len(self.path) or real != list(self.path[: len(real)]):
+                return
+            last = len(real) == len(self.path)
+            step = "" if last else self.path[len(real)]
+            at = "" if last else json.dumps(real, ensure_ascii=False)  # (the path itself: shown already)
+        if not last and (event == "start_map" or (event == "start_array" and step == "item")):
+            return  # (a dotted string's `item`: an array's elements, or a map's key "item")
+        if self.wrong is not None and len(real) <= self.wrong[0]:
+            return  # (the deepest is named)
+        needed = "an array of records" if last else "an object"
+        if not real and not last:
+            said = f": the file is {kind(event, value)}, not {needed}"
+        else:
+            said = f"{': ' + at if at else ''} is {kind(event, value)} in the file, not {needed}"
+        self.wrong = (len(real), said)
 
     def scan(self, stream, max_value_bytes: int, partial: bool = False) -> int | None:
         """The records' depth, or None when the stream ends (or breaks) before they are found. `partial`: the
@@ -164,7 +225,7 @@ class _Finder:
             if event in ("end_map", "end_array"):
                 real.pop()
                 continue
-            depth = self._match(prefix, event, real)
+            depth = self._match(prefix, event, real, value)
             if depth is not None:
                 # the records' array (not a value at the path that is one record), reached by keys only: which
                 # one at its depth, and empty or not. Through an array (`pages.item.items.item`) ijson reads the
@@ -173,6 +234,8 @@ class _Finder:
                     self.ordinal = opened[len(real)] if len(real) < len(opened) else 0
                     self.empty = empty_array(events)
                 return depth
+            if prefix in self.on_path:
+                self._saw(real, prefix, event, value)
             if event in ("start_map", "start_array"):
                 opened.extend([0] * (len(real) + 1 - len(opened)))
                 opened[len(real)] += 1
@@ -180,7 +243,7 @@ class _Finder:
         self.ended = True
         return None
 
-    def _match(self, prefix: str, event: str, real: list[str | None]) -> int | None:
+    def _match(self, prefix: str, event: str, real: list[str | None], value: object = None) -> int | None:
         """The records' depth when this value (starting at `prefix`, inside `real`) is theirs or their array."""
         if isinstance(self.path, str):
             if prefix == self.path:  # the first record (an array's element, or a key `item`'s value)
@@ -190,7 +253,8 @@ class _Finder:
             return None
         if event != "start_array":
             if real == list(self.path):
-                raise FileUnreadable(self.name, f"the feed's json_records {shown(self.path)} is not an array")
+                self._saw(real, prefix, event, value)
+                raise FileUnreadable(self.name, self.refusal())  # type: ignore[arg-type]
             return None
         if real == list(self.path):
             if self.other:

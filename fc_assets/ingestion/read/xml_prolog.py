@@ -4,10 +4,13 @@ Its own module so that both XML readers (`xml_records`, `xml_fast`) use it witho
 
 from __future__ import annotations
 
-from fc_assets.ingestion.read.streams import unmarked_codec
+from fc_assets.ingestion.read.streams import HEAD_BYTES, unmarked_codec
 from fc_assets.ingestion.read.unreadable import FileUnreadable
 
 _SPACE = b" \t\r\n"
+# a file without a root element is no document: refused as an empty CSV is (read as 0 rows it would be an
+# empty snapshot: a failed export deleting every row sent before); an empty export is `<Export/>`
+_NO_ROOT = "a file without records is a root without child elements"
 
 
 def check_prolog(head: bytes, name: str) -> None:
@@ -19,13 +22,16 @@ def check_prolog(head: bytes, name: str) -> None:
 
 def prolog_end(head: bytes, name: str) -> int:
     """Where the root element starts in `head` (after `check_prolog`'s checks; UTF-16 heads are
-    inspected as transcoded bytes, so their offset is not one into the file)."""
+    inspected as transcoded bytes, so their offset is not one into the file). A head shorter than HEAD_BYTES
+    is the whole file: one without a root element is refused as empty."""
+    whole = len(head) < HEAD_BYTES
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: inspect it as ASCII-compatible bytes
         head = head.decode("utf-16", errors="ignore").encode("utf-8", errors="ignore")
     elif (codec := unmarked_codec(head)) in ("utf-16-le", "utf-16-be"):  # (libxml2 reads it by its `<?xml`)
         head = head.decode(codec, errors="ignore").encode("utf-8", errors="ignore")
     too_long = "XML prolog too large to inspect (no root element in the first 256 KiB)"
     pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    prolog = False  # a declaration, processing instruction, comment or DOCTYPE seen
     while True:
         while pos < len(head) and head[pos] in _SPACE:
             pos += 1
@@ -45,13 +51,22 @@ def prolog_end(head: bytes, name: str) -> int:
                     "entities left unexpanded would change values; only a bare <!DOCTYPE name> is accepted)",
                 )
             next_pos = end + 1
+        elif pos >= len(head) and whole:
+            only = ", only its prolog" if prolog else ""
+            raise FileUnreadable(name, f"empty file: no XML root element{only} ({_NO_ROOT})")
         elif pos >= len(head):
             raise FileUnreadable(name, too_long)
         else:
             return pos  # the root element (or something not well-formed, which the parser reports)
+        if end == -1 and whole:
+            raise FileUnreadable(
+                name,
+                "no XML root element: the file ends inside its prolog (a comment, processing instruction or "
+                "DOCTYPE not closed)",
+            )
         if end == -1:
             raise FileUnreadable(name, too_long)
-        pos = next_pos
+        pos, prolog = next_pos, True
 
 
 def _doctype_end(head: bytes, pos: int) -> int:

@@ -6,7 +6,8 @@ internal subset (`[...]`: where billion-laughs expansion and entity declarations
 (`SYSTEM`/`PUBLIC`: external entities, and entities that would silently stay unexpanded). So such a file
 fails in milliseconds whatever its size. lxml then runs with `resolve_entities=False, no_network=True,
 load_dtd=False, huge_tree=False` as a second line of defence, and a record holding an entity reference
-that was not expanded makes the file unreadable — the text after it (`X&xxe;Y`) is never silently cut.
+that was not expanded makes the file unreadable — the text after it (`X&xxe;Y`) is never silently cut. An
+undeclared entity (`&nbsp;`, no DTD) is refused naming it and its line (`_halted`).
 
 Speed: files of flat records (`<root><item><sku>…</sku>…</item>…</root>`, the usual export) are read by
 `xml_fast` in blocks, without a Python step per element; it hands anything else, from the start, to the
@@ -286,6 +287,7 @@ def read_xml_full(
                 try:
                     if piece:
                         parser.feed(piece)
+                        error = _halted(parser)
                     else:
                         parser.close()
                 except etree.XMLSyntaxError as e:
@@ -360,6 +362,10 @@ def read_xml_full(
             line = e.position[0] if e.position else getattr(e, "lineno", None)
             row = n + (2 if pending is not None else 1)
             message = f"XML syntax error at line {line}: {e.msg}"
+            if e.code == etree.ErrorTypes.ERR_UNDECLARED_ENTITY:
+                message += (
+                    " (XML predefines only &amp; &lt; &gt; &quot; &apos;: a literal & is written &amp;)"
+                )
             if stalled:
                 message += (
                     f" (found after {STALL_BYTES:,} bytes without an element start or end: read no further)"
@@ -371,6 +377,16 @@ def read_xml_full(
         seen.no_records(src.name, record)
     if len(builder):
         yield builder.flush()
+
+
+def _halted(parser: etree.XMLPullParser) -> etree.XMLSyntaxError | None:
+    """The fatal error a fed piece ended the parse with, when feed() did not raise it: an undeclared entity
+    (`&foo;`, `&nbsp;`) with resolve_entities=False stops libxml2 silently; close() then said "no element
+    found" at line 0, and a next piece was parsed as a new document ("Start tag expected" at line 1)."""
+    for entry in parser.feed_error_log:
+        if entry.level_name == "FATAL":
+            return etree.XMLSyntaxError(entry.message, entry.type, entry.line, entry.column, entry.filename)
+    return None
 
 
 def _naming_encoding(src: ByteSource, message: str) -> str:
