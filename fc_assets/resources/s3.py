@@ -3,26 +3,20 @@ names, so run config written for it still applies) but not its import: importing
 its components, `dagster._core.test_utils`, SQLAlchemy and alembic (~1.7 s on every code-location load, run
 worker and step). boto3 is imported when a client is made.
 
-Clients are cached, one per distinct configuration (every field, credentials included: rotated credentials
-get a new client), a few at most: a new boto3 session reads botocore's service models again, 0.2-0.4 s on
-every sensor tick of the long-lived code server. boto3 clients are thread-safe, sessions are not, so a
-client is made under a lock; nobody closes a shared client (a `get_object` body is closed, not the client).
+One client per distinct configuration (every field, credentials included: rotated credentials get a new
+client) is shared across ticks and runs (boto_clients.py); nobody closes it (a `get_object` body is closed,
+not the client).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from fc_assets.resources.boto_clients import shared_client
 from fc_assets.resources.secret_masking import masked_repr_args
-
-MAX_CLIENTS = 4  # distinct configurations kept (inbox, lake, a rotated key...)
-_clients: OrderedDict[tuple, Any] = OrderedDict()
-_lock = threading.Lock()
 
 
 class S3Resource(dg.ConfigurableResource):
@@ -47,15 +41,11 @@ class S3Resource(dg.ConfigurableResource):
     def get_client(self) -> Any:
         """The boto3 S3 client of this configuration, as dagster_aws builds it (standard retry mode,
         `max_attempts`); made once per configuration and shared (see the module doc)."""
-        key = tuple((name, getattr(self, name)) for name in sorted(type(self).model_fields))
-        with _lock:
-            if key in _clients:
-                _clients.move_to_end(key)
-                return _clients[key]
-            client = _clients[key] = self._make_client()
-            while len(_clients) > MAX_CLIENTS:
-                _clients.popitem(last=False)  # dropped, not closed: a tick may still be using it
-            return client
+        key = (
+            type(self).__name__,
+            *((name, getattr(self, name)) for name in sorted(type(self).model_fields)),
+        )
+        return shared_client(key, self._make_client)
 
     def _make_client(self) -> Any:
         import boto3
