@@ -29,8 +29,22 @@ if TYPE_CHECKING:
 
 TMP_DIR = "_tmp"
 HEX = "0123456789abcdef"
-LIST_WORKERS = 8  # key ranges of one directory listed at once (list_files_parallel)
+LIST_WORKERS = 8  # key ranges of one directory listed at once (list_files_parallel) ...
+# ... when its first page suggests more pages than this: each range's last page reads past its end, so a
+# split costs up to 15 more requests (moto, which scans the whole bucket for every page, pays for them)
+SPLIT_FROM_PAGES = 24
 STALE_TMP_AGE = timedelta(days=1)
+
+
+def estimated_pages(last_name: str) -> float:
+    """How many pages a listing of hex-named keys has, from the name that ends its first page (the share of
+    the hex key space the first page covered); unbounded when the name is not hex."""
+    head = last_name[:4]
+    try:
+        covered = (int(head, 16) + 1) / 16 ** len(head)
+    except ValueError:
+        return float("inf")
+    return 1 / covered
 
 
 @dataclass(frozen=True)
@@ -151,7 +165,8 @@ class Lake:
         first = client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=page)
         keys = [o["Key"] for o in first.get("Contents", [])]
         if first.get("IsTruncated"):
-            bounds = [b for b in (prefix + c for c in HEX[1:]) if b > keys[-1]]
+            split = estimated_pages(keys[-1][len(prefix) :]) > SPLIT_FROM_PAGES
+            bounds = [b for b in (prefix + c for c in HEX[1:]) if split and b > keys[-1]]
             ranges = list(zip([keys[-1], *bounds], [*bounds, None], strict=True))
             with ThreadPoolExecutor(min(LIST_WORKERS, len(ranges))) as pool:
                 for part in pool.map(lambda r: self._list_range(client, prefix, page, *r), ranges):

@@ -21,6 +21,7 @@ from fc_assets.ingestion import sensors
 from fc_assets.ingestion.deliver.files import FileLocation, FileRef
 from fc_assets.ingestion.deliver.ledger import FeedState, Ledger, LedgerEntry
 from fc_assets.ingestion.sensors import build_file_sensor
+from fc_assets.resources import storage
 from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.storage import Lake
 from fc_assets.settings import get_settings
@@ -141,6 +142,8 @@ def test_s3_full_scan_lists_inbox_and_ledger_at_once(
     without delay: every file with no ledger entry is requested once, none with an entry is."""
     settings_env(FC_SENSOR_FULL_SCAN_MINUTES=30, FC_MAX_FILES_PER_TICK=5000, FC_SENSOR_LOOKBACK_S=10)
     monkeypatch.setattr(sensors, "SETTLED_S", 0.0)  # moto stamps uploads "now": as if they had settled
+    # this 3-page ledger is split as a 25-page one would be (test_ledger_split_only_when_...: the threshold)
+    monkeypatch.setattr(storage, "SPLIT_FROM_PAGES", 0)
     direct = boto3.client("s3", endpoint_url=s3_server.endpoint_url, aws_access_key_id="testing",
                           aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
     n = time.time_ns()
@@ -221,3 +224,37 @@ def test_ledger_listed_in_key_ranges_misses_no_entry(lake):
         assert lake.list_files_parallel("state", "feed", "ledger", page=page) == whole
     ids = Ledger(lake, "feed").file_ids()
     assert {"0", "1", "10", "9~", ":x", "A", "G", "_x", "a", "f", "ff", "f~", "g", "zz", "~", "ü"} < ids
+
+
+def test_ledger_split_only_when_its_first_page_says_it_is_long(lake):
+    """A hex-named ledger whose first page covers much of the key space is listed page after page (a split's
+    ranges each read a page past their end: 15 more requests, which moto pays a whole-bucket scan for); one
+    whose first page covers a small share is split. Both give the whole listing."""
+    from fc_assets.resources.storage import SPLIT_FROM_PAGES, estimated_pages
+
+    assert 64 / 16 < SPLIT_FROM_PAGES < 64 / 2  # the two cases below lie on either side of the threshold
+
+    assert (
+        estimated_pages("7fff.json") == 2
+        and estimated_pages("0fff") == 16
+        and estimated_pages("zz") == float("inf")
+    )
+    names = [f"{i:016x}.json" for i in range(0, 2**64, 2**58)]  # 64 ids spread over the key space
+    for name in names:
+        lake.write_bytes(b"{}", "state", "feed", "ledger", name)
+    whole = lake.list_files("state", "feed", "ledger")
+    client, calls = lake.s3_client(), []
+
+    def count(**_):
+        calls.append(1)
+
+    client.meta.events.register("before-call.s3.ListObjectsV2", count)
+    try:
+        for page, pages, split in ((16, 4, False), (2, 32, True)):
+            calls.clear()
+            assert lake.list_files_parallel("state", "feed", "ledger", page=page) == whole
+            # page after page: pages + the empty last; split: more requests than pages (each range's last
+            # page reads past its end)
+            assert (len(calls) > pages + 1) == split, (page, len(calls))
+    finally:
+        client.meta.events.unregister("before-call.s3.ListObjectsV2", count)
