@@ -12,7 +12,8 @@ What waits is said, never dropped: files still being written, waiting for a mark
 Partitions older than `retention_days` (by the date in their key) are deleted once a day.
 
 Ticks look back `FC_SENSOR_LOOKBACK_S` behind the mark. Every `FC_SENSOR_FULL_SCAN_MINUTES` a tick also
-compares the whole listing with the feed's ledger in the lake (one LIST of `state/<feed>/ledger/`): a
+compares the whole listing with the feed's ledger in the lake (a LIST of `state/<feed>/ledger/`, made while
+the S3 inbox is listed, its key ranges at once: `Lake.list_files_parallel`): a
 settled file (mtime ≥ 1 min old) with no ledger entry is requested whatever its mtime (a late copy that
 kept an old mtime), and a file whose version was already processed and archived — so it left the inbox —
 yet is present again is a re-upload: on SFTP, whose `mtime:size` cannot tell a same-size rewrite in the same
@@ -90,8 +91,10 @@ def tick_result(
     retention_days: int,
     ledger: Ledger | None = None,
     fingerprint: Callable[[str], str] | None = None,
+    ledger_ids: set[str] | None = None,
 ) -> dg.SensorResult:
-    """The pure-ish heart of both sensors (no listing I/O): plan, run requests, partitions, cursor."""
+    """The pure-ish heart of both sensors (no listing I/O): plan, run requests, partitions, cursor.
+    `ledger_ids`: the ledger's file ids when the caller listed them already (else listed here if needed)."""
     settings = get_settings()
     cursor = Cursor.parse(context.cursor)
     lookback = settings.sensor_lookback_s if lookback_s is None else lookback_s
@@ -100,12 +103,10 @@ def tick_result(
     generations: dict[str, int] = {}
     resumes: dict[str, int] = {}
     now = time.time()
-    if ledger is not None and (
-        cursor.full_scan_at is None or now - cursor.full_scan_at >= settings.sensor_full_scan_minutes * 60
-    ):
+    if ledger is not None and full_scan_due(cursor, now):
         ended = ended_runs(context.instance) if context.instance is not None else None
         rescued, notes, resumes = full_scan(
-            feed, location, listing, ledger, fingerprint, now, ended, settings.feed_max_retries
+            feed, location, listing, ledger, fingerprint, now, ended, settings.feed_max_retries, ledger_ids
         )
         generations = ledger.state().reprocess
         cursor.full_scan_at = now
@@ -155,6 +156,27 @@ def tick_result(
     )
 
 
+def full_scan_due(cursor: Cursor, now: float) -> bool:
+    minutes = get_settings().sensor_full_scan_minutes
+    return cursor.full_scan_at is None or now - cursor.full_scan_at >= minutes * 60
+
+
+def list_s3_and_ledger(
+    context: dg.SensorEvaluationContext, client, location: FileLocation, ledger: Ledger
+) -> tuple[list[ListedFile], set[str], set[str] | None]:
+    """The inbox listing and markers, and on a full-scan tick the ledger's file ids, listed at the same
+    time (each LIST page is a round trip: one after the other, 100 + 100 pages were 200 of them). A failing
+    listing fails the tick with its own error, the inbox's first, as when they were listed in turn."""
+    if not full_scan_due(Cursor.parse(context.cursor), time.time()):
+        return *list_s3(client, location), None
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ledger-list") as pool:
+        ids = pool.submit(ledger.file_ids)
+        listing, markers = list_s3(client, location)  # on error: waits for the ledger thread, raises this
+        return listing, markers, ids.result()
+
+
 def _run_key(ref: FileRef, generations: dict[str, int], resumes: dict[str, int]) -> str:
     if ref.file_id in generations:  # forgotten by `fc-assets state reprocess`: runs again, new run key
         return f"{ref.run_key}#{generations[ref.file_id]}"
@@ -183,6 +205,7 @@ def full_scan(
     now: float,
     ended: Callable[[str], int | None] | None = None,
     max_resumes: int = 3,
+    known: set[str] | None = None,
 ) -> tuple[list[ListedFile], list[str], dict[str, int]]:
     """Compare the listing with the ledger: files to request whatever their mtime, what to report, and the
     unfinished files to request again ({file_id: resume number}).
@@ -190,7 +213,7 @@ def full_scan(
     A file whose entry is unfinished while none of its runs is alive was left by a run that died (killed
     worker, retries used up): its run key is taken and the cursor has seen it, so nothing else would ever
     run it again. It is requested again (`#resume-<n>`), at most `max_resumes` times, then reported."""
-    known = ledger.file_ids()
+    known = ledger.file_ids() if known is None else known
     rescued, notes, resumes = [], [], {}
     for f in listing:
         if f.mtime > now - SETTLED_S:
@@ -285,9 +308,11 @@ def build_file_sensor(
         def _s3_sensor(
             context: dg.SensorEvaluationContext, s3: S3Resource, lake: LakeResource
         ) -> dg.SensorResult:
-            listing, markers = list_s3(s3.get_client(), location)
             ledger = Ledger(lake.get_lake(), feed)
-            return tick_result(context, listing=listing, markers=markers, ledger=ledger, **common)
+            listing, markers, ids = list_s3_and_ledger(context, s3.get_client(), location, ledger)
+            return tick_result(
+                context, listing=listing, markers=markers, ledger=ledger, ledger_ids=ids, **common
+            )
 
         return _s3_sensor
 

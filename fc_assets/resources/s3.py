@@ -2,6 +2,10 @@
 names, so run config written for it still applies) but not its import: importing `dagster_aws` loads all of
 its components, `dagster._core.test_utils`, SQLAlchemy and alembic (~1.7 s on every code-location load, run
 worker and step). boto3 is imported when a client is made.
+
+One client per distinct configuration (every field, credentials included: rotated credentials get a new
+client) is shared across ticks and runs (boto_clients.py); nobody closes it (a `get_object` body is closed,
+not the client).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from fc_assets.resources.boto_clients import shared_client
 from fc_assets.resources.secret_masking import masked_repr_args
 
 
@@ -34,7 +39,15 @@ class S3Resource(dg.ConfigurableResource):
         )
 
     def get_client(self) -> Any:
-        """A boto3 S3 client, as dagster_aws builds it (standard retry mode, `max_attempts`)."""
+        """The boto3 S3 client of this configuration, as dagster_aws builds it (standard retry mode,
+        `max_attempts`); made once per configuration and shared (see the module doc)."""
+        key = (
+            type(self).__name__,
+            *((name, getattr(self, name)) for name in sorted(type(self).model_fields)),
+        )
+        return shared_client(key, self._make_client)
+
+    def _make_client(self) -> Any:
         import boto3
         from botocore import UNSIGNED
         from botocore.config import Config

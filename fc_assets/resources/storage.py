@@ -28,7 +28,23 @@ if TYPE_CHECKING:
     from fc_assets.resources.lake_resource import LakeResource
 
 TMP_DIR = "_tmp"
+HEX = "0123456789abcdef"
+LIST_WORKERS = 8  # key ranges of one directory listed at once (list_files_parallel) ...
+# ... when its first page suggests more pages than this: each range's last page reads past its end, so a
+# split costs up to 15 more requests (moto, which scans the whole bucket for every page, pays for them)
+SPLIT_FROM_PAGES = 24
 STALE_TMP_AGE = timedelta(days=1)
+
+
+def estimated_pages(last_name: str) -> float:
+    """How many pages a listing of hex-named keys has, from the name that ends its first page (the share of
+    the hex key space the first page covered); unbounded when the name is not hex."""
+    head = last_name[:4]
+    try:
+        covered = (int(head, 16) + 1) / 16 ** len(head)
+    except ValueError:
+        return float("inf")
+    return 1 / covered
 
 
 @dataclass(frozen=True)
@@ -103,15 +119,22 @@ class Lake:
             s3.create_bucket(Bucket=self.bucket)
 
     def s3_client(self):
-        import boto3
+        """The lake's boto3 client, shared by every `Lake` of the same endpoint and credentials."""
+        from fc_assets.resources.boto_clients import shared_client
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key_id or None,  # empty: the default chain (IAM role)
-            aws_secret_access_key=self.secret_access_key or None,
-            region_name=self.region,
-        )
+        def make():
+            import boto3
+
+            return boto3.session.Session().client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                aws_access_key_id=self.access_key_id or None,  # empty: the default chain (IAM role)
+                aws_secret_access_key=self.secret_access_key or None,
+                region_name=self.region,
+            )
+
+        key = ("lake", self.endpoint_url, self.access_key_id, self.secret_access_key, self.region)
+        return shared_client(key, make)
 
     def exists(self, *parts: str) -> bool:
         import pyarrow.fs as pafs
@@ -125,6 +148,44 @@ class Lake:
         base = self.path(*parts)
         infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
         return sorted(i.path[len(self.root) + 1 :] for i in infos if i.type == pafs.FileType.File)
+
+    def list_files_parallel(self, *parts: str, page: int = 1000) -> list[str]:
+        """`list_files`, with a long S3 listing split into key ranges listed at once (a LIST page is one
+        round trip: 100 pages one after the other are 100 round trips).
+
+        The first page is listed alone (a small directory costs one request); if there is more, the keys
+        after it are split at `<dir>/1` ... `<dir>/f` (file ids are hex) into ranges (lower, upper], the last
+        one open, so every key — whatever its first character — lies in exactly one range."""
+        if self.scheme != "s3":
+            return self.list_files(*parts)
+        from concurrent.futures import ThreadPoolExecutor
+
+        prefix = self.path(*parts)[len(self.bucket) + 1 :] + "/"
+        client = self.s3_client()
+        first = client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=page)
+        keys = [o["Key"] for o in first.get("Contents", [])]
+        if first.get("IsTruncated"):
+            split = estimated_pages(keys[-1][len(prefix) :]) > SPLIT_FROM_PAGES
+            bounds = [b for b in (prefix + c for c in HEX[1:]) if split and b > keys[-1]]
+            ranges = list(zip([keys[-1], *bounds], [*bounds, None], strict=True))
+            with ThreadPoolExecutor(min(LIST_WORKERS, len(ranges))) as pool:
+                for part in pool.map(lambda r: self._list_range(client, prefix, page, *r), ranges):
+                    keys += part
+        root = self.root[len(self.bucket) + 1 :]
+        return sorted({k[len(root) + 1 :] if root else k for k in keys if not k.endswith("/")})
+
+    def _list_range(self, client, prefix: str, page: int, after: str, upto: str | None) -> list[str]:
+        """Keys under `prefix` in (after, upto] (S3 lists keys in UTF-8 byte order, as str compares)."""
+        out = []
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, StartAfter=after, PaginationConfig={"PageSize": page}
+        )
+        for page in pages:
+            for o in page.get("Contents", []):
+                if upto is not None and o["Key"] > upto:
+                    return out
+                out.append(o["Key"])
+        return out
 
     def delete(self, *parts: str) -> None:
         with contextlib.suppress(FileNotFoundError, OSError):

@@ -149,7 +149,9 @@ def test_tokens_renewed_before_expiry_while_paging_25k_nodes(big_sandbox):
     # A client that waits for the 401 to renew has one per token (here 2 or more).
     reauths = client.stats.reauths
     assert reauths == len(transport.refused) <= 1, (reauths, transport.refused)
-    assert client.stats.pages == 100 and after["POST /graphql"] - before.get("POST /graphql", 0) == 100 + reauths
+    assert (
+        client.stats.pages == 100 and after["POST /graphql"] - before.get("POST /graphql", 0) == 100 + reauths
+    )
     assert client.stats.retries == 0
     renewals = after["POST /oauth/token"] - before.get("POST /oauth/token", 0)
     assert renewals == client.stats.token_requests == len(transport.tokens)

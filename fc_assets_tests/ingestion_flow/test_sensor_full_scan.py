@@ -5,14 +5,25 @@ processed end to end against the sandbox; an identical re-upload is reported, no
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
+import boto3
+import dagster as dg
 import pytest
 
-from fc_assets.ingestion.deliver.files import FileLocation
+from fc_assets.ingestion import sensors
+from fc_assets.ingestion.deliver.files import FileLocation, FileRef
+from fc_assets.ingestion.deliver.ledger import FeedState, Ledger, LedgerEntry
 from fc_assets.ingestion.sensors import build_file_sensor
+from fc_assets.resources import storage
+from fc_assets.resources.s3 import S3Resource
+from fc_assets.resources.storage import Lake
 from fc_assets_tests.ingestion_flow.flow import metadata, on_hand
 from fc_assets_tests.ingestion_flow.helpers import inventory_csv
 from fc_assets_tests.ingestion_flow.test_sensors import JOB, PARTS, Ticker, keys_of, sftp_resource
@@ -108,3 +119,130 @@ def test_sftp_same_size_rewrite_in_the_same_second_is_processed(flow):
     write(path, inventory_csv(changed), mtime)
     assert flow.drain("sftp") == []
     assert "identical to a version already processed" in flow.skip and "stock.csv" in flow.skip
+
+
+def test_s3_full_scan_lists_inbox_and_ledger_at_once(
+    s3_server, s3_fault_proxy, dagster_instance, settings_env, monkeypatch
+):
+    """A full-scan tick lists the inbox and the feed's ledger in the lake at the same time (issue 16: on real
+    S3 each LIST page costs a round trip; one after the other, 100 + 100 pages took 200 round trips). Through
+    a proxy that holds each LIST page `DELAY` s, the tick's requests and cursor are those of the same tick
+    without delay: every file with no ledger entry is requested once, none with an entry is."""
+    settings_env(FC_SENSOR_FULL_SCAN_MINUTES=30, FC_MAX_FILES_PER_TICK=5000, FC_SENSOR_LOOKBACK_S=10)
+    monkeypatch.setattr(sensors, "SETTLED_S", 0.0)  # moto stamps uploads "now": as if they had settled
+    # this 3-page ledger is split as a 25-page one would be (test_ledger_split_only_when_...: the threshold)
+    monkeypatch.setattr(storage, "SPLIT_FROM_PAGES", 0)
+    direct = boto3.client("s3", endpoint_url=s3_server.endpoint_url, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+    n = time.time_ns()
+    inbox, lake_bucket = f"scan-inbox-{n}", f"scan-lake-{n}"
+    direct.create_bucket(Bucket=inbox)
+    s3_server.lake(lake_bucket)
+    location = FileLocation("s3", "s3", f"{inbox}/inventory/", glob="*.csv")
+    files = {f"inventory/f{i:05d}.csv": f"{i}\n".encode() for i in range(12)}
+    other = {f"inventory/x{i:05d}.txt": b"x" for i in range(1500)}  # not the feed's: listed, not requested
+    rng = random.Random(n)
+    past = [f"{rng.getrandbits(64):016x}" for _ in range(2600)]  # files processed and archived earlier
+    with ThreadPoolExecutor(8) as pool:  # 2 inbox LIST pages, 3 ledger ones
+        items = [*files.items(), *other.items()]
+        list(pool.map(lambda kv: direct.put_object(Bucket=inbox, Key=kv[0], Body=kv[1]), items))
+        body = json.dumps({"file_id": "x"}).encode()
+
+        def put(file_id: str) -> None:
+            direct.put_object(Bucket=lake_bucket, Key=f"lake/state/test/ledger/{file_id}.json", Body=body)
+
+        list(pool.map(put, past))
+    # three inbox files already processed and archived, uploaded again unchanged: reported, not requested
+    ledger = Ledger(s3_server.lake(lake_bucket), "test")
+    ledger.save_state(FeedState(committed=len(past)))
+    again = sorted(files)[::4]
+    for key in again:
+        ref = FileRef("test", "s3", key, hashlib.md5(files[key]).hexdigest(), len(files[key]), time.time())
+        ledger.save(
+            replace(LedgerEntry.new(ref), stage="archived", outcome="processed", counts={"archive": "moved"})
+        )
+
+    sensor = build_file_sensor(
+        feed="test", asset_name="feed_asset", location=location, job=JOB, partitions_def=PARTS
+    )
+    proxied = dict(endpoint_url=s3_fault_proxy.endpoint_url, aws_access_key_id="testing",
+                   aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+    lake = Lake(f"s3://{lake_bucket}/lake", s3_fault_proxy.endpoint_url, "testing", "testing")
+    start = json.dumps({"v": 1, "mark": time.time() + 3600})  # only the full scan can request these files
+
+    def tick() -> tuple[list[dg.RunRequest], dict, float]:
+        t = Ticker(sensor, dagster_instance, {"s3": S3Resource(**proxied)}, lake=lake)
+        t.cursor = start
+        began = time.monotonic()
+        requests = t.tick()
+        cursor = json.loads(t.cursor)
+        cursor.pop("full_scan_at")
+        return requests, cursor, time.monotonic() - began
+
+    plain, plain_cursor, plain_s = tick()
+    DELAY = 1.5
+    try:
+        s3_fault_proxy.delay(DELAY, only="list-type=")
+        slow, slow_cursor, slow_s = tick()
+        in_flight, buckets_in_flight = s3_fault_proxy.peaks()
+    finally:
+        s3_fault_proxy.clear()
+    keys = [r.tags["fc/key"] for r in slow]
+    assert len(keys) == len(set(keys)) and set(keys) == set(files) - set(again)  # none missed, none twice
+    assert [r.run_key for r in slow] == [r.run_key for r in plain] and slow_cursor == plain_cursor
+    assert buckets_in_flight == 2, (in_flight, buckets_in_flight)  # the inbox and the lake, listed at once
+    # one after the other: 2 inbox + 3 ledger pages, 5 x DELAY more than without delay (on the loaded test
+    # machine: 6.9 s); at once: 2 x DELAY (a page of the ledger, then its other key ranges at once, while the
+    # inbox's 2 pages are listed; measured: 2.1 s)
+    assert slow_s - plain_s < 3.5 * DELAY, (slow_s, plain_s)
+
+
+def test_ledger_listed_in_key_ranges_misses_no_entry(lake):
+    """The ledger's key ranges (split at `ledger/1` ... `ledger/f`) cover every key: hex file ids, the bounds
+    themselves, names starting with other characters, nested keys; same answer as one listing."""
+    names = ["0.json", "0", "1", "1.json", "10.json", "9~.json", ":x.json", "A.json", "G.json", "_x.json",
+             "a.json", "f", "f.json", "ff.json", "f~.json", "g.json", "zz.json", "~.json", "ü.json", "!.json",
+             "-x.json", " x.json", "sub/0a.json", "sub/z.json", *(f"{i:016x}.json" for i in range(0, 2**64, 2**60))]  # fmt: skip
+    for name in names:
+        lake.write_bytes(b"{}", "state", "feed", "ledger", name)
+    lake.s3_client().put_object(Bucket=lake.bucket, Key="lake/state/feed/ledger/e/", Body=b"")  # a "folder"
+    whole = lake.list_files("state", "feed", "ledger")
+    assert len(whole) == len(names)
+    for page in (1, 3, 7, 1000):  # a first page alone, then the rest split
+        assert lake.list_files_parallel("state", "feed", "ledger", page=page) == whole
+    ids = Ledger(lake, "feed").file_ids()
+    assert {"0", "1", "10", "9~", ":x", "A", "G", "_x", "a", "f", "ff", "f~", "g", "zz", "~", "ü"} < ids
+
+
+def test_ledger_split_only_when_its_first_page_says_it_is_long(lake):
+    """A hex-named ledger whose first page covers much of the key space is listed page after page (a split's
+    ranges each read a page past their end: 15 more requests, which moto pays a whole-bucket scan for); one
+    whose first page covers a small share is split. Both give the whole listing."""
+    from fc_assets.resources.storage import SPLIT_FROM_PAGES, estimated_pages
+
+    assert 64 / 16 < SPLIT_FROM_PAGES < 64 / 2  # the two cases below lie on either side of the threshold
+
+    assert (
+        estimated_pages("7fff.json") == 2
+        and estimated_pages("0fff") == 16
+        and estimated_pages("zz") == float("inf")
+    )
+    names = [f"{i:016x}.json" for i in range(0, 2**64, 2**58)]  # 64 ids spread over the key space
+    for name in names:
+        lake.write_bytes(b"{}", "state", "feed", "ledger", name)
+    whole = lake.list_files("state", "feed", "ledger")
+    client, calls = lake.s3_client(), []
+
+    def count(**_):
+        calls.append(1)
+
+    client.meta.events.register("before-call.s3.ListObjectsV2", count)
+    try:
+        for page, pages, split in ((16, 4, False), (2, 32, True)):
+            calls.clear()
+            assert lake.list_files_parallel("state", "feed", "ledger", page=page) == whole
+            # page after page: pages + the empty last; split: more requests than pages (each range's last
+            # page reads past its end)
+            assert (len(calls) > pages + 1) == split, (page, len(calls))
+    finally:
+        client.meta.events.unregister("before-call.s3.ListObjectsV2", count)

@@ -95,14 +95,14 @@ def inbox(s3_server):
     return bucket, client
 
 
-def s3_ticker(s3_server, instance, bucket, **loc) -> Ticker:
+def s3_ticker(s3_server, instance, bucket, aws_access_key_id: str = "testing", **loc) -> Ticker:
     location = FileLocation("s3", "s3", f"{bucket}/inventory/", glob=loc.pop("glob", "*.csv"), **loc)
     sensor = build_file_sensor(
         feed="test", asset_name="feed_asset", location=location, job=JOB, partitions_def=PARTS
     )
     s3 = S3Resource(
         endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id="testing",
+        aws_access_key_id=aws_access_key_id,
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
@@ -159,6 +159,35 @@ def test_s3_2500_keys_across_ticks(s3_server, inbox, dagster_instance, limits):
     all_keys = [k for b in batches for k in keys_of(b)]
     assert len(set(all_keys)) == 2500 == len(all_keys)
     assert len(dagster_instance.get_dynamic_partitions(PARTS.name)) >= 2500
+
+
+def test_s3_ticks_reuse_one_client_per_configuration(s3_server, inbox, dagster_instance, limits, monkeypatch):
+    """A new boto3 session + client per tick costs 0.2-0.4 s (botocore reads its service models again): ticks
+    of the long-lived code server share one client per configuration; other credentials get their own."""
+    bucket, s3 = inbox
+    made = []
+    client = boto3.session.Session.client
+    monkeypatch.setattr(
+        boto3.session.Session, "client", lambda self, *a, **k: made.append(k) or client(self, *a, **k)
+    )
+    key_id = f"testing-{time.time_ns()}"  # a configuration no earlier test made a client for
+    t = s3_ticker(s3_server, dagster_instance, bucket, aws_access_key_id=key_id)
+    s3.put_object(Bucket=bucket, Key="inventory/a.csv", Body=b"a")
+    assert keys_of(t.tick()) == ["inventory/a.csv"]
+    s3.put_object(Bucket=bucket, Key="inventory/b.csv", Body=b"b")
+    assert keys_of(t.tick()) == ["inventory/b.csv"]
+    assert [k["aws_access_key_id"] for k in made] == [key_id]  # one client for both ticks
+
+    resource = t.resources["s3"]
+    assert resource.get_client() is resource.get_client() is S3Resource(**resource.model_dump()).get_client()
+    rotated = S3Resource(**{**resource.model_dump(), "aws_secret_access_key": "rotated"})
+    assert rotated.get_client() is not resource.get_client()
+    assert [k["aws_secret_access_key"] for k in made] == ["testing", "rotated"]
+
+    fresh = S3Resource(**{**resource.model_dump(), "aws_access_key_id": f"{key_id}-threads"})
+    with ThreadPoolExecutor(8) as pool:  # made under a lock: concurrent first calls share one client
+        assert len({id(c) for c in pool.map(lambda _: fresh.get_client(), range(8))}) == 1
+    assert len(made) == 3
 
 
 def test_s3_over_limit_is_reported_not_dropped(s3_server, inbox, dagster_instance, limits):

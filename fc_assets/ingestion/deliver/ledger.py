@@ -171,10 +171,10 @@ class Ledger:
         return SendLog(self.lake, self.rel("sends", file_id)).load()
 
     def file_ids(self) -> set[str]:
-        """The file ids with an entry (one LIST of the ledger directory, no reads)."""
+        """The file ids with an entry (a LIST of the ledger directory, its key ranges at once; no reads)."""
         return {
             rel.rsplit("/", 1)[-1].removesuffix(".json")
-            for rel in self.lake.list_files(self.rel("ledger"))
+            for rel in self.lake.list_files_parallel(self.rel("ledger"))
             if rel.endswith(".json")
         }
 
