@@ -25,6 +25,8 @@ def cli(tmp_path_factory):
     (d / "lol.xml").write_bytes(billion_laughs())
     (d / "empty.xml").write_bytes(b"")
     (d / "declaration.xml").write_bytes(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+    (d / "empty.jsonl").write_bytes(b"")
+    (d / "blank.jsonl").write_bytes(b"\xef\xbb\xbf\n \r\n\t\n")  # a BOM and blank lines
     (d / "entity.xml").write_bytes(
         b"<stock>\n<item><sku>A</sku><location>L</location><qty>1</qty></item>\n"
         b"<item><sku>&nbsp;B</sku><location>L</location><qty>1</qty></item>\n</stock>\n"
@@ -38,6 +40,8 @@ def cli(tmp_path_factory):
         "undeclared_entity": ["inventory", str(d / "entity.xml")],
         "empty_xml": ["inventory", str(d / "empty.xml")],
         "declaration_only": ["inventory", str(d / "declaration.xml")],
+        "empty_jsonl": ["inventory", str(d / "empty.jsonl")],
+        "blank_jsonl": ["inventory", str(d / "blank.jsonl")],
         "unknown_feed": ["nope", str(d / "stock.csv")],
         "no_file": ["inventory", str(d / "absent.csv")],
         "strict_failed": ["inventory", str(d / "stock.csv"), "--strict"],
@@ -100,6 +104,10 @@ def test_a_readable_file_prints_one_json_line_and_exits_0(cli):
         # (both were "XML prolog too large to inspect (no root element in the first 256 KiB)")
         ("empty_xml", ["empty.xml: empty file: no XML root element ("]),
         ("declaration_only", ["declaration.xml: empty file: no XML root element, only its prolog ("]),
+        # (both were read as 0 rows: an empty snapshot, which with send_disappeared deletes every row sent
+        # before; a 0-byte CSV, JSON or XML file is refused too)
+        ("empty_jsonl", ["empty.jsonl: empty file: no JSON lines ("]),
+        ("blank_jsonl", ["blank.jsonl: empty file: no JSON lines ("]),
         # (was "row 2: XML syntax error at line 0: no element found")
         (
             "undeclared_entity",

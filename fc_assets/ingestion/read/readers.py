@@ -500,16 +500,34 @@ def _lines(stream: pa.NativeFile, max_bytes: int) -> Iterator[bytes | None]:
         yield b"".join(pieces)
 
 
+EMPTY_JSONL = "one JSON object per line; a file without any is what a failed export leaves"
+
+
 def _read_jsonl(src: ByteSource, chunk_rows: int, keys: SourceKeys | None = None) -> Iterator[pa.RecordBatch]:
     """Flat lines of string values by `jsonl_fast` in blocks; from its first block of anything else on,
     line by line (`_read_jsonl_lines`): the same batches either way."""
     from fc_assets.ingestion.read.jsonl_fast import Chained, fast_batches
 
     max_bytes = _max_value_bytes()
+    lines = 0
     with src.open() as stream:
-        rest = yield from fast_batches(stream, chunk_rows, max_bytes, keys)
+        fast = fast_batches(stream, chunk_rows, max_bytes, keys)
+        while True:
+            try:
+                batch = next(fast)
+            except StopIteration as end:
+                rest = end.value
+                break
+            lines += batch.num_rows
+            yield batch
         if rest is not None:
-            yield from _read_jsonl_lines(Chained(rest.data, stream), chunk_rows, max_bytes, rest.line, keys)
+            for batch in _read_jsonl_lines(
+                Chained(rest.data, stream), chunk_rows, max_bytes, rest.line, keys
+            ):
+                lines += batch.num_rows
+                yield batch
+    if not lines:  # (as a 0-byte CSV, JSON or XML file: read as 0 rows, an empty snapshot deleting all sent)
+        raise FileUnreadable(src.name, f"empty file: no JSON lines ({EMPTY_JSONL})")
 
 
 def _read_jsonl_lines(
