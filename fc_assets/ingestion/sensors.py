@@ -166,15 +166,20 @@ def list_s3_and_ledger(
 ) -> tuple[list[ListedFile], set[str], set[str] | None]:
     """The inbox listing and markers, and on a full-scan tick the ledger's file ids, listed at the same
     time (each LIST page is a round trip: one after the other, 100 + 100 pages were 200 of them). A failing
-    listing fails the tick with its own error, the inbox's first, as when they were listed in turn."""
+    listing fails the tick with its own error, the inbox's first, as when they were listed in turn: an inbox
+    error is raised at once, not after the ledger listing (a slow lake would hold it back past the daemon's
+    sensor timeout); that thread ends on its own, its result unused."""
     if not full_scan_due(Cursor.parse(context.cursor), time.time()):
         return *list_s3(client, location), None
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1, thread_name_prefix="ledger-list") as pool:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-list")
+    try:
         ids = pool.submit(ledger.file_ids)
-        listing, markers = list_s3(client, location)  # on error: waits for the ledger thread, raises this
-        return listing, markers, ids.result()
+        listing, markers = list_s3(client, location)
+    finally:
+        pool.shutdown(wait=False)
+    return listing, markers, ids.result()
 
 
 def _run_key(ref: FileRef, generations: dict[str, int], resumes: dict[str, int]) -> str:

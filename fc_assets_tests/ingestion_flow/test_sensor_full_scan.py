@@ -246,3 +246,33 @@ def test_ledger_split_only_when_its_first_page_says_it_is_long(lake):
             assert (len(calls) > pages + 1) == split, (page, len(calls))
     finally:
         client.meta.events.unregister("before-call.s3.ListObjectsV2", count)
+
+
+def test_s3_full_scan_inbox_error_is_not_held_back_by_a_slow_ledger(
+    s3_server, s3_fault_proxy, dagster_instance, settings_env
+):
+    """A full-scan tick whose inbox listing fails raises that error at once, as when the ledger was listed
+    after the inbox: it does not wait for the ledger listing running beside it (a slow or hanging lake would
+    hold the inbox's error back, past the daemon's sensor timeout, which then reports only a timeout)."""
+    settings_env(FC_SENSOR_FULL_SCAN_MINUTES=30)
+    lake_bucket = f"slow-lake-{time.time_ns()}"
+    s3_server.lake(lake_bucket)
+    lake = Lake(f"s3://{lake_bucket}/lake", s3_fault_proxy.endpoint_url, "testing", "testing")
+    missing = f"no-such-inbox-{time.time_ns()}"
+    location = FileLocation("s3", "s3", f"{missing}/inventory/", glob="*.csv")
+    sensor = build_file_sensor(
+        feed="test", asset_name="feed_asset", location=location, job=JOB, partitions_def=PARTS
+    )
+    inbox = S3Resource(endpoint_url=s3_server.endpoint_url, aws_access_key_id="testing",
+                       aws_secret_access_key="testing", region_name="us-east-1")  # fmt: skip
+    DELAY = 6.0
+    try:
+        s3_fault_proxy.delay(DELAY, only=lake_bucket)  # every request of the lake, its LIST pages included
+        began = time.monotonic()
+        with pytest.raises(Exception, match="NoSuchBucket") as failed:
+            Ticker(sensor, dagster_instance, {"s3": inbox}, lake=lake).tick()
+        took = time.monotonic() - began
+    finally:
+        s3_fault_proxy.clear()
+    assert missing in str(failed.value) or "does not exist" in str(failed.value), failed.value
+    assert took < DELAY / 2, took
