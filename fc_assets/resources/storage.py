@@ -156,7 +156,9 @@ class Lake:
         The first page is listed alone (a small directory costs one request); if there is more, the keys
         after it are split at `<dir>/1` ... `<dir>/f` (file ids are hex) into ranges (lower, upper], the last
         one open, so every key — whatever its first character — lies in exactly one range."""
-        if self.scheme != "s3":
+        if self.scheme != "s3" or self.bucket.endswith(
+            "--x-s3"
+        ):  # (directory buckets: no StartAfter, no order)
             return self.list_files(*parts)
         from concurrent.futures import ThreadPoolExecutor
 
@@ -164,6 +166,8 @@ class Lake:
         client = self.s3_client()
         first = client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=page)
         keys = [o["Key"] for o in first.get("Contents", [])]
+        if first.get("IsTruncated") and not keys:  # (S3 does not answer so; then one listing, as before)
+            return self.list_files(*parts)
         if first.get("IsTruncated"):
             split = estimated_pages(keys[-1][len(prefix) :]) > SPLIT_FROM_PAGES
             bounds = [b for b in (prefix + c for c in HEX[1:]) if split and b > keys[-1]]

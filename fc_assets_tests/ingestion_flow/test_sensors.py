@@ -14,6 +14,7 @@ import pytest
 
 from fc_assets.ingestion.deliver.files import FileLocation
 from fc_assets.ingestion.sensors import build_file_sensor
+from fc_assets.resources import boto_clients
 from fc_assets.resources.s3 import S3Resource
 from fc_assets.resources.sftp import SFTPConfigError, SFTPResource
 from fc_assets.resources.storage import Lake, LakeResource
@@ -188,6 +189,13 @@ def test_s3_ticks_reuse_one_client_per_configuration(s3_server, inbox, dagster_i
     with ThreadPoolExecutor(8) as pool:  # made under a lock: concurrent first calls share one client
         assert len({id(c) for c in pool.map(lambda _: fresh.get_client(), range(8))}) == 1
     assert len(made) == 3
+
+    # ... for at most MAX_AGE_S: keys read by botocore from a credentials file or profile when the client was
+    # made would never be read again (a rotated file: every tick failing until the code server restarts)
+    now = time.monotonic()
+    monkeypatch.setattr(boto_clients, "_clock", lambda: now + boto_clients.MAX_AGE_S + 1)
+    aged = fresh.get_client()
+    assert len(made) == 4 and aged is fresh.get_client()  # made again, then shared again
 
 
 def test_s3_over_limit_is_reported_not_dropped(s3_server, inbox, dagster_instance, limits):
