@@ -75,6 +75,27 @@ def test_gzip_and_forward_only_streams(tmp_path):
     assert_inventory(run(INVENTORY, io.BytesIO(inventory_csv("|")), name="stock.csv"))
 
 
+def test_multi_member_gzip_is_read_whole(tmp_path):
+    """A gzip of several members (`cat a.gz b.gz`, a writer flushing a member per part: Firehose, bgzip) is one
+    file: its head was the first member alone, so a CSV whose header was a member of its own read as 0 rows
+    (an empty snapshot) and such an XML file was refused as empty."""
+    rows = b"".join(b"S%d,L1,%d\n" % (i, i) for i in range(100))
+    path = tmp_path / "stock.csv.gz"
+    path.write_bytes(gzip.compress(b"sku_ref,location_ref,qty\n") + gzip.compress(rows))
+    out = run(INVENTORY, path)
+    assert (out.report.rows, out.report.accepted) == (100, 100)
+    assert out.column("sku_ref")[-1] == "S99"
+    body = b"".join(
+        b"<item><sku_ref>S%d</sku_ref><location_ref>L1</location_ref><qty>1</qty></item>" % i
+        for i in range(100)
+    )
+    xml = tmp_path / "stock.xml.gz"
+    xml.write_bytes(
+        gzip.compress(b'<?xml version="1.0"?>\n') + gzip.compress(b"<stock>" + body + b"</stock>")
+    )
+    assert run(INVENTORY, xml).report.accepted == 100
+
+
 def test_small_chunks_keep_row_numbers_and_order(tmp_path):
     path = tmp_path / "stock.csv"
     path.write_bytes(inventory_csv(",", crlf=True))

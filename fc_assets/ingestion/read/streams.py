@@ -329,8 +329,16 @@ def _seekable(f: BinaryIO) -> bool:
 
 def _gunzip_head(raw_head: bytes, name: str, limit: int = HEAD_BYTES) -> bytes:
     """Decompress what the compressed head holds, up to `limit` bytes (a truncated member is fine, garbage
-    is not)."""
+    is not), across members as Arrow's stream reads them: a head cut at the first member's end was taken for
+    the whole file when shorter than HEAD_BYTES (a CSV header in a member of its own: 0 rows)."""
+    out, rest = b"", raw_head
     try:
-        return zlib.decompressobj(wbits=31).decompress(raw_head, limit)
+        while len(out) < limit:
+            member = zlib.decompressobj(wbits=31)
+            out += member.decompress(rest, limit - len(out))
+            rest = member.unused_data
+            if not member.eof or not rest.startswith(GZIP_MAGIC):
+                return out
     except zlib.error as e:
         raise FileUnreadable(name, f"not a valid gzip stream: {e}") from e
+    return out
