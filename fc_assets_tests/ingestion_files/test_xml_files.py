@@ -229,9 +229,9 @@ def test_a_record_of_very_many_attributes_is_read_in_linear_time():
         + attributes
         + b"/><item sku='S2' location='L' qty='2'/></stock>"
     )
-    start = time.perf_counter()
+    start = time.process_time()  # CPU, not wall: ~1 s, 5.2 s of wall at load 7-11 (quadratic: ~25 s of CPU)
     out = run(INVENTORY, io.BytesIO(xml), name="wide.xml")
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 8
     assert out.column("sku_ref") == ["S1", "S2"] and out.column("qty") == [1, 2]
     stream = ForwardOnly(
         b"<stock><item xmlns:p='urn:p' " + attributes.replace(b"a1", b"p:a1") + b"/></stock>"
