@@ -138,16 +138,16 @@ def _records_then_a_bad_tag(bad_at: int) -> tuple[bytes, int]:
     return b"<stock>\n" + b"".join(lines) + b"</stock>\n", bad + 1
 
 
-def _read_until_refused(data: bytes) -> Iterator[tuple[str, list[int], FileUnreadable]]:
+def _read_until_refused(data: bytes, chunk_rows: int = 1) -> Iterator[tuple[str, list[int], FileUnreadable]]:
     """(reader, rows read, its refusal) for the parser alone and for the fast path (which reads a seekable
-    file) handing the file on to it."""
+    file) handing the file on to it, in batches of `chunk_rows`."""
     for reader, stream in (
         (xml_records.read_xml_full, ForwardOnly(data)),
         (xml_records.read_xml, io.BytesIO(data)),
     ):
         rows: list[int] = []
         with pytest.raises(FileUnreadable) as caught:
-            for batch in reader(ByteSource(stream, "f.xml"), None, 1):
+            for batch in reader(ByteSource(stream, "f.xml"), None, chunk_rows):
                 rows += batch.column("_row").to_pylist()
         yield reader.__name__, rows, caught.value
 
@@ -302,18 +302,11 @@ def test_an_undeclared_entity_is_named_with_its_line_by_both_readers(monkeypatch
             yield batch
 
     monkeypatch.setattr(xml_fast, "fast_batches", counted)
-    for reader, stream in (
-        (xml_records.read_xml_full, ForwardOnly(data)),
-        (xml_records.read_xml, io.BytesIO(data)),
-    ):
-        rows: list[int] = []
-        with pytest.raises(FileUnreadable) as caught:
-            for batch in reader(ByteSource(stream, "f.xml"), None, 100):
-                rows += batch.column("_row").to_pylist()
-        assert rows == list(range(1, (bad - 1) // 100 * 100 + 1)), reader.__name__  # (whole batches)
-        assert str(caught.value).startswith(
+    for name, rows, error in _read_until_refused(data, 100):
+        assert rows == list(range(1, (bad - 1) // 100 * 100 + 1)), name  # (whole batches)
+        assert str(error).startswith(
             f"f.xml: row {bad}: XML syntax error at line {line}: Entity 'foo' not defined"
-        ), reader.__name__
+        ), name
     assert sum(fast_rows) == (2_400 if bad == 2_500 else 0)  # (the fast path read the records before)
 
 
